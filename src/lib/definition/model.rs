@@ -1,0 +1,339 @@
+//! The typed definition model: what a workflow file means once parsed and validated.
+//!
+//! The engine reads only these types (serialised as JSON in `workflow.definition`); it never sees XML.
+//! Text that may hold `${param:..}` or `${time..}` is a [`Template`], parsed once at load time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::template::Template;
+
+/// One workflow: the root `<work-flow>` element and everything below it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub name: String,
+    pub creator: String,
+    pub description: String,
+    /// Logical folder for browsing (`/dw/ods`), not a file-system path.
+    pub dir: String,
+    pub mail_level: Vec<MailLevel>,
+    pub mail_receivers: Vec<String>,
+    pub instance_limit: u32,
+    pub coordinator: Option<Coordinator>,
+    /// Run-time parameters (ours: `<param-list>` directly under `<work-flow>`), with optional defaults.
+    pub params: Vec<ParamDecl>,
+    /// Nodes in file order; names are unique (checked by the validator).
+    pub nodes: Vec<Node>,
+}
+
+impl Workflow {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn start(&self) -> Option<&Node> {
+        self.nodes.iter().find(|n| matches!(n.kind, NodeKind::Start { .. }))
+    }
+
+    /// Names of the nodes with an edge into `name`, in file order.
+    pub fn predecessors(&self, name: &str) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind.successors().contains(&name))
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+}
+
+/// A final instance state that sends the completion mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailLevel {
+    Succeeded,
+    Failed,
+    Killed,
+}
+
+/// A run-time parameter a manual `run` may supply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamDecl {
+    pub name: String,
+    pub default: Option<Template>,
+}
+
+/// A coordinator parameter, evaluated in order at fire time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub value: Template,
+}
+
+/// When a workflow fires on its own: cron, dependencies, both, or neither (manual only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Coordinator {
+    pub enabled: bool,
+    /// Normalised five-field crontab string (natural forms and six-field strings already converted).
+    pub cron: Option<String>,
+    /// IANA zone name; `None` means the server's configured zone.
+    pub timezone: Option<String>,
+    /// Upstream workflow names that must succeed before this one fires.
+    pub depends: Vec<String>,
+    pub params: Vec<Param>,
+    /// Window outside which the coordinator does not fire, in the coordinator's zone.
+    pub start_time: Option<chrono::NaiveDateTime>,
+    pub end_time: Option<chrono::NaiveDateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// 1-based line of the node's element in its file, for messages.
+    pub line: u32,
+    pub kind: NodeKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeKind {
+    Start { to: String },
+    End,
+    Kill { message: Template },
+    Fork { paths: Vec<String> },
+    Join { to: String },
+    Action(Box<Action>),
+}
+
+impl NodeKind {
+    /// Every node this one may transition to (ok and error edges of an action included).
+    pub fn successors(&self) -> Vec<&str> {
+        match self {
+            NodeKind::Start { to } | NodeKind::Join { to } => vec![to.as_str()],
+            NodeKind::End | NodeKind::Kill { .. } => vec![],
+            NodeKind::Fork { paths } => paths.iter().map(String::as_str).collect(),
+            NodeKind::Action(a) => std::iter::once(a.ok.as_str()).chain(a.error.as_deref()).collect(),
+        }
+    }
+
+    /// The stable kind name stored in `task.kind`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            NodeKind::Start { .. } => "start",
+            NodeKind::End => "end",
+            NodeKind::Kill { .. } => "kill",
+            NodeKind::Fork { .. } => "fork",
+            NodeKind::Join { .. } => "join",
+            NodeKind::Action(a) => a.kind.kind_name(),
+        }
+    }
+}
+
+/// An `<action>`: one unit of work with its retry policy and transitions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// Worker name or label this action is pinned to; `None` for any worker (`host="-1"`).
+    pub host: Option<String>,
+    pub retry_times: u32,
+    pub interval_secs: u64,
+    pub timeout_secs: Option<u64>,
+    pub is_ignore: bool,
+    pub description: String,
+    pub ok: String,
+    pub error: Option<String>,
+    pub kind: ActionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Inline script; `code` already has leading blank lines and common indentation removed.
+    Script {
+        code: Template,
+        param_line: Option<Template>,
+        /// Paths resolved against the workflow file's directory at load time.
+        attachments: Vec<String>,
+    },
+    Shell {
+        command: Template,
+    },
+    /// A script file that ships beside the workflow file; `command` is resolved at run time in the
+    /// workflow file's directory (`dir_of_file`).
+    FileExecutor {
+        command: Template,
+        dir_of_file: String,
+    },
+    Sql {
+        db_link: String,
+        sql: Template,
+    },
+    FileMonitor(FileMonitor),
+    DataMonitor(DataMonitor),
+    Transfer(Transfer),
+    Email {
+        subject: Option<Template>,
+        body_html: Template,
+    },
+    Metadata(Metadata),
+    SubWorkflow {
+        workflow: String,
+        wait: bool,
+    },
+}
+
+impl ActionKind {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ActionKind::Script { .. } => "script",
+            ActionKind::Shell { .. } => "shell",
+            ActionKind::FileExecutor { .. } => "file-executor",
+            ActionKind::Sql { .. } => "sql",
+            ActionKind::FileMonitor(_) => "file-monitor",
+            ActionKind::DataMonitor(_) => "data-monitor",
+            ActionKind::Transfer(_) => "transfer",
+            ActionKind::Email { .. } => "email",
+            ActionKind::Metadata(_) => "metadata",
+            ActionKind::SubWorkflow { .. } => "sub-workflow",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileMonitor {
+    pub file_link: String,
+    /// Directory part and glob part of the watched path (legacy `dir` attribute joined in).
+    pub dir: Template,
+    pub pattern: Template,
+    pub min_num: u32,
+    pub min_each_size_bytes: u64,
+    pub warn_msg: Option<Template>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataMonitor {
+    pub source: DataSource,
+    pub min: Option<DataSource>,
+    pub max: Option<DataSource>,
+    pub warn_msg: Option<Template>,
+    /// The original's bookkeeping attributes, recorded with each check in `data_monitor`.
+    pub category: Option<String>,
+    pub source_name: Option<String>,
+    pub time_mark: Option<Template>,
+    /// `is-exceed-error="false"` turns a bound violation into a warning (default true).
+    pub exceed_is_error: bool,
+}
+
+/// Where a data-monitor number comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DataSource {
+    Sql { db_link: String, query: Template },
+    Command { command: Template },
+    Num { value: Template },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Transfer {
+    Copy { source: TransferSource, target: TransferTarget },
+    Script { code: Template },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransferSource {
+    /// `query` is a table name or a SELECT.
+    Db { db_link: String, query: Template },
+    File { file_link: String, path: Template, delimiter: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransferTarget {
+    Db {
+        db_link: String,
+        table: Template,
+        pre_truncate: bool,
+        task_num: u32,
+        pre: Option<Template>,
+        after: Option<Template>,
+    },
+    File {
+        file_link: String,
+        path: Template,
+        delimiter: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub db_link: String,
+    pub table: Template,
+    /// Lineage source table whose comments fill in what is not given here.
+    pub from: Option<Template>,
+    pub table_comment: Option<Template>,
+    pub column_comments: BTreeMap<String, Template>,
+}
+
+/// `db_links.xml`: a named database connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DbLink {
+    pub name: String,
+    pub kind: DbKind,
+    /// As written: a JDBC URL or a plain sqlx URL.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub properties: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DbKind {
+    Mysql,
+    Postgresql,
+    Sqlite,
+    Oracle,
+    Hive,
+}
+
+impl DbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbKind::Mysql => "MYSQL",
+            DbKind::Postgresql => "POSTGRESQL",
+            DbKind::Sqlite => "SQLITE",
+            DbKind::Oracle => "ORACLE",
+            DbKind::Hive => "HIVE",
+        }
+    }
+}
+
+/// `file_links.xml`: a named file system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileLink {
+    pub name: String,
+    pub kind: FileKind,
+    pub host: String,
+    pub port: i32,
+    pub username: String,
+    pub password: String,
+    pub description: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FileKind {
+    Local,
+    Sftp,
+    Hdfs,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Local => "LOCAL",
+            FileKind::Sftp => "SFTP",
+            FileKind::Hdfs => "HDFS",
+        }
+    }
+}

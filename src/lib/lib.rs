@@ -1,0 +1,6 @@
+//! akkaflow: a distributed ETL workflow scheduler whose whole coordination lives in a shared SQL database.
+//!
+//! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to SQL),
+//! `scheduler`, `worker`, `executor`, `cli`.
+
+pub mod definition;
