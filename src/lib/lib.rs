@@ -3,4 +3,7 @@
 //! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to SQL),
 //! `scheduler`, `worker`, `executor`, `cli`.
 
+pub mod dag;
 pub mod definition;
+pub mod state;
+pub mod store;

@@ -49,7 +49,9 @@ pub struct RenderContext<'a> {
 
 impl Template {
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
-        Ok(Template { source: source.to_string() })
+        Ok(Template {
+            source: source.to_string(),
+        })
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,0 +1,332 @@
+//! Run-state vocabulary: instance and task states, trigger kinds, ids, and the pure decision of what a
+//! finished attempt means.
+//!
+//! ```text
+//! instance: pending -> running -> succeeded | failed | killed
+//! task:     waiting -> ready -> running -> succeeded | failed | killed
+//!           waiting -> skipped (never reached)      running -> ready (retry, lost lease, hand-back)
+//! ```
+//! The `as_str` spellings are the only ones SQL sees; the CHECK constraints list the same values.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(other.to_string()),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The state of a workflow instance.
+    InstanceStatus {
+        Pending => "pending",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Killed => "killed",
+    }
+);
+
+impl InstanceStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            InstanceStatus::Succeeded | InstanceStatus::Failed | InstanceStatus::Killed
+        )
+    }
+
+    /// The original akkaflow's numeric code, for anyone reading old reports.
+    pub fn legacy_code(self) -> u8 {
+        match self {
+            InstanceStatus::Pending => 0,
+            InstanceStatus::Running => 1,
+            InstanceStatus::Succeeded => 3,
+            InstanceStatus::Failed => 4,
+            InstanceStatus::Killed => 5,
+        }
+    }
+}
+
+string_enum!(
+    /// The state of one node of an instance.
+    TaskStatus {
+        Waiting => "waiting",
+        Ready => "ready",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Killed => "killed",
+        Skipped => "skipped",
+    }
+);
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Killed | TaskStatus::Skipped
+        )
+    }
+}
+
+string_enum!(
+    /// Why an instance exists.
+    TriggerKind {
+        Cron => "cron",
+        Dependency => "dependency",
+        Trigger => "trigger",
+        Blood => "blood",
+        Run => "run",
+        Rerun => "rerun",
+        SubWorkflow => "sub_workflow",
+    }
+);
+
+impl TriggerKind {
+    /// Whether a success of such an instance counts for downstream dependency coordinators.
+    /// A manual `run` does not (the original's rule); a blood run starts its downstream directly.
+    pub fn propagates(self) -> bool {
+        matches!(
+            self,
+            TriggerKind::Cron | TriggerKind::Dependency | TriggerKind::Trigger
+        )
+    }
+}
+
+string_enum!(
+    /// How an attempt ended, as recorded in `task_attempt.outcome`.
+    AttemptOutcome {
+        Succeeded => "succeeded",
+        Failed => "failed",
+        TimedOut => "timed_out",
+        Killed => "killed",
+        Lost => "lost",
+    }
+);
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// `workflow_instance.id`
+    InstanceId
+);
+id_type!(
+    /// `task.id`
+    TaskId
+);
+
+/// How an attempt ended, as the worker saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptEnd {
+    Succeeded,
+    /// Non-zero exit or an executor error, with the message a person can act on.
+    Failed {
+        exit_code: Option<i32>,
+        error: String,
+    },
+    TimedOut {
+        after: Duration,
+    },
+    Killed {
+        reason: String,
+    },
+}
+
+impl AttemptEnd {
+    pub fn outcome(&self) -> AttemptOutcome {
+        match self {
+            AttemptEnd::Succeeded => AttemptOutcome::Succeeded,
+            AttemptEnd::Failed { .. } => AttemptOutcome::Failed,
+            AttemptEnd::TimedOut { .. } => AttemptOutcome::TimedOut,
+            AttemptEnd::Killed { .. } => AttemptOutcome::Killed,
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            AttemptEnd::Failed { exit_code, .. } => *exit_code,
+            AttemptEnd::Succeeded => Some(0),
+            _ => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<String> {
+        match self {
+            AttemptEnd::Succeeded => None,
+            AttemptEnd::Failed { error, .. } => Some(error.clone()),
+            AttemptEnd::TimedOut { after } => Some(format!("timed out after {}s", after.as_secs())),
+            AttemptEnd::Killed { reason } => Some(reason.clone()),
+        }
+    }
+}
+
+/// The retry policy facts of a task that decide what an attempt's end means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryFacts {
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub retry_interval: Duration,
+    pub kill_requested: bool,
+}
+
+/// What a finished attempt does to its task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterAttempt {
+    Succeed,
+    /// Back to `ready`, to run again after the interval.
+    Retry {
+        after: Duration,
+    },
+    Fail,
+    Kill,
+}
+
+/// Decides the task's next state. A kill request beats a retry; a timeout is a failed attempt.
+pub fn after_attempt(facts: RetryFacts, end: &AttemptEnd) -> AfterAttempt {
+    if facts.kill_requested || matches!(end, AttemptEnd::Killed { .. }) {
+        return AfterAttempt::Kill;
+    }
+    match end {
+        AttemptEnd::Succeeded => AfterAttempt::Succeed,
+        AttemptEnd::Failed { .. } | AttemptEnd::TimedOut { .. } => after_lost_or_failed(facts),
+        AttemptEnd::Killed { .. } => AfterAttempt::Kill,
+    }
+}
+
+/// A failed or lost attempt retries while attempts remain.
+pub fn after_lost_or_failed(facts: RetryFacts) -> AfterAttempt {
+    if facts.kill_requested {
+        AfterAttempt::Kill
+    } else if facts.attempt < facts.max_attempts {
+        AfterAttempt::Retry {
+            after: facts.retry_interval,
+        }
+    } else {
+        AfterAttempt::Fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(attempt: i64, max: i64, kill: bool) -> RetryFacts {
+        RetryFacts {
+            attempt,
+            max_attempts: max,
+            retry_interval: Duration::from_secs(5),
+            kill_requested: kill,
+        }
+    }
+
+    #[test]
+    fn status_strings_round_trip() {
+        for s in TaskStatus::ALL {
+            assert_eq!(s.as_str().parse::<TaskStatus>().unwrap(), *s);
+        }
+        for s in InstanceStatus::ALL {
+            assert_eq!(s.as_str().parse::<InstanceStatus>().unwrap(), *s);
+        }
+        for s in TriggerKind::ALL {
+            assert_eq!(s.as_str().parse::<TriggerKind>().unwrap(), *s);
+        }
+        assert_eq!("bogus".parse::<TaskStatus>(), Err("bogus".to_string()));
+    }
+
+    #[test]
+    fn attempt_outcomes() {
+        let failed = AttemptEnd::Failed {
+            exit_code: Some(3),
+            error: "exit 3".into(),
+        };
+        let timed_out = AttemptEnd::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let cases = [
+            (
+                facts(1, 1, false),
+                AttemptEnd::Succeeded,
+                AfterAttempt::Succeed,
+            ),
+            (
+                facts(1, 3, false),
+                failed.clone(),
+                AfterAttempt::Retry {
+                    after: Duration::from_secs(5),
+                },
+            ),
+            (facts(3, 3, false), failed.clone(), AfterAttempt::Fail),
+            (
+                facts(1, 2, false),
+                timed_out.clone(),
+                AfterAttempt::Retry {
+                    after: Duration::from_secs(5),
+                },
+            ),
+            (facts(2, 2, false), timed_out, AfterAttempt::Fail),
+            // a kill request beats a retry
+            (facts(1, 3, true), failed, AfterAttempt::Kill),
+            (
+                facts(1, 3, false),
+                AttemptEnd::Killed { reason: "x".into() },
+                AfterAttempt::Kill,
+            ),
+        ];
+        for (f, end, want) in cases {
+            assert_eq!(after_attempt(f, &end), want, "{f:?} {end:?}");
+        }
+    }
+
+    #[test]
+    fn lost_lease_counts_as_an_attempt() {
+        assert_eq!(after_lost_or_failed(facts(2, 2, false)), AfterAttempt::Fail);
+        assert!(matches!(
+            after_lost_or_failed(facts(1, 2, false)),
+            AfterAttempt::Retry { .. }
+        ));
+    }
+}

@@ -1,0 +1,314 @@
+//! The store: the only way the engine touches the database, one implementation per backend
+//! (`sqlite.rs`, `mysql.rs`, `postgres.rs`), all checked by the same conformance suite.
+//!
+//! Invariants every implementation keeps:
+//! - every state change is a compare-and-set (`WHERE id = ? AND status IN (...)` plus fencing columns)
+//!   that reports whether it applied ([`Cas`]); a stale writer changes nothing;
+//! - every time comparison uses the database's clock, never the host's;
+//! - a transaction ([`StoreTx`]) is opened for writing (SQLite: `BEGIN IMMEDIATE`; MySQL: READ
+//!   COMMITTED, deadlocks retried by the caller through [`StoreError::is_retryable`]);
+//! - rows from the database are parsed strictly: an unknown status is [`StoreError::Corrupt`].
+//!
+//! ```text
+//!  engine (sync, scheduler, worker, cli) ──> Arc<dyn Store> ──> sqlite.rs | mysql.rs | postgres.rs
+//!                                              └─ begin() ──> Box<dyn StoreTx> (one transaction)
+//! ```
+
+mod common;
+mod mysql;
+mod postgres;
+mod sqlite;
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use types::*;
+
+use crate::state::{InstanceId, TaskId};
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("unsupported database: {0}")]
+    Unsupported(String),
+    #[error("bad database url `{0}`: expected sqlite://, mysql:// or postgres://")]
+    BadUrl(String),
+    #[error("corrupt row: {table}.{column} holds `{value}`")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Deadlocks, lock wait timeouts and SQLite busy errors: the whole transaction may be retried.
+    pub fn is_retryable(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "1213" | "1205" | "5" | "517" | "6")
+        ) || e.message().contains("Deadlock found")
+            || e.message().contains("Lock wait timeout")
+            || e.message().contains("database is locked")
+    }
+
+    /// Lost connection, refused connection, pool timeout: the database is away for now.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable { .. }
+                | StoreError::Database(
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Tls(_)
+                )
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether a compare-and-set applied.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cas {
+    Applied,
+    Stale,
+}
+
+impl Cas {
+    pub fn from_rows(rows: u64) -> Cas {
+        if rows > 0 {
+            Cas::Applied
+        } else {
+            Cas::Stale
+        }
+    }
+
+    pub fn applied(self) -> bool {
+        self == Cas::Applied
+    }
+}
+
+/// How a store is opened.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub max_connections: u32,
+    /// Run pending migrations after connecting (every role and command does).
+    pub migrate: bool,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            max_connections: 8,
+            migrate: true,
+        }
+    }
+}
+
+/// Opens the store the URL names and applies pending migrations.
+pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    let url = opts.url.as_str();
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::connect(opts).await?)
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        mysql::MysqlStore::connect(opts).await?
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        postgres::PostgresStore::connect(opts).await?
+    } else {
+        return Err(StoreError::BadUrl(redact_url(url)));
+    };
+    if opts.migrate {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// The URL with its password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// The only way the engine touches the database. Methods are alphabetical.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Opens a write transaction.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>>;
+
+    async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
+    async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>>;
+    /// Enabled coordinators with a cron and no `next_fire_at` yet.
+    async fn coordinator_needs_next(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
+    async fn coordinator_set_next(
+        &self,
+        workflow: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<Cas>;
+    /// Dependency-only coordinators whose upstreams have all succeeded since they last fired.
+    async fn coordinator_deps_ready(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
+    async fn coordinator_depend_list(&self, workflow: &str) -> Result<Vec<DependRow>>;
+    /// Coordinators that depend on `upstream`.
+    async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>>;
+
+    async fn event_list(&self, filter: &EventFilter) -> Result<Vec<EventRow>>;
+
+    async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>>;
+    async fn instance_list(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>>;
+    /// Workflows that have `pending` instances, for the master's starter.
+    async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
+
+    /// Extends the lease of every task this worker runs, in one statement.
+    async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64>;
+
+    /// A handle on the master lock, held on a connection of its own.
+    async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>>;
+
+    async fn migrate(&self) -> Result<()>;
+
+    /// The database's clock.
+    async fn now(&self) -> Result<DateTime<Utc>>;
+
+    async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
+    async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>>;
+
+    async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>>;
+    async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>>;
+    /// Of `ids`, the tasks this worker must stop: killed, requested to die, or no longer its own.
+    async fn task_kill_check(&self, worker_id: &str, ids: &[TaskId]) -> Result<Vec<TaskId>>;
+    async fn task_lease_expired(&self, limit: i64) -> Result<Vec<TaskRow>>;
+    async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>>;
+    async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()>;
+    async fn task_log_read(&self, p: &LogQuery) -> Result<Vec<LogLine>>;
+
+    async fn worker_deregister(&self, worker_id: &str) -> Result<()>;
+    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas>;
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+    async fn worker_register(&self, p: &WorkerRegistration) -> Result<()>;
+
+    async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>>;
+    async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>>;
+    async fn workflow_list(&self) -> Result<Vec<WorkflowRow>>;
+}
+
+/// One open write transaction; dropped without `commit`, it rolls back. Methods are alphabetical.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    async fn coordinator_delete(&mut self, workflow: &str) -> Result<()>;
+    /// Clears every upstream's satisfaction of `workflow`; applied only if all `expected` were set.
+    async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas>;
+    /// Replaces the upstream list, keeping the progress of upstreams that remain.
+    async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()>;
+    /// Marks `upstream` satisfied for every coordinator that depends on it.
+    async fn coordinator_depend_satisfy(
+        &mut self,
+        upstream: &str,
+        instance: InstanceId,
+    ) -> Result<u64>;
+    /// Moves `next_fire_at` from `expected` to `next` and records the fire; the fence against a second master.
+    async fn coordinator_fire(
+        &mut self,
+        workflow: &str,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        fired: DateTime<Utc>,
+    ) -> Result<Cas>;
+    async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>>;
+    async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()>;
+
+    async fn db_link_delete(&mut self, name: &str) -> Result<()>;
+    async fn db_link_names(&mut self) -> Result<Vec<String>>;
+    async fn db_link_upsert(&mut self, link: &crate::definition::DbLink) -> Result<()>;
+
+    async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()>;
+
+    async fn file_link_delete(&mut self, name: &str) -> Result<()>;
+    async fn file_link_names(&mut self) -> Result<Vec<String>>;
+    async fn file_link_upsert(&mut self, link: &crate::definition::FileLink) -> Result<()>;
+
+    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64>;
+    /// Inserts an instance; `None` when its (workflow, trigger, scheduled_for) slot is taken.
+    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>>;
+    /// Locks the instance row (`FOR UPDATE`) and returns it with the database's clock.
+    async fn instance_lock(
+        &mut self,
+        id: InstanceId,
+    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>>;
+    async fn instance_pending_oldest(
+        &mut self,
+        workflow: &str,
+        limit: i64,
+    ) -> Result<Vec<InstanceId>>;
+    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas>;
+
+    async fn rollback(self: Box<Self>) -> Result<()>;
+
+    async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()>;
+    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas>;
+
+    async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;
+    /// Locks the workflow row (`FOR UPDATE`): serialises instance starts against `instance-limit`.
+    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;
+    async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;
+    async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()>;
+}
+
+/// The master lock on a dedicated connection (MySQL `GET_LOCK`, PostgreSQL advisory lock, SQLite a
+/// lease row). Any error means "not master".
+#[async_trait]
+pub trait MasterLock: Send {
+    /// Tries to become master; on success returns the new election epoch.
+    async fn try_acquire(&mut self) -> Result<Option<i64>>;
+    /// Whether this handle still holds the lock (renews it where it is a lease).
+    async fn still_held(&mut self) -> Result<bool>;
+    async fn release(&mut self) -> Result<()>;
+}

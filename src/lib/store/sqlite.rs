@@ -1,0 +1,956 @@
+//! SQLite store: the embedded, zero-setup backend (`standalone`).
+//!
+//! Times are text `YYYY-MM-DD HH:MM:SS.SSS` in UTC, written with [`ts`] and compared with
+//! [`NOW`], so string order is time order. Write transactions open with `BEGIN IMMEDIATE`: a deferred
+//! transaction that reads before it writes fails with SQLITE_BUSY when another process committed in
+//! between, and busy_timeout cannot help it. Sets are bound as one JSON array read with `json_each`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::common::{instance_status_list, json_list, status_list, task_id_list};
+use super::*;
+use crate::definition::{DbLink, FileLink};
+use crate::state::{InstanceId, TaskId};
+
+/// The database clock, in the stored text format.
+const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f','now')";
+
+/// A time as stored.
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn ts_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+/// A `strftime` modifier adding `d` to now.
+fn plus(d: Duration) -> String {
+    format!("+{:.3} seconds", d.as_secs_f64())
+}
+
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Self> {
+        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+            url: redact_url(&opts.url),
+            reason: e.to_string(),
+        };
+        let options = SqliteConnectOptions::from_str(&opts.url)
+            .map_err(unreachable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.clamp(1, 8))
+            .connect_with(options)
+            .await
+            .map_err(unreachable)?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
+     queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
+const INSTANCE_COLUMNS: &str =
+    "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+     parent_instance_id, error, created_by, created_at, started_at, ended_at";
+const COORDINATOR_COLUMNS: &str =
+    "workflow, cron, timezone, depends, params, enabled, start_time, end_time, next_fire_at, last_fire_at";
+const WORKFLOW_COLUMNS: &str =
+    "name, version, content_hash, source_xml, definition, file_path, dir, creator, \
+     description, mail_level, mail_receivers, instance_limit, enabled, created_at, updated_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        Ok(Box::new(SqliteTx {
+            tx: self.tx().await?,
+        }))
+    }
+
+    async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        let sql = format!(
+            "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL \
+             AND c.next_fire_at <= {NOW} \
+             AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+             ORDER BY c.next_fire_at LIMIT ?",
+            cols = prefixed("c", COORDINATOR_COLUMNS)
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
+        let sql = format!("SELECT {COORDINATOR_COLUMNS} FROM coordinator WHERE workflow = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(workflow)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn coordinator_needs_next(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        let sql = format!(
+            "SELECT {COORDINATOR_COLUMNS} FROM coordinator WHERE enabled = 1 AND cron IS NOT NULL \
+             AND next_fire_at IS NULL ORDER BY workflow LIMIT ?"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn coordinator_set_next(
+        &self,
+        workflow: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE coordinator SET next_fire_at = ? WHERE workflow = ? AND next_fire_at IS NULL",
+        )
+        .bind(ts_opt(next))
+        .bind(workflow)
+        .execute(&self.pool)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn coordinator_deps_ready(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        let sql = format!(
+            "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NULL \
+             AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+             AND EXISTS (SELECT 1 FROM coordinator_depend d WHERE d.workflow = c.workflow) \
+             AND NOT EXISTS (SELECT 1 FROM coordinator_depend d WHERE d.workflow = c.workflow AND d.satisfied_at IS NULL) \
+             ORDER BY c.workflow LIMIT ?",
+            cols = prefixed("c", COORDINATOR_COLUMNS)
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn coordinator_depend_list(&self, workflow: &str) -> Result<Vec<DependRow>> {
+        Ok(sqlx::query_as(
+            "SELECT workflow, upstream, satisfied_at, satisfied_instance_id FROM coordinator_depend \
+             WHERE workflow = ? ORDER BY upstream",
+        )
+        .bind(workflow)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT workflow FROM coordinator_depend WHERE upstream = ? ORDER BY workflow",
+        )
+        .bind(upstream)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor \
+             FROM event WHERE (? IS NULL OR instance_id = ?) AND id > COALESCE(?, 0) ORDER BY id LIMIT ?",
+        )
+        .bind(f.instance_id)
+        .bind(f.instance_id)
+        .bind(f.after_id)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE id = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn instance_list(&self, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE (? IS NULL OR workflow = ?) \
+             AND (? IS NULL OR status = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR id < ?) \
+             ORDER BY id DESC LIMIT ?"
+        );
+        let since = ts_opt(f.since);
+        Ok(sqlx::query_as(&sql)
+            .bind(&f.workflow)
+            .bind(&f.workflow)
+            .bind(f.status)
+            .bind(f.status)
+            .bind(&since)
+            .bind(&since)
+            .bind(f.before_id)
+            .bind(f.before_id)
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' ORDER BY workflow LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
+        let sql = format!(
+            "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE worker_id = ? AND status = 'running'"
+        );
+        let r = sqlx::query(&sql)
+            .bind(plus(ttl))
+            .bind(worker_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
+        Ok(Box::new(SqliteLease {
+            pool: self.pool.clone(),
+            holder: holder.to_string(),
+            ttl: Duration::from_secs(5),
+        }))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("sql/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO scheduler (id, host, pid, state, epoch, master_since, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, ?, ?, CASE WHEN ? = 'master' THEN {NOW} END, {NOW}, {NOW}) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, epoch = excluded.epoch, \
+             master_since = CASE WHEN excluded.state = 'master' THEN COALESCE(scheduler.master_since, {NOW}) END, \
+             heartbeat_at = {NOW}"
+        );
+        sqlx::query(&sql)
+            .bind(&p.id)
+            .bind(&p.host)
+            .bind(p.pid)
+            .bind(p.state)
+            .bind(p.epoch)
+            .bind(p.state)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, host, pid, state, epoch, master_since, started_at, heartbeat_at FROM scheduler \
+             ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+        let mut tx = self.tx().await?;
+        let claim = format!(
+            "UPDATE task SET status = 'running', worker_id = ?, attempt = attempt + 1, started_at = {NOW}, \
+             lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?), ended_at = NULL \
+             WHERE id IN (SELECT id FROM task WHERE status = 'ready' \
+               AND queue IN (SELECT value FROM json_each(?)) AND run_at <= {NOW} \
+               ORDER BY priority, run_at, id LIMIT ?) \
+             RETURNING id"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(&claim)
+            .bind(&p.worker_id)
+            .bind(plus(p.lease_ttl))
+            .bind(json_list(&p.queues))
+            .bind(p.limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.is_empty() {
+            tx.rollback().await?;
+            return Ok(vec![]);
+        }
+        let claimed = sqlx::query_as(
+            "SELECT t.id, t.instance_id, t.node, t.kind, t.attempt, t.timeout_s, i.workflow, i.workflow_version, \
+             i.params, i.scheduled_for, t.started_at FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
+             WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY t.priority, t.id",
+        )
+        .bind(json_list(&ids))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE id = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn task_kill_check(&self, worker_id: &str, ids: &[TaskId]) -> Result<Vec<TaskId>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM task WHERE id IN (SELECT value FROM json_each(?)) \
+             AND (status <> 'running' OR kill_requested = 1 OR worker_id IS NULL OR worker_id <> ?) ORDER BY id",
+        )
+        .bind(task_id_list(ids))
+        .bind(worker_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn task_lease_expired(&self, limit: i64) -> Result<Vec<TaskRow>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM task WHERE status = 'running' AND lease_until < {NOW} ORDER BY id LIMIT ?"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
+        Ok(sqlx::query_as(&sql)
+            .bind(instance)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>> {
+        Ok(sqlx::query_as(
+            "SELECT a.task_id, a.attempt, a.worker_id, a.outcome, a.exit_code, a.error, a.started_at, a.ended_at \
+             FROM task_attempt a JOIN task t ON t.id = a.task_id WHERE t.instance_id = ? ORDER BY a.task_id, a.attempt",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
+        );
+        qb.push_values(lines, |mut b, l| {
+            b.push_bind(l.task_id)
+                .push_bind(l.attempt)
+                .push_bind(l.seq)
+                .push_bind(ts(l.logged_at));
+            b.push_bind(l.stream).push_bind(&l.line);
+        });
+        qb.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn task_log_read(&self, q: &LogQuery) -> Result<Vec<LogLine>> {
+        let (after_task, after_attempt, after_seq) =
+            q.after.map(|(t, a, s)| (t.0, a, s)).unwrap_or((0, 0, -1));
+        Ok(sqlx::query_as(
+            "SELECT task_id, attempt, seq, logged_at, stream, line FROM task_log \
+             WHERE task_id IN (SELECT value FROM json_each(?)) AND (task_id, attempt, seq) > (?, ?, ?) \
+             ORDER BY task_id, attempt, seq LIMIT ?",
+        )
+        .bind(task_id_list(&q.task_ids))
+        .bind(after_task)
+        .bind(after_attempt)
+        .bind(after_seq)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
+        sqlx::query(&format!(
+            "UPDATE worker SET state = 'stopped', stopped_at = {NOW} WHERE id = ?"
+        ))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas> {
+        let r = sqlx::query(&format!(
+            "UPDATE worker SET heartbeat_at = {NOW} WHERE id = ? AND state <> 'stopped'"
+        ))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        Ok(sqlx::query_as(
+            "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
+             (julianday('now') - julianday(w.heartbeat_at)) * 86400.0 AS heartbeat_age_s, \
+             (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
+             FROM worker w ORDER BY w.started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn worker_register(&self, p: &WorkerRegistration) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO worker (id, name, host, pid, queues, slots, state, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'running', {NOW}, {NOW})"
+        ))
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(&p.host)
+        .bind(p.pid)
+        .bind(&p.queues)
+        .bind(p.slots)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT definition FROM workflow_version WHERE workflow = ? AND version = ?",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE name = ?");
+        Ok(sqlx::query_as(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn workflow_list(&self) -> Result<Vec<WorkflowRow>> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflow ORDER BY dir, name");
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+}
+
+/// `cols` with every column prefixed by `alias.`.
+pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {
+        sqlx::query("DELETE FROM coordinator_depend WHERE workflow = ?")
+            .bind(workflow)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM coordinator WHERE workflow = ?")
+            .bind(workflow)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE coordinator_depend SET satisfied_at = NULL, satisfied_instance_id = NULL \
+             WHERE workflow = ? AND satisfied_at IS NOT NULL",
+        )
+        .bind(workflow)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(u64::from(
+            r.rows_affected() == expected as u64,
+        )))
+    }
+
+    async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM coordinator_depend WHERE workflow = ? AND upstream NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(workflow)
+        .bind(json_list(upstreams))
+        .execute(&mut *self.tx)
+        .await?;
+        for upstream in upstreams {
+            sqlx::query(
+                "INSERT OR IGNORE INTO coordinator_depend (workflow, upstream) VALUES (?, ?)",
+            )
+            .bind(workflow)
+            .bind(upstream)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn coordinator_depend_satisfy(
+        &mut self,
+        upstream: &str,
+        instance: InstanceId,
+    ) -> Result<u64> {
+        let r = sqlx::query(&format!(
+            "UPDATE coordinator_depend SET satisfied_at = {NOW}, satisfied_instance_id = ? WHERE upstream = ?"
+        ))
+        .bind(instance)
+        .bind(upstream)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn coordinator_fire(
+        &mut self,
+        workflow: &str,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        fired: DateTime<Utc>,
+    ) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE coordinator SET next_fire_at = ?, last_fire_at = ? WHERE workflow = ? AND next_fire_at = ?",
+        )
+        .bind(ts_opt(next))
+        .bind(ts(fired))
+        .bind(workflow)
+        .bind(ts(expected))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>> {
+        let sql = format!("SELECT {COORDINATOR_COLUMNS} FROM coordinator ORDER BY workflow");
+        Ok(sqlx::query_as(&sql).fetch_all(&mut *self.tx).await?)
+    }
+
+    async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO coordinator ({COORDINATOR_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}) \
+             ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
+             depends = excluded.depends, params = excluded.params, enabled = excluded.enabled, \
+             start_time = excluded.start_time, end_time = excluded.end_time, next_fire_at = excluded.next_fire_at, \
+             last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at"
+        ))
+        .bind(&c.workflow)
+        .bind(&c.cron)
+        .bind(&c.timezone)
+        .bind(&c.depends)
+        .bind(&c.params)
+        .bind(c.enabled)
+        .bind(ts_opt(c.start_time))
+        .bind(ts_opt(c.end_time))
+        .bind(ts_opt(c.next_fire_at))
+        .bind(ts_opt(c.last_fire_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn db_link_delete(&mut self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM db_link WHERE name = ?")
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn db_link_names(&mut self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM db_link ORDER BY name")
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn db_link_upsert(&mut self, l: &DbLink) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+             url = excluded.url, username = excluded.username, password = excluded.password, \
+             properties = excluded.properties, updated_at = excluded.updated_at"
+        ))
+        .bind(&l.name)
+        .bind(l.kind.as_str())
+        .bind(&l.url)
+        .bind(&l.username)
+        .bind(&l.password)
+        .bind(json_list(&l.properties))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
+        );
+        qb.push_values(events, |mut b, e| {
+            b.push(NOW)
+                .push_bind(&e.workflow)
+                .push_bind(e.instance_id)
+                .push_bind(e.task_id)
+                .push_bind(&e.node);
+            b.push_bind(e.kind)
+                .push_bind(e.from_status)
+                .push_bind(e.to_status)
+                .push_bind(&e.message);
+            b.push_bind(&e.actor);
+        });
+        qb.build().execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn file_link_delete(&mut self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM file_link WHERE name = ?")
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn file_link_names(&mut self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM file_link ORDER BY name")
+                .fetch_all(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn file_link_upsert(&mut self, l: &FileLink) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+             host = excluded.host, port = excluded.port, username = excluded.username, \
+             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at"
+        ))
+        .bind(&l.name)
+        .bind(l.kind.as_str())
+        .bind(&l.host)
+        .bind(i64::from(l.port))
+        .bind(&l.username)
+        .bind(&l.password)
+        .bind(&l.description)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
+        )
+        .bind(workflow)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
+        let id: Option<i64> = sqlx::query_scalar(&format!(
+            "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+             parent_instance_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, {NOW}) \
+             ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id"
+        ))
+        .bind(&p.workflow)
+        .bind(p.workflow_version)
+        .bind(&p.params)
+        .bind(p.trigger_kind)
+        .bind(ts(p.scheduled_for))
+        .bind(p.parent_instance_id)
+        .bind(&p.created_by)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(id.map(InstanceId))
+    }
+
+    async fn instance_lock(
+        &mut self,
+        id: InstanceId,
+    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE id = ?");
+        let row: Option<InstanceRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let now: DateTime<Utc> = sqlx::query_scalar(&format!("SELECT {NOW}"))
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| (r, now)))
+    }
+
+    async fn instance_pending_oldest(
+        &mut self,
+        workflow: &str,
+        limit: i64,
+    ) -> Result<Vec<InstanceId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM workflow_instance WHERE workflow = ? AND status = 'pending' ORDER BY id LIMIT ?",
+        )
+        .bind(workflow)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE workflow_instance SET status = ?, started_at = COALESCE(?, started_at), ended_at = ?, error = ? \
+             WHERE id = ? AND status IN (SELECT value FROM json_each(?))",
+        )
+        .bind(p.to)
+        .bind(ts_opt(p.started_at))
+        .bind(ts_opt(p.ended_at))
+        .bind(&p.error)
+        .bind(p.id)
+        .bind(instance_status_list(&p.from))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.task_id)
+        .bind(a.attempt)
+        .bind(&a.worker_id)
+        .bind(a.outcome)
+        .bind(a.exit_code)
+        .bind(&a.error)
+        .bind(ts_opt(a.started_at))
+        .bind(ts(a.ended_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
+             priority, created_at) ",
+        );
+        qb.push_values(tasks, |mut b, t| {
+            b.push_bind(t.instance_id)
+                .push_bind(&t.node)
+                .push_bind(&t.kind)
+                .push_bind("waiting");
+            b.push_bind(t.max_attempts)
+                .push_bind(t.retry_interval_s)
+                .push_bind(t.timeout_s);
+            b.push_bind(&t.queue).push_bind(t.priority).push(NOW);
+        });
+        qb.build().execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
+        Ok(sqlx::query_as(&sql)
+            .bind(instance)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {
+        let (fence_worker, fence_attempt) = match &p.fence {
+            Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
+            None => (None, None),
+        };
+        let r = sqlx::query(
+            "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
+             attempt = attempt + ?, max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
+             worker_id = NULL, lease_until = NULL \
+             WHERE id = ? AND status IN (SELECT value FROM json_each(?)) \
+             AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
+        )
+        .bind(p.to)
+        .bind(ts_opt(p.run_at))
+        .bind(p.exit_code)
+        .bind(&p.error)
+        .bind(p.kill_requested)
+        .bind(p.attempt_delta)
+        .bind(p.max_attempts)
+        .bind(ts_opt(p.ended_at))
+        .bind(p.id)
+        .bind(status_list(&p.from))
+        .bind(fence_worker)
+        .bind(fence_worker)
+        .bind(fence_attempt)
+        .bind(fence_attempt)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>> {
+        Ok(sqlx::query_as(
+            "SELECT name, version, content_hash, enabled, instance_limit, file_path FROM workflow ORDER BY name",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
+        Ok(sqlx::query_as(
+            "SELECT name, version, content_hash, enabled, instance_limit, file_path FROM workflow WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {
+        let r = sqlx::query(&format!(
+            "UPDATE workflow SET enabled = ?, updated_at = {NOW} WHERE name = ? AND enabled <> ?"
+        ))
+        .bind(enabled)
+        .bind(name)
+        .bind(enabled)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO workflow_version (workflow, version, content_hash, source_xml, definition, created_at) \
+             VALUES (?, ?, ?, ?, ?, {NOW})"
+        ))
+        .bind(&w.name)
+        .bind(w.version)
+        .bind(&w.content_hash)
+        .bind(&w.source_xml)
+        .bind(&w.definition)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO workflow ({WORKFLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW}) \
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, content_hash = excluded.content_hash, \
+             source_xml = excluded.source_xml, definition = excluded.definition, file_path = excluded.file_path, \
+             dir = excluded.dir, creator = excluded.creator, description = excluded.description, \
+             mail_level = excluded.mail_level, mail_receivers = excluded.mail_receivers, \
+             instance_limit = excluded.instance_limit, enabled = excluded.enabled, updated_at = excluded.updated_at"
+        ))
+        .bind(&w.name)
+        .bind(w.version)
+        .bind(&w.content_hash)
+        .bind(&w.source_xml)
+        .bind(&w.definition)
+        .bind(&w.file_path)
+        .bind(&w.dir)
+        .bind(&w.creator)
+        .bind(&w.description)
+        .bind(&w.mail_level)
+        .bind(&w.mail_receivers)
+        .bind(w.instance_limit)
+        .bind(w.enabled)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The master lock on SQLite: a lease row renewed on every duty cycle.
+struct SqliteLease {
+    pool: SqlitePool,
+    holder: String,
+    ttl: Duration,
+}
+
+#[async_trait]
+impl MasterLock for SqliteLease {
+    async fn try_acquire(&mut self) -> Result<Option<i64>> {
+        let epoch: Option<i64> = sqlx::query_scalar(&format!(
+            "UPDATE master_lease SET holder = ?, epoch = epoch + 1, lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE name = 'master' AND (holder IS NULL OR holder = ? OR lease_until < {NOW}) RETURNING epoch"
+        ))
+        .bind(&self.holder)
+        .bind(plus(self.ttl))
+        .bind(&self.holder)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(epoch)
+    }
+
+    async fn still_held(&mut self) -> Result<bool> {
+        let r = sqlx::query(&format!(
+            "UPDATE master_lease SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE name = 'master' AND holder = ? AND lease_until >= {NOW}"
+        ))
+        .bind(plus(self.ttl))
+        .bind(&self.holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn release(&mut self) -> Result<()> {
+        sqlx::query("UPDATE master_lease SET holder = NULL, lease_until = NULL WHERE name = 'master' AND holder = ?")
+            .bind(&self.holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,390 @@
+//! Rows and parameters that cross the store seam. Rows decode the same way on every backend.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
+
+/// A `workflow` row.
+#[derive(Clone, Debug, sqlx::FromRow, Serialize)]
+pub struct WorkflowRow {
+    pub name: String,
+    pub version: i64,
+    pub content_hash: String,
+    #[serde(skip)]
+    pub source_xml: String,
+    #[serde(skip)]
+    pub definition: String,
+    pub file_path: String,
+    pub dir: String,
+    pub creator: String,
+    pub description: String,
+    pub mail_level: String,
+    pub mail_receivers: String,
+    pub instance_limit: i64,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What sync and instance starts need of a workflow row.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct WorkflowHead {
+    pub name: String,
+    pub version: i64,
+    pub content_hash: String,
+    pub enabled: bool,
+    pub instance_limit: i64,
+    pub file_path: String,
+}
+
+/// Insert or update of a workflow; also records `(name, version)` in `workflow_version`.
+#[derive(Clone, Debug)]
+pub struct WorkflowUpsert {
+    pub name: String,
+    pub version: i64,
+    pub content_hash: String,
+    pub source_xml: String,
+    pub definition: String,
+    pub file_path: String,
+    pub dir: String,
+    pub creator: String,
+    pub description: String,
+    pub mail_level: String,
+    pub mail_receivers: String,
+    pub instance_limit: i64,
+    pub enabled: bool,
+}
+
+/// A `coordinator` row.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct CoordinatorRow {
+    pub workflow: String,
+    pub cron: Option<String>,
+    pub timezone: String,
+    /// JSON array of upstream workflow names.
+    pub depends: String,
+    /// JSON array of `{name, value}` as written (evaluated at fire time).
+    pub params: String,
+    pub enabled: bool,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub next_fire_at: Option<DateTime<Utc>>,
+    pub last_fire_at: Option<DateTime<Utc>>,
+}
+
+/// A `coordinator_depend` row: progress of one upstream.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct DependRow {
+    pub workflow: String,
+    pub upstream: String,
+    pub satisfied_at: Option<DateTime<Utc>>,
+    pub satisfied_instance_id: Option<i64>,
+}
+
+/// A `workflow_instance` row.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct InstanceRow {
+    pub id: InstanceId,
+    pub workflow: String,
+    pub workflow_version: i64,
+    pub status: InstanceStatus,
+    /// JSON object of parameter values.
+    pub params: String,
+    pub trigger_kind: TriggerKind,
+    pub scheduled_for: DateTime<Utc>,
+    pub parent_instance_id: Option<InstanceId>,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewInstance {
+    pub workflow: String,
+    pub workflow_version: i64,
+    pub params: String,
+    pub trigger_kind: TriggerKind,
+    pub scheduled_for: DateTime<Utc>,
+    pub parent_instance_id: Option<InstanceId>,
+    pub created_by: String,
+}
+
+/// A guarded instance state change. `started_at: Some` sets it (else kept); `ended_at` and `error`
+/// are written as given.
+#[derive(Clone, Debug)]
+pub struct InstanceTransition {
+    pub id: InstanceId,
+    pub from: Vec<InstanceStatus>,
+    pub to: InstanceStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InstanceFilter {
+    pub workflow: Option<String>,
+    pub status: Option<InstanceStatus>,
+    pub since: Option<DateTime<Utc>>,
+    /// Paging: only ids below this one (newest first).
+    pub before_id: Option<InstanceId>,
+    pub limit: i64,
+}
+
+/// A `task` row.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct TaskRow {
+    pub id: TaskId,
+    pub instance_id: InstanceId,
+    pub node: String,
+    pub kind: String,
+    pub status: TaskStatus,
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub retry_interval_s: i64,
+    pub timeout_s: Option<i64>,
+    pub queue: String,
+    pub priority: i64,
+    pub run_at: Option<DateTime<Utc>>,
+    pub worker_id: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub kill_requested: bool,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    pub instance_id: InstanceId,
+    pub node: String,
+    pub kind: String,
+    pub max_attempts: i64,
+    pub retry_interval_s: i64,
+    pub timeout_s: Option<i64>,
+    pub queue: String,
+    pub priority: i64,
+}
+
+/// The worker and attempt a state change must still match (a rescued task's old worker cannot write).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub worker_id: String,
+    pub attempt: i64,
+}
+
+/// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`.
+#[derive(Clone, Debug)]
+pub struct TaskTransition {
+    pub id: TaskId,
+    pub from: Vec<TaskStatus>,
+    pub to: TaskStatus,
+    pub fence: Option<Fence>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub kill_requested: bool,
+    /// Added to `attempt`: -1 when a task is handed back unstarted (graceful stop), else 0.
+    pub attempt_delta: i64,
+    pub max_attempts: Option<i64>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl TaskTransition {
+    pub fn new(id: TaskId, from: Vec<TaskStatus>, to: TaskStatus) -> Self {
+        TaskTransition {
+            id,
+            from,
+            to,
+            fence: None,
+            run_at: None,
+            exit_code: None,
+            error: None,
+            kill_requested: false,
+            attempt_delta: 0,
+            max_attempts: None,
+            ended_at: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TaskClaimParams {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    pub limit: i64,
+    pub lease_ttl: Duration,
+}
+
+/// A task a worker now owns, with what it needs to run it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClaimedTask {
+    pub id: TaskId,
+    pub instance_id: InstanceId,
+    pub node: String,
+    pub kind: String,
+    pub attempt: i64,
+    pub timeout_s: Option<i64>,
+    pub workflow: String,
+    pub workflow_version: i64,
+    pub params: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// A `task_attempt` row: one finished attempt.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct AttemptRow {
+    pub task_id: TaskId,
+    pub attempt: i64,
+    pub worker_id: Option<String>,
+    pub outcome: AttemptOutcome,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+}
+
+/// Which stream a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    System,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "system",
+        }
+    }
+}
+
+impl std::str::FromStr for LogStream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stdout" => Ok(LogStream::Stdout),
+            "stderr" => Ok(LogStream::Stderr),
+            "system" => Ok(LogStream::System),
+            other => Err(other.to_string()),
+        }
+    }
+}
+
+/// One line of a task's output.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct LogLine {
+    pub task_id: TaskId,
+    pub attempt: i64,
+    pub seq: i64,
+    pub logged_at: DateTime<Utc>,
+    pub stream: LogStream,
+    pub line: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogQuery {
+    pub task_ids: Vec<TaskId>,
+    /// Only lines after this (task, attempt, seq), for paging and following.
+    pub after: Option<(TaskId, i64, i64)>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerRegistration {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub pid: i64,
+    /// JSON array of queue names.
+    pub queues: String,
+    pub slots: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, Serialize)]
+pub struct WorkerRow {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub pid: i64,
+    pub queues: String,
+    pub slots: i64,
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Seconds since the last heartbeat, by the database's clock.
+    pub heartbeat_age_s: f64,
+    pub running_tasks: i64,
+}
+
+/// A scheduler's registration and heartbeat (upserted).
+#[derive(Clone, Debug)]
+pub struct SchedulerBeat {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    /// `standby`, `master` or `stopped`.
+    pub state: &'static str,
+    pub epoch: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct SchedulerRow {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub state: String,
+    pub epoch: Option<i64>,
+    pub master_since: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// An audit row: what changed, why, and who did it.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent {
+    pub workflow: Option<String>,
+    pub instance_id: Option<InstanceId>,
+    pub task_id: Option<TaskId>,
+    pub node: Option<String>,
+    pub kind: &'static str,
+    pub from_status: Option<&'static str>,
+    pub to_status: Option<&'static str>,
+    pub message: String,
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub workflow: Option<String>,
+    pub instance_id: Option<i64>,
+    pub task_id: Option<i64>,
+    pub node: Option<String>,
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    pub message: String,
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub instance_id: Option<InstanceId>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
