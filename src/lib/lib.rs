@@ -1,9 +1,21 @@
 //! akkaflow: a distributed ETL workflow scheduler whose whole coordination lives in a shared SQL database.
 //!
-//! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to SQL),
-//! `scheduler`, `worker`, `executor`, `cli`.
+//! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to
+//! SQL), `dag` (pure DAG advance), `state` (run-state vocabulary), `engine` (every run-state operation),
+//! `sync`, `scheduler` (master services), `worker` (claim, run, heartbeat), `executor` (node kinds),
+//! `cli`.
 
+pub mod config;
 pub mod dag;
 pub mod definition;
+pub mod engine;
+pub mod error;
 pub mod state;
 pub mod store;
+pub mod sync;
+pub mod worker;
+
+pub use error::{Error, Result};
+pub mod cli;
+pub mod executor;
+pub mod scheduler;

@@ -121,6 +121,37 @@ impl Cas {
     }
 }
 
+/// Logs a database outage once when it starts and once when it ends, instead of once per failed call.
+pub struct OutageLog {
+    who: &'static str,
+    since: Option<std::time::Instant>,
+}
+
+impl OutageLog {
+    pub fn new(who: &'static str) -> Self {
+        OutageLog { who, since: None }
+    }
+
+    pub fn failed(&mut self, e: &dyn std::fmt::Display) {
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+            tracing::warn!(role = self.who, error = %e, "database unreachable; retrying with backoff");
+        } else {
+            tracing::debug!(role = self.who, error = %e, "database still unreachable");
+        }
+    }
+
+    pub fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                role = self.who,
+                down_s = since.elapsed().as_secs(),
+                "database reachable again"
+            );
+        }
+    }
+}
+
 /// How a store is opened.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
@@ -221,6 +252,8 @@ pub trait Store: Send + Sync + 'static {
     /// Of `ids`, the tasks this worker must stop: killed, requested to die, or no longer its own.
     async fn task_kill_check(&self, worker_id: &str, ids: &[TaskId]) -> Result<Vec<TaskId>>;
     async fn task_lease_expired(&self, limit: i64) -> Result<Vec<TaskRow>>;
+    /// Ready (due now) and running task counts per queue.
+    async fn task_queue_depth(&self) -> Result<Vec<QueueDepth>>;
     async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>>;
     async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>>;
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()>;
@@ -293,6 +326,8 @@ pub trait StoreTx: Send {
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
     async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()>;
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    /// Asks the worker running this task to kill it (seen on its next heartbeat); status stays `running`.
+    async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas>;
     async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas>;
 
     async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;

@@ -349,6 +349,15 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn task_queue_depth(&self) -> Result<Vec<QueueDepth>> {
+        let sql = format!(
+            "SELECT queue, SUM(CASE WHEN status = 'ready' AND run_at <= {NOW} THEN 1 ELSE 0 END) AS ready, \
+             SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running \
+             FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue"
+        );
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
     async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
         Ok(sqlx::query_as(&sql)
@@ -811,6 +820,15 @@ impl StoreTx for SqliteTx {
             .bind(instance)
             .fetch_all(&mut *self.tx)
             .await?)
+    }
+
+    async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas> {
+        let r =
+            sqlx::query("UPDATE task SET kill_requested = 1 WHERE id = ? AND status = 'running'")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
     }
 
     async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {

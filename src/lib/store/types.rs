@@ -388,3 +388,11 @@ pub struct EventFilter {
     pub after_id: Option<i64>,
     pub limit: i64,
 }
+
+/// How much work a queue holds right now.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub ready: i64,
+    pub running: i64,
+}

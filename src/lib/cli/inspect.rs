@@ -1,0 +1,401 @@
+//! Commands that only read: validate, workflow list/info, instance list/info, logs, status.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{connect, fmt_duration, fmt_time, print_json, table};
+use crate::config::Config;
+use crate::definition::{self, NodeKind, Severity};
+use crate::error::{Error, Result};
+use crate::state::{InstanceId, InstanceStatus, TaskId};
+use crate::store::{InstanceFilter, LogQuery, LogStream};
+
+pub(super) async fn validate(paths: Vec<PathBuf>, json: bool) -> Result<i32> {
+    let loaded = tokio::task::spawn_blocking(move || definition::load_paths(&paths))
+        .await
+        .map_err(|e| Error::Config(format!("definition loader crashed: {e}")))?;
+    let (diags, ok, workflows) = match &loaded {
+        Ok(set) => (set.warnings.clone(), true, set.workflows.len()),
+        Err(diags) => (diags.clone(), false, 0),
+    };
+    if json {
+        let list: Vec<_> = diags
+            .iter()
+            .map(|d| {
+                json!({
+                    "severity": if d.severity == Severity::Error { "error" } else { "warning" },
+                    "file": d.file, "line": d.line, "col": d.col, "element": d.element, "message": d.message,
+                })
+            })
+            .collect();
+        print_json(&json!({ "valid": ok, "workflows": workflows, "diagnostics": list }));
+    } else {
+        for d in &diags {
+            eprintln!("{d}");
+        }
+        let errors = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        if ok {
+            println!("ok: {workflows} workflow(s), {} warning(s)", diags.len());
+        } else {
+            println!(
+                "invalid: {errors} error(s), {} warning(s)",
+                diags.len() - errors
+            );
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+pub(super) async fn workflow_list(cfg: &Config, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let rows = store.workflow_list().await?;
+    if json {
+        print_json(&rows);
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "NAME",
+        "DIR",
+        "VERSION",
+        "ENABLED",
+        "CRON",
+        "NEXT FIRE (UTC)",
+        "DESCRIPTION",
+    ]);
+    for w in &rows {
+        let c = store.coordinator_get(&w.name).await?;
+        t.add_row(vec![
+            w.name.clone(),
+            w.dir.clone(),
+            w.version.to_string(),
+            w.enabled.to_string(),
+            c.as_ref()
+                .and_then(|c| c.cron.clone())
+                .unwrap_or_else(|| "-".into()),
+            fmt_time(c.and_then(|c| c.next_fire_at)),
+            w.description.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(0)
+}
+
+pub(super) async fn workflow_info(cfg: &Config, name: &str, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let w = store
+        .workflow_get(name)
+        .await?
+        .ok_or_else(|| Error::refused(format!("unknown workflow `{name}`")))?;
+    let def: definition::Workflow = serde_json::from_str(&w.definition)
+        .map_err(|e| Error::Config(format!("stored definition of `{name}` unreadable: {e}")))?;
+    let coordinator = store.coordinator_get(name).await?;
+    let upstreams = store.coordinator_depend_list(name).await?;
+    let downstreams = store.coordinator_downstream(name).await?;
+    if json {
+        print_json(&json!({
+            "workflow": w, "nodes": def.nodes, "coordinator": coordinator,
+            "upstreams": upstreams, "downstreams": downstreams,
+        }));
+        return Ok(0);
+    }
+    println!(
+        "workflow   {} (version {}, {})",
+        w.name,
+        w.version,
+        if w.enabled { "enabled" } else { "disabled" }
+    );
+    println!("dir        {}", w.dir);
+    println!("creator    {}", w.creator);
+    println!("file       {}", w.file_path);
+    println!("limit      {} running instance(s)", w.instance_limit);
+    if !w.description.is_empty() {
+        println!("about      {}", w.description);
+    }
+    match &coordinator {
+        Some(c) => {
+            println!(
+                "coordinator {} cron={} tz={} next={} last={}",
+                if c.enabled { "enabled" } else { "disabled" },
+                c.cron.as_deref().unwrap_or("-"),
+                c.timezone,
+                fmt_time(c.next_fire_at),
+                fmt_time(c.last_fire_at)
+            );
+        }
+        None => println!("coordinator none (manual only)"),
+    }
+    for u in &upstreams {
+        let state = match u.satisfied_at {
+            Some(t) => format!("succeeded at {}", fmt_time(Some(t))),
+            None => "waiting".into(),
+        };
+        println!("upstream   {} ({state})", u.upstream);
+    }
+    for d in &downstreams {
+        println!("downstream {d}");
+    }
+    let mut t = table(&["NODE", "KIND", "NEXT"]);
+    for n in &def.nodes {
+        let next = match &n.kind {
+            NodeKind::Action(a) => match &a.error {
+                Some(e) => format!("ok→{} error→{e}", a.ok),
+                None => format!("ok→{}", a.ok),
+            },
+            other => other.successors().join(", "),
+        };
+        t.add_row(vec![n.name.clone(), n.kind.kind_name().to_string(), next]);
+    }
+    println!("\n{t}");
+    Ok(0)
+}
+
+pub(super) async fn instance_list(
+    cfg: &Config,
+    workflow: Option<String>,
+    status: Option<InstanceStatus>,
+    since: Option<DateTime<Utc>>,
+    limit: i64,
+    json: bool,
+) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let rows = store
+        .instance_list(&InstanceFilter {
+            workflow,
+            status,
+            since,
+            before_id: None,
+            limit,
+        })
+        .await?;
+    if json {
+        print_json(&rows);
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "ID",
+        "WORKFLOW",
+        "STATUS",
+        "TRIGGER",
+        "SCHEDULED (UTC)",
+        "STARTED",
+        "DURATION",
+        "ERROR",
+    ]);
+    for i in &rows {
+        t.add_row(vec![
+            i.id.to_string(),
+            i.workflow.clone(),
+            i.status.to_string(),
+            i.trigger_kind.to_string(),
+            fmt_time(Some(i.scheduled_for)),
+            fmt_time(i.started_at),
+            fmt_duration(i.started_at, i.ended_at),
+            i.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(0)
+}
+
+pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let inst = store
+        .instance_get(id)
+        .await?
+        .ok_or_else(|| Error::refused(format!("no instance {id}")))?;
+    let tasks = store.task_list(id).await?;
+    let attempts = store.task_attempt_list(id).await?;
+    if json {
+        print_json(&json!({ "instance": inst, "tasks": tasks, "attempts": attempts }));
+        return Ok(0);
+    }
+    println!(
+        "instance   {} of {} (version {})",
+        inst.id, inst.workflow, inst.workflow_version
+    );
+    println!("status     {}", inst.status);
+    println!(
+        "trigger    {} for {} UTC",
+        inst.trigger_kind,
+        fmt_time(Some(inst.scheduled_for))
+    );
+    println!("params     {}", inst.params);
+    println!(
+        "started    {}  ended {}  ({})",
+        fmt_time(inst.started_at),
+        fmt_time(inst.ended_at),
+        fmt_duration(inst.started_at, inst.ended_at)
+    );
+    if let Some(e) = &inst.error {
+        println!("reason     {e}");
+    }
+    let mut t = table(&[
+        "TASK", "NODE", "KIND", "STATUS", "ATTEMPT", "WORKER", "DURATION", "ERROR",
+    ]);
+    for task in tasks
+        .iter()
+        .filter(|t| !matches!(t.kind.as_str(), "start" | "fork" | "join"))
+    {
+        t.add_row(vec![
+            task.id.to_string(),
+            task.node.clone(),
+            task.kind.clone(),
+            task.status.to_string(),
+            format!("{}/{}", task.attempt, task.max_attempts),
+            task.worker_id.clone().unwrap_or_default(),
+            fmt_duration(task.started_at, task.ended_at),
+            task.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("\n{t}");
+    if !attempts.is_empty() {
+        let mut a = table(&[
+            "TASK", "ATTEMPT", "OUTCOME", "EXIT", "WORKER", "DURATION", "ERROR",
+        ]);
+        for at in &attempts {
+            a.add_row(vec![
+                at.task_id.to_string(),
+                at.attempt.to_string(),
+                at.outcome.to_string(),
+                at.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                at.worker_id.clone().unwrap_or_default(),
+                fmt_duration(at.started_at, Some(at.ended_at)),
+                at.error.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("\nattempts\n{a}");
+    }
+    Ok(0)
+}
+
+pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let (instance_id, tasks) = if is_task {
+        let t = store
+            .task_get(TaskId(id))
+            .await?
+            .ok_or_else(|| Error::refused(format!("no task {id}")))?;
+        (t.instance_id, vec![t])
+    } else {
+        let iid = InstanceId(id);
+        store
+            .instance_get(iid)
+            .await?
+            .ok_or_else(|| Error::refused(format!("no instance {id}")))?;
+        (iid, store.task_list(iid).await?)
+    };
+    let names: std::collections::HashMap<TaskId, String> =
+        tasks.iter().map(|t| (t.id, t.node.clone())).collect();
+    let mut query = LogQuery {
+        task_ids: tasks.iter().map(|t| t.id).collect(),
+        after: None,
+        limit: 1000,
+    };
+    loop {
+        // read the end state before the lines, so nothing written before the end is missed
+        let ended = if is_task {
+            store
+                .task_get(TaskId(id))
+                .await?
+                .is_none_or(|t| t.status.is_terminal())
+        } else {
+            store
+                .instance_get(instance_id)
+                .await?
+                .is_none_or(|i| i.status.is_terminal())
+        };
+        loop {
+            let lines = store.task_log_read(&query).await?;
+            for l in &lines {
+                let node = names.get(&l.task_id).map(String::as_str).unwrap_or("?");
+                let tag = match l.stream {
+                    LogStream::Stdout => "",
+                    LogStream::Stderr => " stderr",
+                    LogStream::System => " akkaflow",
+                };
+                println!("[{node}#{}{tag}] {}", l.attempt, l.line);
+            }
+            if let Some(last) = lines.last() {
+                query.after = Some((last.task_id, last.attempt, last.seq));
+            }
+            if (lines.len() as i64) < query.limit {
+                break;
+            }
+        }
+        if !follow || ended {
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let schedulers = store.scheduler_list().await?;
+    let workers = store.worker_list().await?;
+    let queues = store.task_queue_depth().await?;
+    if json {
+        print_json(&json!({ "schedulers": schedulers, "workers": workers, "queues": queues }));
+        return Ok(0);
+    }
+    let mut s = table(&[
+        "SCHEDULER",
+        "HOST",
+        "PID",
+        "STATE",
+        "EPOCH",
+        "MASTER SINCE",
+        "HEARTBEAT",
+    ]);
+    for r in schedulers.iter().filter(|r| r.state != "stopped") {
+        s.add_row(vec![
+            r.id.clone(),
+            r.host.clone(),
+            r.pid.to_string(),
+            r.state.clone(),
+            r.epoch.map(|e| e.to_string()).unwrap_or_default(),
+            fmt_time(r.master_since),
+            fmt_time(Some(r.heartbeat_at)),
+        ]);
+    }
+    println!("{s}\n");
+    let mut w = table(&[
+        "WORKER",
+        "HOST",
+        "PID",
+        "STATE",
+        "SLOTS",
+        "RUNNING",
+        "HEARTBEAT AGE",
+        "QUEUES",
+    ]);
+    for r in workers.iter().filter(|r| r.state != "stopped") {
+        w.add_row(vec![
+            r.id.clone(),
+            r.host.clone(),
+            r.pid.to_string(),
+            r.state.clone(),
+            r.slots.to_string(),
+            r.running_tasks.to_string(),
+            format!("{:.1}s", r.heartbeat_age_s),
+            r.queues.clone(),
+        ]);
+    }
+    println!("{w}\n");
+    let mut q = table(&["QUEUE", "READY", "RUNNING"]);
+    for r in &queues {
+        q.add_row(vec![
+            r.queue.clone(),
+            r.ready.to_string(),
+            r.running.to_string(),
+        ]);
+    }
+    println!("{q}");
+    Ok(0)
+}

@@ -1,0 +1,356 @@
+//! The command line: argument definitions and dispatch. Every command acts on the database directly
+//! through the same engine operations the roles and the HTTP API use.
+
+mod inspect;
+mod operate;
+mod roles;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{self, ConnectOptions, Store};
+
+/// akkaflow: a distributed ETL workflow scheduler whose whole coordination lives in a shared SQL database.
+#[derive(Debug, Parser)]
+#[command(name = "akkaflow", version, propagate_version = true)]
+pub struct Cli {
+    /// Database URL: sqlite://FILE, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB
+    #[arg(
+        long,
+        global = true,
+        env = "AKKAFLOW_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Configuration file (default: ./akkaflow.toml when it exists)
+    #[arg(long, global = true, env = "AKKAFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check definition files or directories; needs no database (exit 0 valid, 1 not)
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a directory and load it into the database in one transaction
+    Sync {
+        #[arg(default_value = "xmlconfig")]
+        dir: PathBuf,
+        /// Validate and compute the changes, then roll back
+        #[arg(long)]
+        dry_run: bool,
+        /// Disable workflows whose file is gone (their history is kept)
+        #[arg(long)]
+        prune: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply pending database migrations
+    Migrate,
+    /// Workflows: list, inspect, trigger, run, enable, disable
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Instances: list, inspect, kill, rerun
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Tasks: retry, kill
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Print the log of an instance (all its tasks) or of one task
+    Logs {
+        /// Instance id (or task id with --task)
+        id: i64,
+        #[arg(long)]
+        task: bool,
+        /// Keep printing new lines until it ends
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Master, standbys, workers with heartbeat age and running tasks, queue depth
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scheduler: competes for the master lock, fires triggers, rescues lost tasks
+    Scheduler,
+    /// Run a worker: claims and runs tasks
+    Worker(WorkerArgs),
+    /// Scheduler and worker in one process (default database: the SQLite file)
+    Standalone {
+        /// Definitions to sync at start and rescan every few seconds
+        #[arg(long, default_value = "xmlconfig")]
+        xmlconfig: PathBuf,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// How many tasks run at once
+    #[arg(long, default_value_t = 8)]
+    pub slots: usize,
+    /// Queue (label) to serve; repeatable (default: `default`)
+    #[arg(long = "queue")]
+    pub queues: Vec<String>,
+    /// The name `host` attributes pin to (default: the host name)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// List workflows
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A workflow's nodes, coordinator, upstreams and downstreams
+    Info {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an instance with the coordinator's parameters; its success propagates downstream
+    Trigger {
+        name: String,
+        /// Parameter override, repeatable: --param stadate=2024-01-01
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Then run the whole downstream chain
+        #[arg(long)]
+        blood: bool,
+        /// Return when the instance ends; exit code 0 only if it succeeded
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an instance with only the given parameters; no propagation downstream
+    Run {
+        name: String,
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a workflow (its coordinator fires again)
+    Enable { name: String },
+    /// Disable a workflow (no new instances; running ones continue)
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// List instances, newest first
+    List {
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        status: Option<crate::state::InstanceStatus>,
+        /// Only instances created at or after this time (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)
+        #[arg(long, value_parser = parse_time)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An instance with its tasks, attempts, durations and errors
+    Info {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Kill a pending or running instance
+    Kill { id: i64 },
+    /// Run a finished instance again
+    Rerun {
+        id: i64,
+        /// Keep the nodes that succeeded
+        #[arg(long)]
+        recover: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Run a failed or killed task again; its instance continues from there
+    Retry { id: i64 },
+    /// Kill a task (a running one through its worker, within a heartbeat)
+    Kill { id: i64 },
+}
+
+fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
+    if k.trim().is_empty() {
+        return Err(format!("empty parameter name in `{s}`"));
+    }
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        })
+        .map(|t| t.and_utc())
+        .map_err(|_| format!("expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, got `{s}`"))
+}
+
+/// Parses the process's arguments, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("akkaflow: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn report_error(e: &Error) {
+    match e {
+        Error::Invalid(diags) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            eprintln!("akkaflow: {e}");
+        }
+        other => eprintln!("akkaflow: {other}"),
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let role = matches!(
+        cli.command,
+        Command::Scheduler | Command::Worker(_) | Command::Standalone { .. }
+    );
+    let default = if role { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AKKAFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs a parsed command; `Ok` carries the exit code (e.g. `--wait` on an instance that failed).
+pub async fn run(cli: Cli) -> Result<i32> {
+    let cfg = Config::load(cli.config.as_deref(), cli.database_url.clone())?;
+    match cli.command {
+        Command::Validate { paths, json } => inspect::validate(paths, json).await,
+        Command::Sync {
+            dir,
+            dry_run,
+            prune,
+            json,
+        } => operate::sync(&cfg, dir, dry_run, prune, json).await,
+        Command::Migrate => {
+            connect(&cfg).await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Workflow(c) => operate::workflow(&cfg, c).await,
+        Command::Instance(c) => operate::instance(&cfg, c).await,
+        Command::Task(c) => operate::task(&cfg, c).await,
+        Command::Logs { id, task, follow } => inspect::logs(&cfg, id, task, follow).await,
+        Command::Status { json } => inspect::status(&cfg, json).await,
+        Command::Scheduler => roles::scheduler(&cfg).await,
+        Command::Worker(args) => roles::worker(&cfg, &args).await,
+        Command::Standalone { xmlconfig, worker } => {
+            roles::standalone(&cfg, xmlconfig, &worker).await
+        }
+    }
+}
+
+/// Opens the configured database (applying migrations).
+pub(crate) async fn connect(cfg: &Config) -> Result<Arc<dyn Store>> {
+    Ok(store::connect(&ConnectOptions::new(cfg.database_url.clone())).await?)
+}
+
+/// Who is at the keyboard, for event rows.
+pub(crate) fn os_actor() -> String {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("our output types serialise")
+    );
+}
+
+pub(crate) fn params_map(params: Vec<(String, String)>) -> BTreeMap<String, String> {
+    params.into_iter().collect()
+}
+
+pub(crate) fn table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    t
+}
+
+pub(crate) fn fmt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub(crate) fn fmt_duration(
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => format!("{:.1}s", (e - s).num_milliseconds() as f64 / 1000.0),
+        (Some(_), None) => "running".into(),
+        _ => "-".into(),
+    }
+}

@@ -1,0 +1,216 @@
+//! Commands that change things: sync, trigger, run, enable/disable, kill, rerun, retry.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{
+    connect, os_actor, params_map, print_json, InstanceCommand, TaskCommand, WorkflowCommand,
+};
+use crate::config::Config;
+use crate::engine::{CreateInstance, Created, Engine};
+use crate::error::{Error, Result};
+use crate::state::{InstanceId, InstanceStatus, TaskId, TriggerKind};
+use crate::sync::{self, SyncOptions};
+
+pub(super) async fn sync(
+    cfg: &Config,
+    dir: PathBuf,
+    dry_run: bool,
+    prune: bool,
+    json: bool,
+) -> Result<i32> {
+    // validate before touching the database, so bad files never need one
+    let set = sync::load(vec![dir]).await?;
+    for w in &set.warnings {
+        eprintln!("{w}");
+    }
+    let store = connect(cfg).await?;
+    let opts = SyncOptions {
+        dry_run,
+        prune,
+        actor: os_actor(),
+        default_timezone: cfg.timezone,
+    };
+    let report = sync::sync_set(&store, &set, &opts).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "{report}{}",
+            if dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(0)
+}
+
+pub(super) async fn workflow(cfg: &Config, cmd: WorkflowCommand) -> Result<i32> {
+    match cmd {
+        WorkflowCommand::List { json } => super::inspect::workflow_list(cfg, json).await,
+        WorkflowCommand::Info { name, json } => {
+            super::inspect::workflow_info(cfg, &name, json).await
+        }
+        WorkflowCommand::Trigger {
+            name,
+            params,
+            blood,
+            wait,
+            json,
+        } => {
+            let trigger = if blood {
+                TriggerKind::Blood
+            } else {
+                TriggerKind::Trigger
+            };
+            start(cfg, name, trigger, params, true, wait, json).await
+        }
+        WorkflowCommand::Run {
+            name,
+            params,
+            wait,
+            json,
+        } => start(cfg, name, TriggerKind::Run, params, false, wait, json).await,
+        WorkflowCommand::Enable { name } => set_enabled(cfg, &name, true).await,
+        WorkflowCommand::Disable { name } => set_enabled(cfg, &name, false).await,
+    }
+}
+
+async fn start(
+    cfg: &Config,
+    name: String,
+    trigger: TriggerKind,
+    params: Vec<(String, String)>,
+    coordinator_params: bool,
+    wait: bool,
+    json: bool,
+) -> Result<i32> {
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let req = CreateInstance {
+        workflow: name,
+        trigger,
+        scheduled_for: None,
+        params: params_map(params),
+        coordinator_params,
+        parent: None,
+        actor: os_actor(),
+    };
+    let Created { id, status } = engine.create_instance(&req).await?;
+    let id = id.ok_or_else(|| Error::Conflict("the instance slot was taken".into()))?;
+    if json && !wait {
+        print_json(&serde_json::json!({ "instance_id": id, "status": status }));
+    } else if !json {
+        println!("{id}");
+    }
+    if !wait {
+        return Ok(0);
+    }
+    let end = wait_for_end(&engine, id).await?;
+    if json {
+        print_json(&serde_json::json!({ "instance_id": id, "status": end }));
+    } else {
+        eprintln!("instance {id} {end}");
+    }
+    Ok(if end == InstanceStatus::Succeeded {
+        0
+    } else {
+        1
+    })
+}
+
+/// Polls until the instance is terminal.
+pub(super) async fn wait_for_end(engine: &Engine, id: InstanceId) -> Result<InstanceStatus> {
+    loop {
+        let inst = engine
+            .store
+            .instance_get(id)
+            .await?
+            .ok_or_else(|| Error::refused(format!("no instance {id}")))?;
+        if inst.status.is_terminal() {
+            return Ok(inst.status);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn set_enabled(cfg: &Config, name: &str, enabled: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    if store.workflow_get(name).await?.is_none() {
+        return Err(Error::refused(format!("unknown workflow `{name}`")));
+    }
+    let mut tx = store.begin().await?;
+    let cas = tx.workflow_set_enabled(name, enabled).await?;
+    let word = if enabled { "enabled" } else { "disabled" };
+    if cas.applied() {
+        tx.event_insert_many(&[crate::store::NewEvent {
+            workflow: Some(name.to_string()),
+            kind: if enabled {
+                "workflow_enabled"
+            } else {
+                "workflow_disabled"
+            },
+            message: format!("{word} from the command line"),
+            actor: os_actor(),
+            ..Default::default()
+        }])
+        .await?;
+    }
+    tx.commit().await?;
+    println!(
+        "workflow {name} {word}{}",
+        if cas.applied() {
+            ""
+        } else {
+            " (it already was)"
+        }
+    );
+    Ok(0)
+}
+
+pub(super) async fn instance(cfg: &Config, cmd: InstanceCommand) -> Result<i32> {
+    match cmd {
+        InstanceCommand::List {
+            workflow,
+            status,
+            since,
+            limit,
+            json,
+        } => super::inspect::instance_list(cfg, workflow, status, since, limit, json).await,
+        InstanceCommand::Info { id, json } => {
+            super::inspect::instance_info(cfg, InstanceId(id), json).await
+        }
+        InstanceCommand::Kill { id } => {
+            let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+            engine.kill_instance(InstanceId(id), &os_actor()).await?;
+            println!("instance {id} killed");
+            Ok(0)
+        }
+        InstanceCommand::Rerun { id, recover } => {
+            let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+            let status = engine
+                .rerun_instance(InstanceId(id), recover, &os_actor())
+                .await?;
+            println!("instance {id} {status}");
+            Ok(0)
+        }
+    }
+}
+
+pub(super) async fn task(cfg: &Config, cmd: TaskCommand) -> Result<i32> {
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    match cmd {
+        TaskCommand::Retry { id } => {
+            let status = engine.retry_task(TaskId(id), &os_actor()).await?;
+            println!("task {id} will run again; its instance is {status}");
+        }
+        TaskCommand::Kill { id } => match engine.kill_task(TaskId(id), &os_actor()).await? {
+            crate::state::TaskStatus::Running => {
+                println!("task {id}: kill requested; its worker stops it within a heartbeat")
+            }
+            status => println!("task {id} {status}"),
+        },
+    }
+    Ok(0)
+}

@@ -1,0 +1,169 @@
+//! The long-running roles: scheduler, worker, standalone. SIGTERM or SIGINT stops them gracefully.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{connect, os_actor, WorkerArgs};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::scheduler::{self, SchedulerConfig};
+use crate::sync::{self, SyncOptions};
+use crate::worker::{self, WorkerConfig, DEFAULT_QUEUE};
+
+/// A token cancelled on the first SIGTERM or SIGINT.
+fn shutdown_token() -> Result<CancellationToken> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io {
+        context: "installing SIGTERM handler".into(),
+        source: e,
+    })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Io {
+        context: "installing SIGINT handler".into(),
+        source: e,
+    })?;
+    let t = token.clone();
+    // owned by the token: it ends when a signal arrives, which is the only thing it waits for
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        t.cancel();
+    });
+    Ok(token)
+}
+
+fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
+    let name = args.name.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "worker".into())
+    });
+    WorkerConfig {
+        name,
+        queues: if args.queues.is_empty() {
+            vec![DEFAULT_QUEUE.to_string()]
+        } else {
+            args.queues.clone()
+        },
+        slots: args.slots.max(1),
+        lease_ttl: cfg.lease_ttl,
+        heartbeat: cfg.heartbeat,
+        poll: cfg.poll,
+        grace: cfg.grace,
+        work_dir: cfg.work_dir.clone(),
+        log_max_lines: cfg.log_max_lines,
+    }
+}
+
+pub(super) async fn scheduler(cfg: &Config) -> Result<i32> {
+    let stop = shutdown_token()?;
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    scheduler::run(engine, SchedulerConfig::default(), stop).await?;
+    Ok(0)
+}
+
+pub(super) async fn worker(cfg: &Config, args: &WorkerArgs) -> Result<i32> {
+    let stop = shutdown_token()?;
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    worker::run(engine, worker_config(cfg, args), stop).await?;
+    Ok(0)
+}
+
+pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerArgs) -> Result<i32> {
+    let stop = shutdown_token()?;
+    let store = connect(cfg).await?;
+    let engine = Engine::new(store.clone(), cfg.timezone);
+    let opts = SyncOptions {
+        dry_run: false,
+        prune: false,
+        actor: os_actor(),
+        default_timezone: cfg.timezone,
+    };
+    let mut seen = None;
+    if xmlconfig.exists() {
+        let report = sync::sync_paths(&store, vec![xmlconfig.clone()], &opts).await?;
+        seen = fingerprint(&xmlconfig);
+        tracing::info!(dir = %xmlconfig.display(), "synced definitions: {report}");
+    } else {
+        tracing::warn!(dir = %xmlconfig.display(), "definition directory not found; running without it");
+    }
+    tracing::info!(database = %crate::store::redact_url(&cfg.database_url), "standalone: scheduler and worker in one process");
+    let mut roles = JoinSet::new();
+    roles.spawn(scheduler::run(
+        engine.clone(),
+        SchedulerConfig::default(),
+        stop.clone(),
+    ));
+    roles.spawn(worker::run(
+        engine.clone(),
+        worker_config(cfg, args),
+        stop.clone(),
+    ));
+    let mut rescan = tokio::time::interval(Duration::from_secs(5));
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = rescan.tick() => {}
+            Some(done) = roles.join_next() => {
+                // a role ended on its own: that is an error; stop the other one too
+                stop.cancel();
+                if let Ok(Err(e)) = done {
+                    tracing::error!(error = %e, "a role stopped");
+                }
+                break;
+            }
+        }
+        let now = fingerprint(&xmlconfig);
+        if now.is_some() && now != seen {
+            seen = now;
+            match sync::sync_paths(&store, vec![xmlconfig.clone()], &opts).await {
+                Ok(report) => tracing::info!("definitions changed; synced: {report}"),
+                Err(Error::Invalid(diags)) => {
+                    for d in diags
+                        .iter()
+                        .filter(|d| d.severity == crate::definition::Severity::Error)
+                    {
+                        tracing::error!("{d}");
+                    }
+                    tracing::error!("definitions not synced: fix the errors above (the previous versions keep running)");
+                }
+                Err(e) => tracing::warn!(error = %e, "rescan failed"),
+            }
+        }
+    }
+    while roles.join_next().await.is_some() {}
+    Ok(0)
+}
+
+/// Names, sizes and modification times of every XML file below `dir`: cheap change detection.
+fn fingerprint(dir: &Path) -> Option<Vec<(PathBuf, u64, SystemTime)>> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "xml") {
+                out.push((
+                    path,
+                    meta.len(),
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    (!out.is_empty()).then_some(out)
+}

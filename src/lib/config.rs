@@ -1,0 +1,101 @@
+//! Configuration: read raw from `akkaflow.toml` (optional), then `AKKAFLOW_*` environment variables,
+//! then flags; resolved once into a validated [`Config`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The default database: an SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://akkaflow.db";
+
+/// `akkaflow.toml` as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    /// Zone for coordinators that name none (IANA name, default UTC).
+    pub timezone: Option<String>,
+    /// Where task attempts get their working directories.
+    pub work_dir: Option<PathBuf>,
+    /// Lines of output kept per attempt before truncation.
+    pub log_max_lines: Option<u64>,
+    pub lease_ttl_secs: Option<u64>,
+    pub heartbeat_secs: Option<u64>,
+    pub poll_secs: Option<f64>,
+    pub grace_secs: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub timezone: Tz,
+    pub work_dir: PathBuf,
+    pub log_max_lines: u64,
+    /// How long a task's lease lasts without a heartbeat; a dead worker's task is rescued after it.
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    /// The longest a worker waits between claims when idle.
+    pub poll: Duration,
+    /// How long a stopping worker lets running tasks finish before handing them back.
+    pub grace: Duration,
+}
+
+impl Config {
+    /// Reads `path` (or `./akkaflow.toml` when it exists), then the environment, then `database_url`.
+    pub fn load(path: Option<&Path>, database_url: Option<String>) -> Result<Config> {
+        let file = match path {
+            Some(p) => read_file(p)?,
+            None if Path::new("akkaflow.toml").exists() => read_file(Path::new("akkaflow.toml"))?,
+            None => FileConfig::default(),
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let database_url = database_url
+            .or_else(|| env("AKKAFLOW_DATABASE_URL"))
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let tz_name = env("AKKAFLOW_TIMEZONE")
+            .or(file.timezone)
+            .unwrap_or_else(|| "UTC".into());
+        let timezone: Tz = tz_name
+            .parse()
+            .map_err(|_| Error::Config(format!("unknown timezone `{tz_name}`")))?;
+        let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
+        let cfg = Config {
+            database_url,
+            timezone,
+            work_dir: env("AKKAFLOW_WORK_DIR")
+                .map(PathBuf::from)
+                .or(file.work_dir)
+                .unwrap_or_else(|| "akkaflow-work".into()),
+            log_max_lines: file.log_max_lines.unwrap_or(100_000),
+            lease_ttl: secs(
+                env("AKKAFLOW_LEASE_TTL_SECS")
+                    .and_then(|v| v.parse().ok())
+                    .or(file.lease_ttl_secs),
+                15,
+            ),
+            heartbeat: secs(file.heartbeat_secs, 3),
+            poll: Duration::from_secs_f64(file.poll_secs.unwrap_or(1.0)),
+            grace: secs(file.grace_secs, 10),
+        };
+        if cfg.heartbeat >= cfg.lease_ttl {
+            return Err(Error::Config(
+                "heartbeat_secs must be shorter than lease_ttl_secs".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}

@@ -1,0 +1,249 @@
+//! The engine: every run-state operation, written once and used by the CLI, the scheduler, the
+//! worker and the HTTP API alike.
+//!
+//! Each operation is one transaction that locks the instance row first (then, when needed, the
+//! workflow row), applies guarded updates, writes an `event` row per change, and commits; the DAG
+//! advance ([`crate::dag`]) happens inside the transaction that records a task's result. Deadlocks
+//! and lock timeouts retry the whole operation a bounded number of times.
+
+mod instance;
+mod task;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::Notify;
+
+use crate::dag::Plan;
+use crate::definition::Workflow;
+use crate::error::{Error, Result};
+use crate::state::{InstanceStatus, TaskStatus};
+use crate::store::{
+    AttemptRow, InstanceRow, InstanceTransition, NewEvent, Store, StoreTx, TaskRow, TaskTransition,
+};
+
+pub use instance::{CreateInstance, Created};
+
+/// Shared handle on the store plus what every operation needs.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    defs: Arc<DefinitionCache>,
+    /// Fired when this process made tasks ready, so a local worker claims at once.
+    pub wake: Arc<Notify>,
+    /// Zone for coordinator-less workflows' time expressions.
+    pub timezone: Tz,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, timezone: Tz) -> Self {
+        Engine {
+            store,
+            defs: Arc::new(DefinitionCache::default()),
+            wake: Arc::new(Notify::new()),
+            timezone,
+        }
+    }
+
+    /// The definition an instance runs (immutable per version, so cached forever).
+    pub async fn definition(&self, workflow: &str, version: i64) -> Result<Arc<Workflow>> {
+        if let Some(def) = self.defs.get(workflow, version) {
+            return Ok(def);
+        }
+        let json = self
+            .store
+            .workflow_definition(workflow, version)
+            .await?
+            .ok_or_else(|| {
+                Error::refused(format!("workflow `{workflow}` has no version {version}"))
+            })?;
+        let def: Workflow = serde_json::from_str(&json).map_err(|e| {
+            Error::Store(crate::store::StoreError::Corrupt {
+                table: "workflow_version",
+                column: "definition",
+                value: format!("{workflow} v{version}: {e}"),
+            })
+        })?;
+        Ok(self.defs.put(workflow, version, def))
+    }
+
+    /// Runs `op` again when the database reports a deadlock or lock timeout (MySQL 1213/1205, SQLite busy).
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            match op().await {
+                Err(e) if e.is_retryable() && attempt < 8 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "transaction conflict; retrying");
+                    let backoff = 5 * u64::from(attempt) + fastrand::u64(0..10);
+                    tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Applies a DAG plan to an instance's rows inside `tx`, and ends the instance if the plan says so.
+    pub(crate) async fn apply_plan(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        def: &Workflow,
+        tasks: &BTreeMap<String, TaskRow>,
+        plan: &Plan,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut events = Vec::new();
+        for u in &plan.updates {
+            let Some(task) = tasks.get(&u.node) else {
+                continue;
+            };
+            let mut t = TaskTransition::new(task.id, u.from.clone(), u.to);
+            t.error = u.note.clone();
+            t.kill_requested = u.to == TaskStatus::Killed;
+            match u.to {
+                TaskStatus::Ready => t.run_at = Some(now),
+                s if s.is_terminal() => t.ended_at = Some(now),
+                _ => {}
+            }
+            if !tx.task_transition(&t).await?.applied() {
+                // the instance row is locked, so only a claim can race us: retry the whole operation
+                return Err(Error::Conflict(format!(
+                    "task {} ({}) changed under the instance lock",
+                    task.id, task.node
+                )));
+            }
+            if u.to == TaskStatus::Killed && task.status == TaskStatus::Running {
+                tx.task_attempt_insert(&AttemptRow {
+                    task_id: task.id,
+                    attempt: task.attempt,
+                    worker_id: task.worker_id.clone(),
+                    outcome: crate::state::AttemptOutcome::Killed,
+                    exit_code: None,
+                    error: u.note.clone(),
+                    started_at: task.started_at,
+                    ended_at: now,
+                })
+                .await?;
+            }
+            events.push(NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                task_id: Some(task.id),
+                node: Some(u.node.clone()),
+                kind: "task_transition",
+                from_status: Some(task.status.as_str()),
+                to_status: Some(u.to.as_str()),
+                message: u.note.clone().unwrap_or_else(|| transition_message(u.to)),
+                actor: actor.to_string(),
+            });
+        }
+        tx.event_insert_many(&events).await?;
+        if let Some(end) = &plan.end {
+            self.end_instance(tx, inst, def, end.status, &end.reason, now, actor)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks the instance ended and does what follows from it: dependency progress, a blood run's
+    /// downstream, the next pending instance of the same workflow.
+    #[allow(clippy::too_many_arguments)]
+    async fn end_instance(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        def: &Workflow,
+        status: InstanceStatus,
+        reason: &str,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<()> {
+        let cas = tx
+            .instance_transition(&InstanceTransition {
+                id: inst.id,
+                from: vec![InstanceStatus::Running, InstanceStatus::Pending],
+                to: status,
+                started_at: None,
+                ended_at: Some(now),
+                error: (status != InstanceStatus::Succeeded).then(|| reason.to_string()),
+            })
+            .await?;
+        if !cas.applied() {
+            return Ok(());
+        }
+        tx.event_insert_many(&[NewEvent {
+            workflow: Some(inst.workflow.clone()),
+            instance_id: Some(inst.id),
+            kind: "instance_transition",
+            from_status: Some(inst.status.as_str()),
+            to_status: Some(status.as_str()),
+            message: reason.to_string(),
+            actor: actor.to_string(),
+            ..Default::default()
+        }])
+        .await?;
+        tracing::info!(workflow = %inst.workflow, instance_id = %inst.id, status = %status, "{reason}");
+        if status == InstanceStatus::Succeeded {
+            if inst.trigger_kind.propagates() {
+                tx.coordinator_depend_satisfy(&inst.workflow, inst.id)
+                    .await?;
+            }
+            if inst.trigger_kind == crate::state::TriggerKind::Blood {
+                self.start_blood_downstream(tx, inst, actor).await?;
+            }
+        }
+        let _ = def;
+        self.start_pending(tx, &inst.workflow, now, actor).await
+    }
+}
+
+fn transition_message(to: TaskStatus) -> String {
+    match to {
+        TaskStatus::Ready => "reached".into(),
+        TaskStatus::Skipped => "not reached".into(),
+        other => other.as_str().into(),
+    }
+}
+
+/// Immutable definitions by (workflow, version).
+#[derive(Default)]
+struct DefinitionCache {
+    map: Mutex<HashMap<(String, i64), Arc<Workflow>>>,
+}
+
+impl DefinitionCache {
+    fn get(&self, workflow: &str, version: i64) -> Option<Arc<Workflow>> {
+        self.map
+            .lock()
+            .expect("cache lock is never poisoned")
+            .get(&(workflow.to_string(), version))
+            .cloned()
+    }
+
+    fn put(&self, workflow: &str, version: i64, def: Workflow) -> Arc<Workflow> {
+        let def = Arc::new(def);
+        self.map
+            .lock()
+            .expect("cache lock is never poisoned")
+            .insert((workflow.to_string(), version), def.clone());
+        def
+    }
+}
+
+/// Node name → row, the shape the DAG functions want.
+pub(crate) fn by_node(tasks: Vec<TaskRow>) -> BTreeMap<String, TaskRow> {
+    tasks.into_iter().map(|t| (t.node.clone(), t)).collect()
+}
+
+pub(crate) fn states(tasks: &BTreeMap<String, TaskRow>) -> BTreeMap<String, TaskStatus> {
+    tasks.iter().map(|(n, t)| (n.clone(), t.status)).collect()
+}

@@ -1,0 +1,383 @@
+//! Task operations: record an attempt's end (and advance the DAG), rescue a lost lease, hand a task
+//! back on graceful stop, and the operator's retry and kill.
+
+use std::time::Duration;
+
+use super::{by_node, states, Engine};
+use crate::dag;
+use crate::error::{Error, Result};
+use crate::state::{
+    after_attempt, after_lost_or_failed, AfterAttempt, AttemptEnd, AttemptOutcome, InstanceStatus,
+    RetryFacts, TaskId, TaskStatus,
+};
+use crate::store::{
+    AttemptRow, Cas, ClaimedTask, Fence, NewEvent, StoreTx, TaskRow, TaskTransition,
+};
+
+fn facts(t: &TaskRow) -> RetryFacts {
+    RetryFacts {
+        attempt: t.attempt,
+        max_attempts: t.max_attempts,
+        retry_interval: Duration::from_secs(t.retry_interval_s.max(0) as u64),
+        kill_requested: t.kill_requested,
+    }
+}
+
+/// The task row of `node` in `tasks`, checked to be the attempt `fence` describes.
+fn fenced<'a>(
+    tasks: &'a std::collections::BTreeMap<String, TaskRow>,
+    node: &str,
+    fence: &Fence,
+) -> Option<&'a TaskRow> {
+    tasks.get(node).filter(|t| {
+        t.status == TaskStatus::Running
+            && t.worker_id.as_deref() == Some(&fence.worker_id)
+            && t.attempt == fence.attempt
+    })
+}
+
+impl Engine {
+    /// Records how a claimed attempt ended. `Stale` when the task is no longer this worker's attempt
+    /// (rescued, killed with its instance): then nothing is written.
+    pub async fn complete_attempt(
+        &self,
+        claimed: &ClaimedTask,
+        worker_id: &str,
+        end: &AttemptEnd,
+    ) -> Result<Cas> {
+        let fence = Fence {
+            worker_id: worker_id.to_string(),
+            attempt: claimed.attempt,
+        };
+        let actor = format!("worker:{worker_id}");
+        let cas = self
+            .retrying(|| async {
+                let mut tx = self.store.begin().await?;
+                let cas = self
+                    .finish_attempt(&mut *tx, claimed, &fence, end, &actor)
+                    .await?;
+                if cas.applied() {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(cas)
+            })
+            .await?;
+        Ok(cas)
+    }
+
+    async fn finish_attempt(
+        &self,
+        tx: &mut dyn StoreTx,
+        claimed: &ClaimedTask,
+        fence: &Fence,
+        end: &AttemptEnd,
+        actor: &str,
+    ) -> Result<Cas> {
+        let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
+            return Ok(Cas::Stale);
+        };
+        let mut tasks = by_node(tx.task_list(claimed.instance_id).await?);
+        let Some(task) = fenced(&tasks, &claimed.node, fence).cloned() else {
+            return Ok(Cas::Stale);
+        };
+        let decision = after_attempt(facts(&task), end);
+        let (to, run_at) = match decision {
+            AfterAttempt::Succeed => (TaskStatus::Succeeded, None),
+            AfterAttempt::Retry { after } => (
+                TaskStatus::Ready,
+                Some(now + chrono::Duration::from_std(after).unwrap_or_default()),
+            ),
+            AfterAttempt::Fail => (TaskStatus::Failed, None),
+            AfterAttempt::Kill => (TaskStatus::Killed, None),
+        };
+        let mut t = TaskTransition::new(task.id, vec![TaskStatus::Running], to);
+        t.fence = Some(fence.clone());
+        t.run_at = run_at;
+        t.exit_code = end.exit_code().map(i64::from);
+        t.error = end.error();
+        t.kill_requested = to == TaskStatus::Killed;
+        t.ended_at = to.is_terminal().then_some(now);
+        if !tx.task_transition(&t).await?.applied() {
+            return Ok(Cas::Stale);
+        }
+        tx.task_attempt_insert(&AttemptRow {
+            task_id: task.id,
+            attempt: task.attempt,
+            worker_id: Some(fence.worker_id.clone()),
+            outcome: end.outcome(),
+            exit_code: t.exit_code,
+            error: t.error.clone(),
+            started_at: task.started_at,
+            ended_at: now,
+        })
+        .await?;
+        let message = match (&decision, end.error()) {
+            (AfterAttempt::Retry { after }, Some(e)) => {
+                format!(
+                    "attempt {} of {}: {e}; retrying in {}s",
+                    task.attempt,
+                    task.max_attempts,
+                    after.as_secs()
+                )
+            }
+            (_, Some(e)) => format!("attempt {}: {e}", task.attempt),
+            (_, None) => format!("attempt {} succeeded", task.attempt),
+        };
+        tx.event_insert_many(&[NewEvent {
+            workflow: Some(inst.workflow.clone()),
+            instance_id: Some(inst.id),
+            task_id: Some(task.id),
+            node: Some(task.node.clone()),
+            kind: "task_transition",
+            from_status: Some(TaskStatus::Running.as_str()),
+            to_status: Some(to.as_str()),
+            message,
+            actor: actor.to_string(),
+        }])
+        .await?;
+        if to.is_terminal() && inst.status == InstanceStatus::Running {
+            tasks
+                .get_mut(&task.node)
+                .expect("the task came from this map")
+                .status = to;
+            let def = self
+                .definition(&inst.workflow, inst.workflow_version)
+                .await?;
+            let plan = dag::after_node(&def, &states(&tasks), &task.node);
+            self.apply_plan(tx, &inst, &def, &tasks, &plan, now, actor)
+                .await?;
+            if plan.made_ready().next().is_some() {
+                self.wake.notify_one();
+            }
+        } else if to == TaskStatus::Ready {
+            self.wake.notify_one();
+        }
+        Ok(Cas::Applied)
+    }
+
+    /// Brings back a task whose lease ran out: counted as an attempt, retried or failed by its policy.
+    pub async fn rescue_task(&self, lost: &TaskRow, actor: &str) -> Result<Cas> {
+        let Some(worker_id) = lost.worker_id.clone() else {
+            return Ok(Cas::Stale);
+        };
+        let fence = Fence {
+            worker_id,
+            attempt: lost.attempt,
+        };
+        self.retrying(|| async {
+            let mut tx = self.store.begin().await?;
+            let Some((inst, now)) = tx.instance_lock(lost.instance_id).await? else {
+                return Ok(Cas::Stale);
+            };
+            let mut tasks = by_node(tx.task_list(lost.instance_id).await?);
+            let Some(task) = fenced(&tasks, &lost.node, &fence).cloned() else {
+                return Ok(Cas::Stale);
+            };
+            if task.lease_until.is_some_and(|l| l >= now) {
+                return Ok(Cas::Stale); // heartbeat arrived meanwhile
+            }
+            let (to, reason) = match after_lost_or_failed(facts(&task)) {
+                AfterAttempt::Retry { .. } => (TaskStatus::Ready, "retrying"),
+                AfterAttempt::Kill => (TaskStatus::Killed, "it was to be killed"),
+                _ => (TaskStatus::Failed, "no attempts left"),
+            };
+            let error = format!(
+                "lease expired: worker {} stopped heartbeating during attempt {}; {reason}",
+                fence.worker_id, task.attempt
+            );
+            let mut t = TaskTransition::new(task.id, vec![TaskStatus::Running], to);
+            t.fence = Some(fence.clone());
+            t.run_at = (to == TaskStatus::Ready).then_some(now);
+            t.error = Some(error.clone());
+            t.kill_requested = to == TaskStatus::Killed;
+            t.ended_at = to.is_terminal().then_some(now);
+            if !tx.task_transition(&t).await?.applied() {
+                tx.rollback().await?;
+                return Ok(Cas::Stale);
+            }
+            tx.task_attempt_insert(&AttemptRow {
+                task_id: task.id,
+                attempt: task.attempt,
+                worker_id: Some(fence.worker_id.clone()),
+                outcome: AttemptOutcome::Lost,
+                exit_code: None,
+                error: Some(error.clone()),
+                started_at: task.started_at,
+                ended_at: now,
+            })
+            .await?;
+            tx.event_insert_many(&[NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                task_id: Some(task.id),
+                node: Some(task.node.clone()),
+                kind: "task_rescued",
+                from_status: Some(TaskStatus::Running.as_str()),
+                to_status: Some(to.as_str()),
+                message: error,
+                actor: actor.to_string(),
+            }])
+            .await?;
+            if to.is_terminal() && inst.status == InstanceStatus::Running {
+                tasks
+                    .get_mut(&task.node)
+                    .expect("the task came from this map")
+                    .status = to;
+                let def = self
+                    .definition(&inst.workflow, inst.workflow_version)
+                    .await?;
+                let plan = dag::after_node(&def, &states(&tasks), &task.node);
+                self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                    .await?;
+            }
+            tx.commit().await?;
+            self.wake.notify_one();
+            Ok(Cas::Applied)
+        })
+        .await
+    }
+
+    /// Graceful stop: gives a running task back to `ready` without counting the attempt.
+    pub async fn hand_back(&self, claimed: &ClaimedTask, worker_id: &str) -> Result<Cas> {
+        let fence = Fence {
+            worker_id: worker_id.to_string(),
+            attempt: claimed.attempt,
+        };
+        self.retrying(|| async {
+            let mut tx = self.store.begin().await?;
+            let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
+                return Ok(Cas::Stale);
+            };
+            let mut t =
+                TaskTransition::new(claimed.id, vec![TaskStatus::Running], TaskStatus::Ready);
+            t.fence = Some(fence.clone());
+            t.run_at = Some(now);
+            t.attempt_delta = -1;
+            t.error = Some(format!("handed back by stopping worker {worker_id}"));
+            let cas = tx.task_transition(&t).await?;
+            if cas.applied() {
+                tx.event_insert_many(&[NewEvent {
+                    workflow: Some(inst.workflow.clone()),
+                    instance_id: Some(inst.id),
+                    task_id: Some(claimed.id),
+                    node: Some(claimed.node.clone()),
+                    kind: "task_handed_back",
+                    from_status: Some(TaskStatus::Running.as_str()),
+                    to_status: Some(TaskStatus::Ready.as_str()),
+                    message: "worker stopping; attempt not counted".into(),
+                    actor: format!("worker:{worker_id}"),
+                }])
+                .await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(cas)
+        })
+        .await
+    }
+
+    /// A failed or killed task runs again and its (finished) instance continues from there; nodes
+    /// that succeeded are kept.
+    pub async fn retry_task(&self, id: TaskId, actor: &str) -> Result<InstanceStatus> {
+        let task = self
+            .store
+            .task_get(id)
+            .await?
+            .ok_or_else(|| Error::refused(format!("no task {id}")))?;
+        if !matches!(task.status, TaskStatus::Failed | TaskStatus::Killed) {
+            return Err(Error::refused(format!(
+                "task {id} is {}; only a failed or killed task can be retried",
+                task.status
+            )));
+        }
+        let inst = self
+            .store
+            .instance_get(task.instance_id)
+            .await?
+            .ok_or_else(|| Error::refused(format!("no instance {}", task.instance_id)))?;
+        if !inst.status.is_terminal() {
+            return Err(Error::refused(format!(
+                "instance {} of task {id} is still {}; wait for it to end or kill it first",
+                inst.id, inst.status
+            )));
+        }
+        self.rerun_instance(task.instance_id, true, actor).await
+    }
+
+    /// Kills one task: a running one through its worker (within a heartbeat), a waiting or ready one
+    /// at once (its instance then follows the error edge or ends killed).
+    pub async fn kill_task(&self, id: TaskId, actor: &str) -> Result<TaskStatus> {
+        let task = self
+            .store
+            .task_get(id)
+            .await?
+            .ok_or_else(|| Error::refused(format!("no task {id}")))?;
+        self.retrying(|| async {
+            let mut tx = self.store.begin().await?;
+            let (inst, now) = tx
+                .instance_lock(task.instance_id)
+                .await?
+                .ok_or_else(|| Error::refused(format!("no instance {}", task.instance_id)))?;
+            let mut tasks = by_node(tx.task_list(task.instance_id).await?);
+            let current = tasks
+                .get(&task.node)
+                .cloned()
+                .ok_or_else(|| Error::refused(format!("no task {id}")))?;
+            let event = |to: &'static str, message: String| NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                task_id: Some(id),
+                node: Some(current.node.clone()),
+                kind: "task_kill",
+                from_status: Some(current.status.as_str()),
+                to_status: Some(to),
+                message,
+                actor: actor.to_string(),
+            };
+            let result = match current.status {
+                TaskStatus::Running => {
+                    if !tx.task_request_kill(id).await?.applied() {
+                        return Err(Error::Conflict(format!("task {id} changed")));
+                    }
+                    let msg = format!(
+                        "kill requested by {actor}; its worker stops it within a heartbeat"
+                    );
+                    tx.event_insert_many(&[event("running", msg)]).await?;
+                    TaskStatus::Running
+                }
+                TaskStatus::Waiting | TaskStatus::Ready => {
+                    let mut t = TaskTransition::new(id, vec![current.status], TaskStatus::Killed);
+                    t.kill_requested = true;
+                    t.error = Some(format!("killed by {actor}"));
+                    t.ended_at = Some(now);
+                    if !tx.task_transition(&t).await?.applied() {
+                        return Err(Error::Conflict(format!("task {id} changed")));
+                    }
+                    tx.event_insert_many(&[event("killed", format!("killed by {actor}"))])
+                        .await?;
+                    if inst.status == InstanceStatus::Running {
+                        tasks.get_mut(&current.node).expect("present").status = TaskStatus::Killed;
+                        let def = self
+                            .definition(&inst.workflow, inst.workflow_version)
+                            .await?;
+                        let plan = dag::after_node(&def, &states(&tasks), &current.node);
+                        self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                            .await?;
+                    }
+                    TaskStatus::Killed
+                }
+                other => {
+                    return Err(Error::refused(format!(
+                        "task {id} has already ended ({other})"
+                    )))
+                }
+            };
+            tx.commit().await?;
+            Ok(result)
+        })
+        .await
+    }
+}

@@ -1,0 +1,133 @@
+//! Scheduler: contends for the master lock; the holder runs the master services (trigger, rescuer,
+//! starter), the others wait as hot standbys.
+//!
+//! ```text
+//!  standby ──try_acquire ok──> master ──still_held false / any lock error──> standby
+//!     ^  └── every tick ──┘      │ each tick: still_held? then trigger, rescue, start pending
+//!     └──────────────────────────┘
+//! ```
+//! Everything the master writes is conditional (CAS on `next_fire_at`, unique fire slots, fenced task
+//! updates), so two masters overlapping for a moment cannot duplicate or lose work.
+
+mod rescuer;
+mod trigger;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::store::{OutageLog, SchedulerBeat};
+
+pub use rescuer::Rescuer;
+pub use trigger::{Trigger, TriggerReport};
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// How often the master runs its duty cycle and a standby tries to take over.
+    pub tick: Duration,
+    /// How often the `scheduler` row is refreshed.
+    pub heartbeat: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs a scheduler until `stop` is cancelled.
+pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) -> Result<()> {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let id = format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..));
+    let actor = format!("scheduler:{id}");
+    let mut lock = engine.store.master_lock(&id).await?;
+    let trigger = Trigger::new(engine.clone(), actor.clone());
+    let rescuer = Rescuer::new(engine.clone(), actor.clone());
+    let mut epoch: Option<i64> = None;
+    let mut outage = OutageLog::new("scheduler");
+    let mut last_beat: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(cfg.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(scheduler_id = %id, "scheduler started as standby");
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let was = epoch;
+        epoch = match epoch {
+            None => lock.try_acquire().await.unwrap_or_else(|e| {
+                outage.failed(&e);
+                None
+            }),
+            Some(e) => match lock.still_held().await {
+                Ok(true) => Some(e),
+                Ok(false) => None,
+                Err(err) => {
+                    outage.failed(&err);
+                    None
+                }
+            },
+        };
+        match (was, epoch) {
+            (None, Some(e)) => tracing::info!(scheduler_id = %id, epoch = e, "elected master"),
+            (Some(_), None) => {
+                tracing::warn!(scheduler_id = %id, "lost the master lock; stepping down")
+            }
+            _ => {}
+        }
+        if last_beat.is_none_or(|t| t.elapsed() >= cfg.heartbeat) || was != epoch {
+            let beat = SchedulerBeat {
+                id: id.clone(),
+                host: host.clone(),
+                pid: i64::from(std::process::id()),
+                state: if epoch.is_some() { "master" } else { "standby" },
+                epoch,
+            };
+            if engine.store.scheduler_heartbeat(&beat).await.is_ok() {
+                last_beat = Some(tokio::time::Instant::now());
+            }
+        }
+        if epoch.is_none() {
+            continue;
+        }
+        let cycle = async {
+            let fired = trigger.run_once().await?;
+            let rescued = rescuer.run_once().await?;
+            let started = engine.start_pending_all(&actor).await?;
+            Ok::<_, crate::Error>((fired, rescued, started))
+        };
+        match cycle.await {
+            Ok((fired, rescued, started)) => {
+                outage.recovered();
+                if !fired.is_empty() || rescued > 0 || started > 0 {
+                    tracing::debug!(fired = fired.fired, rescued, started, "duty cycle");
+                }
+            }
+            Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
+                outage.failed(&e)
+            }
+            Err(e) => tracing::warn!(error = %e, "duty cycle failed; retrying next tick"),
+        }
+    }
+    if epoch.is_some() {
+        let _ = lock.release().await;
+    }
+    let beat = SchedulerBeat {
+        id: id.clone(),
+        host,
+        pid: i64::from(std::process::id()),
+        state: "stopped",
+        epoch: None,
+    };
+    let _ = engine.store.scheduler_heartbeat(&beat).await;
+    tracing::info!(scheduler_id = %id, "scheduler stopped");
+    Ok(())
+}

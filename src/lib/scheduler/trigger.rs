@@ -1,0 +1,239 @@
+//! The trigger: turns due cron slots and satisfied dependencies into instances.
+//!
+//! State lives in the `coordinator` row (`next_fire_at`, `last_fire_at`) and in `coordinator_depend`
+//! (which upstreams succeeded since the last fire), so a restart or failover loses nothing. A fire is
+//! one transaction: CAS `next_fire_at` from the value read, clear the dependency progress, insert the
+//! instance (unique per slot). After downtime only the latest missed slot fires.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::definition::cron::CronSpec;
+use crate::engine::{CreateInstance, Engine};
+use crate::error::{Error, Result};
+use crate::state::TriggerKind;
+use crate::store::{CoordinatorRow, StoreTx};
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TriggerReport {
+    pub scheduled: usize,
+    pub fired: usize,
+    /// Slots another master (or an earlier run) had fired already.
+    pub already_fired: usize,
+}
+
+impl TriggerReport {
+    pub fn is_empty(&self) -> bool {
+        self.scheduled == 0 && self.fired == 0 && self.already_fired == 0
+    }
+}
+
+pub struct Trigger {
+    engine: Engine,
+    actor: String,
+}
+
+/// A coordinator's schedule: its cron in its zone, bounded by its window.
+struct Schedule {
+    cron: CronSpec,
+    tz: Tz,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    fn of(c: &CoordinatorRow) -> Option<Schedule> {
+        let cron = CronSpec::parse(c.cron.as_deref()?).ok()?.spec;
+        let tz = c.timezone.parse().ok()?;
+        Some(Schedule {
+            cron,
+            tz,
+            start: c.start_time,
+            end: c.end_time,
+        })
+    }
+
+    /// The first slot strictly after `after` inside the window.
+    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let after = match self.start {
+            Some(s) if s - chrono::Duration::milliseconds(1) > after => {
+                s - chrono::Duration::milliseconds(1)
+            }
+            _ => after,
+        };
+        self.cron
+            .next_after(self.tz, after)
+            .filter(|n| self.end.is_none_or(|e| *n <= e))
+    }
+
+    /// The latest slot at or before `now`, starting from a due slot (catch-up fires only the latest).
+    fn latest_due(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, usize) {
+        let (mut slot, mut missed) = (due, 0);
+        while missed < 1_000_000 {
+            match self.next_after(slot) {
+                Some(n) if n <= now => {
+                    slot = n;
+                    missed += 1;
+                }
+                _ => break,
+            }
+        }
+        (slot, missed)
+    }
+}
+
+impl Trigger {
+    const BATCH: i64 = 500;
+
+    pub fn new(engine: Engine, actor: String) -> Self {
+        Trigger { engine, actor }
+    }
+
+    /// One pass over every coordinator that needs attention.
+    pub async fn run_once(&self) -> Result<TriggerReport> {
+        let mut report = TriggerReport::default();
+        let store = &self.engine.store;
+        let now = store.now().await?;
+        for c in store.coordinator_needs_next(Self::BATCH).await? {
+            let Some(schedule) = Schedule::of(&c) else {
+                continue;
+            };
+            if let Some(next) = schedule.next_after(now) {
+                if store
+                    .coordinator_set_next(&c.workflow, Some(next))
+                    .await?
+                    .applied()
+                {
+                    report.scheduled += 1;
+                }
+            }
+        }
+        for c in store.coordinator_due(Self::BATCH).await? {
+            self.fire_cron(&c, now, &mut report).await?;
+        }
+        for c in store.coordinator_deps_ready(Self::BATCH).await? {
+            self.fire_dependencies(&c, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn fire_cron(
+        &self,
+        c: &CoordinatorRow,
+        now: DateTime<Utc>,
+        report: &mut TriggerReport,
+    ) -> Result<()> {
+        let (Some(schedule), Some(due)) = (Schedule::of(c), c.next_fire_at) else {
+            return Ok(());
+        };
+        let deps = self
+            .engine
+            .store
+            .coordinator_depend_list(&c.workflow)
+            .await?;
+        if deps.iter().any(|d| d.satisfied_at.is_none()) {
+            return Ok(()); // cron plus dependencies: due, waiting for the upstreams
+        }
+        let (slot, missed) = schedule.latest_due(due, now);
+        if missed > 0 {
+            tracing::info!(workflow = %c.workflow, missed, slot = %slot, "missed cron slots while down; firing the latest");
+        }
+        let next = schedule.next_after(slot);
+        let req = self.request(c, TriggerKind::Cron, Some(slot));
+        let fired = self
+            .engine
+            .retrying(|| async {
+                let mut tx = self.engine.store.begin().await?;
+                if !tx
+                    .coordinator_fire(&c.workflow, due, next, slot)
+                    .await?
+                    .applied()
+                    || !clear_dependencies(&mut *tx, &c.workflow, deps.len()).await?
+                {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let created = self.engine.create_in_tx(&mut *tx, &req, now).await?;
+                tx.commit().await?;
+                Ok(Some(created.id.is_some()))
+            })
+            .await;
+        self.count(fired, &c.workflow, report)
+    }
+
+    async fn fire_dependencies(
+        &self,
+        c: &CoordinatorRow,
+        report: &mut TriggerReport,
+    ) -> Result<()> {
+        let deps = self
+            .engine
+            .store
+            .coordinator_depend_list(&c.workflow)
+            .await?;
+        let req = self.request(c, TriggerKind::Dependency, None);
+        let fired = self
+            .engine
+            .retrying(|| async {
+                let now = self.engine.store.now().await?;
+                let mut tx = self.engine.store.begin().await?;
+                if !clear_dependencies(&mut *tx, &c.workflow, deps.len()).await? {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let created = self.engine.create_in_tx(&mut *tx, &req, now).await?;
+                tx.commit().await?;
+                Ok(Some(created.id.is_some()))
+            })
+            .await;
+        self.count(fired, &c.workflow, report)
+    }
+
+    fn request(
+        &self,
+        c: &CoordinatorRow,
+        trigger: TriggerKind,
+        slot: Option<DateTime<Utc>>,
+    ) -> CreateInstance {
+        CreateInstance {
+            workflow: c.workflow.clone(),
+            trigger,
+            scheduled_for: slot,
+            params: Default::default(),
+            coordinator_params: true,
+            parent: None,
+            actor: self.actor.clone(),
+        }
+    }
+
+    /// Folds a fire's outcome into the report; a refused fire (bad parameters) is logged, not fatal.
+    fn count(
+        &self,
+        fired: Result<Option<bool>>,
+        workflow: &str,
+        report: &mut TriggerReport,
+    ) -> Result<()> {
+        match fired {
+            Ok(Some(true)) => {
+                report.fired += 1;
+                self.engine.wake.notify_one();
+            }
+            Ok(Some(false)) | Ok(None) => report.already_fired += 1,
+            Err(Error::Refused(why)) => tracing::error!(workflow, "cannot fire: {why}"),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// Clears dependency progress; false when another master cleared it first.
+async fn clear_dependencies(tx: &mut dyn StoreTx, workflow: &str, expected: usize) -> Result<bool> {
+    if expected == 0 {
+        return Ok(true);
+    }
+    Ok(tx
+        .coordinator_depend_clear(workflow, expected)
+        .await?
+        .applied())
+}

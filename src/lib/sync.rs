@@ -1,0 +1,268 @@
+//! Sync: load a validated definition set into the database in ONE transaction, all or nothing.
+//!
+//! A workflow's version goes up only when its content hash changes; running sync twice changes
+//! nothing the second time. `prune` disables workflows whose file is gone (history kept). Sync never
+//! re-enables a workflow an operator disabled, unless its file changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::definition::{self, DefinitionSet, LoadedWorkflow, MailLevel};
+use crate::error::{Error, Result};
+use crate::store::{CoordinatorRow, NewEvent, Store, StoreTx, WorkflowUpsert};
+
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub prune: bool,
+    /// Who is syncing, for the event rows.
+    pub actor: String,
+    /// Zone for coordinators that name none.
+    pub default_timezone: Tz,
+}
+
+/// What a sync did (or, with `dry_run`, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub disabled: usize,
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "added {}, updated {}, unchanged {}, disabled {}",
+            self.added, self.updated, self.unchanged, self.disabled
+        )
+    }
+}
+
+/// Loads the files below `paths` off the async runtime (parsing hundreds of files blocks).
+pub async fn load(paths: Vec<PathBuf>) -> Result<DefinitionSet> {
+    tokio::task::spawn_blocking(move || definition::load_paths(&paths))
+        .await
+        .map_err(|e| Error::Config(format!("definition loader crashed: {e}")))?
+        .map_err(Error::Invalid)
+}
+
+/// Validates the files below `paths` and syncs them.
+pub async fn sync_paths(
+    store: &Arc<dyn Store>,
+    paths: Vec<PathBuf>,
+    opts: &SyncOptions,
+) -> Result<SyncReport> {
+    let set = load(paths).await?;
+    sync_set(store, &set, opts).await
+}
+
+/// Syncs an already validated set.
+pub async fn sync_set(
+    store: &Arc<dyn Store>,
+    set: &DefinitionSet,
+    opts: &SyncOptions,
+) -> Result<SyncReport> {
+    let mut attempt = 0;
+    loop {
+        let tx = store.begin().await?;
+        match apply(tx, set, opts).await {
+            Err(Error::Store(e)) if e.is_retryable() && attempt < 5 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn apply(
+    mut tx: Box<dyn StoreTx>,
+    set: &DefinitionSet,
+    opts: &SyncOptions,
+) -> Result<SyncReport> {
+    let mut report = SyncReport {
+        warnings: set.warnings.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
+    };
+    let heads: BTreeMap<String, _> = tx
+        .workflow_heads()
+        .await?
+        .into_iter()
+        .map(|h| (h.name.clone(), h))
+        .collect();
+    let coordinators: BTreeMap<String, CoordinatorRow> = tx
+        .coordinator_list_all()
+        .await?
+        .into_iter()
+        .map(|c| (c.workflow.clone(), c))
+        .collect();
+    let mut events = Vec::new();
+
+    for lw in &set.workflows {
+        let name = &lw.workflow.name;
+        let (version, enabled, kind) = match heads.get(name) {
+            None => (1, true, "workflow_added"),
+            Some(h) if h.content_hash != lw.content_hash => {
+                (h.version + 1, true, "workflow_updated")
+            }
+            Some(_) => {
+                report.unchanged += 1;
+                continue;
+            }
+        };
+        if version == 1 {
+            report.added += 1;
+        } else {
+            report.updated += 1;
+        }
+        tx.workflow_upsert(&upsert_row(lw, version, enabled))
+            .await?;
+        sync_coordinator(&mut *tx, lw, coordinators.get(name), opts.default_timezone).await?;
+        events.push(NewEvent {
+            workflow: Some(name.clone()),
+            kind,
+            message: format!("version {version} from {}", lw.file.display()),
+            actor: opts.actor.clone(),
+            ..Default::default()
+        });
+    }
+
+    if opts.prune {
+        let present: BTreeSet<&str> = set
+            .workflows
+            .iter()
+            .map(|w| w.workflow.name.as_str())
+            .collect();
+        for head in heads
+            .values()
+            .filter(|h| h.enabled && !present.contains(h.name.as_str()))
+        {
+            if tx.workflow_set_enabled(&head.name, false).await?.applied() {
+                report.disabled += 1;
+                events.push(NewEvent {
+                    workflow: Some(head.name.clone()),
+                    kind: "workflow_disabled",
+                    message: format!("its file {} is gone (sync --prune)", head.file_path),
+                    actor: opts.actor.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    sync_links(&mut *tx, set, opts.prune).await?;
+    tx.event_insert_many(&events).await?;
+    if opts.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(report)
+}
+
+fn upsert_row(lw: &LoadedWorkflow, version: i64, enabled: bool) -> WorkflowUpsert {
+    let w = &lw.workflow;
+    WorkflowUpsert {
+        name: w.name.clone(),
+        version,
+        content_hash: lw.content_hash.clone(),
+        source_xml: lw.source_xml.clone(),
+        definition: serde_json::to_string(w).expect("the definition model always serialises"),
+        file_path: lw.file.display().to_string(),
+        dir: w.dir.clone(),
+        creator: w.creator.clone(),
+        description: w.description.clone(),
+        mail_level: w
+            .mail_level
+            .iter()
+            .map(|l| match l {
+                MailLevel::Succeeded => "succeeded",
+                MailLevel::Failed => "failed",
+                MailLevel::Killed => "killed",
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        mail_receivers: w.mail_receivers.join(","),
+        instance_limit: i64::from(w.instance_limit),
+        enabled,
+    }
+}
+
+fn local_to_utc(tz: Tz, t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Writes the coordinator row, keeping its fire state unless the schedule itself changed.
+async fn sync_coordinator(
+    tx: &mut dyn StoreTx,
+    lw: &LoadedWorkflow,
+    existing: Option<&CoordinatorRow>,
+    default_tz: Tz,
+) -> Result<()> {
+    let name = &lw.workflow.name;
+    let Some(c) = &lw.workflow.coordinator else {
+        if existing.is_some() {
+            tx.coordinator_delete(name).await?;
+        }
+        return Ok(());
+    };
+    let tz: Tz = match &c.timezone {
+        Some(z) => z
+            .parse()
+            .map_err(|_| Error::Config(format!("workflow {name}: unknown timezone `{z}`")))?,
+        None => default_tz,
+    };
+    let mut row = CoordinatorRow {
+        workflow: name.clone(),
+        cron: c.cron.clone(),
+        timezone: tz.name().to_string(),
+        depends: serde_json::to_string(&c.depends).expect("names serialise"),
+        params: serde_json::to_string(&c.params).expect("params serialise"),
+        enabled: c.enabled,
+        start_time: local_to_utc(tz, c.start_time),
+        end_time: local_to_utc(tz, c.end_time),
+        next_fire_at: None,
+        last_fire_at: None,
+    };
+    if let Some(old) = existing {
+        row.last_fire_at = old.last_fire_at;
+        let same_schedule = old.cron == row.cron
+            && old.timezone == row.timezone
+            && old.start_time == row.start_time
+            && old.end_time == row.end_time;
+        if same_schedule {
+            // the trigger computes next_fire_at when it is NULL
+            row.next_fire_at = old.next_fire_at;
+        }
+    }
+    tx.coordinator_upsert(&row).await?;
+    tx.coordinator_depend_set(name, &c.depends).await?;
+    Ok(())
+}
+
+async fn sync_links(tx: &mut dyn StoreTx, set: &DefinitionSet, prune: bool) -> Result<()> {
+    for link in &set.db_links {
+        tx.db_link_upsert(link).await?;
+    }
+    for link in &set.file_links {
+        tx.file_link_upsert(link).await?;
+    }
+    if prune {
+        for name in tx.db_link_names().await? {
+            if !set.db_links.iter().any(|l| l.name == name) {
+                tx.db_link_delete(&name).await?;
+            }
+        }
+        for name in tx.file_link_names().await? {
+            if !set.file_links.iter().any(|l| l.name == name) {
+                tx.file_link_delete(&name).await?;
+            }
+        }
+    }
+    Ok(())
+}

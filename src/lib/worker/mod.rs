@@ -1,0 +1,270 @@
+//! Worker: claims ready tasks, runs them under a lease it keeps alive, streams their logs into the
+//! database, and reports each attempt's end.
+//!
+//! ```text
+//!            claim (SKIP LOCKED, up to free slots)
+//!  ready ──────────────────────────────────────────> running ──complete──> succeeded | failed | killed
+//!    ^                                                 │  │                 (DAG advance, same tx)
+//!    └──── hand back on graceful stop (not counted) ───┘  └─ heartbeat: one UPDATE extends every lease
+//! ```
+//! A worker that dies simply stops heartbeating; the master rescues its tasks when their leases run
+//! out. A result finished while the database is away is reported once it is back.
+
+mod heartbeat;
+mod log_writer;
+mod runner;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::state::TaskId;
+use crate::store::{TaskClaimParams, WorkerRegistration};
+
+/// The queue of tasks that are not pinned to a host.
+pub const DEFAULT_QUEUE: &str = "default";
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The name `host` attributes pin to (default: the host name).
+    pub name: String,
+    /// Queues (labels) served besides the worker's own name; default `["default"]`.
+    pub queues: Vec<String>,
+    pub slots: usize,
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    /// The longest idle wait between claims.
+    pub poll: Duration,
+    /// How long running tasks may finish after a stop request before they are handed back.
+    pub grace: Duration,
+    pub work_dir: PathBuf,
+    pub log_max_lines: u64,
+}
+
+/// Why a running attempt is being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Killed by an operator or because its instance ended: the attempt counts as killed.
+    Killed,
+    /// The worker is shutting down: the task goes back to `ready`, attempt not counted.
+    Shutdown,
+}
+
+/// An attempt this worker is running.
+pub(crate) struct Running {
+    pub stop: CancellationToken,
+    pub reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Running {
+    pub(crate) fn stop_with(&self, reason: StopReason) {
+        self.reason
+            .lock()
+            .expect("never poisoned")
+            .get_or_insert(reason);
+        self.stop.cancel();
+    }
+}
+
+pub(crate) type RunningMap = Arc<Mutex<HashMap<TaskId, Running>>>;
+
+/// Runs a worker until `stop` is cancelled, then drains it gracefully.
+pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> Result<()> {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let id = format!(
+        "{}-{}-{:04x}",
+        cfg.name,
+        std::process::id(),
+        fastrand::u16(..)
+    );
+    let mut queues = cfg.queues.clone();
+    if !queues.contains(&cfg.name) {
+        queues.push(cfg.name.clone());
+    }
+    let registration = WorkerRegistration {
+        id: id.clone(),
+        name: cfg.name.clone(),
+        host,
+        pid: i64::from(std::process::id()),
+        queues: serde_json::to_string(&queues).expect("names serialise"),
+        slots: cfg.slots as i64,
+    };
+    engine.store.worker_register(&registration).await?;
+    tracing::info!(worker_id = %id, slots = cfg.slots, queues = ?queues, "worker started");
+
+    let running: RunningMap = Arc::default();
+    let slot_freed = Arc::new(Notify::new());
+    let (log_tx, log_rx) = tokio::sync::mpsc::channel(10_000);
+    let services = CancellationToken::new();
+    let mut owned = JoinSet::new();
+    owned.spawn(log_writer::run(engine.store.clone(), log_rx));
+    owned.spawn(heartbeat::run(
+        engine.clone(),
+        id.clone(),
+        registration,
+        running.clone(),
+        cfg.clone(),
+        services.clone(),
+    ));
+
+    let mut attempts = JoinSet::new();
+    let claim = TaskClaimParams {
+        worker_id: id.clone(),
+        queues,
+        limit: 0,
+        lease_ttl: cfg.lease_ttl,
+    };
+    let mut idle = IdleBackoff::new(cfg.poll);
+    let mut outage = crate::store::OutageLog::new("worker");
+    while !stop.is_cancelled() {
+        while attempts.try_join_next().is_some() {}
+        let free = cfg
+            .slots
+            .saturating_sub(running.lock().expect("never poisoned").len());
+        let mut delay = idle.current();
+        if free > 0 {
+            match engine
+                .store
+                .task_claim(&TaskClaimParams {
+                    limit: free as i64,
+                    ..claim.clone()
+                })
+                .await
+            {
+                Ok(tasks) => {
+                    outage.recovered();
+                    delay = if tasks.len() == free {
+                        Duration::ZERO
+                    } else if tasks.is_empty() {
+                        idle.next()
+                    } else {
+                        idle.reset()
+                    };
+                    for task in tasks {
+                        let r = Running {
+                            stop: CancellationToken::new(),
+                            reason: Arc::default(),
+                        };
+                        let ctx = runner::Runner {
+                            engine: engine.clone(),
+                            worker_id: id.clone(),
+                            cfg: cfg.clone(),
+                            stop: r.stop.clone(),
+                            reason: r.reason.clone(),
+                            log_tx: log_tx.clone(),
+                            running: running.clone(),
+                            slot_freed: slot_freed.clone(),
+                        };
+                        running.lock().expect("never poisoned").insert(task.id, r);
+                        attempts.spawn(ctx.run(task));
+                    }
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                    delay = idle.next();
+                }
+            }
+        }
+        if delay.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+            _ = engine.wake.notified() => idle.reset_quiet(),
+            _ = slot_freed.notified() => {}
+        }
+    }
+
+    let n = running.lock().expect("never poisoned").len();
+    if n > 0 {
+        tracing::info!(worker_id = %id, running = n, grace_s = cfg.grace.as_secs(), "stopping: letting running tasks finish");
+    }
+    if tokio::time::timeout(cfg.grace, async {
+        while attempts.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        for r in running.lock().expect("never poisoned").values() {
+            r.stop_with(StopReason::Shutdown);
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+    drop(log_tx);
+    services.cancel();
+    while owned.join_next().await.is_some() {}
+    if let Err(e) = engine.store.worker_deregister(&id).await {
+        tracing::warn!(worker_id = %id, error = %e, "could not mark the worker stopped");
+    }
+    tracing::info!(worker_id = %id, "worker stopped");
+    Ok(())
+}
+
+/// Idle polling: back off from 50 ms to the poll interval with jitter; reset when work shows up.
+struct IdleBackoff {
+    max: Duration,
+    current: Duration,
+}
+
+impl IdleBackoff {
+    const MIN: Duration = Duration::from_millis(50);
+
+    fn new(max: Duration) -> Self {
+        IdleBackoff {
+            max,
+            current: Self::MIN,
+        }
+    }
+
+    fn current(&self) -> Duration {
+        self.current
+    }
+
+    fn next(&mut self) -> Duration {
+        self.current = (self.current * 2).min(self.max);
+        jitter(self.current)
+    }
+
+    fn reset(&mut self) -> Duration {
+        self.current = Self::MIN;
+        self.current
+    }
+
+    fn reset_quiet(&mut self) {
+        self.current = Self::MIN;
+    }
+}
+
+/// ±20 % so a fleet's pollers do not fall into step.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_backoff_doubles_to_the_poll_interval_and_resets() {
+        let mut b = IdleBackoff::new(Duration::from_secs(1));
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            last = b.next();
+        }
+        assert!(
+            last <= Duration::from_millis(1200) && last >= Duration::from_millis(800),
+            "{last:?}"
+        );
+        assert_eq!(b.reset(), Duration::from_millis(50));
+    }
+}

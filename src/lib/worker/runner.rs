@@ -1,0 +1,173 @@
+//! One attempt, from claim to reported result: prepare its working directory, run the executor,
+//! flush its log, report (retrying while the database is away), free the slot.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{RunningMap, StopReason, WorkerConfig};
+use crate::definition::NodeKind;
+use crate::engine::Engine;
+use crate::executor::{self, AttemptContext, LogMsg, LogSink};
+use crate::state::AttemptEnd;
+use crate::store::{ClaimedTask, OutageLog};
+
+pub(super) struct Runner {
+    pub engine: Engine,
+    pub worker_id: String,
+    pub cfg: WorkerConfig,
+    pub stop: CancellationToken,
+    pub reason: Arc<Mutex<Option<StopReason>>>,
+    pub log_tx: mpsc::Sender<LogMsg>,
+    pub running: RunningMap,
+    pub slot_freed: Arc<Notify>,
+}
+
+impl Runner {
+    pub(super) async fn run(self, task: ClaimedTask) {
+        let span = tracing::info_span!("attempt", workflow = %task.workflow, instance_id = %task.instance_id,
+            task_id = %task.id, node = %task.node, attempt = task.attempt);
+        async {
+            let log = LogSink::new(
+                task.id,
+                task.attempt,
+                self.cfg.log_max_lines,
+                self.log_tx.clone(),
+            );
+            let end = self.execute(&task, &log).await;
+            let shutdown =
+                *self.reason.lock().expect("never poisoned") == Some(StopReason::Shutdown);
+            log.system(format!(
+                "[akkaflow] attempt {} ended: {}",
+                task.attempt,
+                summary(&end, shutdown)
+            ))
+            .await;
+            log.flush().await;
+            self.report(&task, &end, shutdown).await;
+            self.running
+                .lock()
+                .expect("never poisoned")
+                .remove(&task.id);
+            self.slot_freed.notify_one();
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn execute(&self, task: &ClaimedTask, log: &LogSink) -> AttemptEnd {
+        match self.prepare(task, log).await {
+            Ok(ctx) => executor::run(&ctx).await,
+            Err(error) => {
+                log.system(format!("[akkaflow] {error}")).await;
+                AttemptEnd::Failed {
+                    exit_code: None,
+                    error,
+                }
+            }
+        }
+    }
+
+    async fn prepare(&self, task: &ClaimedTask, log: &LogSink) -> Result<AttemptContext, String> {
+        let def = self
+            .engine
+            .definition(&task.workflow, task.workflow_version)
+            .await
+            .map_err(|e| e.to_string())?;
+        let node = def
+            .node(&task.node)
+            .ok_or_else(|| format!("node `{}` is not in the definition", task.node))?;
+        let NodeKind::Action(action) = &node.kind else {
+            return Err(format!("node `{}` is not an action", task.node));
+        };
+        let params = serde_json::from_str(&task.params)
+            .map_err(|e| format!("instance parameters unreadable: {e}"))?;
+        let tz: Tz = def
+            .coordinator
+            .as_ref()
+            .and_then(|c| c.timezone.as_deref())
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(self.engine.timezone);
+        let work_dir = self
+            .cfg
+            .work_dir
+            .join(task.instance_id.to_string())
+            .join(format!("{}-{}", task.id, task.attempt));
+        tokio::fs::create_dir_all(&work_dir).await.map_err(|e| {
+            format!(
+                "cannot create working directory {}: {e}",
+                work_dir.display()
+            )
+        })?;
+        let work_dir = tokio::fs::canonicalize(&work_dir).await.unwrap_or(work_dir);
+        log.system(format!(
+            "[akkaflow] attempt {} of `{}` on worker {} in {}",
+            task.attempt,
+            task.node,
+            self.worker_id,
+            work_dir.display()
+        ))
+        .await;
+        Ok(AttemptContext {
+            workflow: task.workflow.clone(),
+            instance_id: task.instance_id,
+            task_id: task.id,
+            node: task.node.clone(),
+            attempt: task.attempt,
+            action: (**action).clone(),
+            params,
+            now: task.scheduled_for.with_timezone(&tz),
+            work_dir,
+            log: log.clone(),
+            stop: self.stop.clone(),
+            kill_grace: Duration::from_secs(5),
+        })
+    }
+
+    /// Reports the end, retrying while the database is unreachable: a result is never dropped.
+    async fn report(&self, task: &ClaimedTask, end: &AttemptEnd, shutdown: bool) {
+        let mut outage = OutageLog::new("worker report");
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = if shutdown {
+                self.engine.hand_back(task, &self.worker_id).await
+            } else {
+                self.engine
+                    .complete_attempt(task, &self.worker_id, end)
+                    .await
+            };
+            match result {
+                Ok(cas) => {
+                    outage.recovered();
+                    if !cas.applied() {
+                        tracing::debug!("result not recorded: the task is no longer this attempt's (rescued or ended)");
+                    }
+                    return;
+                }
+                Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
+                    outage.failed(&e);
+                    tokio::time::sleep(super::jitter(backoff)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the attempt's result");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn summary(end: &AttemptEnd, shutdown: bool) -> String {
+    if shutdown {
+        return "stopped because the worker is shutting down; handed back".into();
+    }
+    match end {
+        AttemptEnd::Succeeded => "succeeded".into(),
+        other => other.error().unwrap_or_default(),
+    }
+}
