@@ -37,7 +37,15 @@ impl std::fmt::Display for Diagnostic {
             Severity::Error => "",
             Severity::Warning => "warning: ",
         };
-        write!(f, "{}:{}:{}: {}{}", self.file.display(), self.line, self.col, level, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}{}",
+            self.file.display(),
+            self.line,
+            self.col,
+            level,
+            self.message
+        )
     }
 }
 

@@ -33,7 +33,9 @@ impl Workflow {
     }
 
     pub fn start(&self) -> Option<&Node> {
-        self.nodes.iter().find(|n| matches!(n.kind, NodeKind::Start { .. }))
+        self.nodes
+            .iter()
+            .find(|n| matches!(n.kind, NodeKind::Start { .. }))
     }
 
     /// Names of the nodes with an edge into `name`, in file order.
@@ -111,7 +113,9 @@ impl NodeKind {
             NodeKind::Start { to } | NodeKind::Join { to } => vec![to.as_str()],
             NodeKind::End | NodeKind::Kill { .. } => vec![],
             NodeKind::Fork { paths } => paths.iter().map(String::as_str).collect(),
-            NodeKind::Action(a) => std::iter::once(a.ok.as_str()).chain(a.error.as_deref()).collect(),
+            NodeKind::Action(a) => std::iter::once(a.ok.as_str())
+                .chain(a.error.as_deref())
+                .collect(),
         }
     }
 
@@ -234,8 +238,13 @@ pub enum DataSource {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Transfer {
-    Copy { source: TransferSource, target: TransferTarget },
-    Script { code: Template },
+    Copy {
+        source: TransferSource,
+        target: TransferTarget,
+    },
+    Script {
+        code: Template,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -243,7 +252,11 @@ pub enum Transfer {
 pub enum TransferSource {
     /// `query` is a table name or a SELECT.
     Db { db_link: String, query: Template },
-    File { file_link: String, path: Template, delimiter: String },
+    File {
+        file_link: String,
+        path: Template,
+        delimiter: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
