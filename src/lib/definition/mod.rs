@@ -5,10 +5,16 @@
 //! Never touches the database; `store` persists what this module produced.
 
 pub mod cron;
+mod links;
 pub mod model;
+mod parser;
 pub mod template;
+mod validator;
+mod xml;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 pub use model::*;
 
@@ -77,13 +83,126 @@ pub struct DefinitionSet {
 
 /// Reads every `*.xml` below the given files or directories (recursively) and loads them as one set.
 /// `Err` holds every diagnostic (errors and warnings), sorted by file, line and column.
+///
+/// Directories are walked in sorted order, so the same tree always gives the same set and messages.
+/// A path given explicitly is read whatever its extension.
 pub fn load_paths(paths: &[PathBuf]) -> Result<DefinitionSet, Vec<Diagnostic>> {
-    let _ = paths;
-    todo!("definition::load_paths")
+    let mut found = Vec::new();
+    let mut diags = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            if let Err((p, e)) = collect_xml(path, &mut found) {
+                diags.push(io_diagnostic(&p, &format!("cannot read directory: {e}")));
+            }
+        } else {
+            found.push(path.clone());
+        }
+    }
+    found.sort();
+    found.dedup();
+    let mut files = Vec::new();
+    for path in found {
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => files.push(SourceFile { path, text }),
+                Err(_) => diags.push(io_diagnostic(
+                    &path,
+                    "file is not valid UTF-8: save it as UTF-8",
+                )),
+            },
+            Err(e) => diags.push(io_diagnostic(&path, &format!("cannot read file: {e}"))),
+        }
+    }
+    match load_sources(files) {
+        Ok(set) if diags.is_empty() => Ok(set),
+        Ok(set) => Err(finish(diags.into_iter().chain(set.warnings).collect())),
+        Err(more) => Err(finish(diags.into_iter().chain(more).collect())),
+    }
+}
+
+fn collect_xml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), (PathBuf, std::io::Error)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        paths.push(entry.map_err(|e| (dir.to_path_buf(), e))?.path());
+    }
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            collect_xml(&p, out)?;
+        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn io_diagnostic(path: &Path, message: &str) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: path.to_path_buf(),
+        line: 1,
+        col: 1,
+        element: "file".to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Sorted by file, line, column (stable, so one element's messages keep their order), duplicates
+/// dropped.
+fn finish(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+    diags.dedup();
+    diags
 }
 
 /// Parses and validates in-memory files as one set (what `load_paths` does after reading).
 pub fn load_sources(files: Vec<SourceFile>) -> Result<DefinitionSet, Vec<Diagnostic>> {
-    let _ = files;
-    todo!("definition::load_sources")
+    let mut diags = Vec::new();
+    let mut parsed = Vec::new();
+    for f in files {
+        let (value, mut file_diags) = parser::parse_file(&f.path, &f.text);
+        diags.append(&mut file_diags);
+        parsed.push(validator::ParsedSource {
+            path: f.path,
+            text: f.text,
+            parsed: value,
+        });
+    }
+    let valid = validator::validate(parsed, &mut diags);
+    let diags = finish(diags);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Err(diags);
+    }
+    let workflows = valid
+        .workflows
+        .into_iter()
+        .map(|w| {
+            let content_hash = content_hash(&w.workflow, &w.text);
+            LoadedWorkflow {
+                workflow: w.workflow,
+                file: w.file,
+                source_xml: w.text,
+                content_hash,
+            }
+        })
+        .collect();
+    Ok(DefinitionSet {
+        workflows,
+        db_links: valid.db_links,
+        file_links: valid.file_links,
+        warnings: diags,
+    })
+}
+
+/// sha256 hex of the definition JSON, a NUL, and the source XML: a change to either (including an
+/// attached legacy coordinator, which is part of the JSON) gives a new version.
+fn content_hash(workflow: &Workflow, source_xml: &str) -> String {
+    let json =
+        serde_json::to_string(workflow).expect("the model serialises: plain data, string keys");
+    let mut h = Sha256::new();
+    h.update(json.as_bytes());
+    h.update([0u8]);
+    h.update(source_xml.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

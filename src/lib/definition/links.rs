@@ -1,0 +1,128 @@
+//! `db_links.xml` and `file_links.xml`: named connections that actions refer to by name.
+//!
+//! Recognised by their root element (`<db-links>`, `<file-links>`), wherever they lie in the set.
+//! A file link named `local` (the local file system) is implied when no file defines one.
+
+use super::model::{DbKind, DbLink, FileKind, FileLink};
+use super::parser::{Ctx, Site};
+use super::xml::Element;
+
+pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, Site)> {
+    ctx.allow_attrs(root, "<db-links>", &[]);
+    ctx.allow_children(root, "<db-links>", &["link"]);
+    let mut out = Vec::new();
+    for el in root.children_named("link") {
+        let Some(name) = ctx.required(el, "db <link>", "name") else {
+            continue;
+        };
+        let subject = format!("db link \"{name}\"");
+        ctx.allow_attrs(
+            el,
+            &subject,
+            &["name", "type", "jdbc-url", "username", "password", "desc"],
+        );
+        ctx.allow_children(el, &subject, &["properties"]);
+        let kind = ctx.required(el, &subject, "type").and_then(|t| {
+            let kind = match t.to_ascii_uppercase().as_str() {
+                "MYSQL" => DbKind::Mysql,
+                "POSTGRESQL" => DbKind::Postgresql,
+                "SQLITE" => DbKind::Sqlite,
+                "ORACLE" => DbKind::Oracle,
+                "HIVE" => DbKind::Hive,
+                _ => {
+                    ctx.error(
+                        el,
+                        format!("{subject} has unknown type \"{t}\": expected MYSQL, POSTGRESQL, SQLITE, ORACLE or HIVE"),
+                    );
+                    return None;
+                }
+            };
+            Some(kind)
+        });
+        let url = ctx.required(el, &subject, "jdbc-url");
+        let mut properties = Vec::new();
+        for props in el.children_named("properties") {
+            ctx.allow_children(props, &format!("<properties> of {subject}"), &["property"]);
+            for p in props.children_named("property") {
+                let psub = format!("<property> of {subject}");
+                ctx.allow_attrs(p, &psub, &["name"]);
+                if let Some(pname) = ctx.required(p, &psub, "name") {
+                    properties.push((pname, p.text().trim().to_string()));
+                }
+            }
+        }
+        let (Some(kind), Some(url)) = (kind, url) else {
+            continue;
+        };
+        let link = DbLink {
+            name,
+            kind,
+            url,
+            username: el.attr("username").unwrap_or("").to_string(),
+            password: el.attr("password").unwrap_or("").to_string(),
+            properties,
+        };
+        out.push((link, ctx.site(el)));
+    }
+    out
+}
+
+pub(crate) fn parse_file_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(FileLink, Site)> {
+    ctx.allow_attrs(root, "<file-links>", &[]);
+    ctx.allow_children(root, "<file-links>", &["link"]);
+    let mut out = Vec::new();
+    for el in root.children_named("link") {
+        let Some(name) = ctx.required(el, "file <link>", "name") else {
+            continue;
+        };
+        let subject = format!("file link \"{name}\"");
+        ctx.allow_attrs(
+            el,
+            &subject,
+            &[
+                "name", "type", "host", "port", "username", "password", "desc",
+            ],
+        );
+        ctx.allow_children(el, &subject, &[]);
+        let kind = ctx.required(el, &subject, "type").and_then(|t| {
+            match t.to_ascii_uppercase().as_str() {
+                "LOCAL" => Some(FileKind::Local),
+                "SFTP" => Some(FileKind::Sftp),
+                "HDFS" => Some(FileKind::Hdfs),
+                _ => {
+                    ctx.error(
+                        el,
+                        format!("{subject} has unknown type \"{t}\": expected LOCAL, SFTP or HDFS"),
+                    );
+                    None
+                }
+            }
+        });
+        let port = ctx.number_attr(el, &subject, "port", -1i32, -1);
+        let Some(kind) = kind else { continue };
+        let link = FileLink {
+            name,
+            kind,
+            host: el.attr("host").unwrap_or("").trim().to_string(),
+            port,
+            username: el.attr("username").unwrap_or("").to_string(),
+            password: el.attr("password").unwrap_or("").to_string(),
+            description: el.attr("desc").unwrap_or("").trim().to_string(),
+        };
+        out.push((link, ctx.site(el)));
+    }
+    out
+}
+
+/// The `local` file link every set has, unless a file defines its own.
+pub(crate) fn implied_local() -> FileLink {
+    FileLink {
+        name: "local".to_string(),
+        kind: FileKind::Local,
+        host: "local".to_string(),
+        port: -1,
+        username: String::new(),
+        password: String::new(),
+        description: "implied: the worker's local file system".to_string(),
+    }
+}

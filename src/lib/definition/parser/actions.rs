@@ -1,0 +1,766 @@
+//! `<action>`: its attributes, transitions and every kind element.
+//!
+//! The original's inline connections (`type="MYSQL" jdbc-url=...` on `<sql>`, data-monitor sources,
+//! transfer targets) are refused with the replacement spelled out: connections live in
+//! `db_links.xml`, so passwords are in one place and never in a workflow's stored definition.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::super::model::{
+    Action, ActionKind, DataMonitor, DataSource, FileMonitor, Metadata, Transfer, TransferSource,
+    TransferTarget,
+};
+use super::super::template::Template;
+use super::super::xml::Element;
+use super::{dedent, parse_size, Ctx, Edge, RefKind};
+
+const ACTION_ATTRS: &[&str] = &[
+    "name",
+    "host",
+    "retry-times",
+    "interval",
+    "timeout",
+    "is-ignore",
+    "desc",
+];
+const KINDS: &[&str] = &[
+    "script",
+    "shell",
+    "file-executor",
+    "sql",
+    "file-monitor",
+    "file-watcher",
+    "data-monitor",
+    "transfer",
+    "email",
+    "metadata",
+    "sub-workflow",
+];
+/// Attributes that mark an inline connection in the original's pre-db-link files.
+const INLINE_CONNECTION: &[&str] = &["jdbc-url", "username", "password"];
+const INLINE_DB_TYPES: &[&str] = &["MYSQL", "ORACLE", "HIVE", "POSTGRESQL", "SQLITE"];
+
+pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Vec<Edge>) -> Action {
+    ctx.allow_attrs(el, label, ACTION_ATTRS);
+    let mut known: Vec<&str> = KINDS.to_vec();
+    known.extend(["ok", "error"]);
+    ctx.allow_children(el, label, &known);
+
+    let host = ctx.optional(el, "host").filter(|h| h != "-1");
+    let retry_times = ctx.number_attr(el, label, "retry-times", 0u32, 0);
+    let interval_secs = ctx.number_attr(el, label, "interval", 0u64, 0);
+    // The original wrote `-1` for "no timeout".
+    let timeout_secs = match ctx.optional(el, "timeout").as_deref() {
+        None | Some("-1") => None,
+        Some(_) => Some(ctx.number_attr(el, label, "timeout", 0u64, 1)).filter(|t| *t > 0),
+    };
+    let is_ignore = ctx.bool_attr(el, label, "is-ignore", false);
+    let description = el.attr("desc").unwrap_or("").trim().to_string();
+
+    let ok = transition(ctx, el, label, "ok", edges);
+    if ok.is_none() && el.child("ok").is_none() {
+        ctx.error(el, format!("{label} has no <ok> transition"));
+    }
+    let error = transition(ctx, el, label, "error", edges);
+
+    let kinds: Vec<&Element> = el
+        .elements()
+        .filter(|c| KINDS.contains(&c.name.as_str()))
+        .collect();
+    let kind = match kinds.as_slice() {
+        [] => {
+            ctx.error(
+                el,
+                format!(
+                    "{label} has no kind element: expected one of <{}>",
+                    KINDS.join(">, <")
+                ),
+            );
+            None
+        }
+        [one] => kind(ctx, one, label),
+        [_, second, ..] => {
+            let names: Vec<String> = kinds.iter().map(|k| format!("<{}>", k.name)).collect();
+            ctx.error(
+                second,
+                format!(
+                    "{label} has more than one kind element: {}",
+                    names.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    Action {
+        host,
+        retry_times,
+        interval_secs,
+        timeout_secs,
+        is_ignore,
+        description,
+        ok: ok.unwrap_or_default(),
+        error,
+        // A placeholder keeps the node in the graph so one bad kind does not also produce "unknown
+        // node" errors for every transition into it; its error already fails the load.
+        kind: kind.unwrap_or_else(|| ActionKind::Shell { command: empty() }),
+    }
+}
+
+fn empty() -> Template {
+    Template::parse("").expect("empty text has no expression")
+}
+
+/// `<ok to>` / `<error to>`: at most one each.
+fn transition(
+    ctx: &mut Ctx<'_>,
+    el: &Element,
+    label: &str,
+    which: &'static str,
+    edges: &mut Vec<Edge>,
+) -> Option<String> {
+    let mut found = el.children_named(which);
+    let first = found.next()?;
+    if let Some(second) = found.next() {
+        ctx.error(second, format!("{label} has more than one <{which}>"));
+    }
+    let subject = format!("<{which}> of {label}");
+    ctx.allow_attrs(first, &subject, &["to"]);
+    let to = ctx.required(first, &subject, "to")?;
+    let via = if which == "ok" { "<ok>" } else { "<error>" };
+    edges.push(Edge {
+        to: to.clone(),
+        via,
+        site: ctx.site(first),
+    });
+    Some(to)
+}
+
+fn kind(ctx: &mut Ctx<'_>, el: &Element, label: &str) -> Option<ActionKind> {
+    let subject = format!("<{}> of {label}", el.name);
+    match el.name.as_str() {
+        "script" => script(ctx, el, &subject),
+        "shell" | "file-executor" => {
+            ctx.allow_attrs(el, &subject, &[]);
+            ctx.allow_children(el, &subject, &["command"]);
+            let command = required_body(ctx, el, &subject, "command")?;
+            if el.name == "shell" {
+                Some(ActionKind::Shell { command })
+            } else {
+                Some(ActionKind::FileExecutor {
+                    command,
+                    dir_of_file: ctx.dir.display().to_string(),
+                })
+            }
+        }
+        "sql" => sql(ctx, el, &subject),
+        "file-monitor" | "file-watcher" => file_monitor(ctx, el, &subject),
+        "data-monitor" => data_monitor(ctx, el, &subject),
+        "transfer" => transfer(ctx, el, &subject),
+        "email" => email(ctx, el, &subject),
+        "metadata" => metadata(ctx, el, &subject),
+        "sub-workflow" => {
+            ctx.allow_attrs(el, &subject, &["name", "wait"]);
+            ctx.allow_children(el, &subject, &[]);
+            let workflow = ctx.required(el, &subject, "name")?;
+            ctx.reference(RefKind::SubWorkflow, &workflow, el);
+            let wait = ctx.bool_attr(el, &subject, "wait", true);
+            Some(ActionKind::SubWorkflow { workflow, wait })
+        }
+        _ => unreachable!("caller passes only kind elements"),
+    }
+}
+
+/// The dedented text of a required child (`<code>`, `<command>`), as a template.
+fn required_body(ctx: &mut Ctx<'_>, el: &Element, subject: &str, child: &str) -> Option<Template> {
+    let Some(c) = el.child(child) else {
+        ctx.error(el, format!("{subject} has no <{child}>"));
+        return None;
+    };
+    ctx.allow_attrs(c, &format!("<{child}> of {subject}"), &[]);
+    let text = dedent(&c.text());
+    if text.is_empty() {
+        ctx.error(c, format!("<{child}> of {subject} is empty"));
+        return None;
+    }
+    Some(ctx.template(c, &format!("<{child}> of {subject}"), &text))
+}
+
+fn script(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    ctx.allow_attrs(el, subject, &[]);
+    ctx.allow_children(el, subject, &["code", "param-line", "attach-list"]);
+    let code = required_body(ctx, el, subject, "code");
+    let param_line = el.child("param-line").map(|p| {
+        let text = p.text().trim().to_string();
+        ctx.template(p, &format!("<param-line> of {subject}"), &text)
+    });
+    let mut attachments = Vec::new();
+    for list in el.children_named("attach-list") {
+        ctx.allow_children(list, &format!("<attach-list> of {subject}"), &["file"]);
+        for f in list.children_named("file") {
+            let path = f.text().trim().to_string();
+            if path.is_empty() {
+                ctx.error(f, format!("<file> in <attach-list> of {subject} is empty"));
+                continue;
+            }
+            let resolved = if Path::new(&path).is_absolute() {
+                path.into()
+            } else {
+                ctx.dir.join(&path)
+            };
+            attachments.push(resolved.display().to_string());
+        }
+    }
+    Some(ActionKind::Script {
+        code: code?,
+        param_line,
+        attachments,
+    })
+}
+
+fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    if el.attr("type").is_some() || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some()) {
+        ctx.error(
+            el,
+            format!(
+                "{subject} has an inline connection (type, jdbc-url, username, password), which is not supported: define a link in db_links.xml and write <sql db-link=\"name\">"
+            ),
+        );
+        return None;
+    }
+    ctx.allow_attrs(el, subject, &["db-link"]);
+    ctx.allow_children(el, subject, &[]);
+    let db_link = ctx.required(el, subject, "db-link");
+    if let Some(l) = &db_link {
+        ctx.reference(RefKind::DbLink, l, el);
+    }
+    let text = dedent(&el.text());
+    if text.is_empty() {
+        ctx.error(el, format!("{subject} has no statements"));
+        return None;
+    }
+    let sql = ctx.template(el, subject, &text);
+    Some(ActionKind::Sql {
+        db_link: db_link?,
+        sql,
+    })
+}
+
+fn file_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    ctx.allow_attrs(el, subject, &[]);
+    let legacy = el.name == "file-watcher";
+    for c in el.elements() {
+        match c.name.as_str() {
+            "file" | "warn-msg" => {}
+            "size-warn-message" if legacy => ctx.warn(
+                c,
+                format!(
+                    "legacy <size-warn-message> in {subject} is ignored: it only warned; use min-each-size on <file> to require a size"
+                ),
+            ),
+            other => ctx.warn(c, format!("unknown element <{other}> in {subject} is ignored")),
+        }
+    }
+    let Some(file) = el.child("file") else {
+        ctx.error(el, format!("{subject} has no <file>"));
+        return None;
+    };
+    let fsub = format!("<file> of {subject}");
+    ctx.allow_attrs(
+        file,
+        &fsub,
+        &["file-link", "min-num", "min-each-size", "dir"],
+    );
+    let file_link = ctx
+        .optional(file, "file-link")
+        .unwrap_or_else(|| "local".to_string());
+    ctx.reference(RefKind::FileLink, &file_link, file);
+    let min_num = ctx.number_attr(file, &fsub, "min-num", 1u32, 0);
+    let min_each_size_bytes = match ctx.optional(file, "min-each-size") {
+        None => 0,
+        Some(s) => parse_size(&s).unwrap_or_else(|e| {
+            ctx.error(file, format!("{fsub}: min-each-size: {e}"));
+            0
+        }),
+    };
+    let text = file.text().trim().to_string();
+    if text.is_empty() {
+        ctx.error(file, format!("{fsub} has no path"));
+        return None;
+    }
+    // Legacy `<file dir="d">pattern</file>`; otherwise the text is `dir/pattern`.
+    let (dir, pattern) = match ctx.optional(file, "dir") {
+        Some(d) => (d, text),
+        None => split_path(&text),
+    };
+    if pattern.is_empty() {
+        ctx.error(
+            file,
+            format!("{fsub}: path \"{dir}/\" has no file name pattern"),
+        );
+        return None;
+    }
+    let dir = ctx.template(file, &fsub, &dir);
+    let pattern = ctx.template(file, &fsub, &pattern);
+    let warn_msg = warn_msg(ctx, el, subject);
+    Some(ActionKind::FileMonitor(FileMonitor {
+        file_link,
+        dir,
+        pattern,
+        min_num,
+        min_each_size_bytes,
+        warn_msg,
+    }))
+}
+
+/// Splits at the last `/` outside `${...}` (a date format may contain slashes).
+fn split_path(path: &str) -> (String, String) {
+    let bytes = path.as_bytes();
+    let mut cut = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'{') {
+            match path[i..].find('}') {
+                Some(end) => i += end,
+                None => break,
+            }
+        } else if bytes[i] == b'/' {
+            cut = Some(i);
+        }
+        i += 1;
+    }
+    match cut {
+        Some(0) => ("/".to_string(), path[1..].to_string()),
+        Some(c) => (path[..c].to_string(), path[c + 1..].to_string()),
+        None => (".".to_string(), path.to_string()),
+    }
+}
+
+fn warn_msg(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Template> {
+    let w = el.child("warn-msg")?;
+    let text = w.text().trim().to_string();
+    Some(ctx.template(w, &format!("<warn-msg> of {subject}"), &text))
+}
+
+fn data_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    // `is-saved` is accepted and ignored: every check is recorded in the history table.
+    ctx.allow_attrs(
+        el,
+        subject,
+        &[
+            "category",
+            "source-name",
+            "is-saved",
+            "is-exceed-error",
+            "time-mark",
+        ],
+    );
+    for c in el.elements() {
+        match c.name.as_str() {
+            "source" | "min" | "max" | "warn-msg" => {}
+            legacy @ ("min-threshold" | "max-threshold") => {
+                let new = if legacy == "min-threshold" {
+                    "min"
+                } else {
+                    "max"
+                };
+                ctx.error(
+                    c,
+                    format!(
+                        "legacy <{legacy}> in {subject} is not supported: write <{new} type=\"NUM|SQL|COMMAND\">, with db-link naming a link in db_links.xml instead of an inline connection"
+                    ),
+                );
+            }
+            other => ctx.warn(
+                c,
+                format!("unknown element <{other}> in {subject} is ignored"),
+            ),
+        }
+    }
+    let _ = ctx.bool_attr(el, subject, "is-saved", true);
+    let exceed_is_error = ctx.bool_attr(el, subject, "is-exceed-error", true);
+    let time_mark = el
+        .attr("time-mark")
+        .map(|t| ctx.template(el, subject, t.trim()));
+    let source = match el.child("source") {
+        Some(s) => data_source(ctx, s, subject),
+        None => {
+            ctx.error(el, format!("{subject} has no <source>"));
+            None
+        }
+    };
+    // Outer `Some` when the bound is written, inner `None` when it was refused.
+    let min = el.child("min").map(|m| data_source(ctx, m, subject));
+    let max = el.child("max").map(|m| data_source(ctx, m, subject));
+    let warn_msg = warn_msg(ctx, el, subject);
+    if matches!(min, Some(None)) || matches!(max, Some(None)) {
+        return None;
+    }
+    Some(ActionKind::DataMonitor(DataMonitor {
+        source: source?,
+        min: min.flatten(),
+        max: max.flatten(),
+        warn_msg,
+        category: ctx.optional(el, "category"),
+        source_name: ctx.optional(el, "source-name"),
+        time_mark,
+        exceed_is_error,
+    }))
+}
+
+/// `<source>`, `<min>`, `<max>`; `None` when refused (the error is reported).
+fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSource> {
+    let subject = format!("<{}> of {parent}", el.name);
+    let ty = ctx.required(el, &subject, "type")?.to_ascii_uppercase();
+    if INLINE_DB_TYPES.contains(&ty.as_str())
+        || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some())
+    {
+        ctx.error(
+            el,
+            format!(
+                "<{} type=\"{ty}\"> of {parent} has an inline connection, which is not supported: define a link in db_links.xml and write type=\"SQL\" db-link=\"name\"",
+                el.name
+            ),
+        );
+        return None;
+    }
+    ctx.allow_attrs(el, &subject, &["type", "db-link"]);
+    let body = match el.child("code") {
+        Some(code) if ty == "COMMAND" => dedent(&code.text()),
+        _ => dedent(&el.text()),
+    };
+    ctx.allow_children(el, &subject, if ty == "COMMAND" { &["code"] } else { &[] });
+    if body.is_empty() {
+        ctx.error(el, format!("{subject} is empty"));
+        return None;
+    }
+    let value = ctx.template(el, &subject, &body);
+    match ty.as_str() {
+        "SQL" => {
+            let db_link = ctx.required(el, &subject, "db-link")?;
+            ctx.reference(RefKind::DbLink, &db_link, el);
+            Some(DataSource::Sql {
+                db_link,
+                query: value,
+            })
+        }
+        "COMMAND" => Some(DataSource::Command { command: value }),
+        "NUM" => {
+            if !body.contains("${") && body.trim().parse::<f64>().is_err() {
+                ctx.error(el, format!("{subject}: \"{body}\" is not a number"));
+                return None;
+            }
+            Some(DataSource::Num { value })
+        }
+        other => {
+            ctx.error(
+                el,
+                format!("{subject} has unknown type \"{other}\": expected SQL, COMMAND or NUM"),
+            );
+            None
+        }
+    }
+}
+
+fn transfer(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    ctx.allow_attrs(el, subject, &[]);
+    ctx.allow_children(el, subject, &["source", "target", "script"]);
+    if let Some(s) = el.child("script") {
+        if el.child("source").is_some() || el.child("target").is_some() {
+            ctx.error(
+                s,
+                format!("{subject} has both <script> and <source>/<target>: use one form"),
+            );
+            return None;
+        }
+        ctx.allow_attrs(s, &format!("<script> of {subject}"), &[]);
+        let body = match s.child("code") {
+            Some(code) => dedent(&code.text()),
+            None => dedent(&s.text()),
+        };
+        if body.is_empty() {
+            ctx.error(s, format!("<script> of {subject} is empty"));
+            return None;
+        }
+        let code = ctx.template(s, &format!("<script> of {subject}"), &body);
+        return Some(ActionKind::Transfer(Transfer::Script { code }));
+    }
+    let source = match el.child("source") {
+        Some(s) => transfer_source(ctx, s, subject),
+        None => {
+            ctx.error(el, format!("{subject} has no <source> (or <script>)"));
+            None
+        }
+    };
+    let target = match el.child("target") {
+        Some(t) => transfer_target(ctx, t, subject),
+        None => {
+            ctx.error(el, format!("{subject} has no <target>"));
+            None
+        }
+    };
+    Some(ActionKind::Transfer(Transfer::Copy {
+        source: source?,
+        target: target?,
+    }))
+}
+
+/// `DB`, `FILE`, or the original's `LFS` (local file system), which is `FILE` on link `local`.
+fn endpoint_type(
+    ctx: &mut Ctx<'_>,
+    el: &Element,
+    subject: &str,
+    parent: &str,
+) -> Option<&'static str> {
+    let ty = ctx.required(el, subject, "type")?.to_ascii_uppercase();
+    if INLINE_DB_TYPES.contains(&ty.as_str())
+        || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some())
+    {
+        ctx.error(
+            el,
+            format!(
+                "<{} type=\"{ty}\"> of {parent} has an inline connection (jdbc-url, username, password), which is not supported: define a link in db_links.xml and write type=\"DB\" db-link=\"name\"",
+                el.name
+            ),
+        );
+        return None;
+    }
+    match ty.as_str() {
+        "DB" => Some("DB"),
+        "FILE" | "LFS" => Some("FILE"),
+        other => {
+            ctx.error(
+                el,
+                format!("{subject} has unknown type \"{other}\": expected DB or FILE"),
+            );
+            None
+        }
+    }
+}
+
+/// `delimited`, default tab; `\t` may be written for a tab (XML turns a literal tab in an attribute
+/// into a space).
+fn delimiter(el: &Element) -> String {
+    match el.attr("delimited") {
+        Some(d) if !d.is_empty() => d.replace("\\t", "\t"),
+        _ => "\t".to_string(),
+    }
+}
+
+/// A file path: the `path` attribute or the element's text, not both.
+fn file_path(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Template> {
+    let text = el.text().trim().to_string();
+    let path = match (ctx.optional(el, "path"), text.is_empty()) {
+        (Some(_), false) => {
+            ctx.error(
+                el,
+                format!("{subject} has both a path attribute and a path as text: keep one"),
+            );
+            return None;
+        }
+        (Some(p), true) => p,
+        (None, false) => text,
+        (None, true) => {
+            ctx.error(el, format!("{subject} has no path"));
+            return None;
+        }
+    };
+    Some(ctx.template(el, subject, &path))
+}
+
+fn file_link(ctx: &mut Ctx<'_>, el: &Element) -> String {
+    let link = ctx
+        .optional(el, "file-link")
+        .unwrap_or_else(|| "local".to_string());
+    ctx.reference(RefKind::FileLink, &link, el);
+    link
+}
+
+fn transfer_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<TransferSource> {
+    let subject = format!("<source> of {parent}");
+    match endpoint_type(ctx, el, &subject, parent)? {
+        "DB" => {
+            ctx.allow_attrs(el, &subject, &["type", "db-link"]);
+            ctx.allow_children(el, &subject, &[]);
+            let db_link = ctx.required(el, &subject, "db-link");
+            if let Some(l) = &db_link {
+                ctx.reference(RefKind::DbLink, l, el);
+            }
+            let text = dedent(&el.text());
+            if text.is_empty() {
+                ctx.error(el, format!("{subject} has no table name or SELECT"));
+                return None;
+            }
+            let query = ctx.template(el, &subject, &text);
+            Some(TransferSource::Db {
+                db_link: db_link?,
+                query,
+            })
+        }
+        _ => {
+            ctx.allow_attrs(el, &subject, &["type", "path", "delimited", "file-link"]);
+            ctx.allow_children(el, &subject, &[]);
+            let file_link = file_link(ctx, el);
+            let delimiter = delimiter(el);
+            let path = file_path(ctx, el, &subject)?;
+            Some(TransferSource::File {
+                file_link,
+                path,
+                delimiter,
+            })
+        }
+    }
+}
+
+fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<TransferTarget> {
+    let subject = format!("<target> of {parent}");
+    match endpoint_type(ctx, el, &subject, parent)? {
+        "DB" => {
+            ctx.allow_attrs(
+                el,
+                &subject,
+                &["type", "db-link", "table", "is-pre-truncate", "task-num"],
+            );
+            // `<pre-sql>`/`<after-sql>` are the original's older names.
+            ctx.allow_children(el, &subject, &["pre", "after", "pre-sql", "after-sql"]);
+            let db_link = ctx.required(el, &subject, "db-link");
+            if let Some(l) = &db_link {
+                ctx.reference(RefKind::DbLink, l, el);
+            }
+            let table = ctx
+                .required(el, &subject, "table")
+                .map(|t| ctx.template(el, &subject, &t));
+            let pre_truncate = ctx.bool_attr(el, &subject, "is-pre-truncate", false);
+            let task_num = ctx.number_attr(el, &subject, "task-num", 1u32, 1);
+            let mut sql_child = |names: [&str; 2]| {
+                let c = el.elements().find(|c| names.contains(&c.name.as_str()))?;
+                let text = dedent(&c.text());
+                if text.is_empty() {
+                    return None;
+                }
+                Some(ctx.template(c, &format!("<{}> of {subject}", c.name), &text))
+            };
+            let pre = sql_child(["pre", "pre-sql"]);
+            let after = sql_child(["after", "after-sql"]);
+            Some(TransferTarget::Db {
+                db_link: db_link?,
+                table: table?,
+                pre_truncate,
+                task_num,
+                pre,
+                after,
+            })
+        }
+        _ => {
+            ctx.allow_attrs(el, &subject, &["type", "path", "delimited", "file-link"]);
+            ctx.allow_children(el, &subject, &[]);
+            let file_link = file_link(ctx, el);
+            let delimiter = delimiter(el);
+            let path = file_path(ctx, el, &subject)?;
+            Some(TransferTarget::File {
+                file_link,
+                path,
+                delimiter,
+            })
+        }
+    }
+}
+
+fn email(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    ctx.allow_attrs(el, subject, &["subject"]);
+    // The body is HTML: with markup inside, keep it as written; plain text or CDATA is unescaped.
+    let body = if el.elements().next().is_some() {
+        dedent(&ctx.text[el.inner.clone()])
+    } else {
+        dedent(&el.text())
+    };
+    if body.is_empty() {
+        ctx.error(el, format!("{subject} has no body"));
+        return None;
+    }
+    let mail_subject = el
+        .attr("subject")
+        .map(|s| ctx.template(el, subject, s.trim()));
+    let body_html = ctx.template(el, subject, &body);
+    Some(ActionKind::Email {
+        subject: mail_subject,
+        body_html,
+    })
+}
+
+fn metadata(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
+    ctx.allow_attrs(el, subject, &["table", "db-link", "from"]);
+    ctx.allow_children(el, subject, &["table-comment", "column-comment"]);
+    let db_link = ctx.required(el, subject, "db-link");
+    if let Some(l) = &db_link {
+        ctx.reference(RefKind::DbLink, l, el);
+    }
+    let table = ctx
+        .required(el, subject, "table")
+        .map(|t| ctx.template(el, subject, &t));
+    let from = ctx
+        .optional(el, "from")
+        .map(|f| ctx.template(el, subject, &f));
+    let mut table_comment = None;
+    for (i, c) in el.children_named("table-comment").enumerate() {
+        if i > 0 {
+            ctx.error(c, format!("{subject} has more than one <table-comment>"));
+            continue;
+        }
+        let text = c.text().trim().to_string();
+        table_comment = Some(ctx.template(c, &format!("<table-comment> of {subject}"), &text));
+    }
+    let mut column_comments = BTreeMap::new();
+    for c in el.children_named("column-comment") {
+        let csub = format!("<column-comment> of {subject}");
+        ctx.allow_attrs(c, &csub, &["name"]);
+        let Some(name) = ctx.required(c, &csub, "name") else {
+            continue;
+        };
+        let text = c.text().trim().to_string();
+        let comment = ctx.template(c, &csub, &text);
+        if column_comments.insert(name.clone(), comment).is_some() {
+            ctx.error(c, format!("{subject} comments column \"{name}\" twice"));
+        }
+    }
+    Some(ActionKind::Metadata(Metadata {
+        db_link: db_link?,
+        table: table?,
+        from,
+        table_comment,
+        column_comments,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_path_keeps_slashes_inside_expressions() {
+        let cases = [
+            ("/etc/profile", "/etc", "profile"),
+            ("/data/in/item_*.log", "/data/in", "item_*.log"),
+            ("item.log", ".", "item.log"),
+            ("/x", "/", "x"),
+            (
+                "/d/${time.today|yyyy/MM/dd}.csv",
+                "/d",
+                "${time.today|yyyy/MM/dd}.csv",
+            ),
+            (
+                "/d/${time.today|yyyy/MM}/a*",
+                "/d/${time.today|yyyy/MM}",
+                "a*",
+            ),
+            ("/d/", "/d", ""),
+        ];
+        for (path, dir, pattern) in cases {
+            assert_eq!(
+                split_path(path),
+                (dir.to_string(), pattern.to_string()),
+                "{path}"
+            );
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! `<coordinator>` inside a workflow, and the pre-2.9 coordinator files in every shape of the
+//! original corpus:
+//! - `<trigger><cron config/><depend-list><depend wf/></depend-list></trigger>` with
+//!   `<workflow-list><workflow path/></workflow-list>`;
+//! - `<depend-list cron><workflow name/></depend-list>` with `<trigger-list><workflow name/></trigger-list>`;
+//! - both with `<param-list>`.
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+
+use super::super::cron::CronSpec;
+use super::super::model::{Coordinator, Param};
+use super::super::xml::Element;
+use super::{Ctx, LegacyCoordinator, RefKind, Site};
+
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+pub(super) fn parse_inline(ctx: &mut Ctx<'_>, el: &Element) -> Option<Coordinator> {
+    let subject = "<coordinator>";
+    ctx.allow_attrs(
+        el,
+        subject,
+        &["is-enabled", "start-time", "end-time", "timezone"],
+    );
+    ctx.allow_children(el, subject, &["depend-list", "param-list"]);
+    let mut c = common(ctx, el, subject, "start-time", "end-time");
+    for list in el.children_named("depend-list") {
+        depend_list(ctx, list, &mut c, "workflow", "name");
+    }
+    if let Some(list) = el.child("param-list") {
+        c.params = params(ctx, list);
+    }
+    Some(c)
+}
+
+pub(super) fn parse_legacy(ctx: &mut Ctx<'_>, root: &Element) -> Option<LegacyCoordinator> {
+    let name = ctx.required(root, "<coordinator>", "name");
+    let subject = match &name {
+        Some(n) => format!("coordinator \"{n}\""),
+        None => "<coordinator>".to_string(),
+    };
+    // `dir` and `desc` described the coordinator itself; it now lives in the workflow, which has its own.
+    ctx.allow_attrs(
+        root,
+        &subject,
+        &[
+            "name",
+            "is-enabled",
+            "dir",
+            "desc",
+            "start",
+            "end",
+            "start-time",
+            "end-time",
+            "timezone",
+        ],
+    );
+    ctx.allow_children(
+        root,
+        &subject,
+        &[
+            "trigger",
+            "depend-list",
+            "trigger-list",
+            "workflow-list",
+            "param-list",
+        ],
+    );
+    let (start_attr, end_attr) = if root.attr("start").is_some() || root.attr("end").is_some() {
+        ("start", "end")
+    } else {
+        ("start-time", "end-time")
+    };
+    let mut c = common(ctx, root, &subject, start_attr, end_attr);
+    for list in root.children_named("depend-list") {
+        depend_list(ctx, list, &mut c, "workflow", "name");
+    }
+    for trigger in root.children_named("trigger") {
+        let tsub = format!("<trigger> of {subject}");
+        ctx.allow_attrs(trigger, &tsub, &[]);
+        ctx.allow_children(trigger, &tsub, &["cron", "depend-list"]);
+        for cron in trigger.children_named("cron") {
+            ctx.allow_attrs(cron, &format!("<cron> of {subject}"), &["config"]);
+            if let Some(text) = ctx.required(cron, &format!("<cron> of {subject}"), "config") {
+                set_cron(ctx, cron, &mut c, &text);
+            }
+        }
+        for list in trigger.children_named("depend-list") {
+            depend_list(ctx, list, &mut c, "depend", "wf");
+        }
+    }
+    let mut targets = Vec::new();
+    for (list_name, attr) in [("trigger-list", "name"), ("workflow-list", "path")] {
+        for list in root.children_named(list_name) {
+            let lsub = format!("<{list_name}> of {subject}");
+            ctx.allow_attrs(list, &lsub, &[]);
+            ctx.allow_children(list, &lsub, &["workflow"]);
+            for w in list.children_named("workflow") {
+                ctx.allow_attrs(w, &format!("<workflow> in {lsub}"), &[attr]);
+                if let Some(target) = ctx.required(w, &format!("<workflow> in {lsub}"), attr) {
+                    targets.push((target, ctx.site(w)));
+                }
+            }
+        }
+    }
+    if targets.is_empty() {
+        ctx.error(
+            root,
+            format!("{subject} triggers no workflow: add <trigger-list><workflow name=\"...\"/></trigger-list>"),
+        );
+    }
+    if let Some(list) = root.child("param-list") {
+        c.params = params(ctx, list);
+    }
+    Some(LegacyCoordinator {
+        name: name?,
+        coordinator: c,
+        root: Site {
+            pos: root.pos,
+            element: root.name.clone(),
+        },
+        targets,
+        refs: std::mem::take(&mut ctx.refs),
+        param_uses: std::mem::take(&mut ctx.param_uses),
+    })
+}
+
+/// `is-enabled`, the time window and the zone, shared by both forms.
+fn common(
+    ctx: &mut Ctx<'_>,
+    el: &Element,
+    subject: &str,
+    start_attr: &str,
+    end_attr: &str,
+) -> Coordinator {
+    let enabled = ctx.bool_attr(el, subject, "is-enabled", true);
+    let timezone = ctx.optional(el, "timezone").filter(|tz| match tz.parse::<Tz>() {
+        Ok(_) => true,
+        Err(_) => {
+            ctx.error(el, format!("{subject}: unknown time zone \"{tz}\": expected an IANA name such as Asia/Shanghai"));
+            false
+        }
+    });
+    let mut window = |attr: &str| {
+        let v = ctx.optional(el, attr)?;
+        match NaiveDateTime::parse_from_str(&v, TIME_FORMAT) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                ctx.error(
+                    el,
+                    format!(
+                        "{subject}: {attr} \"{v}\" is not a time in the form yyyy-MM-dd HH:mm:ss"
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let start_time = window(start_attr);
+    let end_time = window(end_attr);
+    if let (Some(s), Some(e)) = (start_time, end_time) {
+        if s >= e {
+            ctx.error(
+                el,
+                format!("{subject}: {start_attr} {s} is not before {end_attr} {e}"),
+            );
+        }
+    }
+    Coordinator {
+        enabled,
+        cron: None,
+        timezone,
+        depends: Vec::new(),
+        params: Vec::new(),
+        start_time,
+        end_time,
+    }
+}
+
+fn set_cron(ctx: &mut Ctx<'_>, el: &Element, c: &mut Coordinator, text: &str) {
+    if c.cron.is_some() {
+        ctx.error(el, "coordinator has more than one cron".to_string());
+        return;
+    }
+    match CronSpec::parse(text) {
+        Ok(parsed) => {
+            if let Some(w) = parsed.warning {
+                ctx.warn(el, w);
+            }
+            c.cron = Some(parsed.spec.as_str().to_string());
+        }
+        Err(e) => ctx.error(el, e),
+    }
+}
+
+/// `<depend-list cron>` with upstream workflows named by `child`'s `attr`.
+fn depend_list(ctx: &mut Ctx<'_>, list: &Element, c: &mut Coordinator, child: &str, attr: &str) {
+    ctx.allow_attrs(list, "<depend-list>", &["cron"]);
+    ctx.allow_children(list, "<depend-list>", &[child]);
+    if let Some(cron) = ctx.optional(list, "cron") {
+        set_cron(ctx, list, c, &cron);
+    }
+    for w in list.children_named(child) {
+        ctx.allow_attrs(w, &format!("<{child}> in <depend-list>"), &[attr]);
+        let Some(name) = ctx.required(w, &format!("<{child}> in <depend-list>"), attr) else {
+            continue;
+        };
+        if c.depends.contains(&name) {
+            ctx.error(
+                w,
+                format!("upstream workflow \"{name}\" is listed twice in <depend-list>"),
+            );
+            continue;
+        }
+        ctx.reference(RefKind::Depend, &name, w);
+        c.depends.push(name);
+    }
+}
+
+/// Coordinator parameters, in order; each use of `${param:x}` is tagged with its parameter's index.
+fn params(ctx: &mut Ctx<'_>, list: &Element) -> Vec<Param> {
+    ctx.allow_attrs(list, "<param-list>", &[]);
+    ctx.allow_children(list, "<param-list>", &["param"]);
+    let mut out: Vec<Param> = Vec::new();
+    for p in list.children_named("param") {
+        ctx.allow_attrs(p, "<param>", &["name", "value"]);
+        let Some(name) = ctx.required(p, "<param>", "name") else {
+            continue;
+        };
+        let subject = format!("coordinator parameter \"{name}\"");
+        let Some(value) = p.attr("value") else {
+            ctx.error(p, format!("{subject} has no value attribute"));
+            continue;
+        };
+        if out.iter().any(|q| q.name == name) {
+            ctx.error(p, format!("{subject} is declared twice"));
+            continue;
+        }
+        let first_use = ctx.param_uses.len();
+        let value = ctx.template(p, &subject, value);
+        for u in &mut ctx.param_uses[first_use..] {
+            u.coord_param = Some(out.len());
+        }
+        out.push(Param { name, value });
+    }
+    out
+}
