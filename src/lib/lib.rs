@@ -19,3 +19,5 @@ pub use error::{Error, Result};
 pub mod cli;
 pub mod executor;
 pub mod scheduler;
+#[doc(hidden)]
+pub mod testkit;

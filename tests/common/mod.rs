@@ -1,0 +1,208 @@
+//! The end-to-end harness: a temporary directory, a fresh database, and the real `akkaflow` binary
+//! started as separate processes (schedulers, workers) or run as one-shot commands.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use akkaflow::store::{self, ConnectOptions, Store};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_akkaflow");
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+/// Settings that make leases and polls short enough for tests (never timing assertions).
+const TEST_CONFIG: &str = "lease_ttl_secs = 3\nheartbeat_secs = 1\npoll_secs = 0.2\ngrace_secs = 3\n";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub db: Db,
+    children: Vec<Option<Child>>,
+}
+
+impl Env {
+    /// A fresh environment, or `None` when the backend is not configured (the testkit says why).
+    pub fn new(db: Db, name: &str) -> Option<Env> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("akkaflow.db").display()),
+            Db::Mysql => akkaflow::testkit::fresh_database_url(store::Backend::Mysql, name)?,
+            Db::Postgres => akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name)?,
+        };
+        std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
+        std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
+        Some(Env { dir, url, db, children: Vec::new() })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.path())
+            .env("AKKAFLOW_DATABASE_URL", &self.url)
+            .env("AKKAFLOW_LOG", "info")
+            .env_remove("AKKAFLOW_CONFIG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a one-shot command to its end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run akkaflow")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "akkaflow {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a long-running role; its output goes to `<dir>/<label>.log`.
+    pub fn spawn(&mut self, label: &str, args: &[&str]) -> usize {
+        let log = std::fs::File::create(self.path().join(format!("{label}.log"))).expect("log file");
+        let child = self
+            .command(args)
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn akkaflow");
+        self.children.push(Some(child));
+        self.children.len() - 1
+    }
+
+    pub fn pid(&self, idx: usize) -> i32 {
+        self.children[idx].as_ref().expect("alive").id() as i32
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn stop(&mut self, idx: usize, signal: nix::sys::signal::Signal) {
+        if let Some(mut child) = self.children[idx].take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self, label: &str) -> String {
+        std::fs::read_to_string(self.path().join(format!("{label}.log"))).unwrap_or_default()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// Writes workflow files under `xmlconfig/` and syncs them.
+    pub fn sync(&self, files: &[(&str, &str)]) {
+        for (name, xml) in files {
+            self.write(&format!("xmlconfig/{name}"), xml);
+        }
+        self.ok(&["sync", "xmlconfig"]);
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        store::connect(&ConnectOptions::new(self.url.clone())).await.expect("connect to the test database")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`; on timeout panics with the last state seen.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(state) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last state: {state}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Stamps one test per backend for each case: `e2e!(case_a, case_b)` where each case is
+/// `async fn case(env: &mut Env)` in a `cases` module.
+#[macro_export]
+macro_rules! e2e {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite { $crate::e2e_backend!(Sqlite; $($case),+); }
+        mod mysql { $crate::e2e_backend!(Mysql; $($case),+); }
+        mod postgres { $crate::e2e_backend!(Postgres; $($case),+); }
+    };
+}
+
+#[macro_export]
+macro_rules! e2e_backend {
+    ($db:ident; $($case:ident),+) => { $(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)) else { return };
+            super::cases::$case(&mut env).await;
+        }
+    )+ };
+}
+
+/// Sets a coordinator's `next_fire_at` directly, as a slot that came due would be.
+pub async fn set_next_fire_at(env: &Env, workflow: &str, at: chrono::DateTime<chrono::Utc>) {
+    match env.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+            sqlx::query("UPDATE coordinator SET next_fire_at = ? WHERE workflow = ?")
+                .bind(at.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                .bind(workflow)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        Db::Mysql => {
+            let pool = sqlx::MySqlPool::connect(&env.url).await.unwrap();
+            sqlx::query("UPDATE coordinator SET next_fire_at = ? WHERE workflow = ?")
+                .bind(at.naive_utc())
+                .bind(workflow)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&env.url).await.unwrap();
+            sqlx::query("UPDATE coordinator SET next_fire_at = $1 WHERE workflow = $2")
+                .bind(at)
+                .bind(workflow)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+}

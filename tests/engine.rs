@@ -1,0 +1,400 @@
+//! End-to-end: the real binary as scheduler and worker processes on each backend, checked through
+//! the tables afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
+use akkaflow::store::{InstanceRow, Store, TaskRow};
+use common::{wait_for, Env};
+use nix::sys::signal::Signal;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn linear(name: &str, action: &str) -> String {
+    format!(
+        r#"<work-flow name="{name}" instance-limit="5">
+  <start name="start" to="a"/>
+  {action}
+  <end name="end"/>
+</work-flow>"#
+    )
+}
+
+/// Starts one scheduler and one worker.
+fn fleet(env: &mut Env) {
+    env.spawn("scheduler", &["scheduler"]);
+    env.spawn("worker", &["worker", "--slots", "4", "--name", "w1"]);
+}
+
+fn trigger(env: &Env, workflow: &str) -> InstanceId {
+    let out = env.ok(&["workflow", "trigger", workflow]);
+    InstanceId(out.trim().parse().expect("instance id"))
+}
+
+async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
+    wait_for(LONG, &format!("instance {id} to end"), || async {
+        let i = store.instance_get(id).await.map_err(|e| e.to_string())?.ok_or("missing")?;
+        if i.status.is_terminal() {
+            Ok(i)
+        } else {
+            Err(format!("{:?}", i.status))
+        }
+    })
+    .await
+}
+
+async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
+    store.task_list(id).await.unwrap().into_iter().find(|t| t.node == node).expect("task row")
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn fork_join_runs_both_branches_and_joins_once(env: &mut Env) {
+        env.sync(&[(
+            "fj.xml",
+            r#"<work-flow name="fj">
+  <start name="start" to="split"/>
+  <fork name="split"><path to="a"/><path to="b"/></fork>
+  <action name="a"><shell><command>sleep 0.3; echo a</command></shell><ok to="j"/></action>
+  <action name="b"><shell><command>echo b</command></shell><ok to="j"/></action>
+  <join name="j" to="c"/>
+  <action name="c"><shell><command>echo c</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "fj");
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
+        for node in ["a", "b", "c", "j", "split"] {
+            assert_eq!(task(&*store, id, node).await.status, TaskStatus::Succeeded, "{node}");
+        }
+        let events = store.event_list(&akkaflow::store::EventFilter { instance_id: Some(id), after_id: None, limit: 1000 }).await.unwrap();
+        let join_fired = events.iter().filter(|e| e.node.as_deref() == Some("j") && e.to_status.as_deref() == Some("succeeded")).count();
+        assert_eq!(join_fired, 1, "the join fires exactly once");
+        let logs = env.ok(&["logs", &id.to_string()]);
+        assert!(logs.contains("[a#1] a") && logs.contains("[c#1] c"), "{logs}");
+    }
+
+    pub async fn failure_follows_the_error_path(env: &mut Env) {
+        env.sync(&[(
+            "ep.xml",
+            &linear(
+                "ep",
+                r#"<action name="a"><shell><command>echo broken >&2; exit 2</command></shell><ok to="end"/><error to="b"/></action>
+  <action name="b"><shell><command>echo recovering</command></shell><ok to="end"/></action>"#,
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "ep");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let a = task(&*store, id, "a").await;
+        assert_eq!((a.status, a.exit_code), (TaskStatus::Failed, Some(2)));
+        assert_eq!(task(&*store, id, "b").await.status, TaskStatus::Succeeded);
+        let logs = env.ok(&["logs", &id.to_string()]);
+        assert!(logs.contains("[a#1 stderr] broken"), "{logs}");
+    }
+
+    pub async fn retry_then_success_counts_two_attempts(env: &mut Env) {
+        let marker = env.path().join("marker");
+        env.sync(&[(
+            "rt.xml",
+            &linear(
+                "rt",
+                &format!(
+                    r#"<action name="a" retry-times="2" interval="1"><shell><command>if [ -e {m} ]; then echo ok; else touch {m}; exit 1; fi</command></shell><ok to="end"/></action>"#,
+                    m = marker.display()
+                ),
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "rt");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let a = task(&*store, id, "a").await;
+        assert_eq!(a.attempt, 2);
+        let attempts = store.task_attempt_list(id).await.unwrap();
+        let outcomes: Vec<_> = attempts.iter().map(|x| (x.attempt, x.outcome.as_str())).collect();
+        assert_eq!(outcomes, vec![(1, "failed"), (2, "succeeded")]);
+    }
+
+    pub async fn timeout_kills_the_attempt_and_fails(env: &mut Env) {
+        let pidfile = env.path().join("pid");
+        env.sync(&[(
+            "to.xml",
+            &linear(
+                "to",
+                &format!(r#"<action name="a" timeout="1"><shell><command>echo $$ > {}; sleep 30</command></shell><ok to="end"/></action>"#, pidfile.display()),
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "to");
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Failed);
+        let a = task(&*store, id, "a").await;
+        assert!(a.error.as_deref().unwrap_or("").contains("timed out after 1s"), "{a:?}");
+        let attempts = store.task_attempt_list(id).await.unwrap();
+        assert_eq!(attempts[0].outcome.as_str(), "timed_out");
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the timed-out process group is gone");
+    }
+
+    pub async fn ignored_action_succeeds_without_running(env: &mut Env) {
+        env.sync(&[(
+            "ig.xml",
+            &linear(
+                "ig",
+                r#"<action name="a" is-ignore="true"><shell><command>exit 1</command></shell><ok to="b"/></action>
+  <action name="b"><shell><command>echo b</command></shell><ok to="end"/></action>"#,
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "ig");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let a = task(&*store, id, "a").await;
+        assert_eq!((a.status, a.attempt), (TaskStatus::Succeeded, 0));
+    }
+
+    pub async fn kill_node_kills_the_instance_with_its_message(env: &mut Env) {
+        env.sync(&[(
+            "kn.xml",
+            &linear(
+                "kn",
+                r#"<action name="a"><shell><command>exit 1</command></shell><ok to="end"/><error to="stop"/></action>
+  <kill name="stop"><message>source data missing</message></kill>"#,
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "kn");
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Killed);
+        assert!(inst.error.as_deref().unwrap_or("").contains("source data missing"), "{inst:?}");
+        assert_eq!(task(&*store, id, "end").await.status, TaskStatus::Skipped);
+    }
+
+    pub async fn instance_limit_holds_extra_instances_pending(env: &mut Env) {
+        env.sync(&[(
+            "il.xml",
+            r#"<work-flow name="il" instance-limit="1">
+  <start name="start" to="a"/>
+  <action name="a"><shell><command>sleep 1</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        let store = env.store().await;
+        let first = trigger(env, "il");
+        let second = trigger(env, "il");
+        assert_eq!(store.instance_get(first).await.unwrap().unwrap().status, InstanceStatus::Running);
+        assert_eq!(store.instance_get(second).await.unwrap().unwrap().status, InstanceStatus::Pending);
+        fleet(env);
+        let a = ended(&*store, first).await;
+        let b = ended(&*store, second).await;
+        assert_eq!((a.status, b.status), (InstanceStatus::Succeeded, InstanceStatus::Succeeded));
+        assert!(b.started_at.unwrap() >= a.ended_at.unwrap(), "the second started after the first ended");
+    }
+
+    pub async fn cron_chain_fires_once_per_slot_with_two_schedulers(env: &mut Env) {
+        env.sync(&[
+            (
+                "c1.xml",
+                r#"<work-flow name="c1"><coordinator><depend-list cron="* * * * *"/></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo one</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+            ),
+            (
+                "c2.xml",
+                r#"<work-flow name="c2"><coordinator><depend-list><workflow name="c1"/></depend-list></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo two</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+            ),
+            (
+                "c3.xml",
+                r#"<work-flow name="c3"><coordinator><depend-list><workflow name="c2"/></depend-list></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo three</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+            ),
+        ]);
+        env.spawn("scheduler1", &["scheduler"]);
+        env.spawn("scheduler2", &["scheduler"]);
+        env.spawn("worker", &["worker", "--slots", "4"]);
+        let store = env.store().await;
+        let c = wait_for(LONG, "c1's first slot to be scheduled", || async {
+            let c = store.coordinator_get("c1").await.map_err(|e| e.to_string())?.ok_or("no row")?;
+            c.next_fire_at.map(|_| c.clone()).ok_or_else(|| "next_fire_at is NULL".to_string())
+        })
+        .await;
+        // make the slot due now instead of waiting for the next minute
+        let due = c.next_fire_at.unwrap() - chrono::Duration::minutes(1);
+        common::set_next_fire_at(env, "c1", due).await;
+        let done = wait_for(LONG, "c3 to succeed", || async {
+            let list = store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some("c3".into()), limit: 10, ..Default::default() }).await.map_err(|e| e.to_string())?;
+            list.into_iter().find(|i| i.status == InstanceStatus::Succeeded).ok_or_else(|| "not yet".to_string())
+        })
+        .await;
+        assert_eq!(done.trigger_kind.as_str(), "dependency");
+        // the same slot made due again (a second master acting on a stale read) fires nothing new
+        common::set_next_fire_at(env, "c1", due).await;
+        wait_for(LONG, "c1's next slot to move on again", || async {
+            let c = store.coordinator_get("c1").await.map_err(|e| e.to_string())?.ok_or("no row")?;
+            if c.next_fire_at > Some(due) { Ok(()) } else { Err(format!("{:?}", c.next_fire_at)) }
+        })
+        .await;
+        let count = |w: &'static str| {
+            let store = store.clone();
+            async move {
+                store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some(w.into()), limit: 100, ..Default::default() }).await.unwrap().len()
+            }
+        };
+        assert_eq!(count("c1").await, 1, "one instance per cron slot");
+        tokio::time::sleep(Duration::from_secs(2)).await; // give a wrong second fire a chance to show
+        assert_eq!((count("c1").await, count("c2").await, count("c3").await), (1, 1, 1));
+    }
+
+    pub async fn blood_trigger_runs_the_downstream_chain(env: &mut Env) {
+        let wf = |name: &str, dep: Option<&str>| {
+            let coord = dep.map(|d| format!(r#"<coordinator><depend-list><workflow name="{d}"/></depend-list></coordinator>"#)).unwrap_or_default();
+            format!(r#"<work-flow name="{name}">{coord}<start name="start" to="a"/><action name="a"><shell><command>echo {name}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#)
+        };
+        env.sync(&[("b1.xml", &wf("b1", None)), ("b2.xml", &wf("b2", Some("b1"))), ("b3.xml", &wf("b3", Some("b2")))]);
+        fleet(env);
+        let store = env.store().await;
+        let out = env.ok(&["workflow", "trigger", "b1", "--blood", "--wait"]);
+        assert!(!out.trim().is_empty());
+        let b3 = wait_for(LONG, "b3 to succeed", || async {
+            let list = store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some("b3".into()), limit: 10, ..Default::default() }).await.map_err(|e| e.to_string())?;
+            list.into_iter().find(|i| i.status == InstanceStatus::Succeeded).ok_or_else(|| "not yet".to_string())
+        })
+        .await;
+        assert_eq!(b3.trigger_kind.as_str(), "blood");
+    }
+
+    pub async fn task_retry_reruns_a_failed_task_and_the_instance_continues(env: &mut Env) {
+        let marker = env.path().join("fixed");
+        env.sync(&[(
+            "tr.xml",
+            &linear(
+                "tr",
+                &format!(
+                    r#"<action name="a"><shell><command>test -e {}</command></shell><ok to="b"/></action>
+  <action name="b"><shell><command>echo b</command></shell><ok to="end"/></action>"#,
+                    marker.display()
+                ),
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "tr");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let a = task(&*store, id, "a").await;
+        let refused = env.run(&["task", "retry", &task(&*store, id, "b").await.id.to_string()]);
+        assert_eq!(refused.status.code(), Some(1), "retrying a skipped task is refused");
+        std::fs::write(&marker, "").unwrap();
+        env.ok(&["task", "retry", &a.id.to_string()]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let a = task(&*store, id, "a").await;
+        assert_eq!((a.status, a.attempt), (TaskStatus::Succeeded, 2));
+        assert_eq!(task(&*store, id, "b").await.status, TaskStatus::Succeeded);
+    }
+
+    pub async fn task_kill_stops_a_sleeping_shell_task(env: &mut Env) {
+        let pidfile = env.path().join("pid");
+        env.sync(&[(
+            "tk.xml",
+            &linear("tk", &format!(r#"<action name="a"><shell><command>echo $$ > {}; sleep 60</command></shell><ok to="end"/></action>"#, pidfile.display())),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "tk");
+        let a = wait_for(LONG, "a to run", || async {
+            let t = task(&*store, id, "a").await;
+            if t.status == TaskStatus::Running && pidfile.exists() { Ok(t) } else { Err(format!("{:?}", t.status)) }
+        })
+        .await;
+        env.ok(&["task", "kill", &a.id.to_string()]);
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Killed);
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Killed);
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the killed process is gone");
+        let again = env.run(&["task", "kill", &a.id.to_string()]);
+        assert_eq!(again.status.code(), Some(1), "killing a finished task is refused");
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already ended"));
+    }
+
+    pub async fn rerun_recover_keeps_succeeded_nodes(env: &mut Env) {
+        let runs = env.path().join("runs");
+        let marker = env.path().join("fixed");
+        env.sync(&[(
+            "rr.xml",
+            &linear(
+                "rr",
+                &format!(
+                    r#"<action name="a"><shell><command>echo run >> {r}</command></shell><ok to="b"/></action>
+  <action name="b"><shell><command>test -e {m}</command></shell><ok to="end"/></action>"#,
+                    r = runs.display(),
+                    m = marker.display()
+                ),
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "rr");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let running = env.run(&["instance", "kill", &id.to_string()]);
+        assert_eq!(running.status.code(), Some(1), "killing a finished instance is refused");
+        std::fs::write(&marker, "").unwrap();
+        env.ok(&["instance", "rerun", &id.to_string(), "--recover"]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1, "a ran once");
+    }
+
+    pub async fn sigkilled_workers_task_is_rescued_and_completes(env: &mut Env) {
+        let started = env.path().join("started");
+        env.sync(&[(
+            "sk.xml",
+            &linear(
+                "sk",
+                &format!(r#"<action name="a" retry-times="1"><shell><command>echo $AKKAFLOW_ATTEMPT >> {}; sleep 2</command></shell><ok to="end"/></action>"#, started.display()),
+            ),
+        )]);
+        env.spawn("scheduler", &["scheduler"]);
+        let w1 = env.spawn("worker1", &["worker", "--name", "w1"]);
+        let store = env.store().await;
+        let id = trigger(env, "sk");
+        wait_for(LONG, "the first attempt to start", || async {
+            if started.exists() { Ok(()) } else { Err("not started".to_string()) }
+        })
+        .await;
+        env.stop(w1, Signal::SIGKILL);
+        let killed_at = Instant::now();
+        env.spawn("worker2", &["worker", "--name", "w2"]);
+        let inst = ended(&*store, id).await;
+        println!("rescue: instance ended {:.1}s after the worker was SIGKILLed", killed_at.elapsed().as_secs_f64());
+        assert_eq!(inst.status, InstanceStatus::Succeeded);
+        let attempts = store.task_attempt_list(id).await.unwrap();
+        let outcomes: Vec<_> = attempts.iter().map(|x| (x.attempt, x.outcome.as_str())).collect();
+        assert_eq!(outcomes, vec![(1, "lost"), (2, "succeeded")]);
+        assert!(attempts[0].error.as_deref().unwrap().contains("lease expired"));
+    }
+}
+
+e2e!(
+    fork_join_runs_both_branches_and_joins_once,
+    failure_follows_the_error_path,
+    retry_then_success_counts_two_attempts,
+    timeout_kills_the_attempt_and_fails,
+    ignored_action_succeeds_without_running,
+    kill_node_kills_the_instance_with_its_message,
+    instance_limit_holds_extra_instances_pending,
+    cron_chain_fires_once_per_slot_with_two_schedulers,
+    blood_trigger_runs_the_downstream_chain,
+    task_retry_reruns_a_failed_task_and_the_instance_continues,
+    task_kill_stops_a_sleeping_shell_task,
+    rerun_recover_keeps_succeeded_nodes,
+    sigkilled_workers_task_is_rescued_and_completes,
+);
