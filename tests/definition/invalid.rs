@@ -22,7 +22,7 @@ const INVALID: &[(&str, &[(u32, &str)])] = &[
     ("duplicate_node.xml", &[(7, "duplicate node name \"a\": also used at line 3")]),
     ("empty_script.xml", &[(5, "<code> of <script> of action \"s\" is empty")]),
     ("fork_one_path.xml", &[(3, "fork \"f\" needs at least two <path> elements")]),
-    ("inline_sql_connection.xml", &[(4, "<sql> of action \"q\" has an inline connection (type, jdbc-url, username, password), which is not supported: define a link in db_links.xml")]),
+    ("inline_sql_connection.xml", &[(4, "<sql> of action \"q\" has an inline connection (type, jdbc-url, username, password), which is not supported: connections and their passwords live only in db_links.xml; define a link there")]),
     ("instance_limit_zero.xml", &[(1, "instance-limit must be at least 1, not 0")]),
     ("join_one_edge.xml", &[(7, "join \"j\" has 1 incoming transition(s)")]),
     ("legacy_missing_target.xml", &[(4, "coordinator \"orphan_coordinator\" triggers workflow \"ghost\", which is not defined")]),

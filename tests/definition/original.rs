@@ -102,13 +102,13 @@ const LEGACY: &[(&str, &[(u32, &str)])] = &[
     ("coordinator/example/coor_test.xml", &[]),
     ("coordinator/system/coor_rm_tmp_file.xml", &[]),
     ("workflow/example/wf_import_item.xml", &[
-        (36, "<target type=\"MYSQL\"> of <transfer> of action \"import\" has an inline connection (jdbc-url, username, password), which is not supported: define a link in db_links.xml and write type=\"DB\" db-link=\"name\""),
-        (59, "<source type=\"MYSQL\"> of <data-monitor> of action \"data_monitor\" has an inline connection, which is not supported: define a link in db_links.xml and write type=\"SQL\" db-link=\"name\""),
-        (62, "legacy <min-threshold> in <data-monitor> of action \"data_monitor\" is not supported: write <min type="),
-        (63, "legacy <max-threshold> in <data-monitor> of action \"data_monitor\" is not supported: write <max type="),
+        (36, "<target type=\"MYSQL\"> of <transfer> of action \"import\" has an inline connection (jdbc-url, username, password), which is not supported: connections and their passwords live only in db_links.xml; define a link there and write type=\"DB\" db-link=\"name\""),
+        (59, "<source type=\"MYSQL\"> of <data-monitor> of action \"data_monitor\" has an inline connection, which is not supported: connections and their passwords live only in db_links.xml; define a link there and write type=\"SQL\" db-link=\"name\""),
+        (62, "legacy <min-threshold> in <data-monitor> of action \"data_monitor\" is not supported: it was replaced by <min>; write <min type="),
+        (63, "legacy <max-threshold> in <data-monitor> of action \"data_monitor\" is not supported: it was replaced by <max>; write <max type="),
     ]),
     ("workflow/example/wf_import_order.xml", &[
-        (62, "<sql> of action \"create_if_not_exist_table\" has an inline connection (type, jdbc-url, username, password), which is not supported: define a link in db_links.xml and write <sql db-link=\"name\">"),
+        (62, "<sql> of action \"create_if_not_exist_table\" has an inline connection (type, jdbc-url, username, password), which is not supported: connections and their passwords live only in db_links.xml; define a link there and write <sql db-link=\"name\">"),
         (77, "<target type=\"MYSQL\"> of <transfer> of action \"import_2_mysql\" has an inline connection"),
         (87, "<source type=\"MYSQL\"> of <data-monitor> of action \"data_monitor\" has an inline connection"),
         (90, "legacy <min-threshold>"),
