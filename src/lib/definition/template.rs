@@ -69,14 +69,17 @@ pub struct TimeExpr {
     pub offset: Option<TimeOffset>,
 }
 
+/// The `BASE` of `${time.BASE}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeBase {
     Today,
+    /// `yestoday` (the original's spelling) or `yesterday`.
     Yesterday,
     CurMonth,
     LastMonth,
 }
 
+/// `±N UNIT`, added after the base.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeOffset {
     pub amount: i64,
@@ -84,6 +87,7 @@ pub struct TimeOffset {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The unit of a [`TimeOffset`].
 pub enum TimeUnit {
     Day,
     Month,
@@ -99,6 +103,7 @@ pub struct TemplateError {
     pub message: String,
 }
 
+/// Why a parsed template could not be rendered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("undefined parameter `{0}`")]
@@ -118,6 +123,7 @@ pub struct RenderContext<'a> {
 const MAX_OFFSET: i64 = 1_000_000;
 
 impl Template {
+    /// Parses `source`; an error names the malformed `${param:..}`/`${time..}` expression.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -166,6 +172,7 @@ impl Template {
         })
     }
 
+    /// The text as written.
     pub fn as_str(&self) -> &str {
         &self.inner.source
     }
@@ -188,6 +195,7 @@ impl Template {
         names
     }
 
+    /// Substitutes parameters and times; any other `${...}` is kept as written.
     pub fn render(&self, ctx: &RenderContext<'_>) -> Result<String, RenderError> {
         let mut out = String::with_capacity(self.inner.source.len());
         for part in &self.inner.parts {

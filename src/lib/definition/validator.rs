@@ -382,6 +382,13 @@ fn check_graph(d: &mut Diags<'_>, e: &Entry) {
         );
     }
 
+    // A transition that is missing (already reported by the parser) or unknown leaves the graph
+    // incomplete; then "not reachable" would only repeat that error, so it is not reported.
+    let mut incomplete = wf.nodes.iter().any(|n| match &n.kind {
+        NodeKind::Start { to } | NodeKind::Join { to } => to.is_empty(),
+        NodeKind::Action(a) => a.ok.is_empty(),
+        _ => false,
+    });
     let mut adj: Vec<Vec<usize>> = vec![Vec::new(); wf.nodes.len()];
     let mut incoming = vec![0usize; wf.nodes.len()];
     for (i, info) in infos.iter().enumerate() {
@@ -392,6 +399,7 @@ fn check_graph(d: &mut Diags<'_>, e: &Entry) {
                     incoming[t] += 1;
                 }
                 None => {
+                    incomplete = true;
                     let msg = if edge.via == "to" {
                         format!("{} goes to unknown node \"{}\"", info.label, edge.to)
                     } else {
@@ -406,7 +414,7 @@ fn check_graph(d: &mut Diags<'_>, e: &Entry) {
         }
     }
 
-    if let Some(&start) = starts.first() {
+    if let (Some(&start), false) = (starts.first(), incomplete) {
         let mut seen = vec![false; wf.nodes.len()];
         let mut queue = VecDeque::from([start]);
         seen[start] = true;

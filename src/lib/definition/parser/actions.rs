@@ -223,7 +223,7 @@ fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
         ctx.error(
             el,
             format!(
-                "{subject} has an inline connection (type, jdbc-url, username, password), which is not supported: define a link in db_links.xml and write <sql db-link=\"name\">"
+                "{subject} has an inline connection (type, jdbc-url, username, password), which is not supported: connections and their passwords live only in db_links.xml; define a link there and write <sql db-link=\"name\">"
             ),
         );
         return None;
@@ -367,7 +367,7 @@ fn data_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Action
                 ctx.error(
                     c,
                     format!(
-                        "legacy <{legacy}> in {subject} is not supported: write <{new} type=\"NUM|SQL|COMMAND\">, with db-link naming a link in db_links.xml instead of an inline connection"
+                        "legacy <{legacy}> in {subject} is not supported: it was replaced by <{new}>; write <{new} type=\"NUM|SQL|COMMAND\">, with db-link naming a link in db_links.xml instead of an inline connection"
                     ),
                 );
             }
@@ -418,7 +418,7 @@ fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSour
         ctx.error(
             el,
             format!(
-                "<{} type=\"{ty}\"> of {parent} has an inline connection, which is not supported: define a link in db_links.xml and write type=\"SQL\" db-link=\"name\"",
+                "<{} type=\"{ty}\"> of {parent} has an inline connection, which is not supported: connections and their passwords live only in db_links.xml; define a link there and write type=\"SQL\" db-link=\"name\"",
                 el.name
             ),
         );
@@ -519,7 +519,7 @@ fn endpoint_type(
         ctx.error(
             el,
             format!(
-                "<{} type=\"{ty}\"> of {parent} has an inline connection (jdbc-url, username, password), which is not supported: define a link in db_links.xml and write type=\"DB\" db-link=\"name\"",
+                "<{} type=\"{ty}\"> of {parent} has an inline connection (jdbc-url, username, password), which is not supported: connections and their passwords live only in db_links.xml; define a link there and write type=\"DB\" db-link=\"name\"",
                 el.name
             ),
         );
