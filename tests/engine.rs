@@ -35,7 +35,11 @@ fn trigger(env: &Env, workflow: &str) -> InstanceId {
 
 async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
     wait_for(LONG, &format!("instance {id} to end"), || async {
-        let i = store.instance_get(id).await.map_err(|e| e.to_string())?.ok_or("missing")?;
+        let i = store
+            .instance_get(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("missing")?;
         if i.status.is_terminal() {
             Ok(i)
         } else {
@@ -46,7 +50,13 @@ async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
 }
 
 async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
-    store.task_list(id).await.unwrap().into_iter().find(|t| t.node == node).expect("task row")
+    store
+        .task_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.node == node)
+        .expect("task row")
 }
 
 mod cases {
@@ -71,13 +81,32 @@ mod cases {
         let inst = ended(&*store, id).await;
         assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
         for node in ["a", "b", "c", "j", "split"] {
-            assert_eq!(task(&*store, id, node).await.status, TaskStatus::Succeeded, "{node}");
+            assert_eq!(
+                task(&*store, id, node).await.status,
+                TaskStatus::Succeeded,
+                "{node}"
+            );
         }
-        let events = store.event_list(&akkaflow::store::EventFilter { instance_id: Some(id), after_id: None, limit: 1000 }).await.unwrap();
-        let join_fired = events.iter().filter(|e| e.node.as_deref() == Some("j") && e.to_status.as_deref() == Some("succeeded")).count();
+        let events = store
+            .event_list(&akkaflow::store::EventFilter {
+                instance_id: Some(id),
+                after_id: None,
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        let join_fired = events
+            .iter()
+            .filter(|e| {
+                e.node.as_deref() == Some("j") && e.to_status.as_deref() == Some("succeeded")
+            })
+            .count();
         assert_eq!(join_fired, 1, "the join fires exactly once");
         let logs = env.ok(&["logs", &id.to_string()]);
-        assert!(logs.contains("[a#1] a") && logs.contains("[c#1] c"), "{logs}");
+        assert!(
+            logs.contains("[a#1] a") && logs.contains("[c#1] c"),
+            "{logs}"
+        );
     }
 
     pub async fn failure_follows_the_error_path(env: &mut Env) {
@@ -85,7 +114,7 @@ mod cases {
             "ep.xml",
             &linear(
                 "ep",
-                r#"<action name="a"><shell><command>echo broken >&2; exit 2</command></shell><ok to="end"/><error to="b"/></action>
+                r#"<action name="a"><shell><command><![CDATA[echo broken >&2; exit 2]]></command></shell><ok to="end"/><error to="b"/></action>
   <action name="b"><shell><command>echo recovering</command></shell><ok to="end"/></action>"#,
             ),
         )]);
@@ -119,7 +148,10 @@ mod cases {
         let a = task(&*store, id, "a").await;
         assert_eq!(a.attempt, 2);
         let attempts = store.task_attempt_list(id).await.unwrap();
-        let outcomes: Vec<_> = attempts.iter().map(|x| (x.attempt, x.outcome.as_str())).collect();
+        let outcomes: Vec<_> = attempts
+            .iter()
+            .map(|x| (x.attempt, x.outcome.as_str()))
+            .collect();
         assert_eq!(outcomes, vec![(1, "failed"), (2, "succeeded")]);
     }
 
@@ -138,11 +170,24 @@ mod cases {
         let inst = ended(&*store, id).await;
         assert_eq!(inst.status, InstanceStatus::Failed);
         let a = task(&*store, id, "a").await;
-        assert!(a.error.as_deref().unwrap_or("").contains("timed out after 1s"), "{a:?}");
+        assert!(
+            a.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("timed out after 1s"),
+            "{a:?}"
+        );
         let attempts = store.task_attempt_list(id).await.unwrap();
         assert_eq!(attempts[0].outcome.as_str(), "timed_out");
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the timed-out process group is gone");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the timed-out process group is gone"
+        );
     }
 
     pub async fn ignored_action_succeeds_without_running(env: &mut Env) {
@@ -176,7 +221,13 @@ mod cases {
         let id = trigger(env, "kn");
         let inst = ended(&*store, id).await;
         assert_eq!(inst.status, InstanceStatus::Killed);
-        assert!(inst.error.as_deref().unwrap_or("").contains("source data missing"), "{inst:?}");
+        assert!(
+            inst.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("source data missing"),
+            "{inst:?}"
+        );
         assert_eq!(task(&*store, id, "end").await.status, TaskStatus::Skipped);
     }
 
@@ -192,13 +243,25 @@ mod cases {
         let store = env.store().await;
         let first = trigger(env, "il");
         let second = trigger(env, "il");
-        assert_eq!(store.instance_get(first).await.unwrap().unwrap().status, InstanceStatus::Running);
-        assert_eq!(store.instance_get(second).await.unwrap().unwrap().status, InstanceStatus::Pending);
+        assert_eq!(
+            store.instance_get(first).await.unwrap().unwrap().status,
+            InstanceStatus::Running
+        );
+        assert_eq!(
+            store.instance_get(second).await.unwrap().unwrap().status,
+            InstanceStatus::Pending
+        );
         fleet(env);
         let a = ended(&*store, first).await;
         let b = ended(&*store, second).await;
-        assert_eq!((a.status, b.status), (InstanceStatus::Succeeded, InstanceStatus::Succeeded));
-        assert!(b.started_at.unwrap() >= a.ended_at.unwrap(), "the second started after the first ended");
+        assert_eq!(
+            (a.status, b.status),
+            (InstanceStatus::Succeeded, InstanceStatus::Succeeded)
+        );
+        assert!(
+            b.started_at.unwrap() >= a.ended_at.unwrap(),
+            "the second started after the first ended"
+        );
     }
 
     pub async fn cron_chain_fires_once_per_slot_with_two_schedulers(env: &mut Env) {
@@ -224,50 +287,99 @@ mod cases {
         env.spawn("worker", &["worker", "--slots", "4"]);
         let store = env.store().await;
         let c = wait_for(LONG, "c1's first slot to be scheduled", || async {
-            let c = store.coordinator_get("c1").await.map_err(|e| e.to_string())?.ok_or("no row")?;
-            c.next_fire_at.map(|_| c.clone()).ok_or_else(|| "next_fire_at is NULL".to_string())
+            let c = store
+                .coordinator_get("c1")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no row")?;
+            c.next_fire_at
+                .map(|_| c.clone())
+                .ok_or_else(|| "next_fire_at is NULL".to_string())
         })
         .await;
         // make the slot due now instead of waiting for the next minute
         let due = c.next_fire_at.unwrap() - chrono::Duration::minutes(1);
         common::set_next_fire_at(env, "c1", due).await;
         let done = wait_for(LONG, "c3 to succeed", || async {
-            let list = store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some("c3".into()), limit: 10, ..Default::default() }).await.map_err(|e| e.to_string())?;
-            list.into_iter().find(|i| i.status == InstanceStatus::Succeeded).ok_or_else(|| "not yet".to_string())
+            let list = store
+                .instance_list(&akkaflow::store::InstanceFilter {
+                    workflow: Some("c3".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            list.into_iter()
+                .find(|i| i.status == InstanceStatus::Succeeded)
+                .ok_or_else(|| "not yet".to_string())
         })
         .await;
         assert_eq!(done.trigger_kind.as_str(), "dependency");
         // the same slot made due again (a second master acting on a stale read) fires nothing new
         common::set_next_fire_at(env, "c1", due).await;
         wait_for(LONG, "c1's next slot to move on again", || async {
-            let c = store.coordinator_get("c1").await.map_err(|e| e.to_string())?.ok_or("no row")?;
-            if c.next_fire_at > Some(due) { Ok(()) } else { Err(format!("{:?}", c.next_fire_at)) }
+            let c = store
+                .coordinator_get("c1")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no row")?;
+            if c.next_fire_at > Some(due) {
+                Ok(())
+            } else {
+                Err(format!("{:?}", c.next_fire_at))
+            }
         })
         .await;
         let count = |w: &'static str| {
             let store = store.clone();
             async move {
-                store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some(w.into()), limit: 100, ..Default::default() }).await.unwrap().len()
+                store
+                    .instance_list(&akkaflow::store::InstanceFilter {
+                        workflow: Some(w.into()),
+                        limit: 100,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .len()
             }
         };
         assert_eq!(count("c1").await, 1, "one instance per cron slot");
         tokio::time::sleep(Duration::from_secs(2)).await; // give a wrong second fire a chance to show
-        assert_eq!((count("c1").await, count("c2").await, count("c3").await), (1, 1, 1));
+        assert_eq!(
+            (count("c1").await, count("c2").await, count("c3").await),
+            (1, 1, 1)
+        );
     }
 
     pub async fn blood_trigger_runs_the_downstream_chain(env: &mut Env) {
         let wf = |name: &str, dep: Option<&str>| {
             let coord = dep.map(|d| format!(r#"<coordinator><depend-list><workflow name="{d}"/></depend-list></coordinator>"#)).unwrap_or_default();
-            format!(r#"<work-flow name="{name}">{coord}<start name="start" to="a"/><action name="a"><shell><command>echo {name}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#)
+            format!(
+                r#"<work-flow name="{name}">{coord}<start name="start" to="a"/><action name="a"><shell><command>echo {name}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+            )
         };
-        env.sync(&[("b1.xml", &wf("b1", None)), ("b2.xml", &wf("b2", Some("b1"))), ("b3.xml", &wf("b3", Some("b2")))]);
+        env.sync(&[
+            ("b1.xml", &wf("b1", None)),
+            ("b2.xml", &wf("b2", Some("b1"))),
+            ("b3.xml", &wf("b3", Some("b2"))),
+        ]);
         fleet(env);
         let store = env.store().await;
         let out = env.ok(&["workflow", "trigger", "b1", "--blood", "--wait"]);
         assert!(!out.trim().is_empty());
         let b3 = wait_for(LONG, "b3 to succeed", || async {
-            let list = store.instance_list(&akkaflow::store::InstanceFilter { workflow: Some("b3".into()), limit: 10, ..Default::default() }).await.map_err(|e| e.to_string())?;
-            list.into_iter().find(|i| i.status == InstanceStatus::Succeeded).ok_or_else(|| "not yet".to_string())
+            let list = store
+                .instance_list(&akkaflow::store::InstanceFilter {
+                    workflow: Some("b3".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            list.into_iter()
+                .find(|i| i.status == InstanceStatus::Succeeded)
+                .ok_or_else(|| "not yet".to_string())
         })
         .await;
         assert_eq!(b3.trigger_kind.as_str(), "blood");
@@ -291,8 +403,16 @@ mod cases {
         let id = trigger(env, "tr");
         assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
         let a = task(&*store, id, "a").await;
-        let refused = env.run(&["task", "retry", &task(&*store, id, "b").await.id.to_string()]);
-        assert_eq!(refused.status.code(), Some(1), "retrying a skipped task is refused");
+        let refused = env.run(&[
+            "task",
+            "retry",
+            &task(&*store, id, "b").await.id.to_string(),
+        ]);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "retrying a skipped task is refused"
+        );
         std::fs::write(&marker, "").unwrap();
         env.ok(&["task", "retry", &a.id.to_string()]);
         assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
@@ -312,17 +432,32 @@ mod cases {
         let id = trigger(env, "tk");
         let a = wait_for(LONG, "a to run", || async {
             let t = task(&*store, id, "a").await;
-            if t.status == TaskStatus::Running && pidfile.exists() { Ok(t) } else { Err(format!("{:?}", t.status)) }
+            if t.status == TaskStatus::Running && pidfile.exists() {
+                Ok(t)
+            } else {
+                Err(format!("{:?}", t.status))
+            }
         })
         .await;
         env.ok(&["task", "kill", &a.id.to_string()]);
         let inst = ended(&*store, id).await;
         assert_eq!(inst.status, InstanceStatus::Killed);
         assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Killed);
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the killed process is gone");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the killed process is gone"
+        );
         let again = env.run(&["task", "kill", &a.id.to_string()]);
-        assert_eq!(again.status.code(), Some(1), "killing a finished task is refused");
+        assert_eq!(
+            again.status.code(),
+            Some(1),
+            "killing a finished task is refused"
+        );
         assert!(String::from_utf8_lossy(&again.stderr).contains("already ended"));
     }
 
@@ -346,11 +481,19 @@ mod cases {
         let id = trigger(env, "rr");
         assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
         let running = env.run(&["instance", "kill", &id.to_string()]);
-        assert_eq!(running.status.code(), Some(1), "killing a finished instance is refused");
+        assert_eq!(
+            running.status.code(),
+            Some(1),
+            "killing a finished instance is refused"
+        );
         std::fs::write(&marker, "").unwrap();
         env.ok(&["instance", "rerun", &id.to_string(), "--recover"]);
         assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
-        assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1, "a ran once");
+        assert_eq!(
+            std::fs::read_to_string(&runs).unwrap().lines().count(),
+            1,
+            "a ran once"
+        );
     }
 
     pub async fn sigkilled_workers_task_is_rescued_and_completes(env: &mut Env) {
@@ -367,19 +510,33 @@ mod cases {
         let store = env.store().await;
         let id = trigger(env, "sk");
         wait_for(LONG, "the first attempt to start", || async {
-            if started.exists() { Ok(()) } else { Err("not started".to_string()) }
+            if started.exists() {
+                Ok(())
+            } else {
+                Err("not started".to_string())
+            }
         })
         .await;
         env.stop(w1, Signal::SIGKILL);
         let killed_at = Instant::now();
         env.spawn("worker2", &["worker", "--name", "w2"]);
         let inst = ended(&*store, id).await;
-        println!("rescue: instance ended {:.1}s after the worker was SIGKILLed", killed_at.elapsed().as_secs_f64());
+        println!(
+            "rescue: instance ended {:.1}s after the worker was SIGKILLed",
+            killed_at.elapsed().as_secs_f64()
+        );
         assert_eq!(inst.status, InstanceStatus::Succeeded);
         let attempts = store.task_attempt_list(id).await.unwrap();
-        let outcomes: Vec<_> = attempts.iter().map(|x| (x.attempt, x.outcome.as_str())).collect();
+        let outcomes: Vec<_> = attempts
+            .iter()
+            .map(|x| (x.attempt, x.outcome.as_str()))
+            .collect();
         assert_eq!(outcomes, vec![(1, "lost"), (2, "succeeded")]);
-        assert!(attempts[0].error.as_deref().unwrap().contains("lease expired"));
+        assert!(attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("lease expired"));
     }
 }
 

@@ -21,7 +21,8 @@ pub enum Db {
 }
 
 /// Settings that make leases and polls short enough for tests (never timing assertions).
-const TEST_CONFIG: &str = "lease_ttl_secs = 3\nheartbeat_secs = 1\npoll_secs = 0.2\ngrace_secs = 3\n";
+const TEST_CONFIG: &str =
+    "lease_ttl_secs = 3\nheartbeat_secs = 1\npoll_secs = 0.2\ngrace_secs = 3\n";
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -41,7 +42,12 @@ impl Env {
         };
         std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
         std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
-        Some(Env { dir, url, db, children: Vec::new() })
+        Some(Env {
+            dir,
+            url,
+            db,
+            children: Vec::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -79,7 +85,8 @@ impl Env {
 
     /// Starts a long-running role; its output goes to `<dir>/<label>.log`.
     pub fn spawn(&mut self, label: &str, args: &[&str]) -> usize {
-        let log = std::fs::File::create(self.path().join(format!("{label}.log"))).expect("log file");
+        let log =
+            std::fs::File::create(self.path().join(format!("{label}.log"))).expect("log file");
         let child = self
             .command(args)
             .stdout(log.try_clone().expect("dup"))
@@ -122,7 +129,9 @@ impl Env {
     }
 
     pub async fn store(&self) -> Arc<dyn Store> {
-        store::connect(&ConnectOptions::new(self.url.clone())).await.expect("connect to the test database")
+        store::connect(&ConnectOptions::new(self.url.clone()))
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -146,7 +155,9 @@ where
     loop {
         match check().await {
             Ok(v) => return v,
-            Err(state) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last state: {state}"),
+            Err(state) if Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last state: {state}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

@@ -91,6 +91,7 @@ impl Engine {
     }
 
     /// Applies a DAG plan to an instance's rows inside `tx`, and ends the instance if the plan says so.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_plan(
         &self,
         tx: &mut dyn StoreTx,

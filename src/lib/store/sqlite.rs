@@ -224,11 +224,9 @@ impl Store for SqliteStore {
     }
 
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
-        let sql = format!(
-            "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
-             WHERE worker_id = ? AND status = 'running'"
-        );
-        let r = sqlx::query(&sql)
+        let sql = "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE worker_id = ? AND status = 'running'";
+        let r = sqlx::query(sql)
             .bind(plus(ttl))
             .bind(worker_id)
             .execute(&self.pool)
