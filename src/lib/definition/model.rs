@@ -321,6 +321,22 @@ impl DbKind {
     }
 }
 
+impl std::str::FromStr for DbKind {
+    type Err = String;
+
+    /// The spelling `as_str` writes (case-insensitive, as in `db_links.xml`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "MYSQL" => Ok(DbKind::Mysql),
+            "POSTGRESQL" => Ok(DbKind::Postgresql),
+            "SQLITE" => Ok(DbKind::Sqlite),
+            "ORACLE" => Ok(DbKind::Oracle),
+            "HIVE" => Ok(DbKind::Hive),
+            _ => Err(s.to_string()),
+        }
+    }
+}
+
 /// `file_links.xml`: a named file system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileLink {
@@ -347,6 +363,19 @@ impl FileKind {
             FileKind::Local => "LOCAL",
             FileKind::Sftp => "SFTP",
             FileKind::Hdfs => "HDFS",
+        }
+    }
+}
+
+impl std::str::FromStr for FileKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "LOCAL" => Ok(FileKind::Local),
+            "SFTP" => Ok(FileKind::Sftp),
+            "HDFS" => Ok(FileKind::Hdfs),
+            _ => Err(s.to_string()),
         }
     }
 }

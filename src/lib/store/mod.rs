@@ -226,7 +226,16 @@ pub trait Store: Send + Sync + 'static {
     /// Coordinators that depend on `upstream`.
     async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>>;
 
+    /// Records one data-monitor check (time from the database clock).
+    async fn data_monitor_insert(&self, check: &NewDataMonitorCheck) -> Result<()>;
+
+    /// The db link `name` as sync wrote it, password included: for executors only, never for output.
+    async fn db_link_get(&self, name: &str) -> Result<Option<crate::definition::DbLink>>;
+
     async fn event_list(&self, filter: &EventFilter) -> Result<Vec<EventRow>>;
+
+    /// The file link `name` as sync wrote it.
+    async fn file_link_get(&self, name: &str) -> Result<Option<crate::definition::FileLink>>;
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>>;
     async fn instance_list(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>>;

@@ -172,6 +172,39 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn data_monitor_insert(&self, c: &NewDataMonitorCheck) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO data_monitor (checked_at, workflow, instance_id, task_id, node, category, source_name, \
+             time_mark, value, min_value, max_value, passed, message) \
+             VALUES ({NOW}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&c.workflow)
+        .bind(c.instance_id)
+        .bind(c.task_id)
+        .bind(&c.node)
+        .bind(&c.category)
+        .bind(&c.source_name)
+        .bind(&c.time_mark)
+        .bind(c.value)
+        .bind(c.min_value)
+        .bind(c.max_value)
+        .bind(c.passed)
+        .bind(&c.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
+        let row: Option<DbLinkRow> = sqlx::query_as(
+            "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(DbLink::try_from).transpose()
+    }
+
     async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(
             "SELECT id, created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor \
@@ -183,6 +216,16 @@ impl Store for SqliteStore {
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
+        let row: Option<FileLinkRow> = sqlx::query_as(
+            "SELECT name, kind, host, port, username, password, description FROM file_link WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(FileLink::try_from).transpose()
     }
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
@@ -968,5 +1011,114 @@ impl MasterLock for SqliteLease {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The link and data-monitor methods; written against `&dyn Store` so they move into the
+    //! conformance suite unchanged once it exists.
+    use super::*;
+    use crate::definition::{DbKind, FileKind};
+
+    async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = connect(&ConnectOptions::new(url)).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn links_read_back_as_synced() {
+        let (_dir, store) = open().await;
+        let db = DbLink {
+            name: "dw".into(),
+            kind: DbKind::Mysql,
+            url: "jdbc:mysql://h:3306/wf".into(),
+            username: "u".into(),
+            password: "p@ss".into(),
+            properties: vec![("useSSL".into(), "false".into())],
+        };
+        let file = FileLink {
+            name: "s1".into(),
+            kind: FileKind::Sftp,
+            host: "s1".into(),
+            port: 22,
+            username: "root".into(),
+            password: "x".into(),
+            description: "d".into(),
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.db_link_upsert(&db).await.unwrap();
+        tx.file_link_upsert(&file).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.db_link_get("dw").await.unwrap(), Some(db));
+        assert_eq!(store.file_link_get("s1").await.unwrap(), Some(file));
+        assert_eq!(store.db_link_get("nope").await.unwrap(), None);
+        assert_eq!(store.file_link_get("nope").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn data_monitor_checks_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let sqlite = SqliteStore::connect(&ConnectOptions::new(url))
+            .await
+            .unwrap();
+        let store: &dyn Store = &sqlite;
+        store.migrate().await.unwrap();
+        let check = NewDataMonitorCheck {
+            workflow: "w".into(),
+            instance_id: InstanceId(7),
+            task_id: TaskId(9),
+            node: "n".into(),
+            category: Some("mysql".into()),
+            source_name: None,
+            time_mark: Some("2024-01-01".into()),
+            value: Some(3.5),
+            min_value: Some(1.0),
+            max_value: None,
+            passed: true,
+            message: "ok".into(),
+        };
+        store.data_monitor_insert(&check).await.unwrap();
+        let failed = NewDataMonitorCheck {
+            value: None,
+            passed: false,
+            message: "no value".into(),
+            ..check
+        };
+        store.data_monitor_insert(&failed).await.unwrap();
+        type Row = (
+            String,
+            i64,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            bool,
+            String,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT workflow, task_id, value, min_value, max_value, passed, message \
+                 FROM data_monitor WHERE instance_id = 7 AND checked_at IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&sqlite.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("w".into(), 9, Some(3.5), Some(1.0), None, true, "ok".into()),
+                (
+                    "w".into(),
+                    9,
+                    None,
+                    Some(1.0),
+                    None,
+                    false,
+                    "no value".into()
+                ),
+            ]
+        );
     }
 }

@@ -396,3 +396,97 @@ pub struct QueueDepth {
     pub ready: i64,
     pub running: i64,
 }
+
+/// One data-monitor check, recorded in `data_monitor` whether it passed or not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDataMonitorCheck {
+    pub workflow: String,
+    pub instance_id: InstanceId,
+    pub task_id: TaskId,
+    pub node: String,
+    pub category: Option<String>,
+    pub source_name: Option<String>,
+    pub time_mark: Option<String>,
+    /// `None` when the source could not be evaluated (the message says why).
+    pub value: Option<f64>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub passed: bool,
+    pub message: String,
+}
+
+/// A `db_link` row as stored; turned into a [`crate::definition::DbLink`] by the store.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct DbLinkRow {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    /// JSON array of `[name, value]` pairs.
+    pub properties: String,
+}
+
+impl TryFrom<DbLinkRow> for crate::definition::DbLink {
+    type Error = super::StoreError;
+
+    fn try_from(r: DbLinkRow) -> Result<Self, Self::Error> {
+        let kind = r.kind.parse().map_err(|v| super::StoreError::Corrupt {
+            table: "db_link",
+            column: "kind",
+            value: v,
+        })?;
+        let properties =
+            serde_json::from_str(&r.properties).map_err(|_| super::StoreError::Corrupt {
+                table: "db_link",
+                column: "properties",
+                value: r.properties.clone(),
+            })?;
+        Ok(crate::definition::DbLink {
+            name: r.name,
+            kind,
+            url: r.url,
+            username: r.username,
+            password: r.password,
+            properties,
+        })
+    }
+}
+
+/// A `file_link` row as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct FileLinkRow {
+    pub name: String,
+    pub kind: String,
+    pub host: String,
+    pub port: i64,
+    pub username: String,
+    pub password: String,
+    pub description: String,
+}
+
+impl TryFrom<FileLinkRow> for crate::definition::FileLink {
+    type Error = super::StoreError;
+
+    fn try_from(r: FileLinkRow) -> Result<Self, Self::Error> {
+        let kind = r.kind.parse().map_err(|v| super::StoreError::Corrupt {
+            table: "file_link",
+            column: "kind",
+            value: v,
+        })?;
+        let port = i32::try_from(r.port).map_err(|_| super::StoreError::Corrupt {
+            table: "file_link",
+            column: "port",
+            value: r.port.to_string(),
+        })?;
+        Ok(crate::definition::FileLink {
+            name: r.name,
+            kind,
+            host: r.host,
+            port,
+            username: r.username,
+            password: r.password,
+            description: r.description,
+        })
+    }
+}
