@@ -27,6 +27,10 @@ pub struct FileConfig {
     pub heartbeat_secs: Option<u64>,
     pub poll_secs: Option<f64>,
     pub grace_secs: Option<u64>,
+    /// How long file-monitor waits before re-checking that the files are stable (default 5).
+    pub file_monitor_recheck_secs: Option<f64>,
+    /// Rows per INSERT batch in a transfer (default 1000).
+    pub transfer_batch_rows: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -43,6 +47,7 @@ pub struct Config {
     pub poll: Duration,
     /// How long a stopping worker lets running tasks finish before handing them back.
     pub grace: Duration,
+    pub executor: crate::executor::ExecutorSettings,
 }
 
 impl Config {
@@ -82,6 +87,20 @@ impl Config {
             heartbeat: secs(file.heartbeat_secs, 3),
             poll: Duration::from_secs_f64(file.poll_secs.unwrap_or(1.0)),
             grace: secs(file.grace_secs, 10),
+            executor: {
+                let d = crate::executor::ExecutorSettings::default();
+                crate::executor::ExecutorSettings {
+                    file_monitor_recheck: file
+                        .file_monitor_recheck_secs
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64)
+                        .unwrap_or(d.file_monitor_recheck),
+                    transfer_batch_rows: file
+                        .transfer_batch_rows
+                        .unwrap_or(d.transfer_batch_rows)
+                        .max(1),
+                }
+            },
         };
         if cfg.heartbeat >= cfg.lease_ttl {
             return Err(Error::Config(

@@ -58,6 +58,7 @@ fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
         grace: cfg.grace,
         work_dir: cfg.work_dir.clone(),
         log_max_lines: cfg.log_max_lines,
+        executor: cfg.executor.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use links::implied_local;
 pub use model::*;
 
 /// How bad a diagnostic is: errors fail validation, warnings are shown and do not.

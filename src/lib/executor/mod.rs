@@ -1,10 +1,20 @@
-//! Executors: what each action kind does when a worker runs it. One file per family of kinds.
+//! Executors: what each action kind does when a worker runs it. One file per family of kinds:
+//! `process` (script, shell, file-executor), `sql`, `monitor` (file-monitor, data-monitor),
+//! `transfer`, `metadata`; `links` resolves link names and `db` opens the connections they name.
 //!
 //! An executor never touches run state: it gets an [`AttemptContext`], writes output lines to the
-//! attempt's [`LogSink`], honours the kill token, and returns how the attempt ended. Timeouts and kills
-//! stop the whole process group.
+//! attempt's [`LogSink`], honours the kill token and the timeout through one [`Stopper`], and returns
+//! how the attempt ended. Timeouts and kills stop the whole process group, or cancel the running
+//! query on the database server and roll back. The only store calls an executor makes are reads of
+//! links and the data-monitor history insert; passwords never reach the log or an error message.
 
+mod db;
+mod links;
+mod metadata;
+mod monitor;
 mod process;
+mod sql;
+mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +30,25 @@ use tokio_util::sync::CancellationToken;
 use crate::definition::template::{RenderContext, Template};
 use crate::definition::{Action, ActionKind};
 use crate::state::{AttemptEnd, InstanceId, TaskId};
-use crate::store::{LogLine, LogStream};
+use crate::store::{LogLine, LogStream, Store};
+
+/// Tunables of the data executors, from the configuration file.
+#[derive(Clone, Debug)]
+pub struct ExecutorSettings {
+    /// How long file-monitor waits before re-checking that the listing is stable.
+    pub file_monitor_recheck: Duration,
+    /// Rows per multi-row INSERT (and per batch handed to a writer) in a transfer.
+    pub transfer_batch_rows: usize,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        ExecutorSettings {
+            file_monitor_recheck: Duration::from_secs(5),
+            transfer_batch_rows: 1000,
+        }
+    }
+}
 
 /// Everything an attempt needs to run.
 pub struct AttemptContext {
@@ -40,6 +68,9 @@ pub struct AttemptContext {
     pub stop: CancellationToken,
     /// How long a stopped process group gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// akkaflow's own database: link lookup and the data-monitor history only.
+    pub store: Arc<dyn Store>,
+    pub settings: ExecutorSettings,
 }
 
 impl AttemptContext {
@@ -51,6 +82,72 @@ impl AttemptContext {
         .map_err(|e| e.to_string())
     }
 }
+
+/// The attempt's kill token and deadline in one place, so every executor stops the same way.
+#[derive(Clone)]
+pub(crate) struct Stopper {
+    stop: CancellationToken,
+    deadline: Option<tokio::time::Instant>,
+    timeout: Option<Duration>,
+}
+
+impl Stopper {
+    /// Starts the attempt's clock now.
+    pub(crate) fn new(ctx: &AttemptContext) -> Self {
+        let timeout = ctx.action.timeout_secs.map(Duration::from_secs);
+        Stopper {
+            stop: ctx.stop.clone(),
+            deadline: timeout.map(|t| tokio::time::Instant::now() + t),
+            timeout,
+        }
+    }
+
+    fn ended(&self) -> AttemptEnd {
+        if self.stop.is_cancelled() {
+            AttemptEnd::Killed {
+                reason: "killed".into(),
+            }
+        } else {
+            AttemptEnd::TimedOut {
+                after: self.timeout.unwrap_or_default(),
+            }
+        }
+    }
+
+    /// Resolves when the attempt must stop (kill or timeout). Cancel-safe.
+    pub(crate) async fn stopped(&self) -> AttemptEnd {
+        let deadline = async {
+            match self.deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = deadline => {}
+        }
+        self.ended()
+    }
+
+    /// `Some` once the attempt must stop: for checks between statements and batches.
+    pub(crate) fn check(&self) -> Option<AttemptEnd> {
+        let late = self
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() >= d);
+        (self.stop.is_cancelled() || late).then(|| self.ended())
+    }
+
+    /// Sleeps `d`, or less when the attempt is stopped first (then returns how it ended).
+    pub(crate) async fn sleep(&self, d: Duration) -> Option<AttemptEnd> {
+        tokio::select! {
+            end = self.stopped() => Some(end),
+            _ = tokio::time::sleep(d) => None,
+        }
+    }
+}
+
+/// What an executor returns: how the attempt ended, or an error message (a failed attempt).
+pub(crate) type Outcome = Result<AttemptEnd, String>;
 
 /// Where an attempt's output goes: lines are numbered here and batched into `task_log` by the
 /// worker's log writer; past the cap, one truncation marker and nothing more.
@@ -107,6 +204,11 @@ impl LogSink {
         self.line(LogStream::System, line.into()).await;
     }
 
+    /// A progress line of a data executor (what a script would print on stdout).
+    pub async fn out(&self, line: impl Into<String>) {
+        self.line(LogStream::Stdout, line.into()).await;
+    }
+
     /// Waits until every line sent so far is in the database (or the writer gave up on it).
     pub async fn flush(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -118,16 +220,25 @@ impl LogSink {
 
 /// Runs one attempt of an action to its end.
 pub async fn run(ctx: &AttemptContext) -> AttemptEnd {
+    let stop = Stopper::new(ctx);
     let result = match &ctx.action.kind {
-        ActionKind::Script { code, param_line, attachments } => {
-            process::run_script(ctx, code, param_line.as_ref(), attachments).await
-        }
-        ActionKind::Shell { command } => process::run_shell(ctx, command, None).await,
-        ActionKind::FileExecutor { command, dir_of_file } => {
-            process::run_shell(ctx, command, Some(PathBuf::from(dir_of_file))).await
-        }
-        other => Err(format!(
-            "node kind `{}` cannot run in this build yet: only script, shell and file-executor actions run",
+        ActionKind::Script {
+            code,
+            param_line,
+            attachments,
+        } => process::run_script(ctx, &stop, code, param_line.as_ref(), attachments).await,
+        ActionKind::Shell { command } => process::run_shell(ctx, &stop, command, None).await,
+        ActionKind::FileExecutor {
+            command,
+            dir_of_file,
+        } => process::run_shell(ctx, &stop, command, Some(PathBuf::from(dir_of_file))).await,
+        ActionKind::Sql { db_link, sql } => sql::run(ctx, &stop, db_link, sql).await,
+        ActionKind::FileMonitor(m) => monitor::run_file(ctx, &stop, m).await,
+        ActionKind::DataMonitor(m) => monitor::run_data(ctx, &stop, m).await,
+        ActionKind::Transfer(t) => transfer::run(ctx, &stop, t).await,
+        ActionKind::Metadata(m) => metadata::run(ctx, &stop, m).await,
+        other @ (ActionKind::Email { .. } | ActionKind::SubWorkflow { .. }) => Err(format!(
+            "node kind `{}` cannot run in this build yet",
             other.kind_name()
         )),
     };

@@ -11,13 +11,14 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::AttemptContext;
+use super::{AttemptContext, Stopper};
 use crate::definition::template::Template;
 use crate::state::AttemptEnd;
 use crate::store::LogStream;
 
 pub(super) async fn run_script(
     ctx: &AttemptContext,
+    stop: &Stopper,
     code: &Template,
     param_line: Option<&Template>,
     attachments: &[String],
@@ -50,17 +51,77 @@ pub(super) async fn run_script(
     } else {
         format!("exec bash ./script {args}")
     };
-    run_command(ctx, &line, &ctx.work_dir).await
+    run_command(ctx, stop, &line, &ctx.work_dir).await
 }
 
 pub(super) async fn run_shell(
     ctx: &AttemptContext,
+    stop: &Stopper,
     command: &Template,
     cwd: Option<PathBuf>,
 ) -> Result<AttemptEnd, String> {
     let line = ctx.render(command)?;
     let cwd = cwd.unwrap_or_else(|| ctx.work_dir.clone());
-    run_command(ctx, &line, &cwd).await
+    run_command(ctx, stop, &line, &cwd).await
+}
+
+/// The most of a captured stdout kept; a number never needs more.
+const CAPTURE_MAX: usize = 64 * 1024;
+
+/// Runs a command line (already rendered) in the attempt's directory and returns its stdout;
+/// stderr goes to the log. A non-zero exit is an error; a stop kills the group and is `Err(end)`.
+pub(super) async fn capture(
+    ctx: &AttemptContext,
+    stop: &Stopper,
+    line: &str,
+) -> Result<Result<String, AttemptEnd>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut child = command(ctx, line, &ctx.work_dir)
+        .spawn()
+        .map_err(|e| format!("cannot start bash: {e}"))?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let err = tokio::spawn(pump(
+        child.stderr.take(),
+        ctx.log.clone(),
+        LogStream::Stderr,
+    ));
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stdout.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) if buf.len() < CAPTURE_MAX => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
+            }
+        }
+        let status = child.wait().await;
+        (buf, status)
+    };
+    tokio::pin!(read);
+    let stopped = tokio::select! {
+        (buf, status) = &mut read => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), err).await;
+            let status = status.map_err(|e| format!("waiting for the command failed: {e}"))?;
+            return match status.code() {
+                Some(0) => Ok(Ok(String::from_utf8_lossy(&buf).into_owned())),
+                Some(code) => Err(format!("the command exited with code {code}")),
+                None => Err("the command was killed by a signal".into()),
+            };
+        }
+        end = stop.stopped() => end,
+    };
+    ctx.log
+        .system(format!(
+            "[akkaflow] stopping the command's process group: {}",
+            stopped.error().unwrap_or_default()
+        ))
+        .await;
+    let _ = pgid.map(|g| killpg(g, Signal::SIGTERM));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = pgid.map(|g| killpg(g, Signal::SIGKILL));
+    Ok(Err(stopped))
 }
 
 /// Valid environment variable names only; other parameter names are reachable through templates.
@@ -70,7 +131,8 @@ fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-async fn run_command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Result<AttemptEnd, String> {
+/// `bash -c line` in its own process group, with the instance's parameters in its environment.
+fn command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Command {
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
         .arg(line)
@@ -88,7 +150,18 @@ async fn run_command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Result<Att
         .env("AKKAFLOW_NODE", &ctx.node)
         .env("AKKAFLOW_ATTEMPT", ctx.attempt.to_string())
         .env("AKKAFLOW_WORK_DIR", &ctx.work_dir);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start bash: {e}"))?;
+    cmd
+}
+
+async fn run_command(
+    ctx: &AttemptContext,
+    stop: &Stopper,
+    line: &str,
+    cwd: &Path,
+) -> Result<AttemptEnd, String> {
+    let mut child = command(ctx, line, cwd)
+        .spawn()
+        .map_err(|e| format!("cannot start bash: {e}"))?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     // the pipes are drained on their own tasks so a chatty child never blocks on a full pipe
     let out = tokio::spawn(pump(
@@ -108,13 +181,6 @@ async fn run_command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Result<Att
         })
         .await;
     };
-    let timeout = ctx.action.timeout_secs.map(Duration::from_secs);
-    let sleep = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
     let stopped = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| format!("waiting for the process failed: {e}"))?;
@@ -125,8 +191,7 @@ async fn run_command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Result<Att
                 None => AttemptEnd::Failed { exit_code: None, error: "killed by a signal".into() },
             });
         }
-        _ = sleep => AttemptEnd::TimedOut { after: timeout.unwrap_or_default() },
-        _ = ctx.stop.cancelled() => AttemptEnd::Killed { reason: "killed".into() },
+        end = stop.stopped() => end,
     };
     ctx.log
         .system(format!(

@@ -46,6 +46,7 @@ pub struct WorkerConfig {
     pub grace: Duration,
     pub work_dir: PathBuf,
     pub log_max_lines: u64,
+    pub executor: crate::executor::ExecutorSettings,
 }
 
 /// Why a running attempt is being stopped.

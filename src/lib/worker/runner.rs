@@ -125,6 +125,8 @@ impl Runner {
             log: log.clone(),
             stop: self.stop.clone(),
             kill_grace: Duration::from_secs(5),
+            store: self.engine.store.clone(),
+            settings: self.cfg.executor.clone(),
         })
     }
 
