@@ -577,9 +577,9 @@ pub(crate) struct NamePart {
     pub quoted: bool,
 }
 
-/// Checks a table (or column) name from a definition: dot-separated parts, each a plain identifier
-/// (letters, digits, `_`, `$`, not starting with a digit) or one quoted the dialect's way. Anything
-/// else is refused, so the name can be spliced into SQL as written.
+/// Checks a table name from a definition: dot-separated parts, each a plain identifier (letters,
+/// digits, `_`, `$`, not starting with a digit) or one quoted the dialect's way. Anything else is
+/// refused; what is accepted goes into SQL quoted, with its meaning unchanged.
 pub(crate) fn table_name(dialect: Dialect, name: &str) -> Result<Vec<NamePart>, String> {
     let bad = |why: &str| {
         format!(
@@ -642,8 +642,14 @@ pub(crate) fn table_name(dialect: Dialect, name: &str) -> Result<Vec<NamePart>, 
             if ident.starts_with(|c: char| c.is_ascii_digit()) {
                 return Err(bad("an identifier cannot start with a digit"));
             }
+            // quoted, so reserved words (`lines`, `order`) work; PostgreSQL folds an unquoted name
+            // to lower case, and quoting the folded name keeps that meaning
+            let ident = match dialect {
+                Dialect::Postgres => ident.to_ascii_lowercase(),
+                _ => ident,
+            };
             parts.push(NamePart {
-                sql: ident.clone(),
+                sql: quote_ident(dialect, &ident),
                 ident,
                 quoted: false,
             });
@@ -719,7 +725,15 @@ mod tests {
             let parts = table_name(*d, name).unwrap();
             let got: Vec<&str> = parts.iter().map(|p| p.ident.as_str()).collect();
             assert_eq!(&got, idents, "{name}");
-            assert_eq!(table_sql(&parts), name.trim());
+        }
+        let sql: &[(Dialect, &str, &str)] = &[
+            (Dialect::Mysql, "wf.lines", "`wf`.`lines`"),
+            (Dialect::Mysql, "`my db`.t", "`my db`.`t`"),
+            (Dialect::Postgres, "Ods.\"Orders\"", "\"ods\".\"Orders\""),
+            (Dialect::Sqlite, "main.Order", "\"main\".\"Order\""),
+        ];
+        for (d, name, want) in sql {
+            assert_eq!(table_sql(&table_name(*d, name).unwrap()), *want, "{name}");
         }
         let bad: &[(Dialect, &str)] = &[
             (Dialect::Mysql, "t; drop table x"),

@@ -315,10 +315,13 @@ pub(crate) async fn run_in_transaction(
         let Session { conn, cancel, .. } = s;
         match guarded(cancel, stop, &ctx.log, conn.execute(&st.text)).await {
             Guarded::Done(Ok(r)) => {
-                let mut what = format!("{} affected", rows(r.rows_affected));
-                if r.rows_returned > 0 {
-                    what = format!("{} returned, {what}", rows(r.rows_returned));
-                }
+                // a query's "affected" count is noise: PostgreSQL repeats the row count, SQLite
+                // reports the previous statement's changes
+                let what = if r.rows_returned > 0 {
+                    format!("{} returned", rows(r.rows_returned))
+                } else {
+                    format!("{} affected", rows(r.rows_affected))
+                };
                 ctx.log
                     .out(format!(
                         "{at}: {what} ({:.3} s)",

@@ -820,7 +820,7 @@ mod tests {
     fn a_table_name_becomes_select_star_and_a_query_stays() {
         assert_eq!(
             source_query(Dialect::Mysql, " wf.log_record "),
-            "SELECT * FROM wf.log_record"
+            "SELECT * FROM `wf`.`log_record`"
         );
         assert_eq!(
             source_query(Dialect::Postgres, "select a, b from t where x = 1;"),
