@@ -54,6 +54,15 @@ impl Env {
         self.dir.path()
     }
 
+    /// Adds settings to the environment's `akkaflow.toml` (before roles start).
+    pub fn config(&self, extra: &str) {
+        let p = self.path().join("akkaflow.toml");
+        let mut text = std::fs::read_to_string(&p).expect("read config");
+        text.push_str(extra);
+        text.push('\n');
+        std::fs::write(&p, text).expect("write config");
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)

@@ -1,0 +1,1298 @@
+//! The data actions (sql, data-monitor, file-monitor, transfer, metadata) end to end: workflows are
+//! synced into a temporary SQLite store and run by the real binary (`akkaflow standalone`), against
+//! links that point at real databases: an SQLite file, and a fresh MariaDB/MySQL or PostgreSQL
+//! database per test when `AKKAFLOW_TEST_MYSQL_URL` / `AKKAFLOW_TEST_POSTGRES_URL` are set (else
+//! the case prints a skip line, or fails when `AKKAFLOW_REQUIRE_BACKENDS` names the backend).
+//!
+//! Results are checked in the link databases and in akkaflow's own tables afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
+use akkaflow::store::{InstanceRow, LogQuery, Store, TaskRow};
+use common::{wait_for, Env};
+use sqlx::{Connection, Row};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Which database a link points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+/// A direct connection to a link's database, for setting up and checking.
+enum Peer {
+    Sqlite(sqlx::SqlitePool),
+    Mysql(sqlx::MySqlPool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Peer {
+    /// Runs statements (several allowed).
+    async fn exec(&self, sql: &str) {
+        let r = match self {
+            Peer::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Peer::Mysql(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Peer::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        };
+        r.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Every row as text.
+    async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        fn texts<R: Row>(r: &R) -> Vec<Option<String>>
+        where
+            for<'a> Option<String>: sqlx::Decode<'a, R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            (0..r.len())
+                .map(|i| r.try_get_unchecked::<Option<String>, _>(i).unwrap())
+                .collect()
+        }
+        let r = match self {
+            Peer::Sqlite(p) => sqlx::raw_sql(sql)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
+            Peer::Mysql(p) => sqlx::raw_sql(sql)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
+            Peer::Postgres(p) => sqlx::raw_sql(sql)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
+        };
+        r.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn text(&self, sql: &str) -> Option<String> {
+        self.rows(sql)
+            .await
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+    }
+
+    async fn int(&self, sql: &str) -> i64 {
+        let t = self
+            .text(sql)
+            .await
+            .unwrap_or_else(|| panic!("{sql}: NULL"));
+        t.parse::<f64>().unwrap_or_else(|_| panic!("{sql}: {t}")) as i64
+    }
+}
+
+/// A link the workflows use, with a peer connection to its database.
+struct Link {
+    backend: Backend,
+    /// The `<link>` element for `db_links.xml`.
+    xml: String,
+    peer: Peer,
+}
+
+/// A fresh SQLite file link in the environment's directory.
+async fn sqlite_link(env: &Env, name: &'static str) -> Link {
+    let path = env.path().join(format!("{name}.db"));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql("PRAGMA journal_mode = WAL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    Link {
+        backend: Backend::Sqlite,
+        xml: format!(
+            r#"<link name="{name}" type="SQLITE" jdbc-url="jdbc:sqlite:{}" username="" password=""/>"#,
+            path.display()
+        ),
+        peer: Peer::Sqlite(pool),
+    }
+}
+
+fn required(backend: &str) -> bool {
+    std::env::var("AKKAFLOW_REQUIRE_BACKENDS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|b| b.trim().eq_ignore_ascii_case(backend))
+}
+
+/// The admin URL of a server backend, or `None` after printing why the case is skipped.
+fn server_url(var: &str, backend: &str, case: &str) -> Option<url::Url> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(u) => Some(url::Url::parse(&u).unwrap_or_else(|e| panic!("{var}: {e}"))),
+        None if required(backend) => {
+            panic!("{var} is unset but AKKAFLOW_REQUIRE_BACKENDS names {backend}")
+        }
+        None => {
+            println!("skipped: {case} on {backend} ({var} is unset)");
+            None
+        }
+    }
+}
+
+/// A database name unique to the case.
+fn db_name(case: &str) -> String {
+    let mut n = format!("akf_act_{case}");
+    n.truncate(60);
+    n
+}
+
+/// A fresh database on the backend's server and a JDBC link to it.
+async fn server_link(backend: Backend, case: &str) -> Option<Link> {
+    let name = "dw";
+    match backend {
+        Backend::Sqlite => unreachable!("sqlite links need an env"),
+        Backend::Mysql => {
+            let admin = server_url("AKKAFLOW_TEST_MYSQL_URL", "mysql", case)?;
+            let db = db_name(case);
+            let mut c = sqlx::MySqlConnection::connect(admin.as_str())
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` CHARACTER SET utf8mb4"
+            ))
+            .execute(&mut c)
+            .await
+            .unwrap();
+            c.close().await.unwrap();
+            let mut u = admin.clone();
+            u.set_path(&db);
+            let pool = sqlx::MySqlPool::connect(u.as_str()).await.unwrap();
+            let host = admin.host_str().unwrap_or("127.0.0.1");
+            let port = admin.port().unwrap_or(3306);
+            let pass = percent_decode(admin.password().unwrap_or(""));
+            Some(Link {
+                backend,
+                xml: format!(
+                    r#"<link name="{name}" type="MYSQL" jdbc-url="jdbc:mysql://{host}:{port}/{db}?useSSL=false" username="{}" password="{pass}">
+    <properties><property name="characterEncoding">UTF-8</property><property name="serverTimezone">UTC</property></properties>
+  </link>"#,
+                    admin.username()
+                ),
+                peer: Peer::Mysql(pool),
+            })
+        }
+        Backend::Postgres => {
+            let admin = server_url("AKKAFLOW_TEST_POSTGRES_URL", "postgres", case)?;
+            let db = db_name(case);
+            let mut c = sqlx::PgConnection::connect(admin.as_str()).await.unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("CREATE DATABASE \"{db}\""))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+            let mut u = admin.clone();
+            u.set_path(&db);
+            let pool = sqlx::PgPool::connect(u.as_str()).await.unwrap();
+            let host = admin.host_str().unwrap_or("127.0.0.1");
+            let port = admin.port().unwrap_or(5432);
+            let pass = percent_decode(admin.password().unwrap_or(""));
+            Some(Link {
+                backend,
+                xml: format!(
+                    r#"<link name="{name}" type="POSTGRESQL" jdbc-url="jdbc:postgresql://{host}:{port}/{db}" username="{}" password="{pass}"/>"#,
+                    admin.username()
+                ),
+                peer: Peer::Postgres(pool),
+            })
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+/// The case's environment: a SQLite store, the link under test (`dw`) and a second SQLite link
+/// (`side`) for copies across link types.
+struct Case {
+    env: Env,
+    link: Link,
+    side: Link,
+}
+
+async fn setup(backend: Backend, case: &str) -> Option<Case> {
+    let env = Env::new(common::Db::Sqlite, case).expect("sqlite store");
+    env.config("transfer_batch_rows = 100\nfile_monitor_recheck_secs = 0.3");
+    let link = match backend {
+        Backend::Sqlite => sqlite_link(&env, "dw").await,
+        other => server_link(other, case).await?,
+    };
+    let side = sqlite_link(&env, "side").await;
+    Some(Case { env, link, side })
+}
+
+impl Case {
+    /// Writes `db_links.xml` and the workflows, syncs, and starts `standalone`.
+    fn start(&mut self, workflows: &[(&str, &str)], extra_links: &str) {
+        let links = format!(
+            "<db-links>\n  {}\n  {}\n  {extra_links}\n</db-links>\n",
+            self.link.xml, self.side.xml
+        );
+        self.env.write("xmlconfig/db_links.xml", &links);
+        self.env.sync(workflows);
+        self.env
+            .spawn("standalone", &["standalone", "--slots", "4"]);
+    }
+
+    fn trigger(&self, workflow: &str) -> InstanceId {
+        let out = self
+            .env
+            .ok(&["workflow", "trigger", workflow, "--param", "day=2024-05-01"]);
+        InstanceId(out.trim().parse().expect("instance id"))
+    }
+
+    fn logs(&self, id: InstanceId) -> String {
+        self.env.ok(&["logs", &id.to_string()])
+    }
+
+    fn dialect(&self) -> Backend {
+        self.link.backend
+    }
+}
+
+fn linear(name: &str, actions: &str) -> String {
+    format!(
+        r#"<work-flow name="{name}" instance-limit="5">
+  <param-list><param name="day" value="2024-01-01"/></param-list>
+  <start name="start" to="a"/>
+  {actions}
+  <end name="end"/>
+</work-flow>"#
+    )
+}
+
+async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
+    wait_for(LONG, &format!("instance {id} to end"), || async {
+        let i = store
+            .instance_get(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("missing")?;
+        if i.status.is_terminal() {
+            Ok(i)
+        } else {
+            Err(format!("{:?}", i.status))
+        }
+    })
+    .await
+}
+
+async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
+    store
+        .task_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.node == node)
+        .expect("task row")
+}
+
+/// Waits until the task's log has a line containing `needle`.
+async fn log_line(store: &dyn Store, id: InstanceId, node: &str, needle: &str) -> TaskRow {
+    let needle = needle.to_string();
+    wait_for(LONG, &format!("`{needle}` in {node}'s log"), || {
+        let needle = needle.clone();
+        async move {
+            let t = task(store, id, node).await;
+            let lines = store
+                .task_log_read(&LogQuery {
+                    task_ids: vec![t.id],
+                    after: None,
+                    limit: 10_000,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if lines.iter().any(|l| l.line.contains(&needle)) {
+                Ok(t)
+            } else {
+                Err(format!("{:?}, {} lines", t.status, lines.len()))
+            }
+        }
+    })
+    .await
+}
+
+/// The store's `data_monitor` rows of an instance: node, value, min, max, passed, message.
+async fn data_monitor_rows(
+    env: &Env,
+    id: InstanceId,
+) -> Vec<(
+    String,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    bool,
+    String,
+    Option<String>,
+)> {
+    let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+    sqlx::query_as(
+        "SELECT node, value, min_value, max_value, passed, message, time_mark FROM data_monitor \
+         WHERE instance_id = ? ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+}
+
+/// A statement that runs until it is cancelled, per dialect.
+fn sleeper(b: Backend) -> &'static str {
+    match b {
+        Backend::Mysql => "select sleep(30)",
+        Backend::Postgres => "select pg_sleep(30)",
+        // never ends on its own: only the interrupt stops it
+        Backend::Sqlite => {
+            "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
+        }
+    }
+}
+
+/// How many sessions the server shows running the sleeper (SQLite has no server: 0).
+async fn sleepers_on_server(link: &Link) -> i64 {
+    match link.backend {
+        Backend::Mysql => {
+            link.peer
+                .int("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'select sleep(30)%' AND DB = DATABASE()")
+                .await
+        }
+        Backend::Postgres => {
+            link.peer
+                .int("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(30)%' AND state = 'active' AND datname = current_database()")
+                .await
+        }
+        Backend::Sqlite => 0,
+    }
+}
+
+/// Test rows `(id, name, amount, note)`: names with a quote and non-ASCII text, every 7th note NULL.
+fn seed_rows(n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            let note = if i % 7 == 0 {
+                "NULL".to_string()
+            } else {
+                format!("'note ''{i}'' 名字'")
+            };
+            format!("({i}, 'name {i}', {}.5, {note})", i % 100)
+        })
+        .collect()
+}
+
+async fn seed(peer: &Peer, table: &str, n: usize) {
+    for chunk in seed_rows(n).chunks(500) {
+        peer.exec(&format!("INSERT INTO {table} VALUES {}", chunk.join(", ")))
+            .await;
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn sql_commits_every_statement_in_one_transaction(c: &mut Case) {
+        let extra = match c.dialect() {
+            Backend::Postgres => "select $$dollar; quoted$$ as x;",
+            _ => "select 1 as `back;tick`;",
+        };
+        let wf = linear(
+            "sq",
+            &format!(
+                r#"<action name="a"><sql db-link="dw"><![CDATA[
+                  create table t (id int, s varchar(40)); -- a comment; with a semicolon
+                  insert into t values (1, 'a;b'), (2, '${{param:day}}');
+                  /* block; comment */
+                  update t set s = 'x;y' where id = 1;
+                  {extra}
+                ]]></sql><ok to="end"/></action>"#
+            ),
+        );
+        c.start(&[("sq.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("sq");
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Succeeded, "{}", c.logs(id));
+        let rows = c.link.peer.rows("select id, s from t order by id").await;
+        let rows: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("1".to_string(), "x;y".to_string()),
+                ("2".to_string(), "2024-05-01".to_string())
+            ]
+        );
+        let logs = c.logs(id);
+        assert!(
+            logs.contains("statement 2 of 4 (line 2): 2 rows affected"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("statement 3 of 4 (line 4): 1 row affected"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("statement 4 of 4 (line 5): 1 row returned ("),
+            "{logs}"
+        );
+        assert!(logs.contains("committed 4 statement(s)"), "{logs}");
+        assert_eq!(
+            logs.contains("MySQL commits DDL implicitly"),
+            c.dialect() == Backend::Mysql,
+            "{logs}"
+        );
+    }
+
+    pub async fn sql_failure_rolls_back_the_statements_before_it(c: &mut Case) {
+        c.link
+            .peer
+            .exec("create table t (id int, s varchar(10))")
+            .await;
+        let wf = linear(
+            "sf",
+            r#"<action name="a"><sql db-link="dw">
+insert into t values (1, 'one');
+insert into t values (2, 'two');
+insert into no_such_table values (3);
+            </sql><ok to="end"/></action>"#,
+        );
+        c.start(&[("sf.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("sf");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let a = task(&*store, id, "a").await;
+        let err = a.error.unwrap_or_default();
+        assert!(
+            err.contains("statement 3 of 3 (line 3) failed, transaction rolled back")
+                && err.contains("no_such_table")
+                && err.contains("insert into no_such_table values (3)"),
+            "{err}"
+        );
+        assert_eq!(c.link.peer.int("select count(*) from t").await, 0);
+    }
+
+    pub async fn sql_kill_cancels_the_query_on_the_server_and_rolls_back(c: &mut Case) {
+        c.link.peer.exec("create table t (id int)").await;
+        let wf = linear(
+            "sk",
+            &format!(
+                r#"<action name="a"><sql db-link="dw">insert into t values (1); {};</sql><ok to="end"/></action>"#,
+                sleeper(c.dialect())
+            ),
+        );
+        c.start(&[("sk.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("sk");
+        let a = log_line(&*store, id, "a", "statement 2 of 2 (line 1): ").await;
+        if c.dialect() != Backend::Sqlite {
+            let link = &c.link;
+            wait_for(LONG, "the sleeper to show on the server", || async {
+                match sleepers_on_server(link).await {
+                    0 => Err("not running".to_string()),
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        }
+        c.env.ok(&["task", "kill", &a.id.to_string()]);
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Killed);
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Killed);
+        assert_eq!(
+            sleepers_on_server(&c.link).await,
+            0,
+            "the query is gone from the server: {}",
+            c.logs(id)
+        );
+        assert_eq!(
+            c.link.peer.int("select count(*) from t").await,
+            0,
+            "rolled back"
+        );
+        let logs = c.logs(id);
+        assert!(
+            logs.contains("cancelling the running statement on the server"),
+            "{logs}"
+        );
+        assert!(logs.contains("stopped: transaction rolled back"), "{logs}");
+    }
+
+    pub async fn sql_timeout_cancels_the_query_and_fails(c: &mut Case) {
+        let wf = linear(
+            "st",
+            &format!(
+                r#"<action name="a" timeout="1"><sql db-link="dw">{}</sql><ok to="end"/></action>"#,
+                sleeper(c.dialect())
+            ),
+        );
+        c.start(&[("st.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("st");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let attempts = store.task_attempt_list(id).await.unwrap();
+        assert_eq!(attempts[0].outcome.as_str(), "timed_out");
+        assert!(
+            attempts[0]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("timed out after 1s"),
+            "{attempts:?}"
+        );
+        assert_eq!(
+            sleepers_on_server(&c.link).await,
+            0,
+            "the query is gone from the server"
+        );
+    }
+
+    pub async fn data_monitor_checks_bounds_and_records_every_check(c: &mut Case) {
+        c.link
+            .peer
+            .exec("create table m (id int); insert into m values (1), (2), (3)")
+            .await;
+        let wf = linear(
+            "dm",
+            r#"<action name="a"><data-monitor category="dw" source-name="m" time-mark="${param:day}">
+      <source type="SQL" db-link="dw">select count(*) from m</source>
+      <min type="NUM">1</min>
+      <max type="SQL" db-link="dw">select count(*) + 10 from m</max>
+    </data-monitor><ok to="b"/></action>
+  <action name="b"><data-monitor>
+      <source type="COMMAND">echo 5</source>
+      <min type="SQL" db-link="dw">select count(*) from m;</min>
+    </data-monitor><ok to="c"/></action>
+  <action name="c"><data-monitor>
+      <source type="SQL" db-link="dw">select count(*) from m</source>
+      <max type="NUM">2</max>
+      <warn-msg>too many rows in m on ${param:day}</warn-msg>
+    </data-monitor><ok to="end"/></action>"#,
+        );
+        c.start(&[("dm.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("dm");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Succeeded);
+        assert_eq!(task(&*store, id, "b").await.status, TaskStatus::Succeeded);
+        let cerr = task(&*store, id, "c").await.error.unwrap_or_default();
+        assert_eq!(
+            cerr,
+            "too many rows in m on 2024-05-01: value 3 is above the maximum 2"
+        );
+        let rows = data_monitor_rows(&c.env, id).await;
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1, r.2, r.3, r.4))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a", Some(3.0), Some(1.0), Some(13.0), true),
+                ("b", Some(5.0), Some(3.0), None, true),
+                ("c", Some(3.0), None, Some(2.0), false),
+            ]
+        );
+        assert_eq!(rows[0].6.as_deref(), Some("2024-05-01"));
+        assert_eq!(rows[2].5, cerr);
+    }
+
+    pub async fn transfer_copies_tables_across_links_in_batches(c: &mut Case) {
+        let (num, dec) = match c.dialect() {
+            Backend::Postgres => ("double precision", "numeric(12, 2)"),
+            Backend::Mysql => ("double", "decimal(12, 2)"),
+            Backend::Sqlite => ("real", "numeric"),
+        };
+        c.link
+            .peer
+            .exec(&format!(
+                "create table src (id int, name varchar(50), amount {num}, note text); \
+                 create table dst (id int not null, name varchar(50), amount {dec}, note text); \
+                 create table audit (what varchar(10)); \
+                 insert into dst values (-1, 'junk', 0, null)"
+            ))
+            .await;
+        seed(&c.link.peer, "src", 2500).await;
+        let wf = linear(
+            "tc",
+            r#"<action name="a"><transfer>
+      <source type="DB" db-link="dw">src</source>
+      <target type="DB" db-link="side" table="copy" task-num="3" is-pre-truncate="true"/>
+    </transfer><ok to="b"/></action>
+  <action name="b"><transfer>
+      <source type="DB" db-link="side">select id, name, amount, note from copy where id &lt;= 2000</source>
+      <target type="DB" db-link="dw" table="dst" task-num="3" is-pre-truncate="true">
+        <pre>insert into audit values ('pre')</pre>
+        <after>insert into audit values ('after');</after>
+      </target>
+    </transfer><ok to="end"/></action>"#,
+        );
+        c.start(&[("tc.xml", &wf)], "");
+        let store = c.env.store().await;
+        for run in 1..=2 {
+            let id = c.trigger("tc");
+            let inst = ended(&*store, id).await;
+            assert_eq!(
+                inst.status,
+                InstanceStatus::Succeeded,
+                "run {run}: {}",
+                c.logs(id)
+            );
+            let logs = c.logs(id);
+            assert!(
+                logs.contains("copied 2500 rows in 25 batch(es) to table \"copy\""),
+                "{logs}"
+            );
+            let dst = match c.dialect() {
+                Backend::Mysql => "`dst`",
+                _ => "\"dst\"",
+            };
+            assert!(
+                logs.contains(&format!("copied 2000 rows in 20 batch(es) to table {dst}")),
+                "{logs}"
+            );
+            assert!(logs.contains("SQLite takes one writer at a time"), "{logs}");
+            if run == 1 {
+                assert!(
+                    logs.contains("created missing table: CREATE TABLE \"copy\" (\"id\" BIGINT"),
+                    "{logs}"
+                );
+            }
+            if c.dialect() != Backend::Sqlite {
+                assert!(logs.contains("(per writer: "), "{logs}");
+            }
+        }
+        let side = &c.side.peer;
+        assert_eq!(side.int("select count(*) from copy").await, 2500);
+        assert_eq!(side.int("select sum(id) from copy").await, 2500 * 2501 / 2);
+        assert_eq!(
+            side.int("select count(*) from copy where note is null")
+                .await,
+            2500 / 7
+        );
+        let dw = &c.link.peer;
+        assert_eq!(dw.int("select count(*) from dst").await, 2000);
+        assert_eq!(dw.int("select sum(id) from dst").await, 2000 * 2001 / 2);
+        assert_eq!(
+            dw.int("select count(*) from dst where note is null").await,
+            2000 / 7
+        );
+        assert_eq!(
+            dw.text("select note from dst where id = 1")
+                .await
+                .as_deref(),
+            Some("note '1' 名字")
+        );
+        assert_eq!(
+            dw.int("select count(*) from dst where amount = 42.5").await,
+            20
+        );
+        let audit: Vec<_> = dw
+            .rows("select what from audit")
+            .await
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        assert_eq!(audit, vec!["pre", "after", "pre", "after"]);
+    }
+
+    pub async fn transfer_round_trips_delimited_files(c: &mut Case) {
+        let input: Vec<String> = (1..=1000)
+            .map(|i| {
+                let note = if i % 10 == 0 {
+                    String::new()
+                } else {
+                    format!("n{i} 中")
+                };
+                format!("{i}---name {i}---{note}")
+            })
+            .collect();
+        c.env.write("in/orders.txt", &(input.join("\n") + "\n"));
+        let dir = c.env.path().display().to_string();
+        let wf = linear(
+            "tf",
+            &format!(
+                r#"<action name="a"><transfer>
+      <source type="FILE" delimited="---">{dir}/in/orders.txt</source>
+      <target type="DB" db-link="dw" table="lines" task-num="2"/>
+    </transfer><ok to="b"/></action>
+  <action name="b"><transfer>
+      <source type="DB" db-link="dw">lines</source>
+      <target type="FILE" path="{dir}/out/one.txt" delimited="aaaaaa"/>
+    </transfer><ok to="c"/></action>
+  <action name="c"><transfer>
+      <source type="FILE" path="{dir}/out/one.txt" delimited="aaaaaa"/>
+      <target type="FILE" path="{dir}/out/two.tsv"/>
+    </transfer><ok to="end"/></action>"#
+            ),
+        );
+        c.start(&[("tf.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("tf");
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Succeeded, "{}", c.logs(id));
+        let dw = &c.link.peer;
+        // `lines` is reserved in MySQL: the action quotes it, and so must we
+        let t = if c.dialect() == Backend::Mysql {
+            "`lines`"
+        } else {
+            "lines"
+        };
+        assert_eq!(dw.int(&format!("select count(*) from {t}")).await, 1000);
+        assert_eq!(
+            dw.int(&format!("select count(*) from {t} where col3 is null"))
+                .await,
+            100
+        );
+        let mut want: Vec<String> = input.iter().map(|l| l.replace("---", "\t")).collect();
+        let mut got: Vec<String> = std::fs::read_to_string(c.env.path().join("out/two.tsv"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        let leftovers: Vec<_> = std::fs::read_dir(c.env.path().join("out"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    pub async fn transfer_kill_stops_between_batches(c: &mut Case) {
+        let fifo = c.env.path().join("feed");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                for i in 1..=250 {
+                    let _ = writeln!(f, "{i}\trow {i}");
+                }
+                let _ = f.flush();
+                // hold the pipe open: the transfer waits for more lines until it is killed
+                let _ = hold.recv_timeout(Duration::from_secs(120));
+            })
+        };
+        let wf = linear(
+            "tk",
+            &format!(
+                r#"<action name="a"><transfer>
+      <source type="FILE">{}</source>
+      <target type="DB" db-link="dw" table="k"/>
+    </transfer><ok to="end"/></action>"#,
+                fifo.display()
+            ),
+        );
+        c.start(&[("tk.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("tk");
+        let a = log_line(&*store, id, "a", "read 200 rows so far").await;
+        let dw = &c.link.peer;
+        wait_for(LONG, "two batches in the target", || async {
+            match dw.rows("select count(*) from k").await[0][0].as_deref() {
+                Some("200") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        c.env.ok(&["task", "kill", &a.id.to_string()]);
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Killed);
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Killed);
+        assert_eq!(
+            dw.int("select count(*) from k").await,
+            200,
+            "no batch after the kill"
+        );
+        let logs = c.logs(id);
+        assert!(
+            logs.contains("stopped after reading 250 rows and writing 200"),
+            "{logs}"
+        );
+        let _ = release.send(());
+        writer.join().unwrap();
+    }
+
+    pub async fn metadata_sets_comments_and_fills_in_from_lineage(c: &mut Case) {
+        let setup = match c.dialect() {
+            Backend::Mysql => {
+                "create table src_t (id bigint not null auto_increment primary key comment 'source id', \
+                   name varchar(64) not null default 'n/a' comment 'log name', ds date null) comment = 'lineage table'; \
+                 create table dst_t (id bigint not null auto_increment primary key, \
+                   name varchar(64) character set utf8mb4 collate utf8mb4_bin not null default 'n/a', \
+                   updated timestamp not null default current_timestamp on update current_timestamp, \
+                   ds date null, amount decimal(10, 2) default 1.50)"
+            }
+            _ => {
+                "create table src_t (id bigserial primary key, name varchar(64) not null default 'n/a', ds date); \
+                 comment on table src_t is 'lineage table'; \
+                 comment on column src_t.id is 'source id'; \
+                 comment on column src_t.name is 'log name'; \
+                 create table dst_t (id bigserial primary key, name varchar(64) not null default 'n/a', \
+                   updated timestamp not null default now(), ds date, amount numeric(10, 2) default 1.50)"
+            }
+        };
+        c.link.peer.exec(setup).await;
+        let definitions = "select column_name, column_type, is_nullable, column_default, extra \
+             from information_schema.columns where table_schema = database() and table_name = 'dst_t' order by ordinal_position";
+        let before = if c.dialect() == Backend::Mysql {
+            c.link.peer.rows(definitions).await
+        } else {
+            vec![]
+        };
+        let wf = linear(
+            "md",
+            r#"<action name="a"><metadata table="dst_t" db-link="dw" from="src_t">
+      <column-comment name="id">标识符 (it's ${param:day})</column-comment>
+      <column-comment name="updated">last change</column-comment>
+    </metadata><ok to="b"/></action>
+  <action name="b"><metadata table="dst_t" db-link="dw">
+      <table-comment>never set</table-comment>
+      <column-comment name="nope">x</column-comment>
+    </metadata><ok to="end"/></action>"#,
+        );
+        c.start(&[("md.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("md");
+        assert_eq!(
+            ended(&*store, id).await.status,
+            InstanceStatus::Failed,
+            "{}",
+            c.logs(id)
+        );
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Succeeded);
+        let berr = task(&*store, id, "b").await.error.unwrap_or_default();
+        assert!(berr.contains("has no column `nope`"), "{berr}");
+        let (table, columns) = match c.dialect() {
+            Backend::Mysql => (
+                "select table_comment from information_schema.tables where table_schema = database() and table_name = 'dst_t'",
+                "select column_name, column_comment from information_schema.columns \
+                 where table_schema = database() and table_name = 'dst_t' order by ordinal_position",
+            ),
+            _ => (
+                "select obj_description('dst_t'::regclass, 'pg_class')",
+                "select attname::text, col_description(attrelid, attnum) from pg_attribute \
+                 where attrelid = 'dst_t'::regclass and attnum > 0 and not attisdropped order by attnum",
+            ),
+        };
+        let dw = &c.link.peer;
+        assert_eq!(dw.text(table).await.as_deref(), Some("lineage table"));
+        let got: Vec<(String, String)> = dw
+            .rows(columns)
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap_or_default()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("id", "标识符 (it's 2024-05-01)"),
+            ("name", "log name"),
+            ("updated", "last change"),
+            ("ds", ""),
+            ("amount", ""),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        if c.dialect() == Backend::Mysql {
+            assert_eq!(
+                dw.rows(definitions).await,
+                before,
+                "MODIFY COLUMN kept every definition"
+            );
+        }
+    }
+}
+
+/// One test per link backend for each case.
+macro_rules! per_backend {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite { per_backend!(@stamp Sqlite; $($case),+); }
+        mod mysql { per_backend!(@stamp Mysql; $($case),+); }
+        mod postgres { per_backend!(@stamp Postgres; $($case),+); }
+    };
+    (@stamp $b:ident; $($case:ident),+) => { $(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some(mut c) = super::setup(super::Backend::$b, stringify!($case)).await else { return };
+            super::cases::$case(&mut c).await;
+        }
+    )+ };
+}
+
+per_backend!(
+    sql_commits_every_statement_in_one_transaction,
+    sql_failure_rolls_back_the_statements_before_it,
+    sql_kill_cancels_the_query_on_the_server_and_rolls_back,
+    sql_timeout_cancels_the_query_and_fails,
+    data_monitor_checks_bounds_and_records_every_check,
+    transfer_copies_tables_across_links_in_batches,
+    transfer_round_trips_delimited_files,
+    transfer_kill_stops_between_batches,
+);
+
+/// Metadata needs comments: MySQL and PostgreSQL only (SQLite's clear error is tested below).
+mod comments {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql_metadata_sets_comments_and_fills_in_from_lineage() {
+        let Some(mut c) = super::setup(super::Backend::Mysql, "metadata_mysql").await else {
+            return;
+        };
+        super::cases::metadata_sets_comments_and_fills_in_from_lineage(&mut c).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_metadata_sets_comments_and_fills_in_from_lineage() {
+        let Some(mut c) = super::setup(super::Backend::Postgres, "metadata_postgres").await else {
+            return;
+        };
+        super::cases::metadata_sets_comments_and_fills_in_from_lineage(&mut c).await;
+    }
+}
+
+/// Cases that need no server: sensors on the local file system, and the clear failures.
+mod local {
+    use super::*;
+
+    async fn local(case: &str, extra_config: &str) -> Case {
+        let c = setup(Backend::Sqlite, case)
+            .await
+            .expect("sqlite always runs");
+        if !extra_config.is_empty() {
+            // replaces the short re-check `setup` wrote
+            let p = c.env.path().join("akkaflow.toml");
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(
+                &p,
+                text.replace("file_monitor_recheck_secs = 0.3", extra_config),
+            )
+            .unwrap();
+        }
+        c
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_monitor_waits_for_late_files_through_retries() {
+        let mut c = local("fm_late", "").await;
+        let inbox = c.env.path().join("inbox");
+        c.env.write("inbox/a_1.csv", &"x".repeat(2048));
+        c.env.write("inbox/other.txt", "not matched");
+        let wf = linear(
+            "fl",
+            &format!(
+                r#"<action name="a" retry-times="30" interval="1"><file-monitor>
+      <file file-link="local" min-num="2" min-each-size="1K">{}/a_*.csv</file>
+    </file-monitor><ok to="end"/></action>"#,
+                inbox.display()
+            ),
+        );
+        c.start(&[("fl.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("fl");
+        let first = wait_for(LONG, "a failed first attempt", || async {
+            let attempts = store
+                .task_attempt_list(id)
+                .await
+                .map_err(|e| e.to_string())?;
+            attempts
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no attempt yet".to_string())
+        })
+        .await;
+        assert_eq!(first.outcome.as_str(), "failed");
+        assert!(
+            first
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("1 file(s) match")
+                && first
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("need at least 2"),
+            "{first:?}"
+        );
+        c.env.write("inbox/a_2.csv", &"y".repeat(4096));
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Succeeded);
+        let logs = c.logs(id);
+        assert!(
+            logs.contains("stable: the listing and sizes did not change"),
+            "{logs}"
+        );
+        assert!(logs.contains("a_2.csv  4K (4096 bytes)"), "{logs}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_monitor_names_small_files_and_refuses_a_changing_listing() {
+        let mut c = local("fm_small", "file_monitor_recheck_secs = 1.0").await;
+        c.env.write("inbox/b_1.csv", "0123456789");
+        c.env.write("inbox/b_2.csv", &"z".repeat(300));
+        c.env.write("grow/g_1.log", "start\n");
+        let dir = c.env.path().display().to_string();
+        let small = linear(
+            "fs",
+            &format!(
+                r#"<action name="a"><file-monitor>
+      <file min-each-size="100B">{dir}/inbox/b_*.csv</file>
+      <warn-msg>inbox for ${{param:day}} is incomplete</warn-msg>
+    </file-monitor><ok to="end"/></action>"#
+            ),
+        );
+        let growing = linear(
+            "fg",
+            &format!(
+                r#"<action name="a"><file-monitor><file>{dir}/grow/g_*.log</file></file-monitor><ok to="end"/></action>"#
+            ),
+        );
+        c.start(&[("fs.xml", &small), ("fg.xml", &growing)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("fs");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let err = task(&*store, id, "a").await.error.unwrap_or_default();
+        assert_eq!(
+            err,
+            "inbox for 2024-05-01 is incomplete: 1 file(s) smaller than min-each-size 100B: b_1.csv (10B)"
+        );
+        // a writer that keeps appending: the re-check sees the size change
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let grower = {
+            let stop = stop.clone();
+            let path = c.env.path().join("grow/g_1.log");
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = writeln!(f, "more");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let id = c.trigger("fg");
+        let status = ended(&*store, id).await.status;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        grower.join().unwrap();
+        assert_eq!(status, InstanceStatus::Failed);
+        let err = task(&*store, id, "a").await.error.unwrap_or_default();
+        assert!(
+            err.contains("changed during the 1.0 s re-check") && err.contains("g_1.log"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_monitor_kill_during_the_recheck_stops_at_once() {
+        let mut c = local("fm_kill", "file_monitor_recheck_secs = 120.0").await;
+        c.env.write("inbox/k.csv", "x");
+        let wf = linear(
+            "fk",
+            &format!(
+                r#"<action name="a"><file-monitor><file>{}/inbox/k.csv</file></file-monitor><ok to="end"/></action>"#,
+                c.env.path().display()
+            ),
+        );
+        c.start(&[("fk.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("fk");
+        let a = log_line(&*store, id, "a", "re-checking in 120.0 s").await;
+        let asked = std::time::Instant::now();
+        c.env.ok(&["task", "kill", &a.id.to_string()]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Killed);
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "not the 120 s re-check"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_monitor_warns_when_exceeding_is_not_an_error_and_a_kill_records_nothing() {
+        let mut c = local("dm_local", "").await;
+        let wf = linear(
+            "dw",
+            r#"<action name="a"><data-monitor is-exceed-error="false">
+      <source type="NUM">50</source><max type="NUM">10</max>
+    </data-monitor><ok to="b"/></action>
+  <action name="b"><data-monitor>
+      <source type="COMMAND"><code>echo hello</code></source>
+    </data-monitor><ok to="end"/><error to="c"/></action>
+  <action name="c"><data-monitor>
+      <source type="COMMAND">sleep 30; echo 1</source>
+    </data-monitor><ok to="end"/></action>"#,
+        );
+        c.start(&[("dw.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("dw");
+        let t = log_line(&*store, id, "c", "source (COMMAND): sleep 30").await;
+        c.env.ok(&["task", "kill", &t.id.to_string()]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Killed);
+        assert_eq!(task(&*store, id, "a").await.status, TaskStatus::Succeeded);
+        let berr = task(&*store, id, "b").await.error.unwrap_or_default();
+        assert_eq!(
+            berr,
+            "source (COMMAND) printed `hello`, which is not a number"
+        );
+        let logs = c.logs(id);
+        assert!(
+            logs.contains(
+                "warning: value 50 is above the maximum 10 (passing: is-exceed-error=\"false\")"
+            ),
+            "{logs}"
+        );
+        let rows = data_monitor_rows(&c.env, id).await;
+        let summary: Vec<_> = rows.iter().map(|r| (r.0.as_str(), r.1, r.4)).collect();
+        assert_eq!(
+            summary,
+            vec![("a", Some(50.0), false), ("b", None, false)],
+            "c was killed: no row"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transfer_script_runs_like_a_script_and_width_mismatch_fails_clearly() {
+        let mut c = local("tr_script", "").await;
+        c.link.peer.exec("create table two (a text, b text)").await;
+        c.env.write("three.txt", "1,2,3\n");
+        let wf = linear(
+            "ts",
+            &format!(
+                r#"<action name="a"><transfer><script><code><![CDATA[
+        echo "sqoop-like import for ${{param:day}}"
+      ]]></code></script></transfer><ok to="b"/></action>
+  <action name="b"><transfer>
+      <source type="FILE" delimited=",">{}/three.txt</source>
+      <target type="DB" db-link="dw" table="two"/>
+    </transfer><ok to="end"/></action>"#,
+                c.env.path().display()
+            ),
+        );
+        c.start(&[("ts.xml", &wf)], "");
+        let store = c.env.store().await;
+        let id = c.trigger("ts");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        assert!(c.logs(id).contains("sqoop-like import for 2024-05-01"));
+        let berr = task(&*store, id, "b").await.error.unwrap_or_default();
+        assert_eq!(
+            berr,
+            "the source has 3 column(s) and target table \"two\" has 2: columns are matched by position"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsupported_links_fail_clearly_and_passwords_stay_hidden() {
+        let mut c = local("unsupported", "").await;
+        let links = r#"<link name="ora" type="ORACLE" jdbc-url="jdbc:oracle:thin:@//o:1521/XE" username="etl" password="Ora-Secret-1"/>
+  <link name="down" type="MYSQL" jdbc-url="jdbc:mysql://127.0.0.1:9/wf?useSSL=false" username="etl" password="Sup3r-Secret!"/>"#;
+        c.env.write(
+            "xmlconfig/file_links.xml",
+            r#"<file-links><link name="s1" type="SFTP" host="s1" port="22" username="root" password="Sftp-Secret"/></file-links>"#,
+        );
+        let wf = r#"<work-flow name="un">
+  <start name="start" to="a"/>
+  <action name="a"><sql db-link="ora">select 1 from dual</sql><ok to="wrong"/><error to="b"/></action>
+  <action name="b"><file-monitor><file file-link="s1">/data/x*</file></file-monitor><ok to="wrong"/><error to="c"/></action>
+  <action name="c"><metadata table="t" db-link="dw"><table-comment>x</table-comment></metadata><ok to="wrong"/><error to="d"/></action>
+  <action name="d"><sql db-link="down">select 1</sql><ok to="wrong"/><error to="end"/></action>
+  <kill name="wrong"><message>an unsupported link ran</message></kill>
+  <end name="end"/>
+</work-flow>"#;
+        c.start(&[("un.xml", wf)], links);
+        let store = c.env.store().await;
+        let id = c.trigger("un");
+        assert_eq!(
+            ended(&*store, id).await.status,
+            InstanceStatus::Succeeded,
+            "every action failed into the next"
+        );
+        let err = |n: &'static str| {
+            let store = store.clone();
+            async move { task(&*store, id, n).await.error.unwrap_or_default() }
+        };
+        assert_eq!(
+            err("a").await,
+            "db link `ora` is ORACLE: ORACLE links are not supported by this build (only MYSQL, POSTGRESQL and SQLITE)"
+        );
+        assert_eq!(
+            err("b").await,
+            "file link `s1` is SFTP: SFTP file links are not supported by this build (only LOCAL)"
+        );
+        assert_eq!(
+            err("c").await,
+            "metadata is not supported on SQLite: it has no table or column comments (db link `dw`)"
+        );
+        let d = err("d").await;
+        assert!(
+            d.starts_with("cannot connect to db link `down` at mysql://etl:***@127.0.0.1:9/wf?ssl-mode=DISABLED"),
+            "{d}"
+        );
+        let logs = c.logs(id);
+        for secret in [
+            "Sup3r-Secret",
+            "Sup3r-Secret%21",
+            "Ora-Secret-1",
+            "Sftp-Secret",
+        ] {
+            assert!(
+                !logs.contains(secret) && !d.contains(secret),
+                "{secret} leaked:\n{logs}"
+            );
+        }
+    }
+
+    /// The shipped example runs from a copy of the repository's `xmlconfig/`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_sqlite_etl_succeeds_in_standalone() {
+        let mut env = Env::new(common::Db::Sqlite, "example").expect("sqlite store");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xmlconfig");
+        for f in ["db_links.xml", "example/sqlite_etl.xml"] {
+            env.write(
+                &format!("xmlconfig/{f}"),
+                &std::fs::read_to_string(src.join(f)).unwrap(),
+            );
+        }
+        env.config("file_monitor_recheck_secs = 0.3");
+        // synced before the role starts, as an operator would: two processes migrating one new
+        // SQLite file at once race for its lock
+        env.ok(&["sync", "xmlconfig"]);
+        env.spawn("standalone", &["standalone"]);
+        let store = env.store().await;
+        let out = env.ok(&["workflow", "trigger", "sqlite_etl"]);
+        let id = InstanceId(out.trim().parse().expect("instance id"));
+        let inst = ended(&*store, id).await;
+        assert_eq!(
+            inst.status,
+            InstanceStatus::Succeeded,
+            "{}",
+            env.ok(&["logs", &id.to_string()])
+        );
+        assert!(
+            env.path().join("akkaflow-demo.db").exists(),
+            "the link's relative path is the worker's directory"
+        );
+    }
+}
