@@ -181,6 +181,7 @@ macro_rules! e2e_backend {
         async fn $case() {
             let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)) else { return };
             super::cases::$case(&mut env).await;
+            $crate::common::assert_invariants(&env).await;
         }
     )+ };
 }
@@ -214,6 +215,32 @@ pub async fn set_next_fire_at(env: &Env, workflow: &str, at: chrono::DateTime<ch
                 .execute(&pool)
                 .await
                 .unwrap();
+        }
+    }
+}
+
+/// Every end-to-end case ends with the invariant checker finding nothing.
+pub async fn assert_invariants(env: &Env) {
+    let store = env.store().await;
+    let cutoff = store.now().await.unwrap() - chrono::Duration::seconds(30);
+    let found = store.invariant_check(cutoff).await.unwrap();
+    assert!(found.is_empty(), "invariants broken: {found:?}");
+}
+
+/// Runs a statement without parameters directly on the test database (to simulate damage).
+pub async fn exec_sql(env: &Env, sql: &str) {
+    match env.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Mysql => {
+            let pool = sqlx::MySqlPool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
         }
     }
 }

@@ -234,6 +234,9 @@ pub trait Store: Send + Sync + 'static {
     async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
 
     /// Extends the lease of every task this worker runs, in one statement.
+    /// Runs every invariant check; `stuck_before` is the cutoff for an expired lease to count as stuck.
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>>;
+
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64>;
 
     /// A handle on the master lock, held on a connection of its own.

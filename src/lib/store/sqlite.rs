@@ -15,7 +15,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::common::{instance_status_list, json_list, status_list, task_id_list};
+use super::common::{
+    instance_status_list, json_list, placeholders, status_list, task_id_list, INVARIANT_CHECKS,
+};
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId};
@@ -221,6 +223,24 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
+        let mut found = Vec::new();
+        for (what, sql) in INVARIANT_CHECKS {
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sql);
+            for _ in 0..placeholders(sql) {
+                q = q.bind(ts(stuck_before));
+            }
+            for (id, info) in q.fetch_all(&self.pool).await? {
+                found.push(Violation {
+                    what,
+                    id,
+                    info: info.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(found)
     }
 
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
@@ -836,7 +856,7 @@ impl StoreTx for SqliteTx {
         };
         let r = sqlx::query(
             "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
-             attempt = attempt + ?, max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
+             max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
              worker_id = NULL, lease_until = NULL \
              WHERE id = ? AND status IN (SELECT value FROM json_each(?)) \
              AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
@@ -846,7 +866,6 @@ impl StoreTx for SqliteTx {
         .bind(p.exit_code)
         .bind(&p.error)
         .bind(p.kill_requested)
-        .bind(p.attempt_delta)
         .bind(p.max_attempts)
         .bind(ts_opt(p.ended_at))
         .bind(p.id)
