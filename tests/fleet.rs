@@ -56,6 +56,71 @@ async fn master_pid(store: &dyn Store, not_pid: Option<i64>) -> Result<i64, Stri
 mod cases {
     use super::*;
 
+    pub async fn the_fleet_rides_out_a_database_outage(env: &mut Env) {
+        if env.db == common::Db::Sqlite {
+            println!("not applicable: SQLite is a file, it has no server to lose");
+            return;
+        }
+        let proxy = env.proxied().await;
+        let mut xml =
+            String::from(r#"<work-flow name="out"><start name="start" to="f"/><fork name="f">"#);
+        for i in 0..3 {
+            xml.push_str(&format!(r#"<path to="t{i}"/>"#));
+        }
+        xml.push_str("</fork>");
+        for i in 0..3 {
+            xml.push_str(&format!(r#"<action name="t{i}" retry-times="2"><shell><command>sleep 3; echo done {i}</command></shell><ok to="j"/></action>"#));
+        }
+        xml.push_str(r#"<join name="j" to="last"/><action name="last"><shell><command>echo last</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#);
+        env.sync(&[("out.xml", &xml)]);
+        let store = env.store().await; // the test itself goes direct, not through the proxy
+        env.spawn("scheduler", &["scheduler"]);
+        env.spawn("worker", &["worker", "--slots", "4"]);
+        let id = trigger(env, "out");
+        wait_for(LONG, "the three branches to run", || async {
+            let n = store
+                .task_list(id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|t| t.status == TaskStatus::Running)
+                .count();
+            if n == 3 {
+                Ok(())
+            } else {
+                Err(n.to_string())
+            }
+        })
+        .await;
+        proxy.cut();
+        // the outage outlasts the tasks and their leases: results finish while the database is away
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        proxy.restore();
+        wait_status(&*store, id, InstanceStatus::Succeeded).await;
+        let attempts = store.task_attempt_list(id).await.unwrap();
+        let outcomes: Vec<_> = attempts
+            .iter()
+            .map(|a| (a.attempt, a.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![(1, "succeeded"); 4],
+            "nothing ran twice: {attempts:?}"
+        );
+        for role in ["scheduler", "worker"] {
+            let log = env.log(role);
+            let lines = log
+                .lines()
+                .filter(|l| l.contains("database unreachable"))
+                .count();
+            assert!(
+                (1..=6).contains(&lines),
+                "{role}: one line per outage and component, got {lines}:\n{log}"
+            );
+            assert!(log.contains("database reachable again"), "{role}:\n{log}");
+        }
+    }
+
     pub async fn a_standby_takes_over_when_the_master_is_sigkilled(env: &mut Env) {
         env.sync(&[(
             "fo.xml",
@@ -221,6 +286,7 @@ mod cases {
 }
 
 e2e!(
+    the_fleet_rides_out_a_database_outage,
     a_standby_takes_over_when_the_master_is_sigkilled,
     sigterm_hands_running_tasks_back_without_counting_an_attempt,
     a_sigkilled_workers_tasks_are_all_rescued,

@@ -28,6 +28,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub db: Db,
+    /// Where the processes connect, when it is not `url` (a proxy in front of the database).
+    pub fleet_url: Option<String>,
     children: Vec<Option<Child>>,
 }
 
@@ -46,6 +48,7 @@ impl Env {
             dir,
             url,
             db,
+            fleet_url: None,
             children: Vec::new(),
         })
     }
@@ -58,7 +61,10 @@ impl Env {
         let mut c = Command::new(BIN);
         c.args(args)
             .current_dir(self.path())
-            .env("AKKAFLOW_DATABASE_URL", &self.url)
+            .env(
+                "AKKAFLOW_DATABASE_URL",
+                self.fleet_url.as_deref().unwrap_or(&self.url),
+            )
             .env("AKKAFLOW_LOG", "info")
             .env_remove("AKKAFLOW_CONFIG")
             .stdin(Stdio::null());
@@ -242,5 +248,93 @@ pub async fn exec_sql(env: &Env, sql: &str) {
             let pool = sqlx::PgPool::connect(&env.url).await.unwrap();
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
+    }
+}
+
+/// A TCP proxy in front of the database: `cut` drops every connection and refuses new ones, as a
+/// stopped server would; `restore` lets them through again. Only this test's fleet goes through it,
+/// so a database outage can be simulated without stopping the server other tests share.
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub async fn start(target: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (up2, gen2, stop2) = (up.clone(), generation.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop2.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let cut = gen2.lock().unwrap().clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = cut.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            up,
+            generation,
+            stop,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut g = self.generation.lock().unwrap();
+        g.cancel();
+        *g = tokio_util::sync::CancellationToken::new();
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.generation.lock().unwrap().cancel();
+    }
+}
+
+impl Env {
+    /// Routes the fleet's (not the test's) database connections through a proxy; returns it.
+    pub async fn proxied(&mut self) -> Proxy {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let (auth, after) = rest
+            .rsplit_once('@')
+            .expect("a server URL with credentials");
+        let (hostport, path) = after.split_once('/').expect("a database name");
+        let proxy = Proxy::start(hostport.to_string()).await;
+        self.fleet_url = Some(format!("{scheme}://{auth}@127.0.0.1:{}/{path}", proxy.port));
+        proxy
     }
 }
