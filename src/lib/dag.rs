@@ -335,7 +335,8 @@ pub fn rerun_states(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definition::{Action, ActionKind, Node, Template};
+    use crate::definition::template::Template;
+    use crate::definition::{Action, ActionKind, Node};
 
     fn action(name: &str, ok: &str, error: Option<&str>, ignore: bool) -> Node {
         Node {
@@ -449,7 +450,8 @@ mod tests {
     fn join_fires_once_after_the_last_branch() {
         let def = fork_join();
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         let first = finish(&def, &mut states, "a", TaskStatus::Succeeded);
         assert!(first.updates.is_empty(), "join must wait for b: {first:?}");
         let second = finish(&def, &mut states, "b", TaskStatus::Succeeded);
@@ -464,7 +466,8 @@ mod tests {
     fn failure_without_error_edge_fails_the_instance_and_kills_the_rest() {
         let def = fork_join();
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         states.insert("b".into(), TaskStatus::Running);
         let plan = finish(&def, &mut states, "a", TaskStatus::Failed);
         let end = plan.end.unwrap();
@@ -478,7 +481,8 @@ mod tests {
     fn error_edge_to_kill_node_kills_the_instance_with_its_message() {
         let def = fork_join();
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         finish(&def, &mut states, "a", TaskStatus::Succeeded);
         finish(&def, &mut states, "b", TaskStatus::Succeeded);
         let plan = finish(&def, &mut states, "c", TaskStatus::Failed);
@@ -521,7 +525,8 @@ mod tests {
             node("end", NodeKind::End),
         ]);
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         finish(&def, &mut states, "b", TaskStatus::Succeeded);
         let plan = finish(&def, &mut states, "a", TaskStatus::Failed);
         assert_eq!(plan.made_ready().collect::<Vec<_>>(), vec!["x"]);
@@ -547,7 +552,8 @@ mod tests {
             node("end", NodeKind::End),
         ]);
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         finish(&def, &mut states, "a", TaskStatus::Succeeded);
         let plan = finish(&def, &mut states, "b", TaskStatus::Succeeded);
         assert_eq!(plan.end.unwrap().status, InstanceStatus::Succeeded);
@@ -558,7 +564,8 @@ mod tests {
     fn recover_keeps_succeeded_actions_and_reruns_the_rest() {
         let def = fork_join();
         let mut old = all_waiting(&def);
-        apply(&mut old, &start(&def, &old));
+        let plan = start(&def, &old);
+        apply(&mut old, &plan);
         finish(&def, &mut old, "a", TaskStatus::Succeeded);
         finish(&def, &mut old, "b", TaskStatus::Failed);
         let mut states = rerun_states(&def, &old, true);
@@ -575,7 +582,8 @@ mod tests {
     fn retrying_task_moves_nothing() {
         let def = fork_join();
         let mut states = all_waiting(&def);
-        apply(&mut states, &start(&def, &states));
+        let plan = start(&def, &states);
+        apply(&mut states, &plan);
         states.insert("a".into(), TaskStatus::Ready);
         let plan = after_node(&def, &states, "a");
         assert_eq!(plan, Plan::default());

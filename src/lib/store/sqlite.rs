@@ -224,15 +224,14 @@ impl Store for SqliteStore {
     }
 
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
-        let sql = format!(
+        let r = sqlx::query(
             "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
-             WHERE worker_id = ? AND status = 'running'"
-        );
-        let r = sqlx::query(&sql)
-            .bind(plus(ttl))
-            .bind(worker_id)
-            .execute(&self.pool)
-            .await?;
+             WHERE worker_id = ? AND status = 'running'",
+        )
+        .bind(plus(ttl))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 
