@@ -74,12 +74,17 @@ impl StoreError {
         let StoreError::Database(sqlx::Error::Database(e)) = self else {
             return false;
         };
+        // sqlx's `code()` is the SQLSTATE on MySQL (`40001` for a deadlock, the catch-all `HY000` for a
+        // lock wait timeout): the server's error number tells them apart.
+        if let Some(e) = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(e.number(), 1213 | 1205);
+        }
+        // PostgreSQL: serialization failure, deadlock. SQLite (extended codes): BUSY, BUSY_RECOVERY,
+        // BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED, LOCKED_SHAREDCACHE.
         matches!(
             e.code().as_deref(),
-            Some("40001" | "40P01" | "1213" | "1205" | "5" | "517" | "6")
-        ) || e.message().contains("Deadlock found")
-            || e.message().contains("Lock wait timeout")
-            || e.message().contains("database is locked")
+            Some("40001" | "40P01" | "5" | "261" | "517" | "773" | "6" | "262")
+        )
     }
 
     /// Lost connection, refused connection, pool timeout: the database is away for now.
