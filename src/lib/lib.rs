@@ -7,3 +7,5 @@ pub mod dag;
 pub mod definition;
 pub mod state;
 pub mod store;
+#[doc(hidden)]
+pub mod testkit;
