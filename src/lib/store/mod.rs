@@ -15,6 +15,8 @@
 //! ```
 
 mod common;
+#[cfg(test)]
+mod conformance;
 mod mysql;
 mod postgres;
 mod sqlite;
