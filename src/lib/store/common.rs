@@ -3,6 +3,8 @@
 //! States are stored as their `as_str` text; decoding an unknown value is an error naming it, never a
 //! default.
 
+use std::time::Duration;
+
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
@@ -113,4 +115,9 @@ pub(crate) fn instance_status_list(statuses: &[InstanceStatus]) -> String {
 
 pub(crate) fn task_id_list(ids: &[TaskId]) -> String {
     json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
+}
+
+/// A duration as whole microseconds, for `INTERVAL ? MICROSECOND` and `$1 * interval '1 microsecond'`.
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

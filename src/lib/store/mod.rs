@@ -19,6 +19,7 @@ mod common;
 mod conformance;
 mod mysql;
 mod postgres;
+mod session_lock;
 mod sqlite;
 mod types;
 

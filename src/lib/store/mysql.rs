@@ -12,6 +12,8 @@
 //!   changes with the number of its queues, so it stays prepared.
 //! - Deadlocks (1213) and lock wait timeouts (1205) are retried here, in [`retrying`], a bounded
 //!   number of times; transactions the engine opens are retried by the engine.
+//! - The master lock is `GET_LOCK` through [`SessionMaster`]; its name carries `DATABASE()`, hashed
+//!   when over the server's 64-character limit.
 //! - Refused at connect: MariaDB < 10.6 and MySQL < 8.0 (no SKIP LOCKED), and Galera, which refuses
 //!   GET_LOCK.
 
@@ -27,6 +29,8 @@ use sqlx::mysql::{
 };
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
+use super::common::{json_list, micros};
+use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId, TaskStatus};
@@ -304,10 +308,6 @@ fn is_duplicate_on(e: &sqlx::Error, key: &str) -> bool {
         .is_some_and(|m| m.number() == ER_DUP_ENTRY && m.message().contains(key))
 }
 
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// Appends `(?, ?, ...)` binding every item; callers make sure `items` is not empty.
 fn push_list<'a, T>(qb: &mut QueryBuilder<'a, MySql>, items: impl IntoIterator<Item = T>)
 where
@@ -462,14 +462,12 @@ impl Store for MysqlStore {
     }
 
     async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
-        Ok(Box::new(MysqlMasterLock {
+        let lock = MysqlLock {
             pool: self.pool.clone(),
             options: self.options.clone(),
             name: self.lock_name.clone(),
-            holder: holder.to_string(),
-            conn: None,
-            held: false,
-        }))
+        };
+        Ok(Box::new(SessionMaster::new(lock, holder)))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -889,7 +887,7 @@ impl StoreTx for MysqlTx {
         .bind(&l.url)
         .bind(&l.username)
         .bind(&l.password)
-        .bind(super::common::json_list(&l.properties))
+        .bind(json_list(&l.properties))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -1193,25 +1191,22 @@ impl StoreTx for MysqlTx {
     }
 }
 
-/// The master lock: `GET_LOCK` held by a connection of its own, opened outside the pool so it is
-/// never recycled, idle-closed or handed to anyone else. GET_LOCK is re-entrant and counted, so it is
-/// taken once per connection; any error on that connection means "not master" and drops it, which
-/// makes the server release the lock.
-struct MysqlMasterLock {
+/// `GET_LOCK` for [`SessionMaster`]. The name carries the database (GET_LOCK names are server-wide).
+struct MysqlLock {
     pool: MySqlPool,
     options: MySqlConnectOptions,
     name: String,
-    holder: String,
-    conn: Option<MySqlConnection>,
-    held: bool,
 }
 
-impl MysqlMasterLock {
-    async fn take(&mut self) -> Result<bool> {
-        if self.conn.is_none() {
-            self.conn = Some(MySqlConnection::connect_with(&self.options).await?);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
+#[async_trait]
+impl SessionLock for MysqlLock {
+    type Conn = MySqlConnection;
+
+    async fn connect(&self) -> Result<MySqlConnection> {
+        Ok(MySqlConnection::connect_with(&self.options).await?)
+    }
+
+    async fn take(&self, conn: &mut MySqlConnection) -> Result<bool> {
         let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
             .bind(&self.name)
             .fetch_one(conn)
@@ -1219,14 +1214,29 @@ impl MysqlMasterLock {
         Ok(got == Some(1))
     }
 
-    /// A new term: bumps the election epoch through the pool and returns it.
-    async fn bump_epoch(&self) -> Result<i64> {
+    async fn holds(&self, conn: &mut MySqlConnection) -> Result<bool> {
+        let mine: Option<i64> = sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+            .bind(&self.name)
+            .fetch_one(conn)
+            .await?;
+        Ok(mine == Some(1))
+    }
+
+    async fn unlock(&self, conn: &mut MySqlConnection) -> Result<()> {
+        let _: Option<i64> = sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
+            .bind(&self.name)
+            .fetch_one(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn bump_epoch(&self, holder: &str) -> Result<i64> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "UPDATE master_lease SET epoch = epoch + 1, holder = ?, lease_until = NULL WHERE name = 'master'",
             )
-            .bind(&self.holder)
+            .bind(holder)
             .execute(&mut *tx)
             .await?;
             let epoch: i64 =
@@ -1239,81 +1249,9 @@ impl MysqlMasterLock {
         .await
     }
 
-    fn drop_connection(&mut self) {
-        self.conn = None;
-        self.held = false;
-    }
-}
-
-#[async_trait]
-impl MasterLock for MysqlMasterLock {
-    async fn try_acquire(&mut self) -> Result<Option<i64>> {
-        let held = if self.held {
-            self.still_held().await?
-        } else {
-            match self.take().await {
-                Ok(got) => got,
-                Err(e) => {
-                    self.drop_connection();
-                    return Err(e);
-                }
-            }
-        };
-        if !held {
-            return Ok(None);
-        }
-        self.held = true;
-        match self.bump_epoch().await {
-            Ok(epoch) => Ok(Some(epoch)),
-            Err(e) => {
-                // A lock held without a term would block every other scheduler: give it up.
-                self.drop_connection();
-                Err(e)
-            }
-        }
-    }
-
-    async fn still_held(&mut self) -> Result<bool> {
-        let (true, Some(conn)) = (self.held, self.conn.as_mut()) else {
-            return Ok(false);
-        };
-        let mine: std::result::Result<Option<i64>, sqlx::Error> =
-            sqlx::query_scalar("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-                .bind(&self.name)
-                .fetch_one(conn)
-                .await;
-        match mine {
-            Ok(Some(1)) => Ok(true),
-            Ok(_) => {
-                self.held = false;
-                Ok(false)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "master lock connection failed; stepping down");
-                self.drop_connection();
-                Ok(false)
-            }
-        }
-    }
-
-    async fn release(&mut self) -> Result<()> {
-        if !self.held {
-            return Ok(());
-        }
-        self.held = false;
-        if let Some(conn) = self.conn.as_mut() {
-            let released: std::result::Result<Option<i64>, sqlx::Error> =
-                sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
-                    .bind(&self.name)
-                    .fetch_one(conn)
-                    .await;
-            if released.is_err() {
-                // Closing the session releases the lock just as well.
-                self.drop_connection();
-            }
-        }
+    async fn clear_holder(&self, holder: &str) -> Result<()> {
         sqlx::query("UPDATE master_lease SET holder = NULL WHERE name = 'master' AND holder = ?")
-            .bind(&self.holder)
+            .bind(holder)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -8,8 +8,8 @@
 //!   `utf8mb4_bin` do, whatever the database's default collation.
 //! - The claim is one statement (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`), so it
 //!   needs no transaction of its own.
-//! - The master lock is a session advisory lock on a connection of its own; advisory locks are
-//!   per database, so every akkaflow database on a server has its own master.
+//! - The master lock is a session advisory lock through [`SessionMaster`]; advisory locks are per
+//!   database, so every akkaflow database on a server has its own master.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, QueryBuilder, Transaction};
 
-use super::common::json_list;
+use super::common::{json_list, micros};
+use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId};
@@ -174,10 +175,6 @@ impl PostgresStore {
     }
 }
 
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> Backend {
@@ -305,13 +302,11 @@ impl Store for PostgresStore {
     }
 
     async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
-        Ok(Box::new(PostgresMasterLock {
+        let lock = PostgresLock {
             pool: self.pool.clone(),
             options: self.options.clone(),
-            holder: holder.to_string(),
-            conn: None,
-            held: false,
-        }))
+        };
+        Ok(Box::new(SessionMaster::new(lock, holder)))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -952,24 +947,21 @@ impl StoreTx for PostgresTx {
     }
 }
 
-/// The master lock: a session advisory lock held by a connection of its own, opened outside the pool
-/// so it is never recycled or handed to anyone else. Advisory locks stack like GET_LOCK, so it is taken
-/// once per connection; any error on that connection means "not master" and drops it, which ends the
-/// session and with it the lock.
-struct PostgresMasterLock {
+/// A session advisory lock for [`SessionMaster`]; advisory locks are per database.
+struct PostgresLock {
     pool: PgPool,
     options: PgConnectOptions,
-    holder: String,
-    conn: Option<PgConnection>,
-    held: bool,
 }
 
-impl PostgresMasterLock {
-    async fn take(&mut self) -> Result<bool> {
-        if self.conn.is_none() {
-            self.conn = Some(PgConnection::connect_with(&self.options).await?);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
+#[async_trait]
+impl SessionLock for PostgresLock {
+    type Conn = PgConnection;
+
+    async fn connect(&self) -> Result<PgConnection> {
+        Ok(PgConnection::connect_with(&self.options).await?)
+    }
+
+    async fn take(&self, conn: &mut PgConnection) -> Result<bool> {
         Ok(
             sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({MASTER_KEY})"))
                 .fetch_one(conn)
@@ -977,55 +969,7 @@ impl PostgresMasterLock {
         )
     }
 
-    /// A new term: bumps the election epoch through the pool and returns it.
-    async fn bump_epoch(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "UPDATE master_lease SET epoch = epoch + 1, holder = $1, lease_until = NULL WHERE name = 'master' \
-             RETURNING epoch",
-        )
-        .bind(&self.holder)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    fn drop_connection(&mut self) {
-        self.conn = None;
-        self.held = false;
-    }
-}
-
-#[async_trait]
-impl MasterLock for PostgresMasterLock {
-    async fn try_acquire(&mut self) -> Result<Option<i64>> {
-        let held = if self.held {
-            self.still_held().await?
-        } else {
-            match self.take().await {
-                Ok(got) => got,
-                Err(e) => {
-                    self.drop_connection();
-                    return Err(e);
-                }
-            }
-        };
-        if !held {
-            return Ok(None);
-        }
-        self.held = true;
-        match self.bump_epoch().await {
-            Ok(epoch) => Ok(Some(epoch)),
-            Err(e) => {
-                // A lock held without a term would block every other scheduler: give it up.
-                self.drop_connection();
-                Err(e)
-            }
-        }
-    }
-
-    async fn still_held(&mut self) -> Result<bool> {
-        let (true, Some(conn)) = (self.held, self.conn.as_mut()) else {
-            return Ok(false);
-        };
+    async fn holds(&self, conn: &mut PgConnection) -> Result<bool> {
         // A bigint advisory key shows as classid = high half, objid = low half, objsubid = 1.
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() \
@@ -1033,37 +977,29 @@ impl MasterLock for PostgresMasterLock {
              AND classid = ((({MASTER_KEY})::bigint >> 32) & 4294967295)::oid \
              AND objid = (({MASTER_KEY})::bigint & 4294967295)::oid)"
         );
-        match sqlx::query_scalar::<_, bool>(&sql).fetch_one(conn).await {
-            Ok(true) => Ok(true),
-            Ok(false) => {
-                self.held = false;
-                Ok(false)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "master lock connection failed; stepping down");
-                self.drop_connection();
-                Ok(false)
-            }
-        }
+        Ok(sqlx::query_scalar(&sql).fetch_one(conn).await?)
     }
 
-    async fn release(&mut self) -> Result<()> {
-        if !self.held {
-            return Ok(());
-        }
-        self.held = false;
-        if let Some(conn) = self.conn.as_mut() {
-            let released =
-                sqlx::query_scalar::<_, bool>(&format!("SELECT pg_advisory_unlock({MASTER_KEY})"))
-                    .fetch_one(conn)
-                    .await;
-            if released.is_err() {
-                // Ending the session releases the lock just as well.
-                self.drop_connection();
-            }
-        }
+    async fn unlock(&self, conn: &mut PgConnection) -> Result<()> {
+        let _: bool = sqlx::query_scalar(&format!("SELECT pg_advisory_unlock({MASTER_KEY})"))
+            .fetch_one(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn bump_epoch(&self, holder: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE master_lease SET epoch = epoch + 1, holder = $1, lease_until = NULL WHERE name = 'master' \
+             RETURNING epoch",
+        )
+        .bind(holder)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn clear_holder(&self, holder: &str) -> Result<()> {
         sqlx::query("UPDATE master_lease SET holder = NULL WHERE name = 'master' AND holder = $1")
-            .bind(&self.holder)
+            .bind(holder)
             .execute(&self.pool)
             .await?;
         Ok(())
