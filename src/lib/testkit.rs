@@ -12,14 +12,13 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions as _, Connection, Executor};
+use sqlx::{Connection, Executor};
 use tokio::sync::OnceCell;
 
 use crate::store::{self, redact_url, Backend, Store};
@@ -78,7 +77,7 @@ pub async fn fresh_database_url(backend: Backend, name: &str) -> Option<String> 
         }
         Backend::Mysql => {
             let server = server_url(backend)?;
-            let mut admin = admin_mysql(&server).await;
+            let mut admin = admin::<MySqlConnectOptions>(backend, &server).await;
             let conn = &mut admin;
             REAPED_MYSQL.get_or_init(move || reap_mysql(conn)).await;
             drop_mysql(&mut admin, &db).await;
@@ -94,7 +93,7 @@ pub async fn fresh_database_url(backend: Backend, name: &str) -> Option<String> 
         }
         Backend::Postgres => {
             let server = server_url(backend)?;
-            let mut admin = admin_postgres(&server).await;
+            let mut admin = admin::<PgConnectOptions>(backend, &server).await;
             let conn = &mut admin;
             REAPED_POSTGRES
                 .get_or_init(move || reap_postgres(conn))
@@ -196,33 +195,24 @@ fn required(backend: Backend) -> bool {
         .any(|b| b.trim().eq_ignore_ascii_case(backend.as_str()))
 }
 
-async fn admin_mysql(server: &str) -> sqlx::MySqlConnection {
-    let opts = MySqlConnectOptions::from_str(server)
-        .unwrap_or_else(|e| panic!("bad AKKAFLOW_TEST_MYSQL_URL {}: {e}", redact_url(server)));
+/// A connection to the test server of `backend`; panics when it cannot be reached, so a configured
+/// backend fails instead of skipping.
+async fn admin<O>(backend: Backend, server: &str) -> O::Connection
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    let name = backend.as_str();
+    let opts = O::from_str(server)
+        .unwrap_or_else(|e| panic!("bad {name} test URL {}: {e}", redact_url(server)));
     match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => panic!(
-            "cannot reach the MySQL test server {}: {e}",
+            "cannot reach the {name} test server {}: {e}",
             redact_url(server)
         ),
         Err(_) => panic!(
-            "no answer from the MySQL test server {} within {CONNECT_TIMEOUT:?}",
-            redact_url(server)
-        ),
-    }
-}
-
-async fn admin_postgres(server: &str) -> sqlx::PgConnection {
-    let opts = PgConnectOptions::from_str(server)
-        .unwrap_or_else(|e| panic!("bad AKKAFLOW_TEST_POSTGRES_URL {}: {e}", redact_url(server)));
-    match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => panic!(
-            "cannot reach the PostgreSQL test server {}: {e}",
-            redact_url(server)
-        ),
-        Err(_) => panic!(
-            "no answer from the PostgreSQL test server {} within {CONNECT_TIMEOUT:?}",
+            "no answer from the {name} test server {} within {CONNECT_TIMEOUT:?}",
             redact_url(server)
         ),
     }
