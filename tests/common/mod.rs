@@ -35,12 +35,14 @@ pub struct Env {
 
 impl Env {
     /// A fresh environment, or `None` when the backend is not configured (the testkit says why).
-    pub fn new(db: Db, name: &str) -> Option<Env> {
+    pub async fn new(db: Db, name: &str) -> Option<Env> {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = match db {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("akkaflow.db").display()),
-            Db::Mysql => akkaflow::testkit::fresh_database_url(store::Backend::Mysql, name)?,
-            Db::Postgres => akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name)?,
+            Db::Mysql => akkaflow::testkit::fresh_database_url(store::Backend::Mysql, name).await?,
+            Db::Postgres => {
+                akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name).await?
+            }
         };
         std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
         std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
@@ -185,7 +187,7 @@ macro_rules! e2e_backend {
     ($db:ident; $($case:ident),+) => { $(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)) else { return };
+            let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)).await else { return };
             super::cases::$case(&mut env).await;
             $crate::common::assert_invariants(&env).await;
         }

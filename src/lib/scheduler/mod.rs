@@ -30,7 +30,7 @@ pub struct SchedulerConfig {
     /// How often the `scheduler` row is refreshed.
     pub heartbeat: Duration,
     /// The workers' lease length. Lease expiry is only evidence of a dead worker once this master
-    /// has itself reached the database for that long: during an outage nobody could heartbeat.
+    /// has itself reached the database for two such periods: during an outage nobody could heartbeat.
     pub lease_ttl: Duration,
 }
 
@@ -106,7 +106,8 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         if epoch.is_none() {
             continue;
         }
-        let trust_leases = connected_since.elapsed() >= cfg.lease_ttl;
+        // two lease periods: one for workers to reconnect and heartbeat, one for slack
+        let trust_leases = connected_since.elapsed() >= cfg.lease_ttl * 2;
         let cycle = async {
             let fired = trigger.run_once().await?;
             let rescued = if trust_leases {

@@ -3,6 +3,8 @@
 //! States are stored as their `as_str` text; decoding an unknown value is an error naming it, never a
 //! default.
 
+use std::time::Duration;
+
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
@@ -170,4 +172,9 @@ pub(crate) fn numbered(sql: &str) -> String {
 /// How many `?` a check binds (each gets the cutoff).
 pub(crate) fn placeholders(sql: &str) -> usize {
     sql.matches('?').count()
+}
+
+/// A duration as whole microseconds, for `INTERVAL ? MICROSECOND` and `$1 * interval '1 microsecond'`.
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

@@ -97,7 +97,7 @@ impl Store for SqliteStore {
             "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL \
              AND c.next_fire_at <= {NOW} \
              AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
-             ORDER BY c.next_fire_at LIMIT ?",
+             ORDER BY c.next_fire_at, c.workflow LIMIT ?",
             cols = prefixed("c", COORDINATOR_COLUMNS)
         );
         Ok(sqlx::query_as(&sql)
@@ -244,13 +244,14 @@ impl Store for SqliteStore {
     }
 
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
-        let sql = "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
-             WHERE worker_id = ? AND status = 'running'";
-        let r = sqlx::query(sql)
-            .bind(plus(ttl))
-            .bind(worker_id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE worker_id = ? AND status = 'running'",
+        )
+        .bind(plus(ttl))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 
@@ -296,7 +297,7 @@ impl Store for SqliteStore {
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
         Ok(sqlx::query_as(
             "SELECT id, host, pid, state, epoch, master_since, started_at, heartbeat_at FROM scheduler \
-             ORDER BY started_at",
+             ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -454,7 +455,7 @@ impl Store for SqliteStore {
             "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
              (julianday('now') - julianday(w.heartbeat_at)) * 86400.0 AS heartbeat_age_s, \
              (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-             FROM worker w ORDER BY w.started_at",
+             FROM worker w ORDER BY w.started_at, w.id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -531,16 +532,24 @@ impl StoreTx for SqliteTx {
     }
 
     async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
-        let r = sqlx::query(
+        // Count before clearing: a stale clear must write nothing (BEGIN IMMEDIATE holds the write lock).
+        let satisfied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM coordinator_depend WHERE workflow = ? AND satisfied_at IS NOT NULL",
+        )
+        .bind(workflow)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if satisfied != expected as i64 {
+            return Ok(Cas::Stale);
+        }
+        sqlx::query(
             "UPDATE coordinator_depend SET satisfied_at = NULL, satisfied_instance_id = NULL \
              WHERE workflow = ? AND satisfied_at IS NOT NULL",
         )
         .bind(workflow)
         .execute(&mut *self.tx)
         .await?;
-        Ok(Cas::from_rows(u64::from(
-            r.rows_affected() == expected as u64,
-        )))
+        Ok(Cas::Applied)
     }
 
     async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
