@@ -93,10 +93,17 @@ impl Env {
 
     /// Starts a long-running role; its output goes to `<dir>/<label>.log`.
     pub fn spawn(&mut self, label: &str, args: &[&str]) -> usize {
+        let url = self.fleet_url.clone().unwrap_or_else(|| self.url.clone());
+        self.spawn_as(label, args, &url)
+    }
+
+    /// Starts a long-running role connecting with `url` (another database user, say).
+    pub fn spawn_as(&mut self, label: &str, args: &[&str], url: &str) -> usize {
         let log =
             std::fs::File::create(self.path().join(format!("{label}.log"))).expect("log file");
         let child = self
             .command(args)
+            .env("AKKAFLOW_DATABASE_URL", url)
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()

@@ -178,3 +178,8 @@ pub(crate) fn placeholders(sql: &str) -> usize {
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
+
+/// Whether every embedded migration is already recorded as applied.
+pub(crate) fn all_applied(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> bool {
+    migrator.iter().all(|m| applied.contains(&m.version))
+}

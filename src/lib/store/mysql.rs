@@ -29,7 +29,7 @@ use sqlx::mysql::{
 };
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
-use super::common::{json_list, micros, placeholders, INVARIANT_CHECKS};
+use super::common::{all_applied, json_list, micros, placeholders, INVARIANT_CHECKS};
 use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -490,7 +490,16 @@ impl Store for MysqlStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("sql/mysql").run(&self.pool).await?;
+        let migrator = sqlx::migrate!("sql/mysql");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, QueryBuilder, Transaction};
 
-use super::common::{json_list, micros, numbered, placeholders, INVARIANT_CHECKS};
+use super::common::{all_applied, json_list, micros, numbered, placeholders, INVARIANT_CHECKS};
 use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -330,7 +330,16 @@ impl Store for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("sql/postgres").run(&self.pool).await?;
+        let migrator = sqlx::migrate!("sql/postgres");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
         Ok(())
     }
 

@@ -16,7 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    instance_status_list, json_list, placeholders, status_list, task_id_list, INVARIANT_CHECKS,
+    all_applied, instance_status_list, json_list, placeholders, status_list, task_id_list,
+    INVARIANT_CHECKS,
 };
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -264,7 +265,16 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("sql/sqlite").run(&self.pool).await?;
+        let migrator = sqlx::migrate!("sql/sqlite");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
         Ok(())
     }
 
