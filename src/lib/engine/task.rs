@@ -152,6 +152,7 @@ impl Engine {
                 self.wake.notify_one();
             }
         } else if to == TaskStatus::Ready {
+            tx.notify_ready().await?;
             self.wake.notify_one();
         }
         Ok(Cas::Applied)
@@ -266,6 +267,7 @@ impl Engine {
                 tx.rollback().await?;
                 return Ok(Cas::Stale);
             }
+            tx.notify_ready().await?;
             tx.task_attempt_insert(&AttemptRow {
                 task_id: task.id,
                 attempt: task.attempt,

@@ -503,6 +503,10 @@ impl Store for MysqlStore {
         Ok(())
     }
 
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
+    }
+
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("SELECT NOW(6)")
             .fetch_one(&self.pool)
@@ -1076,6 +1080,10 @@ impl StoreTx for MysqlTx {
         push_list(&mut qb, p.from.iter().copied());
         let r = qb.build().execute(&mut *self.tx).await?;
         Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

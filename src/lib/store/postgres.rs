@@ -343,6 +343,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(READY_CHANNEL).await?;
+        Ok(Some(Box::new(PgReady { listener })))
+    }
+
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("SELECT now()")
             .fetch_one(&self.pool)
@@ -840,6 +846,15 @@ impl StoreTx for PostgresTx {
         Ok(Cas::from_rows(r.rows_affected()))
     }
 
+    async fn notify_ready(&mut self) -> Result<()> {
+        // delivered at commit, once per transaction and channel however often it is called
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(READY_CHANNEL)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     async fn rollback(self: Box<Self>) -> Result<()> {
         Ok(self.tx.rollback().await?)
     }
@@ -1097,5 +1112,21 @@ mod tests {
         .await;
         assert!(second > first);
         assert!(lock.lock().await.still_held().await.unwrap());
+    }
+}
+
+/// The LISTEN/NOTIFY channel for "tasks became ready".
+const READY_CHANNEL: &str = "akkaflow_ready";
+
+struct PgReady {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait]
+impl ReadyListener for PgReady {
+    async fn recv(&mut self) -> Result<()> {
+        // PgListener reconnects (and re-listens) by itself when its connection drops
+        self.listener.recv().await?;
+        Ok(())
     }
 }

@@ -278,6 +278,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
+    }
+
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
             .fetch_one(&self.pool)
@@ -805,6 +809,10 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
