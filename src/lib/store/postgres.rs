@@ -1069,6 +1069,22 @@ impl SessionLock for PostgresLock {
     }
 }
 
+/// The LISTEN/NOTIFY channel for "tasks became ready".
+const READY_CHANNEL: &str = "akkaflow_ready";
+
+struct PgReady {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait]
+impl ReadyListener for PgReady {
+    async fn recv(&mut self) -> Result<()> {
+        // PgListener reconnects (and re-listens) by itself when its connection drops
+        self.listener.recv().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1112,21 +1128,5 @@ mod tests {
         .await;
         assert!(second > first);
         assert!(lock.lock().await.still_held().await.unwrap());
-    }
-}
-
-/// The LISTEN/NOTIFY channel for "tasks became ready".
-const READY_CHANNEL: &str = "akkaflow_ready";
-
-struct PgReady {
-    listener: sqlx::postgres::PgListener,
-}
-
-#[async_trait]
-impl ReadyListener for PgReady {
-    async fn recv(&mut self) -> Result<()> {
-        // PgListener reconnects (and re-listens) by itself when its connection drops
-        self.listener.recv().await?;
-        Ok(())
     }
 }
