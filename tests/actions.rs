@@ -1,8 +1,9 @@
 //! The data actions (sql, data-monitor, file-monitor, transfer, metadata) end to end: workflows are
 //! synced into a temporary SQLite store and run by the real binary (`akkaflow standalone`), against
 //! links that point at real databases: an SQLite file, and a fresh MariaDB/MySQL or PostgreSQL
-//! database per test when `AKKAFLOW_TEST_MYSQL_URL` / `AKKAFLOW_TEST_POSTGRES_URL` are set (else
-//! the case prints a skip line, or fails when `AKKAFLOW_REQUIRE_BACKENDS` names the backend).
+//! database per test from the testkit when `AKKAFLOW_TEST_MYSQL_URL` / `AKKAFLOW_TEST_POSTGRES_URL`
+//! are set (else the case prints a skip line, or fails when `AKKAFLOW_REQUIRE_BACKENDS` names the
+//! backend).
 //!
 //! Results are checked in the link databases and in akkaflow's own tables afterwards.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
 use akkaflow::store::{InstanceRow, LogQuery, Store, TaskRow};
 use common::{wait_for, Env};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -115,98 +116,37 @@ async fn sqlite_link(env: &Env, name: &'static str) -> Link {
     }
 }
 
-fn required(backend: &str) -> bool {
-    std::env::var("AKKAFLOW_REQUIRE_BACKENDS")
-        .unwrap_or_default()
-        .split(',')
-        .any(|b| b.trim().eq_ignore_ascii_case(backend))
-}
-
-/// The admin URL of a server backend, or `None` after printing why the case is skipped.
-fn server_url(var: &str, backend: &str, case: &str) -> Option<url::Url> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(u) => Some(url::Url::parse(&u).unwrap_or_else(|e| panic!("{var}: {e}"))),
-        None if required(backend) => {
-            panic!("{var} is unset but AKKAFLOW_REQUIRE_BACKENDS names {backend}")
-        }
-        None => {
-            println!("skipped: {case} on {backend} ({var} is unset)");
-            None
-        }
-    }
-}
-
-/// A database name unique to the case.
-fn db_name(case: &str) -> String {
-    let mut n = format!("akf_act_{case}");
-    n.truncate(60);
-    n
-}
-
-/// A fresh database on the backend's server and a JDBC link to it.
+/// A fresh database on the backend's server (from the testkit: `None`, with a printed line, when
+/// the backend is not configured) and a JDBC link to it, so the URL translation runs too.
 async fn server_link(backend: Backend, case: &str) -> Option<Link> {
     let name = "dw";
-    match backend {
+    let (kit, scheme, default_port) = match backend {
         Backend::Sqlite => unreachable!("sqlite links need an env"),
-        Backend::Mysql => {
-            let admin = server_url("AKKAFLOW_TEST_MYSQL_URL", "mysql", case)?;
-            let db = db_name(case);
-            let mut c = sqlx::MySqlConnection::connect(admin.as_str())
-                .await
-                .unwrap();
-            sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` CHARACTER SET utf8mb4"
-            ))
-            .execute(&mut c)
-            .await
-            .unwrap();
-            c.close().await.unwrap();
-            let mut u = admin.clone();
-            u.set_path(&db);
-            let pool = sqlx::MySqlPool::connect(u.as_str()).await.unwrap();
-            let host = admin.host_str().unwrap_or("127.0.0.1");
-            let port = admin.port().unwrap_or(3306);
-            let pass = percent_decode(admin.password().unwrap_or(""));
-            Some(Link {
-                backend,
-                xml: format!(
-                    r#"<link name="{name}" type="MYSQL" jdbc-url="jdbc:mysql://{host}:{port}/{db}?useSSL=false" username="{}" password="{pass}">
+        Backend::Mysql => (akkaflow::store::Backend::Mysql, "mysql", 3306),
+        Backend::Postgres => (akkaflow::store::Backend::Postgres, "postgresql", 5432),
+    };
+    let url = akkaflow::testkit::fresh_database_url(kit, case).await?;
+    let u = url::Url::parse(&url).unwrap();
+    let host = u.host_str().unwrap_or("127.0.0.1");
+    let port = u.port().unwrap_or(default_port);
+    let db = u.path().trim_start_matches('/');
+    let user = percent_decode(u.username());
+    let pass = percent_decode(u.password().unwrap_or(""));
+    let xml = match backend {
+        Backend::Mysql => format!(
+            r#"<link name="{name}" type="MYSQL" jdbc-url="jdbc:{scheme}://{host}:{port}/{db}?useSSL=false" username="{user}" password="{pass}">
     <properties><property name="characterEncoding">UTF-8</property><property name="serverTimezone">UTC</property></properties>
-  </link>"#,
-                    admin.username()
-                ),
-                peer: Peer::Mysql(pool),
-            })
-        }
-        Backend::Postgres => {
-            let admin = server_url("AKKAFLOW_TEST_POSTGRES_URL", "postgres", case)?;
-            let db = db_name(case);
-            let mut c = sqlx::PgConnection::connect(admin.as_str()).await.unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            sqlx::raw_sql(&format!("CREATE DATABASE \"{db}\""))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-            let mut u = admin.clone();
-            u.set_path(&db);
-            let pool = sqlx::PgPool::connect(u.as_str()).await.unwrap();
-            let host = admin.host_str().unwrap_or("127.0.0.1");
-            let port = admin.port().unwrap_or(5432);
-            let pass = percent_decode(admin.password().unwrap_or(""));
-            Some(Link {
-                backend,
-                xml: format!(
-                    r#"<link name="{name}" type="POSTGRESQL" jdbc-url="jdbc:postgresql://{host}:{port}/{db}" username="{}" password="{pass}"/>"#,
-                    admin.username()
-                ),
-                peer: Peer::Postgres(pool),
-            })
-        }
-    }
+  </link>"#
+        ),
+        _ => format!(
+            r#"<link name="{name}" type="POSTGRESQL" jdbc-url="jdbc:{scheme}://{host}:{port}/{db}" username="{user}" password="{pass}"/>"#
+        ),
+    };
+    let peer = match backend {
+        Backend::Mysql => Peer::Mysql(sqlx::MySqlPool::connect(&url).await.unwrap()),
+        _ => Peer::Postgres(sqlx::PgPool::connect(&url).await.unwrap()),
+    };
+    Some(Link { backend, xml, peer })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -225,7 +165,9 @@ struct Case {
 }
 
 async fn setup(backend: Backend, case: &str) -> Option<Case> {
-    let env = Env::new(common::Db::Sqlite, case).expect("sqlite store");
+    let env = Env::new(common::Db::Sqlite, case)
+        .await
+        .expect("sqlite store");
     env.config("transfer_batch_rows = 100\nfile_monitor_recheck_secs = 0.3");
     let link = match backend {
         Backend::Sqlite => sqlite_link(&env, "dw").await,
@@ -326,11 +268,8 @@ async fn log_line(store: &dyn Store, id: InstanceId, node: &str, needle: &str) -
     .await
 }
 
-/// The store's `data_monitor` rows of an instance: node, value, min, max, passed, message.
-async fn data_monitor_rows(
-    env: &Env,
-    id: InstanceId,
-) -> Vec<(
+/// The store's `data_monitor` rows of an instance: node, value, min, max, passed, message, time mark.
+type CheckRow = (
     String,
     Option<f64>,
     Option<f64>,
@@ -338,16 +277,27 @@ async fn data_monitor_rows(
     bool,
     String,
     Option<String>,
-)> {
-    let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
-    sqlx::query_as(
-        "SELECT node, value, min_value, max_value, passed, message, time_mark FROM data_monitor \
-         WHERE instance_id = ? ORDER BY id",
-    )
-    .bind(id.0)
-    .fetch_all(&pool)
-    .await
-    .unwrap()
+);
+
+async fn data_monitor_rows(env: &Env, id: InstanceId) -> Vec<CheckRow> {
+    let store = env.store().await;
+    store
+        .data_monitor_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.node,
+                r.value,
+                r.min_value,
+                r.max_value,
+                r.passed,
+                r.message,
+                r.time_mark,
+            )
+        })
+        .collect()
 }
 
 /// A statement that runs until it is cancelled, per dialect.
@@ -940,6 +890,7 @@ macro_rules! per_backend {
         async fn $case() {
             let Some(mut c) = super::setup(super::Backend::$b, stringify!($case)).await else { return };
             super::cases::$case(&mut c).await;
+            crate::common::assert_invariants(&c.env).await;
         }
     )+ };
 }
@@ -963,6 +914,7 @@ mod comments {
             return;
         };
         super::cases::metadata_sets_comments_and_fills_in_from_lineage(&mut c).await;
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -971,6 +923,7 @@ mod comments {
             return;
         };
         super::cases::metadata_sets_comments_and_fills_in_from_lineage(&mut c).await;
+        crate::common::assert_invariants(&c.env).await;
     }
 }
 
@@ -1047,6 +1000,7 @@ mod local {
             "{logs}"
         );
         assert!(logs.contains("a_2.csv  4K (4096 bytes)"), "{logs}");
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1104,6 +1058,7 @@ mod local {
             err.contains("changed during the 1.0 s re-check") && err.contains("g_1.log"),
             "{err}"
         );
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1128,6 +1083,7 @@ mod local {
             asked.elapsed() < Duration::from_secs(30),
             "not the 120 s re-check"
         );
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1171,6 +1127,7 @@ mod local {
             vec![("a", Some(50.0), false), ("b", None, false)],
             "c was killed: no row"
         );
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1201,6 +1158,7 @@ mod local {
             berr,
             "the source has 3 column(s) and target table \"two\" has 2: columns are matched by position"
         );
+        crate::common::assert_invariants(&c.env).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1262,12 +1220,15 @@ mod local {
                 "{secret} leaked:\n{logs}"
             );
         }
+        crate::common::assert_invariants(&c.env).await;
     }
 
     /// The shipped example runs from a copy of the repository's `xmlconfig/`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn example_sqlite_etl_succeeds_in_standalone() {
-        let mut env = Env::new(common::Db::Sqlite, "example").expect("sqlite store");
+        let mut env = Env::new(common::Db::Sqlite, "example")
+            .await
+            .expect("sqlite store");
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xmlconfig");
         for f in ["db_links.xml", "example/sqlite_etl.xml"] {
             env.write(
@@ -1294,5 +1255,6 @@ mod local {
             env.path().join("akkaflow-demo.db").exists(),
             "the link's relative path is the worker's directory"
         );
+        crate::common::assert_invariants(&env).await;
     }
 }

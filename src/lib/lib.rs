@@ -15,9 +15,10 @@ pub mod store;
 pub mod sync;
 pub mod worker;
 
-pub use error::{Error, Result};
 pub mod cli;
 pub mod executor;
 pub mod scheduler;
 #[doc(hidden)]
 pub mod testkit;
+
+pub use error::{Error, Result};

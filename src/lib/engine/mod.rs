@@ -148,6 +148,9 @@ impl Engine {
             });
         }
         tx.event_insert_many(&events).await?;
+        if plan.made_ready().next().is_some() {
+            tx.notify_ready().await?;
+        }
         if let Some(end) = &plan.end {
             self.end_instance(tx, inst, def, end.status, &end.reason, now, actor)
                 .await?;

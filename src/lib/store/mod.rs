@@ -15,8 +15,11 @@
 //! ```
 
 mod common;
+#[cfg(test)]
+mod conformance;
 mod mysql;
 mod postgres;
+mod session_lock;
 mod sqlite;
 mod types;
 
@@ -74,12 +77,17 @@ impl StoreError {
         let StoreError::Database(sqlx::Error::Database(e)) = self else {
             return false;
         };
+        // sqlx's `code()` is the SQLSTATE on MySQL (`40001` for a deadlock, the catch-all `HY000` for a
+        // lock wait timeout): the server's error number tells them apart.
+        if let Some(e) = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(e.number(), 1213 | 1205);
+        }
+        // PostgreSQL: serialization failure, deadlock. SQLite (extended codes): BUSY, BUSY_RECOVERY,
+        // BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED, LOCKED_SHAREDCACHE.
         matches!(
             e.code().as_deref(),
-            Some("40001" | "40P01" | "1213" | "1205" | "5" | "517" | "6")
-        ) || e.message().contains("Deadlock found")
-            || e.message().contains("Lock wait timeout")
-            || e.message().contains("database is locked")
+            Some("40001" | "40P01" | "5" | "261" | "517" | "773" | "6" | "262")
+        )
     }
 
     /// Lost connection, refused connection, pool timeout: the database is away for now.
@@ -159,6 +167,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// Run pending migrations after connecting (every role and command does).
     pub migrate: bool,
+    /// How long a call waits for a pooled connection: short, so that during an outage every loop
+    /// fails fast and retries on its own schedule instead of hanging in the pool.
+    pub acquire_timeout: Duration,
 }
 
 impl ConnectOptions {
@@ -167,6 +178,7 @@ impl ConnectOptions {
             url: url.into(),
             max_connections: 8,
             migrate: true,
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -228,6 +240,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records one data-monitor check (time from the database clock).
     async fn data_monitor_insert(&self, check: &NewDataMonitorCheck) -> Result<()>;
+    /// The checks recorded for an instance, oldest first.
+    async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>>;
 
     /// The db link `name` as sync wrote it, password included: for executors only, never for output.
     async fn db_link_get(&self, name: &str) -> Result<Option<crate::definition::DbLink>>;
@@ -243,6 +257,9 @@ pub trait Store: Send + Sync + 'static {
     async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
 
     /// Extends the lease of every task this worker runs, in one statement.
+    /// Runs every invariant check; `stuck_before` is the cutoff for an expired lease to count as stuck.
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>>;
+
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64>;
 
     /// A handle on the master lock, held on a connection of its own.
@@ -252,6 +269,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The database's clock.
     async fn now(&self) -> Result<DateTime<Utc>>;
+
+    /// A subscription to "tasks became ready" from other processes, where the backend has one
+    /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
 
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>>;
@@ -330,6 +351,9 @@ pub trait StoreTx: Send {
     ) -> Result<Vec<InstanceId>>;
     async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas>;
 
+    /// Tells other processes' workers at commit that tasks became ready (a no-op without LISTEN/NOTIFY).
+    async fn notify_ready(&mut self) -> Result<()>;
+
     async fn rollback(self: Box<Self>) -> Result<()>;
 
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
@@ -344,6 +368,13 @@ pub trait StoreTx: Send {
     async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;
     async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()>;
+}
+
+/// Waits for "tasks became ready" notifications.
+#[async_trait]
+pub trait ReadyListener: Send {
+    /// Returns when a notification arrives (reconnecting as needed).
+    async fn recv(&mut self) -> Result<()>;
 }
 
 /// The master lock on a dedicated connection (MySQL `GET_LOCK`, PostgreSQL advisory lock, SQLite a

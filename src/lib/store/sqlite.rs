@@ -15,7 +15,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::common::{instance_status_list, json_list, status_list, task_id_list};
+use super::common::{
+    all_applied, instance_status_list, json_list, placeholders, status_list, task_id_list,
+    INVARIANT_CHECKS,
+};
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId};
@@ -95,7 +98,7 @@ impl Store for SqliteStore {
             "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL \
              AND c.next_fire_at <= {NOW} \
              AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
-             ORDER BY c.next_fire_at LIMIT ?",
+             ORDER BY c.next_fire_at, c.workflow LIMIT ?",
             cols = prefixed("c", COORDINATOR_COLUMNS)
         );
         Ok(sqlx::query_as(&sql)
@@ -195,6 +198,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, checked_at, workflow, instance_id, task_id, node, category, source_name, time_mark, \
+             value, min_value, max_value, passed, message FROM data_monitor WHERE instance_id = ? ORDER BY id",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
         let row: Option<DbLinkRow> = sqlx::query_as(
             "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = ?",
@@ -266,14 +279,33 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
+        let mut found = Vec::new();
+        for (what, sql) in INVARIANT_CHECKS {
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sql);
+            for _ in 0..placeholders(sql) {
+                q = q.bind(ts(stuck_before));
+            }
+            for (id, info) in q.fetch_all(&self.pool).await? {
+                found.push(Violation {
+                    what,
+                    id,
+                    info: info.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
-        let sql = "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
-             WHERE worker_id = ? AND status = 'running'";
-        let r = sqlx::query(sql)
-            .bind(plus(ttl))
-            .bind(worker_id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE worker_id = ? AND status = 'running'",
+        )
+        .bind(plus(ttl))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 
@@ -286,8 +318,21 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("sql/sqlite").run(&self.pool).await?;
+        let migrator = sqlx::migrate!("sql/sqlite");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
         Ok(())
+    }
+
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -319,7 +364,7 @@ impl Store for SqliteStore {
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
         Ok(sqlx::query_as(
             "SELECT id, host, pid, state, epoch, master_since, started_at, heartbeat_at FROM scheduler \
-             ORDER BY started_at",
+             ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -477,7 +522,7 @@ impl Store for SqliteStore {
             "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
              (julianday('now') - julianday(w.heartbeat_at)) * 86400.0 AS heartbeat_age_s, \
              (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-             FROM worker w ORDER BY w.started_at",
+             FROM worker w ORDER BY w.started_at, w.id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -554,16 +599,24 @@ impl StoreTx for SqliteTx {
     }
 
     async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
-        let r = sqlx::query(
+        // Count before clearing: a stale clear must write nothing (BEGIN IMMEDIATE holds the write lock).
+        let satisfied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM coordinator_depend WHERE workflow = ? AND satisfied_at IS NOT NULL",
+        )
+        .bind(workflow)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if satisfied != expected as i64 {
+            return Ok(Cas::Stale);
+        }
+        sqlx::query(
             "UPDATE coordinator_depend SET satisfied_at = NULL, satisfied_instance_id = NULL \
              WHERE workflow = ? AND satisfied_at IS NOT NULL",
         )
         .bind(workflow)
         .execute(&mut *self.tx)
         .await?;
-        Ok(Cas::from_rows(u64::from(
-            r.rows_affected() == expected as u64,
-        )))
+        Ok(Cas::Applied)
     }
 
     async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
@@ -811,6 +864,10 @@ impl StoreTx for SqliteTx {
         Ok(Cas::from_rows(r.rows_affected()))
     }
 
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     async fn rollback(self: Box<Self>) -> Result<()> {
         Ok(self.tx.rollback().await?)
     }
@@ -879,7 +936,7 @@ impl StoreTx for SqliteTx {
         };
         let r = sqlx::query(
             "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
-             attempt = attempt + ?, max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
+             max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
              worker_id = NULL, lease_until = NULL \
              WHERE id = ? AND status IN (SELECT value FROM json_each(?)) \
              AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
@@ -889,7 +946,6 @@ impl StoreTx for SqliteTx {
         .bind(p.exit_code)
         .bind(&p.error)
         .bind(p.kill_requested)
-        .bind(p.attempt_delta)
         .bind(p.max_attempts)
         .bind(ts_opt(p.ended_at))
         .bind(p.id)
@@ -1011,114 +1067,5 @@ impl MasterLock for SqliteLease {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The link and data-monitor methods; written against `&dyn Store` so they move into the
-    //! conformance suite unchanged once it exists.
-    use super::*;
-    use crate::definition::{DbKind, FileKind};
-
-    async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = connect(&ConnectOptions::new(url)).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn links_read_back_as_synced() {
-        let (_dir, store) = open().await;
-        let db = DbLink {
-            name: "dw".into(),
-            kind: DbKind::Mysql,
-            url: "jdbc:mysql://h:3306/wf".into(),
-            username: "u".into(),
-            password: "p@ss".into(),
-            properties: vec![("useSSL".into(), "false".into())],
-        };
-        let file = FileLink {
-            name: "s1".into(),
-            kind: FileKind::Sftp,
-            host: "s1".into(),
-            port: 22,
-            username: "root".into(),
-            password: "x".into(),
-            description: "d".into(),
-        };
-        let mut tx = store.begin().await.unwrap();
-        tx.db_link_upsert(&db).await.unwrap();
-        tx.file_link_upsert(&file).await.unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!(store.db_link_get("dw").await.unwrap(), Some(db));
-        assert_eq!(store.file_link_get("s1").await.unwrap(), Some(file));
-        assert_eq!(store.db_link_get("nope").await.unwrap(), None);
-        assert_eq!(store.file_link_get("nope").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn data_monitor_checks_are_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let sqlite = SqliteStore::connect(&ConnectOptions::new(url))
-            .await
-            .unwrap();
-        let store: &dyn Store = &sqlite;
-        store.migrate().await.unwrap();
-        let check = NewDataMonitorCheck {
-            workflow: "w".into(),
-            instance_id: InstanceId(7),
-            task_id: TaskId(9),
-            node: "n".into(),
-            category: Some("mysql".into()),
-            source_name: None,
-            time_mark: Some("2024-01-01".into()),
-            value: Some(3.5),
-            min_value: Some(1.0),
-            max_value: None,
-            passed: true,
-            message: "ok".into(),
-        };
-        store.data_monitor_insert(&check).await.unwrap();
-        let failed = NewDataMonitorCheck {
-            value: None,
-            passed: false,
-            message: "no value".into(),
-            ..check
-        };
-        store.data_monitor_insert(&failed).await.unwrap();
-        type Row = (
-            String,
-            i64,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            bool,
-            String,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT workflow, task_id, value, min_value, max_value, passed, message \
-                 FROM data_monitor WHERE instance_id = 7 AND checked_at IS NOT NULL ORDER BY id",
-        )
-        .fetch_all(&sqlite.pool)
-        .await
-        .unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                ("w".into(), 9, Some(3.5), Some(1.0), None, true, "ok".into()),
-                (
-                    "w".into(),
-                    9,
-                    None,
-                    Some(1.0),
-                    None,
-                    false,
-                    "no value".into()
-                ),
-            ]
-        );
     }
 }

@@ -180,7 +180,8 @@ pub struct Fence {
     pub attempt: i64,
 }
 
-/// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`.
+/// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`; the
+/// attempt counter only ever goes up (at claim), so every attempt's log lines stay apart.
 #[derive(Clone, Debug)]
 pub struct TaskTransition {
     pub id: TaskId,
@@ -191,8 +192,7 @@ pub struct TaskTransition {
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub kill_requested: bool,
-    /// Added to `attempt`: -1 when a task is handed back unstarted (graceful stop), else 0.
-    pub attempt_delta: i64,
+    /// Set to raise the retry budget (a rerun, or a hand-back that must not count against it).
     pub max_attempts: Option<i64>,
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -208,7 +208,6 @@ impl TaskTransition {
             exit_code: None,
             error: None,
             kill_requested: false,
-            attempt_delta: 0,
             max_attempts: None,
             ended_at: None,
         }
@@ -415,6 +414,25 @@ pub struct NewDataMonitorCheck {
     pub message: String,
 }
 
+/// A `data_monitor` row: one recorded check.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, Serialize)]
+pub struct DataMonitorRow {
+    pub id: i64,
+    pub checked_at: DateTime<Utc>,
+    pub workflow: String,
+    pub instance_id: InstanceId,
+    pub task_id: TaskId,
+    pub node: String,
+    pub category: Option<String>,
+    pub source_name: Option<String>,
+    pub time_mark: Option<String>,
+    pub value: Option<f64>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub passed: bool,
+    pub message: String,
+}
+
 /// A `db_link` row as stored; turned into a [`crate::definition::DbLink`] by the store.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct DbLinkRow {
@@ -489,4 +507,13 @@ impl TryFrom<FileLinkRow> for crate::definition::FileLink {
             description: r.description,
         })
     }
+}
+
+/// A broken invariant found by [`super::Store::invariant_check`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub what: &'static str,
+    /// The row it is about (an instance or task id, or a count).
+    pub id: i64,
+    pub info: String,
 }
