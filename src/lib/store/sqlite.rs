@@ -260,7 +260,8 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteLease {
             pool: self.pool.clone(),
             holder: holder.to_string(),
-            ttl: Duration::from_secs(5),
+            // renewed every duty cycle (1 s): a dead master's lease is free again within 3 s
+            ttl: Duration::from_secs(3),
         }))
     }
 
