@@ -101,7 +101,11 @@ pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerAr
     } else {
         tracing::warn!(dir = %xmlconfig.display(), "definition directory not found; running without it");
     }
-    tracing::info!(database = %crate::store::redact_url(&cfg.database_url), "standalone: scheduler and worker in one process");
+    tracing::info!(
+        database = %crate::store::redact_url(&cfg.database_url),
+        "standalone: scheduler and worker in one process; watch it with `akkaflow status`, \
+         `akkaflow instance list`, `akkaflow logs ID`, or start one now with `akkaflow workflow trigger NAME`"
+    );
     let mut roles = JoinSet::new();
     roles.spawn(scheduler::run(
         engine.clone(),

@@ -230,7 +230,7 @@ impl Engine {
         };
         let tasks = by_node(tx.task_list(inst.id).await?);
         let plan = dag::start(def, &states(&tasks));
-        self.apply_plan(tx, &running, def, &tasks, &plan, now, actor)
+        self.apply_plan(tx, &running, &tasks, &plan, now, actor)
             .await
     }
 
@@ -344,7 +344,7 @@ impl Engine {
                 InstanceStatus::Killed,
                 format!("killed by {actor}"),
             );
-            self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+            self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                 .await?;
             tx.commit().await?;
             Ok(())

@@ -91,12 +91,10 @@ impl Engine {
     }
 
     /// Applies a DAG plan to an instance's rows inside `tx`, and ends the instance if the plan says so.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_plan(
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
-        def: &Workflow,
         tasks: &BTreeMap<String, TaskRow>,
         plan: &Plan,
         now: DateTime<Utc>,
@@ -152,7 +150,7 @@ impl Engine {
             tx.notify_ready().await?;
         }
         if let Some(end) = &plan.end {
-            self.end_instance(tx, inst, def, end.status, &end.reason, now, actor)
+            self.end_instance(tx, inst, end.status, &end.reason, now, actor)
                 .await?;
         }
         Ok(())
@@ -160,12 +158,10 @@ impl Engine {
 
     /// Marks the instance ended and does what follows from it: dependency progress, a blood run's
     /// downstream, the next pending instance of the same workflow.
-    #[allow(clippy::too_many_arguments)]
     async fn end_instance(
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
-        def: &Workflow,
         status: InstanceStatus,
         reason: &str,
         now: DateTime<Utc>,
@@ -205,7 +201,6 @@ impl Engine {
                 self.start_blood_downstream(tx, inst, actor).await?;
             }
         }
-        let _ = def;
         self.start_pending(tx, &inst.workflow, now, actor).await
     }
 }

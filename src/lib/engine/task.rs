@@ -146,7 +146,7 @@ impl Engine {
                 .definition(&inst.workflow, inst.workflow_version)
                 .await?;
             let plan = dag::after_node(&def, &states(&tasks), &task.node);
-            self.apply_plan(tx, &inst, &def, &tasks, &plan, now, actor)
+            self.apply_plan(tx, &inst, &tasks, &plan, now, actor)
                 .await?;
             if plan.made_ready().next().is_some() {
                 self.wake.notify_one();
@@ -230,7 +230,7 @@ impl Engine {
                     .definition(&inst.workflow, inst.workflow_version)
                     .await?;
                 let plan = dag::after_node(&def, &states(&tasks), &task.node);
-                self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                     .await?;
             }
             tx.commit().await?;
@@ -382,7 +382,7 @@ impl Engine {
                             .definition(&inst.workflow, inst.workflow_version)
                             .await?;
                         let plan = dag::after_node(&def, &states(&tasks), &current.node);
-                        self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                        self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                             .await?;
                     }
                     TaskStatus::Killed

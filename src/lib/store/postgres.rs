@@ -752,7 +752,9 @@ impl StoreTx for PostgresTx {
             "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              url = excluded.url, username = excluded.username, password = excluded.password, \
-             properties = excluded.properties, updated_at = excluded.updated_at",
+             properties = excluded.properties, updated_at = excluded.updated_at \
+             WHERE (db_link.kind, db_link.url, db_link.username, db_link.password, db_link.properties) IS DISTINCT FROM \
+             (excluded.kind, excluded.url, excluded.username, excluded.password, excluded.properties)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -809,7 +811,9 @@ impl StoreTx for PostgresTx {
             "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              host = excluded.host, port = excluded.port, username = excluded.username, \
-             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at",
+             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at \
+             WHERE (file_link.kind, file_link.host, file_link.port, file_link.username, file_link.password, file_link.description) \
+             IS DISTINCT FROM (excluded.kind, excluded.host, excluded.port, excluded.username, excluded.password, excluded.description)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
