@@ -14,7 +14,7 @@ use crate::definition::NodeKind;
 use crate::engine::Engine;
 use crate::executor::{self, AttemptContext, LogMsg, LogSink};
 use crate::state::AttemptEnd;
-use crate::store::{ClaimedTask, OutageLog};
+use crate::store::ClaimedTask;
 
 pub(super) struct Runner {
     pub engine: Engine,
@@ -132,7 +132,8 @@ impl Runner {
 
     /// Reports the end, retrying while the database is unreachable: a result is never dropped.
     async fn report(&self, task: &ClaimedTask, end: &AttemptEnd, shutdown: bool) {
-        let mut outage = OutageLog::new("worker report");
+        // the claim loop and the heartbeat already log the outage once; one line per waiting
+        // result would be a flood with many tasks running
         let mut backoff = Duration::from_millis(200);
         loop {
             let result = if shutdown {
@@ -144,14 +145,13 @@ impl Runner {
             };
             match result {
                 Ok(cas) => {
-                    outage.recovered();
                     if !cas.applied() {
                         tracing::debug!("result not recorded: the task is no longer this attempt's (rescued or ended)");
                     }
                     return;
                 }
                 Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
-                    outage.failed(&e);
+                    tracing::debug!(error = %e, "result waits for the database");
                     tokio::time::sleep(super::jitter(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
