@@ -730,6 +730,151 @@ mod cases {
         let rescued_after = (attempts[0].ended_at - killed_at).num_milliseconds() as f64 / 1000.0;
         println!("rescue: the task was back in the queue {rescued_after:.1}s after its worker was SIGKILLed (lease 3 s)");
     }
+
+    const CHILD: &str = r#"<work-flow name="child" instance-limit="10">
+  <param-list><param name="who"/><param name="fail" value="no"/><param name="nap" value="0"/></param-list>
+  <start name="start" to="c"/>
+  <action name="c"><shell><command>echo "child of ${param:who}"; sleep ${param:nap}; test "${param:fail}" = no</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#;
+
+    fn parent(wait: bool) -> String {
+        format!(
+            r#"<work-flow name="parent" instance-limit="10">
+  <param-list><param name="who" value="the parent"/><param name="nap" value="0"/><param name="fail" value="no"/></param-list>
+  <start name="start" to="sub"/>
+  <action name="sub"><sub-workflow name="child" wait="{wait}"/><ok to="after"/><error to="handled"/></action>
+  <action name="after"><shell><command>echo after</command></shell><ok to="end"/></action>
+  <action name="handled"><shell><command>echo handled</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#
+        )
+    }
+
+    async fn child_of(store: &dyn Store, parent: InstanceId) -> InstanceRow {
+        wait_for(LONG, "the child instance", || async {
+            let list = store
+                .instance_list(&akkaflow::store::InstanceFilter {
+                    workflow: Some("child".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            list.into_iter()
+                .find(|i| i.parent_instance_id == Some(parent))
+                .ok_or_else(|| "none yet".to_string())
+        })
+        .await
+    }
+
+    pub async fn sub_workflow_waits_for_its_child_and_takes_its_result(env: &mut Env) {
+        env.sync(&[("child.xml", CHILD), ("parent.xml", &parent(true))]);
+        fleet(env);
+        let store = env.store().await;
+        let ok = InstanceId(
+            env.ok(&["workflow", "run", "parent"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(ended(&*store, ok).await.status, InstanceStatus::Succeeded);
+        let child = child_of(&*store, ok).await;
+        assert_eq!(
+            (child.status, child.trigger_kind.as_str()),
+            (InstanceStatus::Succeeded, "sub_workflow")
+        );
+        assert!(
+            env.ok(&["logs", &child.id.to_string()])
+                .contains("child of the parent"),
+            "the parent's parameters"
+        );
+        assert_eq!(
+            task(&*store, ok, "after").await.status,
+            TaskStatus::Succeeded
+        );
+        let bad = InstanceId(
+            env.ok(&["workflow", "run", "parent", "--param", "fail=yes"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            ended(&*store, bad).await.status,
+            InstanceStatus::Succeeded,
+            "the error edge handled it"
+        );
+        let sub = task(&*store, bad, "sub").await;
+        assert_eq!(sub.status, TaskStatus::Failed);
+        assert!(
+            sub.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("sub-workflow `child`"),
+            "{sub:?}"
+        );
+        assert_eq!(
+            task(&*store, bad, "handled").await.status,
+            TaskStatus::Succeeded
+        );
+    }
+
+    pub async fn killing_the_parent_kills_the_child(env: &mut Env) {
+        env.sync(&[("child.xml", CHILD), ("parent.xml", &parent(true))]);
+        fleet(env);
+        let store = env.store().await;
+        let id = InstanceId(
+            env.ok(&["workflow", "run", "parent", "--param", "nap=60"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        let child = child_of(&*store, id).await;
+        wait_for(LONG, "the child's task to run", || async {
+            let t = task(&*store, child.id, "c").await;
+            if t.status == TaskStatus::Running {
+                Ok(())
+            } else {
+                Err(format!("{:?}", t.status))
+            }
+        })
+        .await;
+        env.ok(&["instance", "kill", &id.to_string()]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Killed);
+        let child = ended(&*store, child.id).await;
+        assert_eq!(child.status, InstanceStatus::Killed);
+        assert!(
+            child
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains(&format!("parent instance {id}")),
+            "{child:?}"
+        );
+    }
+
+    pub async fn sub_workflow_without_wait_moves_on_at_once(env: &mut Env) {
+        env.sync(&[("child.xml", CHILD), ("parent.xml", &parent(false))]);
+        fleet(env);
+        let store = env.store().await;
+        let id = InstanceId(
+            env.ok(&["workflow", "run", "parent", "--param", "nap=2"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        let parent = ended(&*store, id).await;
+        assert_eq!(parent.status, InstanceStatus::Succeeded);
+        let child = child_of(&*store, id).await;
+        assert_eq!(
+            ended(&*store, child.id).await.status,
+            InstanceStatus::Succeeded
+        );
+        assert!(
+            parent.ended_at.unwrap() <= ended(&*store, child.id).await.ended_at.unwrap(),
+            "the parent did not wait"
+        );
+    }
 }
 
 e2e!(
@@ -751,4 +896,7 @@ e2e!(
     script_runs_with_shebang_arguments_attachments_and_parameters,
     output_past_the_cap_is_truncated_with_a_marker,
     missed_slots_fire_once_with_parameters_of_the_slot,
+    sub_workflow_waits_for_its_child_and_takes_its_result,
+    killing_the_parent_kills_the_child,
+    sub_workflow_without_wait_moves_on_at_once,
 );

@@ -2,24 +2,20 @@
 //! rerun (with recover), and a blood run's downstream.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::{by_node, states, Engine};
+use super::{by_node, states, BoxFut, Engine};
 use crate::dag;
 use crate::definition::template::evaluate_params;
 use crate::definition::{NodeKind, Param, Workflow};
 use crate::error::{Error, Result};
-use crate::state::{InstanceId, InstanceStatus, TaskStatus, TriggerKind};
+use crate::state::{InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
 use crate::store::{
     InstanceRow, InstanceTransition, NewEvent, NewInstance, NewTask, StoreTx, TaskTransition,
 };
-
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// A request for a new instance.
 #[derive(Clone, Debug)]
@@ -33,7 +29,8 @@ pub struct CreateInstance {
     /// Evaluate the coordinator's `<param-list>` (trigger, cron, dependency) rather than only the
     /// run-time parameter defaults (`run`).
     pub coordinator_params: bool,
-    pub parent: Option<InstanceId>,
+    /// The parent instance and its sub-workflow task, for a child instance.
+    pub parent: Option<(InstanceId, TaskId)>,
     pub actor: String,
 }
 
@@ -91,7 +88,8 @@ impl Engine {
                     params: serde_json::to_string(&params).expect("string map serialises"),
                     trigger_kind: req.trigger,
                     scheduled_for,
-                    parent_instance_id: req.parent,
+                    parent_instance_id: req.parent.map(|p| p.0),
+                    parent_task_id: req.parent.map(|p| p.1),
                     created_by: req.actor.clone(),
                 };
                 match tx.instance_insert(&new).await? {

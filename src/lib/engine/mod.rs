@@ -7,10 +7,12 @@
 //! and lock timeouts retry the whole operation a bounded number of times.
 
 mod instance;
+mod sub_workflow;
 mod task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -26,6 +28,8 @@ use crate::store::{
 };
 
 pub use instance::{CreateInstance, Created};
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// Shared handle on the store plus what every operation needs.
 #[derive(Clone)]
@@ -91,69 +95,120 @@ impl Engine {
     }
 
     /// Applies a DAG plan to an instance's rows inside `tx`, and ends the instance if the plan says so.
-    pub(crate) async fn apply_plan(
-        &self,
-        tx: &mut dyn StoreTx,
-        inst: &InstanceRow,
-        tasks: &BTreeMap<String, TaskRow>,
-        plan: &Plan,
+    /// A sub-workflow node that becomes ready starts its child instance here and waits `running`.
+    pub(crate) fn apply_plan<'a>(
+        &'a self,
+        tx: &'a mut dyn StoreTx,
+        inst: &'a InstanceRow,
+        tasks: &'a BTreeMap<String, TaskRow>,
+        plan: &'a Plan,
         now: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<()> {
-        let mut events = Vec::new();
-        for u in &plan.updates {
-            let Some(task) = tasks.get(&u.node) else {
-                continue;
-            };
-            let mut t = TaskTransition::new(task.id, u.from.clone(), u.to);
-            t.error = u.note.clone();
-            t.kill_requested = u.to == TaskStatus::Killed;
-            match u.to {
-                TaskStatus::Ready => t.run_at = Some(now),
-                s if s.is_terminal() => t.ended_at = Some(now),
-                _ => {}
+        actor: &'a str,
+    ) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            let mut events = Vec::new();
+            let mut children_to_start = Vec::new();
+            let mut children_to_kill = Vec::new();
+            for u in &plan.updates {
+                let Some(task) = tasks.get(&u.node) else {
+                    continue;
+                };
+                let sub_workflow = task.kind == sub_workflow::KIND;
+                let to = if sub_workflow && u.to == TaskStatus::Ready {
+                    TaskStatus::Running
+                } else {
+                    u.to
+                };
+                let mut t = TaskTransition::new(task.id, u.from.clone(), to);
+                t.error = u.note.clone();
+                t.kill_requested = to == TaskStatus::Killed;
+                match to {
+                    TaskStatus::Ready => t.run_at = Some(now),
+                    s if s.is_terminal() => t.ended_at = Some(now),
+                    _ => {}
+                }
+                if !tx.task_transition(&t).await?.applied() {
+                    // the instance row is locked, so only a claim can race us: retry the whole operation
+                    return Err(Error::Conflict(format!(
+                        "task {} ({}) changed under the instance lock",
+                        task.id, task.node
+                    )));
+                }
+                let was_running =
+                    task.status == TaskStatus::Running || children_to_start.contains(&task.id);
+                if to == TaskStatus::Running {
+                    children_to_start.push(task.id);
+                } else if to == TaskStatus::Killed && was_running && sub_workflow {
+                    children_to_kill.push(task.id);
+                } else if to == TaskStatus::Killed && task.status == TaskStatus::Running {
+                    tx.task_attempt_insert(&AttemptRow {
+                        task_id: task.id,
+                        attempt: task.attempt,
+                        worker_id: task.worker_id.clone(),
+                        outcome: crate::state::AttemptOutcome::Killed,
+                        exit_code: None,
+                        error: u.note.clone(),
+                        started_at: task.started_at,
+                        ended_at: now,
+                    })
+                    .await?;
+                }
+                events.push(NewEvent {
+                    workflow: Some(inst.workflow.clone()),
+                    instance_id: Some(inst.id),
+                    task_id: Some(task.id),
+                    node: Some(u.node.clone()),
+                    kind: "task_transition",
+                    from_status: Some(task.status.as_str()),
+                    to_status: Some(to.as_str()),
+                    message: u.note.clone().unwrap_or_else(|| transition_message(to)),
+                    actor: actor.to_string(),
+                });
             }
-            if !tx.task_transition(&t).await?.applied() {
-                // the instance row is locked, so only a claim can race us: retry the whole operation
-                return Err(Error::Conflict(format!(
-                    "task {} ({}) changed under the instance lock",
-                    task.id, task.node
-                )));
+            tx.event_insert_many(&events).await?;
+            if plan.made_ready().next().is_some() {
+                tx.notify_ready().await?;
             }
-            if u.to == TaskStatus::Killed && task.status == TaskStatus::Running {
-                tx.task_attempt_insert(&AttemptRow {
-                    task_id: task.id,
-                    attempt: task.attempt,
-                    worker_id: task.worker_id.clone(),
-                    outcome: crate::state::AttemptOutcome::Killed,
-                    exit_code: None,
-                    error: u.note.clone(),
-                    started_at: task.started_at,
-                    ended_at: now,
-                })
+            let mut finished_at_once = Vec::new();
+            for task_id in children_to_start
+                .iter()
+                .filter(|id| !children_to_kill.contains(id))
+            {
+                let task = tasks
+                    .values()
+                    .find(|t| t.id == *task_id)
+                    .expect("from this map");
+                if let Some(done) = self.start_child(tx, inst, task, now, actor).await? {
+                    finished_at_once.push((task.node.clone(), done));
+                }
+            }
+            for task_id in &children_to_kill {
+                self.kill_children(
+                    tx,
+                    inst,
+                    *task_id,
+                    &format!("its parent instance {} ended", inst.id),
+                    actor,
+                )
                 .await?;
             }
-            events.push(NewEvent {
-                workflow: Some(inst.workflow.clone()),
-                instance_id: Some(inst.id),
-                task_id: Some(task.id),
-                node: Some(u.node.clone()),
-                kind: "task_transition",
-                from_status: Some(task.status.as_str()),
-                to_status: Some(u.to.as_str()),
-                message: u.note.clone().unwrap_or_else(|| transition_message(u.to)),
-                actor: actor.to_string(),
-            });
-        }
-        tx.event_insert_many(&events).await?;
-        if plan.made_ready().next().is_some() {
-            tx.notify_ready().await?;
-        }
-        if let Some(end) = &plan.end {
-            self.end_instance(tx, inst, end.status, &end.reason, now, actor)
-                .await?;
-        }
-        Ok(())
+            if let Some(end) = &plan.end {
+                return self
+                    .end_instance(tx, inst, end.status, &end.reason, now, actor)
+                    .await;
+            }
+            for (node, status) in finished_at_once {
+                // a node that finished inside this plan (a sub-workflow that does not wait) moves on
+                let mut tasks = by_node(tx.task_list(inst.id).await?);
+                tasks.get_mut(&node).expect("the node has a row").status = status;
+                let def = self
+                    .definition(&inst.workflow, inst.workflow_version)
+                    .await?;
+                let next = crate::dag::after_node(&def, &states(&tasks), &node);
+                self.apply_plan(tx, inst, &tasks, &next, now, actor).await?;
+            }
+            Ok(())
+        })
     }
 
     /// Marks the instance ended and does what follows from it: dependency progress, a blood run's
@@ -192,6 +247,10 @@ impl Engine {
         }])
         .await?;
         tracing::info!(workflow = %inst.workflow, instance_id = %inst.id, status = %status, "{reason}");
+        if let (Some(parent), Some(task)) = (inst.parent_instance_id, inst.parent_task_id) {
+            self.report_to_parent(tx, parent, task, inst, status, reason, actor)
+                .await?;
+        }
         if status == InstanceStatus::Succeeded {
             if inst.trigger_kind.propagates() {
                 tx.coordinator_depend_satisfy(&inst.workflow, inst.id)

@@ -356,6 +356,20 @@ impl Engine {
                 actor: actor.to_string(),
             };
             let result = match current.status {
+                TaskStatus::Running if current.kind == super::sub_workflow::KIND => {
+                    // no process to stop: killing its child ends the node through the child's end
+                    self.kill_children(
+                        &mut *tx,
+                        &inst,
+                        id,
+                        &format!("its node was killed by {actor}"),
+                        actor,
+                    )
+                    .await?;
+                    tx.event_insert_many(&[event("killed", format!("killed by {actor}"))])
+                        .await?;
+                    TaskStatus::Killed
+                }
                 TaskStatus::Running => {
                     if !tx.task_request_kill(id).await?.applied() {
                         return Err(Error::Conflict(format!("task {id} changed")));

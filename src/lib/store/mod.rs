@@ -336,6 +336,8 @@ pub trait StoreTx: Send {
     async fn file_link_names(&mut self) -> Result<Vec<String>>;
     async fn file_link_upsert(&mut self, link: &crate::definition::FileLink) -> Result<()>;
 
+    /// Child instances (of sub-workflow nodes) of `parent` that have not ended.
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>>;
     async fn instance_count_running(&mut self, workflow: &str) -> Result<i64>;
     /// Inserts an instance; `None` when its (workflow, trigger, scheduled_for) slot is taken.
     async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>>;

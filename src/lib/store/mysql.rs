@@ -57,7 +57,7 @@ macro_rules! instance_cols {
     () => {
         "i.id, CAST(i.workflow AS CHAR) AS workflow, i.workflow_version, CAST(i.status AS CHAR) AS status, \
          CAST(i.params AS CHAR) AS params, CAST(i.trigger_kind AS CHAR) AS trigger_kind, i.scheduled_for, \
-         i.parent_instance_id, CAST(i.error AS CHAR) AS error, CAST(i.created_by AS CHAR) AS created_by, \
+         i.parent_instance_id, i.parent_task_id, CAST(i.error AS CHAR) AS error, CAST(i.created_by AS CHAR) AS created_by, \
          i.created_at, i.started_at, i.ended_at"
     };
 }
@@ -1062,6 +1062,15 @@ impl StoreTx for MysqlTx {
         Ok(())
     }
 
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM workflow_instance WHERE parent_instance_id = ? AND status IN ('pending', 'running') ORDER BY id",
+        )
+        .bind(parent)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
     async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
@@ -1076,7 +1085,7 @@ impl StoreTx for MysqlTx {
         // only fails this statement; the transaction goes on.
         let r = sqlx::query(
             "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-             parent_instance_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, NOW(6))",
+             parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, NOW(6))",
         )
         .bind(&p.workflow)
         .bind(p.workflow_version)
@@ -1084,6 +1093,7 @@ impl StoreTx for MysqlTx {
         .bind(p.trigger_kind)
         .bind(p.scheduled_for)
         .bind(p.parent_instance_id)
+        .bind(p.parent_task_id)
         .bind(&p.created_by)
         .execute(&mut *self.tx)
         .await;

@@ -37,7 +37,7 @@ macro_rules! task_cols {
 }
 macro_rules! instance_cols {
     () => {
-        "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, parent_instance_id, error, \
+        "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, parent_instance_id, parent_task_id, error, \
          created_by, created_at, started_at, ended_at"
     };
 }
@@ -827,6 +827,15 @@ impl StoreTx for PostgresTx {
         Ok(())
     }
 
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM workflow_instance WHERE parent_instance_id = $1 AND status IN ('pending', 'running') ORDER BY id",
+        )
+        .bind(parent)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
     async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM workflow_instance WHERE workflow = $1 AND status = 'running'",
@@ -840,7 +849,7 @@ impl StoreTx for PostgresTx {
         // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction.
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-             parent_instance_id, created_by, created_at) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, now()) \
+             parent_instance_id, parent_task_id, created_by, created_at) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, now()) \
              ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id",
         )
         .bind(&p.workflow)
@@ -849,6 +858,7 @@ impl StoreTx for PostgresTx {
         .bind(p.trigger_kind)
         .bind(p.scheduled_for)
         .bind(p.parent_instance_id)
+        .bind(p.parent_task_id)
         .bind(&p.created_by)
         .fetch_optional(&mut *self.tx)
         .await?;

@@ -74,7 +74,7 @@ const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_at
      queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
 const INSTANCE_COLUMNS: &str =
     "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-     parent_instance_id, error, created_by, created_at, started_at, ended_at";
+     parent_instance_id, parent_task_id, error, created_by, created_at, started_at, ended_at";
 const COORDINATOR_COLUMNS: &str =
     "workflow, cron, timezone, depends, params, enabled, start_time, end_time, next_fire_at, last_fire_at";
 const WORKFLOW_COLUMNS: &str =
@@ -797,6 +797,15 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM workflow_instance WHERE parent_instance_id = ? AND status IN ('pending', 'running') ORDER BY id",
+        )
+        .bind(parent)
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
     async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
@@ -809,7 +818,7 @@ impl StoreTx for SqliteTx {
     async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
         let id: Option<i64> = sqlx::query_scalar(&format!(
             "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-             parent_instance_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, {NOW}) \
+             parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, {NOW}) \
              ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id"
         ))
         .bind(&p.workflow)
@@ -818,6 +827,7 @@ impl StoreTx for SqliteTx {
         .bind(p.trigger_kind)
         .bind(ts(p.scheduled_for))
         .bind(p.parent_instance_id)
+        .bind(p.parent_task_id)
         .bind(&p.created_by)
         .fetch_optional(&mut *self.tx)
         .await?;

@@ -96,6 +96,8 @@ pub struct InstanceRow {
     pub trigger_kind: TriggerKind,
     pub scheduled_for: DateTime<Utc>,
     pub parent_instance_id: Option<InstanceId>,
+    /// The parent's sub-workflow task this instance reports its result to.
+    pub parent_task_id: Option<TaskId>,
     pub error: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -111,6 +113,7 @@ pub struct NewInstance {
     pub trigger_kind: TriggerKind,
     pub scheduled_for: DateTime<Utc>,
     pub parent_instance_id: Option<InstanceId>,
+    pub parent_task_id: Option<TaskId>,
     pub created_by: String,
 }
 

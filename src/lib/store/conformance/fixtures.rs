@@ -45,6 +45,7 @@ pub(super) async fn workflows(store: &dyn Store, names: &[&str]) {
 
 pub(super) fn new_instance(workflow: &str, kind: TriggerKind, slot: DateTime<Utc>) -> NewInstance {
     NewInstance {
+        parent_task_id: None,
         workflow: workflow.to_string(),
         workflow_version: 1,
         params: "{\"day\":\"2024-01-01\"}".to_string(),
