@@ -3,7 +3,7 @@
 //! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to
 //! SQL), `dag` (pure DAG advance), `state` (run-state vocabulary), `engine` (every run-state operation),
 //! `sync`, `scheduler` (master services), `worker` (claim, run, heartbeat), `executor` (node kinds),
-//! `cli`.
+//! `token` (API tokens), `cli`.
 
 pub mod config;
 pub mod dag;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod token;
 pub mod worker;
 
 pub use error::{Error, Result};

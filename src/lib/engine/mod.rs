@@ -8,6 +8,7 @@
 
 mod instance;
 mod task;
+mod workflow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

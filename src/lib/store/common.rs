@@ -9,7 +9,7 @@ use sqlx::{Database, Decode, Encode, Type};
 
 use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
 
-use super::LogStream;
+use super::{LogStream, TokenRole};
 
 macro_rules! text_column {
     ($($t:ty),+) => { $(
@@ -55,7 +55,8 @@ text_column!(
     TaskStatus,
     TriggerKind,
     AttemptOutcome,
-    LogStream
+    LogStream,
+    TokenRole
 );
 
 macro_rules! id_column {
@@ -113,4 +114,44 @@ pub(crate) fn instance_status_list(statuses: &[InstanceStatus]) -> String {
 
 pub(crate) fn task_id_list(ids: &[TaskId]) -> String {
     json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
+}
+
+/// A scope prefix without its trailing slashes; `None` for the root (sees everything).
+pub fn normalize_dir_prefix(prefix: Option<&str>) -> Option<String> {
+    let p = prefix?.trim().trim_end_matches('/');
+    (!p.is_empty()).then(|| p.to_string())
+}
+
+/// Whether `dir` lies at or below `prefix` (`/dw` covers `/dw` and `/dw/ods`, not `/dwh`).
+pub fn dir_in_scope(dir: &str, prefix: Option<&str>) -> bool {
+    match normalize_dir_prefix(prefix) {
+        None => true,
+        Some(p) => {
+            let d = dir.trim_end_matches('/');
+            d == p
+                || d.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_scope_matches_whole_segments() {
+        for (dir, prefix, want) in [
+            ("/dw", Some("/dw"), true),
+            ("/dw/ods", Some("/dw"), true),
+            ("/dw/ods", Some("/dw/"), true),
+            ("/dwh", Some("/dw"), false),
+            ("/other", Some("/dw"), false),
+            ("/anything", None, true),
+            ("/anything", Some("/"), true),
+            ("/dw", Some("/dw/ods"), false),
+        ] {
+            assert_eq!(dir_in_scope(dir, prefix), want, "{dir} in {prefix:?}");
+        }
+    }
 }
