@@ -214,12 +214,17 @@ impl FromRequestParts<AppState> for Caller {
 pub(crate) struct BearerCaller(pub Caller);
 
 impl FromRequestParts<AppState> for BearerCaller {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<BearerCaller> {
+    /// Refusals keep the original's envelope.
+    type Rejection = super::legacy::LegacyError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<BearerCaller, Self::Rejection> {
         if state.auth && bearer(parts).is_none() {
             return Err(ApiError::unauthorized(
                 "the /akkaflow routes take `Authorization: Bearer <token>` only",
-            ));
+            )
+            .into());
         }
         Ok(BearerCaller(
             Caller::from_request_parts(parts, state).await?,

@@ -18,7 +18,7 @@
 //! Errors keep the envelope with `result: "error"` and a proper HTTP status. These routes act only on
 //! bearer tokens, never on a browser's session cookie: they change things on GET.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use super::api::{admin, visible_instance, visible_workflow, workflows};
 use super::auth::{BearerCaller, Caller};
 use super::error::ApiError;
-use super::extract::{ApiPath, TextBody};
+use super::extract::{ApiPath, ApiQuery, TextBody};
 use super::AppState;
 use crate::state::{InstanceStatus, TriggerKind};
 use crate::store::{InstanceFilter, TokenRole};
@@ -112,9 +112,10 @@ async fn missing_action(BearerCaller(_): BearerCaller) -> LegacyResult {
 async fn workflow_get(
     State(state): State<AppState>,
     BearerCaller(caller): BearerCaller,
-    ApiPath(name): ApiPath<String>,
-    Query(q): Query<ActionQuery>,
+    name: Result<ApiPath<String>, ApiError>,
+    q: Result<ApiQuery<ActionQuery>, ApiError>,
 ) -> LegacyResult {
+    let (ApiPath(name), ApiQuery(q)) = (name?, q?);
     let act = action(&q, &["del", "run", "reset", "trigger", "trigger-blood"])?;
     let started = |kind| start(&state, &caller, &name, kind);
     match act.as_str() {
@@ -190,9 +191,10 @@ struct PostQuery {
 async fn workflow_post(
     State(state): State<AppState>,
     BearerCaller(caller): BearerCaller,
-    Query(q): Query<PostQuery>,
-    TextBody(xml): TextBody,
+    q: Result<ApiQuery<PostQuery>, ApiError>,
+    xml: Result<TextBody, ApiError>,
 ) -> LegacyResult {
+    let (ApiQuery(q), TextBody(xml)) = (q?, xml?);
     let act = action(
         &ActionQuery {
             action: q.action.clone(),
@@ -220,9 +222,10 @@ async fn workflow_post(
 async fn instance_get(
     State(state): State<AppState>,
     BearerCaller(caller): BearerCaller,
-    ApiPath(id): ApiPath<i64>,
-    Query(q): Query<ActionQuery>,
+    id: Result<ApiPath<i64>, ApiError>,
+    q: Result<ApiQuery<ActionQuery>, ApiError>,
 ) -> LegacyResult {
+    let (ApiPath(id), ApiQuery(q)) = (id?, q?);
     let act = action(&q, &["rerun", "kill", "del"])?;
     caller.require(TokenRole::Operator)?;
     let inst = visible_instance(&state, &caller, id).await?;
@@ -268,8 +271,9 @@ async fn instance_get(
 async fn cluster(
     State(state): State<AppState>,
     BearerCaller(_caller): BearerCaller,
-    Query(q): Query<ActionQuery>,
+    q: Result<ApiQuery<ActionQuery>, ApiError>,
 ) -> LegacyResult {
+    let ApiQuery(q) = q?;
     action(&q, &["get"])?;
     let c = admin::cluster_status(&state).await?;
     success(

@@ -112,7 +112,7 @@ pub async fn serve_on(
         }
         tracing::info!(listen = %addr, "http: serving /api/v1, /akkaflow and the UI at http://{addr}/ui/ (auth on)");
     } else {
-        tracing::warn!(listen = %addr, "http: auth is OFF (--no-auth on a loopback address): every request acts as an admin");
+        tracing::warn!(listen = %addr, "http: serving at http://{addr}/ui/ with auth OFF (--no-auth on a loopback address): every request acts as an admin");
     }
     let state = AppState {
         engine,
@@ -139,12 +139,32 @@ pub(crate) fn router(state: AppState) -> Router {
         .nest("/ui", ui::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(axum::middleware::from_fn(log_failures))
         .with_state(state)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
     error::ApiError::not_found(format!("no route {}", uri.path())).into_response()
+}
+
+/// Refuses a body whose announced length is over the limit before reading any of it (a body
+/// without a length is cut off by `DefaultBodyLimit` as it streams in).
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body over the limit of {BODY_LIMIT} bytes"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Logs each 5xx once, with the cause its handler attached; clients only see a bare message.
