@@ -158,8 +158,18 @@ pub(crate) async fn dashboard(
         .instance_list(&list(InstanceStatus::Running, 15))
         .await?;
     let failures = store
-        .instance_list(&list(InstanceStatus::Failed, 8))
+        .instance_list(&list(InstanceStatus::Failed, 6))
         .await?;
+    let mut progress = Vec::with_capacity(running.len());
+    for i in &running {
+        let tasks = store.task_list(i.id).await?;
+        let actions: Vec<_> = tasks
+            .iter()
+            .filter(|t| !matches!(t.kind.as_str(), "start" | "end" | "fork" | "join" | "kill"))
+            .collect();
+        let done = actions.iter().filter(|t| t.status.is_terminal()).count();
+        progress.push((done, actions.len()));
+    }
     let queues = store.task_queue_depth().await?;
     let workers: Vec<_> = store
         .worker_list()
@@ -208,9 +218,31 @@ pub(crate) async fn dashboard(
         }
         div.grid.g2 {
             div.card { h2 { "Running instances" span.grow {} a.small href="/ui/instances?status=running" { "all" } }
-                div.flush { (instance_table(&running, now, true, "Nothing is running.")) } }
+                div.flush {
+                    @if running.is_empty() { div.empty { "Nothing is running." } } @else {
+                        table { thead { tr { th { "#" } th { "Workflow" } th { "Progress" } th { "Started" } th.num { "Duration" } } }
+                            tbody { @for (i, (done, total)) in running.iter().zip(&progress) { tr {
+                                td { a href={"/ui/instances/" (i.id)} { (i.id) } }
+                                td { a href={"/ui/instances/" (i.id)} { b { (i.workflow) } } div.small.muted { (i.trigger_kind) } }
+                                td { div.bar { i style={"width:" (done * 100 / (*total).max(1)) "%"} {} } div.small.muted { (done) " of " (total) " actions done" } }
+                                td.small { (when(now, i.started_at)) }
+                                td.num { (duration(i.started_at, None, now)) }
+                            } } }
+                        }
+                    }
+                } }
             div.card { h2 { "Recent failures" span.grow {} a.small href="/ui/instances?status=failed" { "all" } }
-                div.flush { (instance_table(&failures, now, true, "No failures. ✓")) } }
+                div.flush {
+                    @if failures.is_empty() { div.empty { "No failures. ✓" } } @else {
+                        table { thead { tr { th { "#" } th { "Workflow and reason" } th { "Ended" } } }
+                            tbody { @for i in &failures { tr {
+                                td { a href={"/ui/instances/" (i.id)} { (i.id) } }
+                                td { a href={"/ui/instances/" (i.id)} { b { (i.workflow) } } @if let Some(e) = &i.error { div.err { (e) } } }
+                                td.small { (when(now, i.ended_at)) }
+                            } } }
+                        }
+                    }
+                } }
         }
     };
     Ok(page(&caller, Nav::Dashboard, "Dashboard", body))
@@ -231,6 +263,7 @@ pub(crate) async fn workflows(
             .push(w);
     }
     let enabled = list.iter().filter(|w| w.enabled).count();
+    let rows = tree(&by_dir);
     let body = html! {
         div.top {
             div { h1 { "Workflows" } div.sub { (list.len()) " workflows in " (by_dir.len()) " folders · " (enabled) " enabled" } }
@@ -242,17 +275,20 @@ pub(crate) async fn workflows(
                 table {
                     thead { tr { th { "Workflow" } th { "State" } th { "Schedule" } th { "Next fire" } th { "Last result" } th { "Description" } } }
                     tbody {
-                        @for (dir, items) in &by_dir {
-                            @let depth = dir.matches('/').count().saturating_sub(1);
-                            tr.dir data-wf=(dir.to_lowercase()) { td colspan="6" style={"padding-left:" (12 + depth * 18) "px"} { span.ico { "▸" } (if dir.is_empty() { "/" } else { dir.as_str() }) } }
-                            @for w in items {
-                                tr data-wf={(w.name.to_lowercase()) " " (dir.to_lowercase())} {
-                                    td style={"padding-left:" (30 + depth * 18) "px"} { a href={"/ui/workflows/" (w.name)} { b { (w.name) } } }
-                                    td { (badge(if w.enabled { "on" } else { "off" })) }
-                                    td.mono.small { @if let Some(c) = &w.cron { (c) } @else if !w.depends.is_empty() { "after " (w.depends.join(", ")) } @else { span.muted { "manual" } } }
-                                    td.small { @if w.enabled { (when(now, w.next_fire_at)) } @else { span.muted { "—" } } }
-                                    td { @if let Some(i) = &w.last_instance { a href={"/ui/instances/" (i.id)} { (badge(i.status.as_str())) } " " span.small.muted { (ago(now, i.ended_at.unwrap_or(i.created_at))) } } @else { span.muted.small { "never run" } } }
-                                    td.muted.small { (w.description) }
+                        @for row in &rows {
+                            @match row {
+                                TreeRow::Dir { depth, label, path } => {
+                                    tr.dir data-wf=(path.to_lowercase()) { td colspan="6" style={"padding-left:" (12 + depth * 20) "px"} { span.ico { "▾" } (label) } }
+                                }
+                                TreeRow::Workflow { depth, w } => {
+                                    tr data-wf={(w.name.to_lowercase()) " " (w.dir.to_lowercase())} {
+                                        td style={"padding-left:" (12 + depth * 20) "px"} { a href={"/ui/workflows/" (w.name)} { b { (w.name) } } }
+                                        td { (badge(if w.enabled { "on" } else { "off" })) }
+                                        td.mono.small { @if let Some(c) = &w.cron { (c) } @else if !w.depends.is_empty() { "after " (w.depends.join(", ")) } @else { span.muted { "manual" } } }
+                                        td.small { @if w.enabled { (when(now, w.next_fire_at)) } @else { span.muted { "—" } } }
+                                        td { @if let Some(i) = &w.last_instance { a href={"/ui/instances/" (i.id)} { (badge(i.status.as_str())) } " " span.small.muted { (ago(now, i.ended_at.unwrap_or(i.created_at))) } } @else { span.muted.small { "never run" } } }
+                                        td.muted.small { (w.description) }
+                                    }
                                 }
                             }
                         }
@@ -262,6 +298,59 @@ pub(crate) async fn workflows(
         }
     };
     Ok(page(&caller, Nav::Workflows, "Workflows", body))
+}
+
+enum TreeRow<'a> {
+    Dir {
+        depth: usize,
+        label: String,
+        path: String,
+    },
+    Workflow {
+        depth: usize,
+        w: &'a wf_api::WorkflowSummary,
+    },
+}
+
+/// Folder rows (each ancestor once, indented by depth) followed by their workflows.
+fn tree<'a>(by_dir: &BTreeMap<String, Vec<&'a wf_api::WorkflowSummary>>) -> Vec<TreeRow<'a>> {
+    let mut out = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    for (dir, items) in by_dir {
+        let segments: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+        let common = open
+            .iter()
+            .zip(&segments)
+            .take_while(|(a, b)| a.as_str() == **b)
+            .count();
+        open.truncate(common);
+        for (depth, seg) in segments.iter().enumerate().skip(common) {
+            open.push(seg.to_string());
+            out.push(TreeRow::Dir {
+                depth,
+                label: if depth == 0 {
+                    format!("/{seg}")
+                } else {
+                    seg.to_string()
+                },
+                path: format!("/{}", open.join("/")),
+            });
+        }
+        if segments.is_empty() {
+            out.push(TreeRow::Dir {
+                depth: 0,
+                label: "/".into(),
+                path: "/".into(),
+            });
+        }
+        for w in items {
+            out.push(TreeRow::Workflow {
+                depth: segments.len().max(1),
+                w,
+            });
+        }
+    }
+    out
 }
 
 pub(crate) async fn workflow(
@@ -423,7 +512,10 @@ pub(crate) async fn instance(
                         td.small { (when(now, task.started_at)) }
                         td.num { (duration(task.started_at, task.ended_at, now)) }
                         td.num { @if let Some(c) = task.exit_code { (c) } }
-                        td { @if let Some(e) = &task.error { div.err { (e) } } }
+                        td { @if let Some(e) = &task.error {
+                            // a live task's error is the previous attempt's (or a hand-back's) note
+                            @if task.status.is_terminal() { div.err { (e) } } @else { div.small.muted { "last: " (e) } }
+                        } }
                         @if op { td.nowrap {
                             @if matches!(task.status, TaskStatus::Running | TaskStatus::Ready | TaskStatus::Waiting) && !ended {
                                 button.btn.sm.danger.kill-task data-post={"/api/v1/tasks/" (task.id) "/kill"} data-confirm="Confirm kill" { "Kill" }
@@ -456,8 +548,22 @@ pub(crate) async fn instance(
     ))
 }
 
+fn live_first<T>(mut rows: Vec<T>, stopped: impl Fn(&T) -> bool) -> Vec<T> {
+    rows.sort_by_key(|r| stopped(r));
+    let live = rows.iter().filter(|r| !stopped(r)).count();
+    rows.truncate(live + 10);
+    rows
+}
+
+fn queue_chips(json: &str) -> Markup {
+    let queues: Vec<String> = serde_json::from_str(json).unwrap_or_else(|_| vec![json.to_string()]);
+    html! { @for q in &queues { span.chip { (q) } } }
+}
+
 pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
-    let c = admin::cluster_status(&state).await?;
+    let mut c = admin::cluster_status(&state).await?;
+    c.schedulers = live_first(std::mem::take(&mut c.schedulers), |s| s.state == "stopped");
+    c.workers = live_first(std::mem::take(&mut c.workers), |w| w.state == "stopped");
     let now = c.now;
     let body = html! {
         div.top { div { h1 { "Cluster" } div.sub {
@@ -466,7 +572,7 @@ pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiC
         div.card style="margin-bottom:16px" { h2 { "Schedulers" } div.flush {
             @if c.schedulers.is_empty() { div.empty { "No scheduler has registered." } } @else {
                 table { thead { tr { th { "Scheduler" } th { "Host" } th.num { "PID" } th { "State" } th.num { "Epoch" } th { "Started" } th { "Heartbeat" } } }
-                    tbody { @for s in &c.schedulers { tr {
+                    tbody { @for s in &c.schedulers { tr class=(if s.state == "stopped" { "dim" } else { "" }) {
                         td.mono.small { (s.id) } td { (s.host) } td.num { (s.pid) } td { (badge(&s.state)) } td.num { (s.epoch.map(|e| e.to_string()).unwrap_or_default()) }
                         td.small { (when(now, Some(s.started_at))) } td.small { (when(now, Some(s.heartbeat_at))) }
                     } } } }
@@ -475,8 +581,8 @@ pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiC
         div.card style="margin-bottom:16px" { h2 { "Workers" } div.flush {
             @if c.workers.is_empty() { div.empty { "No worker has registered." } } @else {
                 table { thead { tr { th { "Worker" } th { "Host" } th.num { "PID" } th { "State" } th { "Queues" } th { "Load" } th.num { "Heartbeat age" } th { "Started" } } }
-                    tbody { @for w in &c.workers { tr {
-                        td { b { (w.name) } div.mono.small.muted { (w.id) } } td { (w.host) } td.num { (w.pid) } td { (badge(&w.state)) } td.mono.small { (w.queues) }
+                    tbody { @for w in &c.workers { tr class=(if w.state == "stopped" { "dim" } else { "" }) {
+                        td { b { (w.name) } div.mono.small.muted { (w.id) } } td { (w.host) } td.num { (w.pid) } td { (badge(&w.state)) } td { (queue_chips(&w.queues)) }
                         td { div.bar { i style={"width:" ((w.running_tasks * 100 / w.slots.max(1)).min(100)) "%"} {} } span.small.muted { (w.running_tasks) "/" (w.slots) } }
                         td.num.small { @if w.state == "stopped" { "—" } @else { (format!("{:.1}s", w.heartbeat_age_s)) } } td.small { (when(now, Some(w.started_at))) }
                     } } } }

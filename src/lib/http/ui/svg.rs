@@ -6,9 +6,10 @@ use maud::{html, Markup};
 
 use crate::http::dag::{layout, NodeView};
 
+/// Column pitch of an action column (its width plus the gap to the next).
 const COL: f64 = 196.0;
 const ROW: f64 = 74.0;
-const W: f64 = 158.0;
+const W: f64 = 150.0;
 const H: f64 = 46.0;
 const PAD: f64 = 16.0;
 
@@ -16,13 +17,25 @@ fn is_control(kind: &str) -> bool {
     matches!(kind, "start" | "end" | "kill" | "fork" | "join")
 }
 
-fn center(pos: (usize, usize), breadth: usize, col_len: usize) -> (f64, f64) {
-    // centre each column vertically against the widest one
-    let offset = (breadth - col_len) as f64 * ROW / 2.0;
-    (
-        PAD + pos.0 as f64 * COL + W / 2.0,
-        PAD + offset + pos.1 as f64 * ROW + H / 2.0,
-    )
+/// Column geometry: control-only columns are narrow, so a chain reads as a chain.
+struct Columns {
+    /// Left edge and width of each column.
+    x: Vec<(f64, f64)>,
+    len: Vec<usize>,
+    breadth: usize,
+}
+
+impl Columns {
+    fn center(&self, pos: (usize, usize)) -> (f64, f64) {
+        let (left, w) = self.x[pos.0];
+        // centre each column vertically against the widest one
+        let offset = (self.breadth - self.len[pos.0]) as f64 * ROW / 2.0;
+        (left + w / 2.0, PAD + offset + pos.1 as f64 * ROW + H / 2.0)
+    }
+
+    fn width(&self) -> f64 {
+        self.x.last().map_or(0.0, |(l, w)| l + w) + PAD
+    }
 }
 
 /// The DAG; `states` (node → task status) colours it, as on an instance page.
@@ -31,20 +44,37 @@ pub(crate) fn dag(nodes: &[NodeView], states: &BTreeMap<String, String>) -> Mark
     if nodes.is_empty() {
         return html! { div.empty { "no nodes" } };
     }
-    let mut col_len = vec![0usize; l.layers];
-    for (c, _) in l.pos.values() {
-        col_len[*c] += 1;
+    let mut len = vec![0usize; l.layers];
+    let mut control_only = vec![true; l.layers];
+    for n in nodes {
+        if let Some(&(c, _)) = l.pos.get(&n.name) {
+            len[c] += 1;
+            control_only[c] &= is_control(&n.kind);
+        }
     }
-    let at = |name: &str| l.pos.get(name).map(|&p| center(p, l.breadth, col_len[p.0]));
-    let width = PAD * 2.0 + (l.layers.max(1) - 1) as f64 * COL + W;
-    let height = PAD * 2.0 + (l.breadth.max(1) - 1) as f64 * ROW + H;
+    let mut x = Vec::with_capacity(l.layers);
+    let mut left = PAD;
+    for &narrow in &control_only {
+        let w = if narrow { 40.0 } else { W };
+        x.push((left, w));
+        left += w + COL - W;
+    }
+    let cols = Columns {
+        x,
+        len,
+        breadth: l.breadth,
+    };
+    let at = |name: &str| l.pos.get(name).map(|&p| cols.center(p));
+    let width = cols.width();
+    let height = PAD * 2.0 + (l.breadth.max(1) - 1) as f64 * ROW + H + 12.0;
     let half = |kind: &str| if is_control(kind) { 17.0 } else { W / 2.0 };
     let kinds: BTreeMap<&str, &str> = nodes
         .iter()
         .map(|n| (n.name.as_str(), n.kind.as_str()))
         .collect();
     html! {
-        svg xmlns="http://www.w3.org/2000/svg" width=(width) height=(height) viewBox={"0 0 " (width) " " (height)} role="img" aria-label="workflow graph" {
+        // scales down to the card's width, never up
+        svg xmlns="http://www.w3.org/2000/svg" width="100%" style={"max-width:" (width) "px"} viewBox={"0 0 " (width) " " (height)} role="img" aria-label="workflow graph" {
             defs {
                 marker #arrow viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
                     path d="M0 0 L10 5 L0 10 z" fill="#94a3b8" {}
