@@ -170,8 +170,8 @@ impl Driver {
     }
 }
 
-#[test]
-fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
     let browser = chromium();
     if browser.is_none() || !Path::new(CHROMEDRIVER).exists() {
         if std::env::var("AKKAFLOW_REQUIRE_BROWSER").as_deref() == Ok("1") {
@@ -180,7 +180,9 @@ fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
         println!("skipped: chromium or chromedriver is missing (apt-get install -y chromium chromium-driver)");
         return;
     }
-    let mut env = Env::new(common::Db::Sqlite, "browser").expect("sqlite always works");
+    let mut env = Env::new(common::Db::Sqlite, "browser")
+        .await
+        .expect("sqlite always works");
     env.sync(&[
         (
             "sleepy.xml",

@@ -496,6 +496,35 @@ mod cases {
         );
     }
 
+    pub async fn invariant_checker_reports_damage(env: &mut Env) {
+        env.sync(&[(
+            "ic.xml",
+            &linear(
+                "ic",
+                r#"<action name="a"><shell><command>true</command></shell><ok to="end"/></action>"#,
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "ic");
+        ended(&*store, id).await;
+        assert_eq!(env.run(&["check"]).status.code(), Some(0));
+        common::exec_sql(
+            env,
+            &format!("UPDATE workflow_instance SET status = 'running' WHERE id = {id}"),
+        )
+        .await;
+        let out = env.run(&["check"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stdout)
+            .contains("instance running although all its tasks ended"));
+        common::exec_sql(
+            env,
+            &format!("UPDATE workflow_instance SET status = 'succeeded' WHERE id = {id}"),
+        )
+        .await;
+    }
+
     pub async fn sigkilled_workers_task_is_rescued_and_completes(env: &mut Env) {
         let started = env.path().join("started");
         env.sync(&[(
@@ -554,4 +583,5 @@ e2e!(
     task_kill_stops_a_sleeping_shell_task,
     rerun_recover_keeps_succeeded_nodes,
     sigkilled_workers_task_is_rescued_and_completes,
+    invariant_checker_reports_damage,
 );

@@ -20,8 +20,8 @@ fn schemathesis() -> Option<&'static str> {
     })
 }
 
-#[test]
-fn openapi_document_holds_against_the_server_without_5xx() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_holds_against_the_server_without_5xx() {
     let Some(st) = schemathesis() else {
         if std::env::var("AKKAFLOW_REQUIRE_SCHEMATHESIS").as_deref() == Ok("1") {
             panic!("AKKAFLOW_REQUIRE_SCHEMATHESIS=1 but neither `st` nor `schemathesis` is on PATH (pip install schemathesis)");
@@ -29,7 +29,9 @@ fn openapi_document_holds_against_the_server_without_5xx() {
         println!("skipped: schemathesis is not on PATH (pip install schemathesis)");
         return;
     };
-    let mut env = Env::new(common::Db::Sqlite, "schemathesis").expect("sqlite always works");
+    let mut env = Env::new(common::Db::Sqlite, "schemathesis")
+        .await
+        .expect("sqlite always works");
     env.sync(&[
         ("ok.xml", &workflow("ok", "/dw", "echo ok")),
         ("fails.xml", &workflow("fails", "/dw", "exit 1")),
@@ -65,6 +67,8 @@ fn openapi_document_holds_against_the_server_without_5xx() {
         let out = Command::new(st)
             .args(&args)
             .env("SCHEMATHESIS_HOOKS", "")
+            // its caches (.schemathesis, .hypothesis) go to the temp dir, not the work tree
+            .current_dir(env.path())
             .output()
             .expect("run schemathesis");
         let text = format!(

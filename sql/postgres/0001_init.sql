@@ -64,7 +64,7 @@ CREATE TABLE workflow_instance (
     status              TEXT NOT NULL CHECK (status IN ('pending','running','succeeded','failed','killed')),
     params              TEXT NOT NULL,
     trigger_kind        TEXT NOT NULL CHECK (trigger_kind IN ('cron','dependency','trigger','blood','run','rerun','sub_workflow')),
-    scheduled_for       TEXT NOT NULL,
+    scheduled_for       TIMESTAMPTZ NOT NULL,
     parent_instance_id  BIGINT,
     error               TEXT,
     created_by          TEXT NOT NULL,
@@ -149,7 +149,7 @@ CREATE TABLE scheduler (
     pid             BIGINT NOT NULL,
     state           TEXT NOT NULL CHECK (state IN ('standby','master','stopped')),
     epoch           BIGINT,
-    master_since    TEXT,
+    master_since    TIMESTAMPTZ,
     started_at      TIMESTAMPTZ NOT NULL,
     heartbeat_at    TIMESTAMPTZ NOT NULL
 );

@@ -16,10 +16,11 @@ pub mod sync;
 pub mod token;
 pub mod worker;
 
-pub use error::{Error, Result};
 pub mod cli;
 pub mod executor;
 pub mod http;
 pub mod scheduler;
 #[doc(hidden)]
 pub mod testkit;
+
+pub use error::{Error, Result};

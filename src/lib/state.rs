@@ -132,6 +132,7 @@ string_enum!(
         TimedOut => "timed_out",
         Killed => "killed",
         Lost => "lost",
+        HandedBack => "handed_back",
     }
 );
 

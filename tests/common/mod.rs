@@ -28,17 +28,21 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub db: Db,
+    /// Where the processes connect, when it is not `url` (a proxy in front of the database).
+    pub fleet_url: Option<String>,
     children: Vec<Option<Child>>,
 }
 
 impl Env {
     /// A fresh environment, or `None` when the backend is not configured (the testkit says why).
-    pub fn new(db: Db, name: &str) -> Option<Env> {
+    pub async fn new(db: Db, name: &str) -> Option<Env> {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = match db {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("akkaflow.db").display()),
-            Db::Mysql => akkaflow::testkit::fresh_database_url(store::Backend::Mysql, name)?,
-            Db::Postgres => akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name)?,
+            Db::Mysql => akkaflow::testkit::fresh_database_url(store::Backend::Mysql, name).await?,
+            Db::Postgres => {
+                akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name).await?
+            }
         };
         std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
         std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
@@ -46,6 +50,7 @@ impl Env {
             dir,
             url,
             db,
+            fleet_url: None,
             children: Vec::new(),
         })
     }
@@ -58,7 +63,10 @@ impl Env {
         let mut c = Command::new(BIN);
         c.args(args)
             .current_dir(self.path())
-            .env("AKKAFLOW_DATABASE_URL", &self.url)
+            .env(
+                "AKKAFLOW_DATABASE_URL",
+                self.fleet_url.as_deref().unwrap_or(&self.url),
+            )
             .env("AKKAFLOW_LOG", "info")
             .env_remove("AKKAFLOW_CONFIG")
             .stdin(Stdio::null());
@@ -85,10 +93,17 @@ impl Env {
 
     /// Starts a long-running role; its output goes to `<dir>/<label>.log`.
     pub fn spawn(&mut self, label: &str, args: &[&str]) -> usize {
+        let url = self.fleet_url.clone().unwrap_or_else(|| self.url.clone());
+        self.spawn_as(label, args, &url)
+    }
+
+    /// Starts a long-running role connecting with `url` (another database user, say).
+    pub fn spawn_as(&mut self, label: &str, args: &[&str], url: &str) -> usize {
         let log =
             std::fs::File::create(self.path().join(format!("{label}.log"))).expect("log file");
         let child = self
             .command(args)
+            .env("AKKAFLOW_DATABASE_URL", url)
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()
@@ -179,8 +194,9 @@ macro_rules! e2e_backend {
     ($db:ident; $($case:ident),+) => { $(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)) else { return };
+            let Some(mut env) = $crate::common::Env::new($crate::common::Db::$db, stringify!($case)).await else { return };
             super::cases::$case(&mut env).await;
+            $crate::common::assert_invariants(&env).await;
         }
     )+ };
 }
@@ -215,5 +231,119 @@ pub async fn set_next_fire_at(env: &Env, workflow: &str, at: chrono::DateTime<ch
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// Every end-to-end case ends with the invariant checker finding nothing.
+pub async fn assert_invariants(env: &Env) {
+    let store = env.store().await;
+    let cutoff = store.now().await.unwrap() - chrono::Duration::seconds(30);
+    let found = store.invariant_check(cutoff).await.unwrap();
+    assert!(found.is_empty(), "invariants broken: {found:?}");
+}
+
+/// Runs a statement without parameters directly on the test database (to simulate damage).
+pub async fn exec_sql(env: &Env, sql: &str) {
+    match env.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Mysql => {
+            let pool = sqlx::MySqlPool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&env.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+/// A TCP proxy in front of the database: `cut` drops every connection and refuses new ones, as a
+/// stopped server would; `restore` lets them through again. Only this test's fleet goes through it,
+/// so a database outage can be simulated without stopping the server other tests share.
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub async fn start(target: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (up2, gen2, stop2) = (up.clone(), generation.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop2.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let cut = gen2.lock().unwrap().clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = cut.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            up,
+            generation,
+            stop,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut g = self.generation.lock().unwrap();
+        g.cancel();
+        *g = tokio_util::sync::CancellationToken::new();
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.generation.lock().unwrap().cancel();
+    }
+}
+
+impl Env {
+    /// Routes the fleet's (not the test's) database connections through a proxy; returns it.
+    pub async fn proxied(&mut self) -> Proxy {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let (auth, after) = rest
+            .rsplit_once('@')
+            .expect("a server URL with credentials");
+        let (hostport, path) = after.split_once('/').expect("a database name");
+        let proxy = Proxy::start(hostport.to_string()).await;
+        self.fleet_url = Some(format!("{scheme}://{auth}@127.0.0.1:{}/{path}", proxy.port));
+        proxy
     }
 }

@@ -400,3 +400,19 @@ pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
     println!("{q}");
     Ok(0)
 }
+
+pub(super) async fn check(cfg: &Config, stuck_after_secs: u64, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let cutoff = store.now().await? - chrono::Duration::seconds(stuck_after_secs as i64);
+    let found = store.invariant_check(cutoff).await?;
+    if json {
+        print_json(&found);
+    } else if found.is_empty() {
+        println!("ok: no invariant is broken");
+    } else {
+        for v in &found {
+            println!("{}: {} {}", v.what, v.id, v.info);
+        }
+    }
+    Ok(if found.is_empty() { 0 } else { 1 })
+}

@@ -92,6 +92,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the run-state invariants (exit 1 when any is broken)
+    Check {
+        /// A running task whose lease expired longer ago than this (and whose worker is silent) is stuck
+        #[arg(long, default_value_t = 60)]
+        stuck_after_secs: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a scheduler: competes for the master lock, fires triggers, rescues lost tasks
     Scheduler,
     /// Run a worker: claims and runs tasks
@@ -343,6 +351,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Task(c) => operate::task(&cfg, c).await,
         Command::Logs { id, task, follow } => inspect::logs(&cfg, id, task, follow).await,
         Command::Status { json } => inspect::status(&cfg, json).await,
+        Command::Check {
+            stuck_after_secs,
+            json,
+        } => inspect::check(&cfg, stuck_after_secs, json).await,
         Command::Scheduler => roles::scheduler(&cfg).await,
         Command::Worker(args) => roles::worker(&cfg, &args).await,
         Command::Http(args) => roles::http(&cfg, &args).await,

@@ -38,6 +38,13 @@ fn shutdown_token() -> Result<CancellationToken> {
     Ok(token)
 }
 
+fn scheduler_config(cfg: &Config) -> SchedulerConfig {
+    SchedulerConfig {
+        lease_ttl: cfg.lease_ttl,
+        ..SchedulerConfig::default()
+    }
+}
+
 fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
     let name = args.name.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
@@ -64,7 +71,7 @@ fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
 pub(super) async fn scheduler(cfg: &Config) -> Result<i32> {
     let stop = shutdown_token()?;
     let engine = Engine::new(connect(cfg).await?, cfg.timezone);
-    scheduler::run(engine, SchedulerConfig::default(), stop).await?;
+    scheduler::run(engine, scheduler_config(cfg), stop).await?;
     Ok(0)
 }
 
@@ -115,7 +122,7 @@ pub(super) async fn standalone(
     let mut roles = JoinSet::new();
     roles.spawn(scheduler::run(
         engine.clone(),
-        SchedulerConfig::default(),
+        scheduler_config(cfg),
         stop.clone(),
     ));
     roles.spawn(worker::run(

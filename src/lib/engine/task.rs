@@ -239,7 +239,8 @@ impl Engine {
         .await
     }
 
-    /// Graceful stop: gives a running task back to `ready` without counting the attempt.
+    /// Graceful stop: gives a running task back to `ready`; the attempt keeps its number (and its
+    /// log) but does not count against the retry budget.
     pub async fn hand_back(&self, claimed: &ClaimedTask, worker_id: &str) -> Result<Cas> {
         let fence = Fence {
             worker_id: worker_id.to_string(),
@@ -250,31 +251,46 @@ impl Engine {
             let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
                 return Ok(Cas::Stale);
             };
-            let mut t =
-                TaskTransition::new(claimed.id, vec![TaskStatus::Running], TaskStatus::Ready);
+            let tasks = by_node(tx.task_list(claimed.instance_id).await?);
+            let Some(task) = fenced(&tasks, &claimed.node, &fence).cloned() else {
+                return Ok(Cas::Stale);
+            };
+            let reason =
+                format!("handed back by stopping worker {worker_id}; not counted as an attempt");
+            let mut t = TaskTransition::new(task.id, vec![TaskStatus::Running], TaskStatus::Ready);
             t.fence = Some(fence.clone());
             t.run_at = Some(now);
-            t.attempt_delta = -1;
-            t.error = Some(format!("handed back by stopping worker {worker_id}"));
-            let cas = tx.task_transition(&t).await?;
-            if cas.applied() {
-                tx.event_insert_many(&[NewEvent {
-                    workflow: Some(inst.workflow.clone()),
-                    instance_id: Some(inst.id),
-                    task_id: Some(claimed.id),
-                    node: Some(claimed.node.clone()),
-                    kind: "task_handed_back",
-                    from_status: Some(TaskStatus::Running.as_str()),
-                    to_status: Some(TaskStatus::Ready.as_str()),
-                    message: "worker stopping; attempt not counted".into(),
-                    actor: format!("worker:{worker_id}"),
-                }])
-                .await?;
-                tx.commit().await?;
-            } else {
+            t.max_attempts = Some(task.max_attempts + 1);
+            t.error = Some(reason.clone());
+            if !tx.task_transition(&t).await?.applied() {
                 tx.rollback().await?;
+                return Ok(Cas::Stale);
             }
-            Ok(cas)
+            tx.task_attempt_insert(&AttemptRow {
+                task_id: task.id,
+                attempt: task.attempt,
+                worker_id: Some(worker_id.to_string()),
+                outcome: AttemptOutcome::HandedBack,
+                exit_code: None,
+                error: Some(reason.clone()),
+                started_at: task.started_at,
+                ended_at: now,
+            })
+            .await?;
+            tx.event_insert_many(&[NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                task_id: Some(task.id),
+                node: Some(task.node.clone()),
+                kind: "task_handed_back",
+                from_status: Some(TaskStatus::Running.as_str()),
+                to_status: Some(TaskStatus::Ready.as_str()),
+                message: reason,
+                actor: format!("worker:{worker_id}"),
+            }])
+            .await?;
+            tx.commit().await?;
+            Ok(Cas::Applied)
         })
         .await
     }

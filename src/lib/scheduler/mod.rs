@@ -29,6 +29,9 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// How often the `scheduler` row is refreshed.
     pub heartbeat: Duration,
+    /// The workers' lease length. Lease expiry is only evidence of a dead worker once this master
+    /// has itself reached the database for two such periods: during an outage nobody could heartbeat.
+    pub lease_ttl: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -36,6 +39,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             tick: Duration::from_secs(1),
             heartbeat: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -53,6 +57,8 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let mut epoch: Option<i64> = None;
     let mut outage = OutageLog::new("scheduler");
     let mut last_beat: Option<tokio::time::Instant> = None;
+    // since when this process has reached the database without an error
+    let mut connected_since = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
@@ -64,6 +70,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         let was = epoch;
         epoch = match epoch {
             None => lock.try_acquire().await.unwrap_or_else(|e| {
+                connected_since = tokio::time::Instant::now();
                 outage.failed(&e);
                 None
             }),
@@ -71,6 +78,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
                 Ok(true) => Some(e),
                 Ok(false) => None,
                 Err(err) => {
+                    connected_since = tokio::time::Instant::now();
                     outage.failed(&err);
                     None
                 }
@@ -98,9 +106,15 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         if epoch.is_none() {
             continue;
         }
+        // two lease periods: one for workers to reconnect and heartbeat, one for slack
+        let trust_leases = connected_since.elapsed() >= cfg.lease_ttl * 2;
         let cycle = async {
             let fired = trigger.run_once().await?;
-            let rescued = rescuer.run_once().await?;
+            let rescued = if trust_leases {
+                rescuer.run_once().await?
+            } else {
+                0
+            };
             let started = engine.start_pending_all(&actor).await?;
             Ok::<_, crate::Error>((fired, rescued, started))
         };

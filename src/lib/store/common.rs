@@ -3,6 +3,8 @@
 //! States are stored as their `as_str` text; decoding an unknown value is an error naming it, never a
 //! default.
 
+use std::time::Duration;
+
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
@@ -114,6 +116,73 @@ pub(crate) fn instance_status_list(statuses: &[InstanceStatus]) -> String {
 
 pub(crate) fn task_id_list(ids: &[TaskId]) -> String {
     json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
+}
+
+/// The invariant checks, shared by every backend: (what is violated, a query returning `id`, `info`).
+/// `?` placeholders take the "stuck" cutoff time; PostgreSQL numbers them with [`numbered`].
+pub(crate) const INVARIANT_CHECKS: &[(&str, &str)] = &[
+    (
+        "instance running although all its tasks ended",
+        "SELECT i.id AS id, i.workflow AS info FROM workflow_instance i WHERE i.status = 'running' \
+         AND NOT EXISTS (SELECT 1 FROM task t WHERE t.instance_id = i.id AND t.status IN ('waiting', 'ready', 'running'))",
+    ),
+    (
+        "task still active in an ended instance",
+        "SELECT t.id AS id, t.node AS info FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
+         WHERE i.status IN ('succeeded', 'failed', 'killed') AND t.status IN ('ready', 'running')",
+    ),
+    (
+        "cron slot fired twice",
+        "SELECT COUNT(*) AS id, workflow AS info FROM workflow_instance WHERE trigger_kind = 'cron' \
+         GROUP BY workflow, scheduled_for HAVING COUNT(*) > 1",
+    ),
+    (
+        "task running with an expired lease and no live worker",
+        "SELECT t.id AS id, t.node AS info FROM task t WHERE t.status = 'running' AND t.lease_until < ? \
+         AND NOT EXISTS (SELECT 1 FROM worker w WHERE w.id = t.worker_id AND w.state = 'running' AND w.heartbeat_at >= ?)",
+    ),
+    (
+        "join fired twice",
+        "SELECT e.instance_id AS id, e.node AS info FROM event e \
+         JOIN task t ON t.instance_id = e.instance_id AND t.node = e.node \
+         WHERE t.kind = 'join' AND e.to_status = 'succeeded' GROUP BY e.instance_id, e.node \
+         HAVING COUNT(*) > 1 + (SELECT COUNT(*) FROM event r WHERE r.instance_id = e.instance_id AND r.kind = 'instance_rerun')",
+    ),
+    (
+        "attempt counted twice (or an attempt row beyond the task's counter)",
+        "SELECT a.task_id AS id, t.node AS info FROM task_attempt a JOIN task t ON t.id = a.task_id \
+         GROUP BY a.task_id, t.node, t.attempt HAVING COUNT(*) <> MAX(a.attempt) OR MAX(a.attempt) > t.attempt",
+    ),
+];
+
+/// `?` placeholders as `$1, $2, ...` for PostgreSQL.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How many `?` a check binds (each gets the cutoff).
+pub(crate) fn placeholders(sql: &str) -> usize {
+    sql.matches('?').count()
+}
+
+/// A duration as whole microseconds, for `INTERVAL ? MICROSECOND` and `$1 * interval '1 microsecond'`.
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Whether every embedded migration is already recorded as applied.
+pub(crate) fn all_applied(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> bool {
+    migrator.iter().all(|m| applied.contains(&m.version))
 }
 
 /// A scope prefix without its trailing slashes; `None` for the root (sees everything).

@@ -15,8 +15,11 @@
 //! ```
 
 mod common;
+#[cfg(test)]
+mod conformance;
 mod mysql;
 mod postgres;
+mod session_lock;
 mod sqlite;
 mod types;
 
@@ -75,12 +78,17 @@ impl StoreError {
         let StoreError::Database(sqlx::Error::Database(e)) = self else {
             return false;
         };
+        // sqlx's `code()` is the SQLSTATE on MySQL (`40001` for a deadlock, the catch-all `HY000` for a
+        // lock wait timeout): the server's error number tells them apart.
+        if let Some(e) = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(e.number(), 1213 | 1205);
+        }
+        // PostgreSQL: serialization failure, deadlock. SQLite (extended codes): BUSY, BUSY_RECOVERY,
+        // BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED, LOCKED_SHAREDCACHE.
         matches!(
             e.code().as_deref(),
-            Some("40001" | "40P01" | "1213" | "1205" | "5" | "517" | "6")
-        ) || e.message().contains("Deadlock found")
-            || e.message().contains("Lock wait timeout")
-            || e.message().contains("database is locked")
+            Some("40001" | "40P01" | "5" | "261" | "517" | "773" | "6" | "262")
+        )
     }
 
     /// Lost connection, refused connection, pool timeout: the database is away for now.
@@ -160,6 +168,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// Run pending migrations after connecting (every role and command does).
     pub migrate: bool,
+    /// How long a call waits for a pooled connection: short, so that during an outage every loop
+    /// fails fast and retries on its own schedule instead of hanging in the pool.
+    pub acquire_timeout: Duration,
 }
 
 impl ConnectOptions {
@@ -168,6 +179,7 @@ impl ConnectOptions {
             url: url.into(),
             max_connections: 8,
             migrate: true,
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -252,6 +264,9 @@ pub trait Store: Send + Sync + 'static {
     async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
 
     /// Extends the lease of every task this worker runs, in one statement.
+    /// Runs every invariant check; `stuck_before` is the cutoff for an expired lease to count as stuck.
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>>;
+
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64>;
 
     /// A handle on the master lock, held on a connection of its own.

@@ -16,7 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    instance_status_list, json_list, normalize_dir_prefix, status_list, task_id_list,
+    all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
+    task_id_list, INVARIANT_CHECKS,
 };
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -102,7 +103,7 @@ impl Store for SqliteStore {
             "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL \
              AND c.next_fire_at <= {NOW} \
              AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
-             ORDER BY c.next_fire_at LIMIT ?",
+             ORDER BY c.next_fire_at, c.workflow LIMIT ?",
             cols = prefixed("c", COORDINATOR_COLUMNS)
         );
         Ok(sqlx::query_as(&sql)
@@ -285,14 +286,33 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
+        let mut found = Vec::new();
+        for (what, sql) in INVARIANT_CHECKS {
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sql);
+            for _ in 0..placeholders(sql) {
+                q = q.bind(ts(stuck_before));
+            }
+            for (id, info) in q.fetch_all(&self.pool).await? {
+                found.push(Violation {
+                    what,
+                    id,
+                    info: info.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
     async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
-        let sql = "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
-             WHERE worker_id = ? AND status = 'running'";
-        let r = sqlx::query(sql)
-            .bind(plus(ttl))
-            .bind(worker_id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+             WHERE worker_id = ? AND status = 'running'",
+        )
+        .bind(plus(ttl))
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 
@@ -305,7 +325,16 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("sql/sqlite").run(&self.pool).await?;
+        let migrator = sqlx::migrate!("sql/sqlite");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -338,7 +367,7 @@ impl Store for SqliteStore {
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
         Ok(sqlx::query_as(
             "SELECT id, host, pid, state, epoch, master_since, started_at, heartbeat_at FROM scheduler \
-             ORDER BY started_at",
+             ORDER BY started_at, id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -548,7 +577,7 @@ impl Store for SqliteStore {
             "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
              (julianday('now') - julianday(w.heartbeat_at)) * 86400.0 AS heartbeat_age_s, \
              (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-             FROM worker w ORDER BY w.started_at",
+             FROM worker w ORDER BY w.started_at, w.id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -625,16 +654,24 @@ impl StoreTx for SqliteTx {
     }
 
     async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
-        let r = sqlx::query(
+        // Count before clearing: a stale clear must write nothing (BEGIN IMMEDIATE holds the write lock).
+        let satisfied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM coordinator_depend WHERE workflow = ? AND satisfied_at IS NOT NULL",
+        )
+        .bind(workflow)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if satisfied != expected as i64 {
+            return Ok(Cas::Stale);
+        }
+        sqlx::query(
             "UPDATE coordinator_depend SET satisfied_at = NULL, satisfied_instance_id = NULL \
              WHERE workflow = ? AND satisfied_at IS NOT NULL",
         )
         .bind(workflow)
         .execute(&mut *self.tx)
         .await?;
-        Ok(Cas::from_rows(u64::from(
-            r.rows_affected() == expected as u64,
-        )))
+        Ok(Cas::Applied)
     }
 
     async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
@@ -950,7 +987,7 @@ impl StoreTx for SqliteTx {
         };
         let r = sqlx::query(
             "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
-             attempt = attempt + ?, max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
+             max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
              worker_id = NULL, lease_until = NULL \
              WHERE id = ? AND status IN (SELECT value FROM json_each(?)) \
              AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
@@ -960,7 +997,6 @@ impl StoreTx for SqliteTx {
         .bind(p.exit_code)
         .bind(&p.error)
         .bind(p.kill_requested)
-        .bind(p.attempt_delta)
         .bind(p.max_attempts)
         .bind(ts_opt(p.ended_at))
         .bind(p.id)

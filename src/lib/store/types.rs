@@ -183,7 +183,8 @@ pub struct Fence {
     pub attempt: i64,
 }
 
-/// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`.
+/// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`; the
+/// attempt counter only ever goes up (at claim), so every attempt's log lines stay apart.
 #[derive(Clone, Debug)]
 pub struct TaskTransition {
     pub id: TaskId,
@@ -194,8 +195,7 @@ pub struct TaskTransition {
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub kill_requested: bool,
-    /// Added to `attempt`: -1 when a task is handed back unstarted (graceful stop), else 0.
-    pub attempt_delta: i64,
+    /// Set to raise the retry budget (a rerun, or a hand-back that must not count against it).
     pub max_attempts: Option<i64>,
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -211,7 +211,6 @@ impl TaskTransition {
             exit_code: None,
             error: None,
             kill_requested: false,
-            attempt_delta: 0,
             max_attempts: None,
             ended_at: None,
         }
@@ -515,4 +514,13 @@ pub struct DayCount {
     pub day: String,
     pub status: InstanceStatus,
     pub count: i64,
+}
+
+/// A broken invariant found by [`super::Store::invariant_check`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub what: &'static str,
+    /// The row it is about (an instance or task id, or a count).
+    pub id: i64,
+    pub info: String,
 }

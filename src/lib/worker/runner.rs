@@ -151,7 +151,7 @@ impl Runner {
                 Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
                     outage.failed(&e);
                     tokio::time::sleep(super::jitter(backoff)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "could not record the attempt's result");

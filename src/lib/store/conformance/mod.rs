@@ -1,0 +1,76 @@
+//! One conformance suite for every backend (River's driver tests): each case is a plain async fn on
+//! `&dyn Store`, and the macros below stamp out one test per case per backend, each on a fresh
+//! database. When a case passes on SQLite and fails on MySQL, the bug is in `mysql.rs`: never fork the
+//! case.
+
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        suite!(sqlite, crate::testkit::open_sqlite; $($case),+);
+        suite!(postgres, crate::testkit::open_postgres; $($case),+);
+        suite!(mysql, crate::testkit::open_mysql; $($case),+);
+    };
+}
+
+macro_rules! suite {
+    ($db:ident, $open:path; $($case:ident),+) => {
+        mod $db {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(store) = $open(stringify!($case)).await else { return }; // printed why
+                    super::cases::$case(&*store).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    migrations_apply_twice,
+    db_clock_is_utc,
+    workflow_round_trip,
+    workflow_version_kept_per_version,
+    coordinator_due_follows_db_clock,
+    coordinator_set_next_and_fire_are_cas,
+    coordinator_depend_clear_is_cas,
+    instance_slot_is_unique,
+    instance_lock_returns_row_and_db_time,
+    instance_transition_is_cas,
+    task_insert_many_and_list,
+    claim_respects_limit,
+    claim_filters_queues_and_run_at,
+    claim_orders_by_priority_then_run_at,
+    concurrent_claimers_are_disjoint,
+    stale_worker_cannot_complete_rescued_task,
+    lease_extend_touches_only_own_running_tasks,
+    expired_lease_is_found,
+    kill_check_finds_killed_and_lost_tasks,
+    task_log_pages_with_after,
+    task_attempt_key_is_unique,
+    events_filter_and_page,
+    worker_lifecycle,
+    scheduler_heartbeat_tracks_master_since,
+    links_upsert_list_delete,
+    master_lock_is_exclusive,
+    crossed_row_locks_fail_retryably,
+    tokens_and_sessions_round_trip_and_revoke,
+    http_listings_scope_summarise_and_hide_passwords,
+);
+
+mod access;
+mod definitions;
+mod fixtures;
+mod instances;
+mod processes;
+mod records;
+mod tasks;
+
+/// Every case by name, for the macros.
+mod cases {
+    pub(super) use super::access::*;
+    pub(super) use super::definitions::*;
+    pub(super) use super::instances::*;
+    pub(super) use super::processes::*;
+    pub(super) use super::records::*;
+    pub(super) use super::tasks::*;
+}

@@ -1,0 +1,133 @@
+//! Least privilege: the grants documented in `sql/GRANTS.md` are applied as written to a fresh
+//! database, and a scheduler and a worker run a workflow under those users.
+
+mod common;
+
+use std::time::Duration;
+
+use akkaflow::state::{InstanceId, InstanceStatus};
+use common::{wait_for, Db, Env};
+
+/// The SQL block of `sql/GRANTS.md` under `heading`.
+fn grants(heading: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/GRANTS.md")).unwrap();
+    let section = doc.split(&format!("## {heading}")).nth(1).expect("section");
+    let block = section.split("```sql").nth(1).expect("sql block");
+    block.split("```").next().unwrap().to_string()
+}
+
+/// The documented statements for this database and unique user names.
+fn statements(db: Db, database: &str, suffix: &str) -> Vec<String> {
+    let sql = match db {
+        Db::Mysql => grants("MySQL / MariaDB").replace("akkaflow.", &format!("`{database}`.")),
+        Db::Postgres => grants("PostgreSQL"),
+        Db::Sqlite => unreachable!(),
+    };
+    sql.replace("'...'", "'pw'")
+        .replace(
+            "akkaflow_scheduler",
+            &format!("akkaflow_scheduler_{suffix}"),
+        )
+        .replace("akkaflow_worker", &format!("akkaflow_worker_{suffix}"))
+        .replace(
+            "akkaflow_inspector",
+            &format!("akkaflow_inspector_{suffix}"),
+        )
+        .split(';')
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn with_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, host) = rest.rsplit_once('@').unwrap();
+    format!("{scheme}://{user}:pw@{host}")
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn roles_run_under_the_documented_grants(env: &mut Env) {
+        if env.db == Db::Sqlite {
+            println!("not applicable: SQLite has no users");
+            return;
+        }
+        env.sync(&[(
+            "lp.xml",
+            r#"<work-flow name="lp"><start name="start" to="a"/><action name="a"><shell><command>echo least privilege</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        let database = env.url.rsplit('/').next().unwrap().to_string();
+        let suffix = std::process::id().to_string();
+        for stmt in statements(env.db, &database, &suffix) {
+            common::exec_sql(env, &stmt).await;
+        }
+        let scheduler = with_user(&env.url, &format!("akkaflow_scheduler_{suffix}"));
+        let worker = with_user(&env.url, &format!("akkaflow_worker_{suffix}"));
+        let inspector = with_user(&env.url, &format!("akkaflow_inspector_{suffix}"));
+        env.spawn_as("scheduler", &["scheduler"], &scheduler);
+        env.spawn_as("worker", &["worker"], &worker);
+        let id = InstanceId(
+            env.ok(&["workflow", "trigger", "lp"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        let store = env.store().await;
+        wait_for(
+            Duration::from_secs(60),
+            "the instance to succeed",
+            || async {
+                let i = store
+                    .instance_get(id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("missing")?;
+                if i.status == InstanceStatus::Succeeded {
+                    Ok(())
+                } else {
+                    Err(format!("{:?} {}", i.status, env.log("worker")))
+                }
+            },
+        )
+        .await;
+        // the inspector reads but cannot change anything
+        let out = std::process::Command::new(common::BIN)
+            .args(["instance", "list"])
+            .current_dir(env.path())
+            .env("AKKAFLOW_DATABASE_URL", &inspector)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = std::process::Command::new(common::BIN)
+            .args(["workflow", "trigger", "lp"])
+            .current_dir(env.path())
+            .env("AKKAFLOW_DATABASE_URL", &inspector)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "an inspector cannot trigger");
+        assert!(
+            !env.log("worker").contains("denied"),
+            "{}",
+            env.log("worker")
+        );
+        assert!(
+            !env.log("scheduler").contains("denied"),
+            "{}",
+            env.log("scheduler")
+        );
+    }
+}
+
+e2e!(roles_run_under_the_documented_grants);
