@@ -57,6 +57,17 @@ pub fn start(env: &mut Env, label: &str, extra: &[&str]) -> Server {
     ];
     args.extend_from_slice(extra);
     env.spawn(label, &args);
+    served(env, label)
+}
+
+/// Starts `akkaflow http` on a free port under the database user in `url`.
+pub fn start_http_as(env: &mut Env, label: &str, url: &str) -> Server {
+    env.spawn_as(label, &["http", "--listen", "127.0.0.1:0"], url);
+    served(env, label)
+}
+
+/// Waits for the start-up line naming the bound address (`--listen 127.0.0.1:0` picks a free port).
+fn served(env: &Env, label: &str) -> Server {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = env.log(label);
