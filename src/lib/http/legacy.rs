@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use super::api::{admin, visible_instance, visible_workflow, workflows};
 use super::auth::{BearerCaller, Caller};
-use super::error::ApiError;
+use super::error::{ApiError, InternalCause};
 use super::extract::{ApiPath, ApiQuery, TextBody};
 use super::AppState;
 use crate::state::{InstanceStatus, TriggerKind};
@@ -54,8 +54,12 @@ impl From<ApiError> for LegacyError {
 impl IntoResponse for LegacyError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let msg = if e.status.is_server_error() {
-            tracing::error!(cause = ?e.details, "legacy request failed");
+        let internal = e.status.is_server_error();
+        let cause = e
+            .details
+            .as_ref()
+            .and_then(|d| d.as_str().map(str::to_string));
+        let msg = if internal {
             "internal error; the server log has the cause".to_string()
         } else {
             e.message
@@ -65,11 +69,13 @@ impl IntoResponse for LegacyError {
         } else {
             Value::Null
         };
-        (
-            e.status,
-            Json(json!({ "result": "error", "msg": msg, "data": data })),
-        )
-            .into_response()
+        let body = json!({ "result": "error", "msg": msg, "data": data });
+        let mut resp = (e.status, Json(body)).into_response();
+        if let (true, Some(c)) = (internal, cause) {
+            // logged once, by the log_failures middleware
+            resp.extensions_mut().insert(InternalCause(c));
+        }
+        resp
     }
 }
 

@@ -20,7 +20,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
 use super::auth::{self, Caller, SESSION_COOKIE, SESSION_TTL};
-use super::error::ApiError;
+use super::error::{ApiError, InternalCause};
 use super::AppState;
 use crate::store::NewSession;
 use crate::token::{hash_secret, random_hex};
@@ -93,8 +93,11 @@ impl IntoResponse for UiError {
             UiError::Api(e) => {
                 let status = e.status;
                 let title = status.canonical_reason().unwrap_or("Error").to_string();
+                let cause = e
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.as_str().map(str::to_string));
                 let message = if status.is_server_error() {
-                    tracing::error!(cause = ?e.details, "page failed");
                     "Something went wrong on the server; its log has the cause.".to_string()
                 } else {
                     e.message.clone()
@@ -108,7 +111,12 @@ impl IntoResponse for UiError {
                         }
                     }
                 };
-                (status, bare_page(&title, body)).into_response()
+                let mut resp = (status, bare_page(&title, body)).into_response();
+                if let (true, Some(c)) = (status.is_server_error(), cause) {
+                    // logged once, by the log_failures middleware
+                    resp.extensions_mut().insert(InternalCause(c));
+                }
+                resp
             }
         }
     }
