@@ -344,6 +344,41 @@ mod cases {
         assert_eq!(rest.json["ended"], true);
         let tl = s.get(&format!("/api/v1/tasks/{}/logs", a["id"]), Some(&ops));
         assert!(tl.text.contains("hello from ok"));
+        let t = s.get(&format!("/api/v1/tasks/{}", a["id"]), Some(&ops));
+        assert_eq!(
+            (t.status, t.json["node"].as_str()),
+            (200, Some("a")),
+            "{}",
+            t.text
+        );
+        assert_eq!(t.json["attempts"][0]["outcome"], "succeeded");
+        let tf = s.sse(
+            &format!("/api/v1/tasks/{}/logs/follow", a["id"]),
+            &ops,
+            Duration::from_secs(20),
+        );
+        assert!(
+            tf.contains("hello from ok") && tf.contains("event: end"),
+            "{tf}"
+        );
+        let hello = rest.json["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["line"] == "hello from ok")
+            .expect("the first line of output")["cursor"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let resumed = s.sse(
+            &format!("/api/v1/tasks/{}/logs/follow?after={hello}", a["id"]),
+            &ops,
+            Duration::from_secs(20),
+        );
+        assert!(
+            !resumed.contains("hello from ok") && resumed.contains("line two"),
+            "resumes after the cursor: {resumed}"
+        );
         let follow = s.sse(
             &format!("/api/v1/instances/{id}/logs/follow"),
             &ops,
@@ -972,6 +1007,80 @@ mod cases {
         assert_eq!(s.get_with("/api/v1/whoami", None, &c).status, 401);
     }
 
+    pub async fn openapi_documents_exactly_the_served_routes(env: &mut Env) {
+        world(env);
+        let admin = token(env, "admin", "admin", None);
+        let s = start(env, "server", &[]);
+        let doc = s.get("/api/openapi.json", None);
+        assert_eq!(doc.status, 200);
+        assert!(doc.json["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = doc.json["paths"].as_object().unwrap();
+        for (path, item) in paths {
+            assert!(path.starts_with("/api/v1/"), "{path}");
+            for method in item.as_object().unwrap().keys() {
+                let concrete = path.replace("{name}", "nope-").replace("{id}", "999999");
+                let r = match method.as_str() {
+                    "get" => s.get(&concrete, Some(&admin)),
+                    "post" => s.post(&concrete, Some(&admin), ""),
+                    "delete" => s.delete(&concrete, Some(&admin)),
+                    other => panic!("undocumented method {other}"),
+                };
+                let message = r.json["error"]["message"].as_str().unwrap_or("");
+                assert!(
+                    r.status != 405 && !message.starts_with("no route"),
+                    "{method} {path} is documented but not served: {} {}",
+                    r.status,
+                    r.text
+                );
+                assert!(r.status < 500, "{method} {path}: {}", r.text);
+            }
+        }
+        // and every served /api/v1 route is documented
+        for (method, path) in [
+            ("get", "/api/v1/whoami"),
+            ("get", "/api/v1/workflows"),
+            ("get", "/api/v1/workflows/{name}"),
+            ("post", "/api/v1/workflows/{name}/enable"),
+            ("post", "/api/v1/workflows/{name}/disable"),
+            ("post", "/api/v1/workflows/{name}/trigger"),
+            ("post", "/api/v1/workflows/{name}/run"),
+            ("post", "/api/v1/definitions"),
+            ("post", "/api/v1/definitions/validate"),
+            ("get", "/api/v1/instances"),
+            ("get", "/api/v1/instances/{id}"),
+            ("post", "/api/v1/instances/{id}/kill"),
+            ("post", "/api/v1/instances/{id}/rerun"),
+            ("get", "/api/v1/instances/{id}/logs"),
+            ("get", "/api/v1/instances/{id}/logs/follow"),
+            ("get", "/api/v1/tasks/{id}"),
+            ("post", "/api/v1/tasks/{id}/retry"),
+            ("post", "/api/v1/tasks/{id}/kill"),
+            ("get", "/api/v1/tasks/{id}/logs"),
+            ("get", "/api/v1/tasks/{id}/logs/follow"),
+            ("get", "/api/v1/workers"),
+            ("get", "/api/v1/schedulers"),
+            ("get", "/api/v1/cluster"),
+            ("get", "/api/v1/events"),
+            ("get", "/api/v1/links/db"),
+            ("get", "/api/v1/links/file"),
+            ("get", "/api/v1/tokens"),
+            ("post", "/api/v1/tokens"),
+            ("delete", "/api/v1/tokens/{name}"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is not documented"
+            );
+        }
+        assert_eq!(
+            paths
+                .values()
+                .map(|p| p.as_object().unwrap().len())
+                .sum::<usize>(),
+            29
+        );
+    }
+
     pub async fn no_auth_is_refused_off_loopback(env: &mut Env) {
         let out = env.run(&["http", "--listen", "0.0.0.0:0", "--no-auth"]);
         assert_eq!(out.status.code(), Some(2));
@@ -995,5 +1104,6 @@ e2e!(
     upload_syncs_with_the_stored_definitions,
     legacy_routes_keep_the_original_envelope,
     ui_sessions_need_csrf_and_same_origin,
+    openapi_documents_exactly_the_served_routes,
     no_auth_is_refused_off_loopback,
 );
