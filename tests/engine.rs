@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
 use akkaflow::store::{InstanceRow, Store, TaskRow};
@@ -496,6 +496,171 @@ mod cases {
         );
     }
 
+    pub async fn host_pins_an_action_to_a_named_worker(env: &mut Env) {
+        env.sync(&[(
+            "hp.xml",
+            r#"<work-flow name="hp" instance-limit="10"><start name="start" to="a"/>
+  <action name="a" host="special"><shell><command>echo pinned</command></shell><ok to="b"/></action>
+  <action name="b"><shell><command>echo anywhere</command></shell><ok to="end"/></action>
+  <end name="end"/></work-flow>"#,
+        )]);
+        env.spawn("scheduler", &["scheduler"]);
+        env.spawn("w1", &["worker", "--name", "plain"]);
+        env.spawn("w2", &["worker", "--name", "special", "--slots", "1"]);
+        let store = env.store().await;
+        let ids: Vec<_> = (0..4).map(|_| trigger(env, "hp")).collect();
+        for id in ids {
+            assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+            let a = task(&*store, id, "a").await;
+            let attempts = store.task_attempt_list(id).await.unwrap();
+            let worker = attempts
+                .iter()
+                .find(|x| x.task_id == a.id)
+                .and_then(|x| x.worker_id.clone())
+                .unwrap();
+            assert!(
+                worker.starts_with("special-"),
+                "pinned action ran on {worker}"
+            );
+        }
+    }
+
+    pub async fn script_runs_with_shebang_arguments_attachments_and_parameters(env: &mut Env) {
+        env.write("xmlconfig/data.txt", "attached data\n");
+        env.sync(&[(
+            "sc.xml",
+            r#"<work-flow name="sc">
+  <param-list><param name="who"/><param name="greeting" value="hello"/></param-list>
+  <start name="start" to="py"/>
+  <action name="py">
+    <script>
+      <code><![CDATA[
+        #!/usr/bin/env python3
+        import os, sys
+        print("args", sys.argv[1:])
+        print("env", os.environ["who"], "${param:greeting}")
+        if True:
+            print(open("data.txt").read().strip())
+      ]]></code>
+      <param-line>one "two words"</param-line>
+      <attach-list><file>data.txt</file></attach-list>
+    </script>
+    <ok to="sh"/>
+  </action>
+  <action name="sh"><script><code>echo "bash by default: $BASH_VERSION" | cut -c1-16; echo "${param:who}"</code></script><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = InstanceId(
+            env.ok(&["workflow", "run", "sc", "--param", "who=akka"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        let inst = ended(&*store, id).await;
+        let logs = env.ok(&["logs", &id.to_string()]);
+        assert_eq!(inst.status, InstanceStatus::Succeeded, "{logs}");
+        assert!(logs.contains("[py#1] args ['one', 'two words']"), "{logs}");
+        assert!(logs.contains("[py#1] env akka hello"), "{logs}");
+        assert!(logs.contains("[py#1] attached data"), "{logs}");
+        assert!(logs.contains("[sh#1] bash by default:"), "{logs}");
+        assert!(logs.contains("[sh#1] akka"), "{logs}");
+        let missing = env.run(&["workflow", "run", "sc"]);
+        assert_eq!(
+            missing.status.code(),
+            Some(1),
+            "a run without a required parameter is refused"
+        );
+        assert!(
+            String::from_utf8_lossy(&missing.stderr).contains("who"),
+            "names it: {}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
+    }
+
+    pub async fn output_past_the_cap_is_truncated_with_a_marker(env: &mut Env) {
+        env.write(
+            "akkaflow.toml",
+            &format!("{}log_max_lines = 5\n", common::TEST_CONFIG),
+        );
+        env.sync(&[("lc.xml", &linear("lc", r#"<action name="a"><shell><command>seq 1 100</command></shell><ok to="end"/></action>"#))]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "lc");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let logs = env.ok(&["logs", &id.to_string()]);
+        assert!(logs.contains("output truncated after 5 lines"), "{logs}");
+        assert!(!logs.contains("[a#1] 50"), "{logs}");
+        assert!(logs.lines().count() < 10, "{logs}");
+    }
+
+    pub async fn missed_slots_fire_once_with_parameters_of_the_slot(env: &mut Env) {
+        env.sync(&[(
+            "ms.xml",
+            r#"<work-flow name="ms"><coordinator>
+    <depend-list cron="* * * * *"/>
+    <param-list><param name="slot" value="${time.today|yyyy-MM-dd HH:mm}"/><param name="day" value="${time.today|yyyyMMdd|-1 day}"/></param-list>
+  </coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo ${param:slot}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let c = wait_for(LONG, "the first slot to be scheduled", || async {
+            let c = store
+                .coordinator_get("ms")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no row")?;
+            c.next_fire_at
+                .map(|_| c.clone())
+                .ok_or_else(|| "NULL".to_string())
+        })
+        .await;
+        // as if everything had been down for ten minutes
+        let due = c.next_fire_at.unwrap() - chrono::Duration::minutes(10);
+        common::set_next_fire_at(env, "ms", due).await;
+        let inst = wait_for(LONG, "the catch-up fire", || async {
+            let l = store
+                .instance_list(&akkaflow::store::InstanceFilter {
+                    workflow: Some("ms".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            l.into_iter().next().ok_or_else(|| "none".to_string())
+        })
+        .await;
+        let inst = ended(&*store, inst.id).await;
+        let all = store
+            .instance_list(&akkaflow::store::InstanceFilter {
+                workflow: Some("ms".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "ten missed slots fire once");
+        assert_eq!(
+            inst.scheduled_for,
+            c.next_fire_at.unwrap() - chrono::Duration::minutes(1),
+            "the latest missed slot"
+        );
+        let params: serde_json::Value = serde_json::from_str(&inst.params).unwrap();
+        assert_eq!(
+            params["slot"],
+            inst.scheduled_for.format("%Y-%m-%d %H:%M").to_string()
+        );
+        assert_eq!(
+            params["day"],
+            (inst.scheduled_for - chrono::Duration::days(1))
+                .format("%Y%m%d")
+                .to_string()
+        );
+    }
+
     pub async fn invariant_checker_reports_damage(env: &mut Env) {
         env.sync(&[(
             "ic.xml",
@@ -547,13 +712,9 @@ mod cases {
         })
         .await;
         env.stop(w1, Signal::SIGKILL);
-        let killed_at = Instant::now();
+        let killed_at = chrono::Utc::now();
         env.spawn("worker2", &["worker", "--name", "w2"]);
         let inst = ended(&*store, id).await;
-        println!(
-            "rescue: instance ended {:.1}s after the worker was SIGKILLed",
-            killed_at.elapsed().as_secs_f64()
-        );
         assert_eq!(inst.status, InstanceStatus::Succeeded);
         let attempts = store.task_attempt_list(id).await.unwrap();
         let outcomes: Vec<_> = attempts
@@ -566,6 +727,8 @@ mod cases {
             .as_deref()
             .unwrap()
             .contains("lease expired"));
+        let rescued_after = (attempts[0].ended_at - killed_at).num_milliseconds() as f64 / 1000.0;
+        println!("rescue: the task was back in the queue {rescued_after:.1}s after its worker was SIGKILLed (lease 3 s)");
     }
 }
 
@@ -584,4 +747,8 @@ e2e!(
     rerun_recover_keeps_succeeded_nodes,
     sigkilled_workers_task_is_rescued_and_completes,
     invariant_checker_reports_damage,
+    host_pins_an_action_to_a_named_worker,
+    script_runs_with_shebang_arguments_attachments_and_parameters,
+    output_past_the_cap_is_truncated_with_a_marker,
+    missed_slots_fire_once_with_parameters_of_the_slot,
 );

@@ -21,7 +21,7 @@ pub enum Db {
 }
 
 /// Settings that make leases and polls short enough for tests (never timing assertions).
-const TEST_CONFIG: &str =
+pub const TEST_CONFIG: &str =
     "lease_ttl_secs = 3\nheartbeat_secs = 1\npoll_secs = 0.2\ngrace_secs = 3\n";
 
 pub struct Env {

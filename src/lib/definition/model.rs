@@ -38,6 +38,24 @@ impl Workflow {
             .find(|n| matches!(n.kind, NodeKind::Start { .. }))
     }
 
+    /// Every `${param:x}` the nodes use (coordinator parameters excluded: they are inputs), so a
+    /// trigger can refuse an instance that would leave one undefined.
+    pub fn param_refs(&self) -> std::collections::BTreeSet<String> {
+        let mut templates: Vec<&Template> = Vec::new();
+        for node in &self.nodes {
+            match &node.kind {
+                NodeKind::Kill { message } => templates.push(message),
+                NodeKind::Action(a) => a.kind.templates(&mut templates),
+                _ => {}
+            }
+        }
+        templates
+            .iter()
+            .flat_map(|t| t.param_refs())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Names of the nodes with an edge into `name`, in file order.
     pub fn predecessors(&self, name: &str) -> Vec<&str> {
         self.nodes
@@ -185,6 +203,57 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// Every template this action renders.
+    fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        fn source<'a>(s: &'a DataSource, out: &mut Vec<&'a Template>) {
+            match s {
+                DataSource::Sql { query, .. } => out.push(query),
+                DataSource::Command { command } => out.push(command),
+                DataSource::Num { value } => out.push(value),
+            }
+        }
+        match self {
+            ActionKind::Script {
+                code, param_line, ..
+            } => out.extend(std::iter::once(code).chain(param_line)),
+            ActionKind::Shell { command } | ActionKind::FileExecutor { command, .. } => {
+                out.push(command)
+            }
+            ActionKind::Sql { sql, .. } => out.push(sql),
+            ActionKind::FileMonitor(m) => {
+                out.extend([&m.dir, &m.pattern].into_iter().chain(&m.warn_msg))
+            }
+            ActionKind::DataMonitor(m) => {
+                source(&m.source, out);
+                m.min.iter().chain(&m.max).for_each(|s| source(s, out));
+                out.extend(m.warn_msg.iter().chain(&m.time_mark));
+            }
+            ActionKind::Transfer(Transfer::Script { code }) => out.push(code),
+            ActionKind::Transfer(Transfer::Copy { source, target }) => {
+                match source {
+                    TransferSource::Db { query, .. } => out.push(query),
+                    TransferSource::File { path, .. } => out.push(path),
+                }
+                match target {
+                    TransferTarget::Db {
+                        table, pre, after, ..
+                    } => out.extend(std::iter::once(table).chain(pre).chain(after)),
+                    TransferTarget::File { path, .. } => out.push(path),
+                }
+            }
+            ActionKind::Email { subject, body_html } => {
+                out.extend(subject.iter().chain(std::iter::once(body_html)))
+            }
+            ActionKind::Metadata(m) => out.extend(
+                std::iter::once(&m.table)
+                    .chain(&m.from)
+                    .chain(&m.table_comment)
+                    .chain(m.column_comments.values()),
+            ),
+            ActionKind::SubWorkflow { .. } => {}
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             ActionKind::Script { .. } => "script",

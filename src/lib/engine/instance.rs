@@ -167,8 +167,25 @@ impl Engine {
         if req.coordinator_params {
             list.extend(coordinator.map(|c| c.params.clone()).unwrap_or_default());
         }
-        evaluate_params(&list, &req.params, at.with_timezone(&tz))
-            .map_err(|e| Error::refused(format!("workflow `{}`: {e}", def.name)))
+        let params = evaluate_params(&list, &req.params, at.with_timezone(&tz))
+            .map_err(|e| Error::refused(format!("workflow `{}`: {e}", def.name)))?;
+        let missing: Vec<String> = def
+            .param_refs()
+            .into_iter()
+            .filter(|p| !params.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::refused(format!(
+                "workflow `{}` needs parameter(s) {}: give them with --param NAME=VALUE",
+                def.name,
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(params)
     }
 
     /// `pending -> running`, then the DAG from its start node.
@@ -213,7 +230,7 @@ impl Engine {
         };
         let tasks = by_node(tx.task_list(inst.id).await?);
         let plan = dag::start(def, &states(&tasks));
-        self.apply_plan(tx, &running, def, &tasks, &plan, now, actor)
+        self.apply_plan(tx, &running, &tasks, &plan, now, actor)
             .await
     }
 
@@ -327,7 +344,7 @@ impl Engine {
                 InstanceStatus::Killed,
                 format!("killed by {actor}"),
             );
-            self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+            self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                 .await?;
             tx.commit().await?;
             Ok(())

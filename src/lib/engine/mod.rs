@@ -92,12 +92,10 @@ impl Engine {
     }
 
     /// Applies a DAG plan to an instance's rows inside `tx`, and ends the instance if the plan says so.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_plan(
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
-        def: &Workflow,
         tasks: &BTreeMap<String, TaskRow>,
         plan: &Plan,
         now: DateTime<Utc>,
@@ -149,8 +147,11 @@ impl Engine {
             });
         }
         tx.event_insert_many(&events).await?;
+        if plan.made_ready().next().is_some() {
+            tx.notify_ready().await?;
+        }
         if let Some(end) = &plan.end {
-            self.end_instance(tx, inst, def, end.status, &end.reason, now, actor)
+            self.end_instance(tx, inst, end.status, &end.reason, now, actor)
                 .await?;
         }
         Ok(())
@@ -158,12 +159,10 @@ impl Engine {
 
     /// Marks the instance ended and does what follows from it: dependency progress, a blood run's
     /// downstream, the next pending instance of the same workflow.
-    #[allow(clippy::too_many_arguments)]
     async fn end_instance(
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
-        def: &Workflow,
         status: InstanceStatus,
         reason: &str,
         now: DateTime<Utc>,
@@ -203,7 +202,6 @@ impl Engine {
                 self.start_blood_downstream(tx, inst, actor).await?;
             }
         }
-        let _ = def;
         self.start_pending(tx, &inst.workflow, now, actor).await
     }
 }

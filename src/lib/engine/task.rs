@@ -146,12 +146,13 @@ impl Engine {
                 .definition(&inst.workflow, inst.workflow_version)
                 .await?;
             let plan = dag::after_node(&def, &states(&tasks), &task.node);
-            self.apply_plan(tx, &inst, &def, &tasks, &plan, now, actor)
+            self.apply_plan(tx, &inst, &tasks, &plan, now, actor)
                 .await?;
             if plan.made_ready().next().is_some() {
                 self.wake.notify_one();
             }
         } else if to == TaskStatus::Ready {
+            tx.notify_ready().await?;
             self.wake.notify_one();
         }
         Ok(Cas::Applied)
@@ -229,7 +230,7 @@ impl Engine {
                     .definition(&inst.workflow, inst.workflow_version)
                     .await?;
                 let plan = dag::after_node(&def, &states(&tasks), &task.node);
-                self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                     .await?;
             }
             tx.commit().await?;
@@ -266,6 +267,7 @@ impl Engine {
                 tx.rollback().await?;
                 return Ok(Cas::Stale);
             }
+            tx.notify_ready().await?;
             tx.task_attempt_insert(&AttemptRow {
                 task_id: task.id,
                 attempt: task.attempt,
@@ -380,7 +382,7 @@ impl Engine {
                             .definition(&inst.workflow, inst.workflow_version)
                             .await?;
                         let plan = dag::after_node(&def, &states(&tasks), &current.node);
-                        self.apply_plan(&mut *tx, &inst, &def, &tasks, &plan, now, actor)
+                        self.apply_plan(&mut *tx, &inst, &tasks, &plan, now, actor)
                             .await?;
                     }
                     TaskStatus::Killed

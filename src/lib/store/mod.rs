@@ -277,6 +277,10 @@ pub trait Store: Send + Sync + 'static {
     /// The database's clock.
     async fn now(&self) -> Result<DateTime<Utc>>;
 
+    /// A subscription to "tasks became ready" from other processes, where the backend has one
+    /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
+
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>>;
 
@@ -365,6 +369,9 @@ pub trait StoreTx: Send {
     ) -> Result<Vec<InstanceId>>;
     async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas>;
 
+    /// Tells other processes' workers at commit that tasks became ready (a no-op without LISTEN/NOTIFY).
+    async fn notify_ready(&mut self) -> Result<()>;
+
     async fn rollback(self: Box<Self>) -> Result<()>;
 
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
@@ -384,6 +391,13 @@ pub trait StoreTx: Send {
     async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;
     async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()>;
+}
+
+/// Waits for "tasks became ready" notifications.
+#[async_trait]
+pub trait ReadyListener: Send {
+    /// Returns when a notification arrives (reconnecting as needed).
+    async fn recv(&mut self) -> Result<()>;
 }
 
 /// The master lock on a dedicated connection (MySQL `GET_LOCK`, PostgreSQL advisory lock, SQLite a

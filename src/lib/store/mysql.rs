@@ -604,6 +604,10 @@ impl Store for MysqlStore {
         Ok(())
     }
 
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
+    }
+
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("SELECT NOW(6)")
             .fetch_one(&self.pool)
@@ -1067,9 +1071,11 @@ impl StoreTx for MysqlTx {
     async fn db_link_upsert(&mut self, l: &DbLink) -> Result<()> {
         sqlx::query(
             "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE kind = VALUES(kind), url = VALUES(url), \
-             username = VALUES(username), password = VALUES(password), properties = VALUES(properties), \
-             updated_at = VALUES(updated_at)",
+             VALUES (?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE \
+             updated_at = IF((kind, url, username, password, properties) <=> \
+               (VALUES(kind), VALUES(url), VALUES(username), VALUES(password), VALUES(properties)), updated_at, VALUES(updated_at)), \
+             kind = VALUES(kind), url = VALUES(url), username = VALUES(username), password = VALUES(password), \
+             properties = VALUES(properties)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -1124,9 +1130,12 @@ impl StoreTx for MysqlTx {
     async fn file_link_upsert(&mut self, l: &FileLink) -> Result<()> {
         sqlx::query(
             "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE kind = VALUES(kind), host = VALUES(host), \
-             port = VALUES(port), username = VALUES(username), password = VALUES(password), \
-             description = VALUES(description), updated_at = VALUES(updated_at)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE \
+             updated_at = IF((kind, host, port, username, password, description) <=> \
+               (VALUES(kind), VALUES(host), VALUES(port), VALUES(username), VALUES(password), VALUES(description)), \
+               updated_at, VALUES(updated_at)), \
+             kind = VALUES(kind), host = VALUES(host), port = VALUES(port), username = VALUES(username), \
+             password = VALUES(password), description = VALUES(description)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -1226,6 +1235,10 @@ impl StoreTx for MysqlTx {
         push_list(&mut qb, p.from.iter().copied());
         let r = qb.build().execute(&mut *self.tx).await?;
         Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

@@ -453,6 +453,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(READY_CHANNEL).await?;
+        Ok(Some(Box::new(PgReady { listener })))
+    }
+
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("SELECT now()")
             .fetch_one(&self.pool)
@@ -846,7 +852,9 @@ impl StoreTx for PostgresTx {
             "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              url = excluded.url, username = excluded.username, password = excluded.password, \
-             properties = excluded.properties, updated_at = excluded.updated_at",
+             properties = excluded.properties, updated_at = excluded.updated_at \
+             WHERE (db_link.kind, db_link.url, db_link.username, db_link.password, db_link.properties) IS DISTINCT FROM \
+             (excluded.kind, excluded.url, excluded.username, excluded.password, excluded.properties)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -903,7 +911,9 @@ impl StoreTx for PostgresTx {
             "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              host = excluded.host, port = excluded.port, username = excluded.username, \
-             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at",
+             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at \
+             WHERE (file_link.kind, file_link.host, file_link.port, file_link.username, file_link.password, file_link.description) \
+             IS DISTINCT FROM (excluded.kind, excluded.host, excluded.port, excluded.username, excluded.password, excluded.description)",
         )
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -991,6 +1001,15 @@ impl StoreTx for PostgresTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        // delivered at commit, once per transaction and channel however often it is called
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(READY_CHANNEL)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
@@ -1235,6 +1254,22 @@ impl SessionLock for PostgresLock {
             .bind(holder)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+/// The LISTEN/NOTIFY channel for "tasks became ready".
+const READY_CHANNEL: &str = "akkaflow_ready";
+
+struct PgReady {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait]
+impl ReadyListener for PgReady {
+    async fn recv(&mut self) -> Result<()> {
+        // PgListener reconnects (and re-listens) by itself when its connection drops
+        self.listener.recv().await?;
         Ok(())
     }
 }

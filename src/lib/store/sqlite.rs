@@ -320,7 +320,8 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteLease {
             pool: self.pool.clone(),
             holder: holder.to_string(),
-            ttl: Duration::from_secs(5),
+            // renewed every duty cycle (1 s): a dead master's lease is free again within 3 s
+            ttl: Duration::from_secs(3),
         }))
     }
 
@@ -336,6 +337,10 @@ impl Store for SqliteStore {
             migrator.run(&self.pool).await?;
         }
         Ok(())
+    }
+
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -775,7 +780,9 @@ impl StoreTx for SqliteTx {
             "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              url = excluded.url, username = excluded.username, password = excluded.password, \
-             properties = excluded.properties, updated_at = excluded.updated_at"
+             properties = excluded.properties, updated_at = excluded.updated_at \
+             WHERE db_link.kind <> excluded.kind OR db_link.url <> excluded.url OR db_link.username <> excluded.username \
+             OR db_link.password <> excluded.password OR db_link.properties <> excluded.properties"
         ))
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -832,7 +839,10 @@ impl StoreTx for SqliteTx {
             "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              host = excluded.host, port = excluded.port, username = excluded.username, \
-             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at"
+             password = excluded.password, description = excluded.description, updated_at = excluded.updated_at \
+             WHERE file_link.kind <> excluded.kind OR file_link.host <> excluded.host OR file_link.port <> excluded.port \
+             OR file_link.username <> excluded.username OR file_link.password <> excluded.password \
+             OR file_link.description <> excluded.description"
         ))
         .bind(&l.name)
         .bind(l.kind.as_str())
@@ -917,6 +927,10 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

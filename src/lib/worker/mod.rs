@@ -107,6 +107,13 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let services = CancellationToken::new();
     let mut owned = JoinSet::new();
     owned.spawn(log_writer::run(engine.store.clone(), log_rx));
+    match engine.store.ready_listener().await {
+        Ok(Some(listener)) => {
+            owned.spawn(listen(listener, engine.wake.clone(), services.clone()));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "no LISTEN connection; relying on polling"),
+    }
     owned.spawn(heartbeat::run(
         engine.clone(),
         id.clone(),
@@ -208,6 +215,30 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     }
     tracing::info!(worker_id = %id, "worker stopped");
     Ok(())
+}
+
+/// Turns database notifications into in-process wake-ups of the claim loop.
+async fn listen(
+    mut listener: Box<dyn crate::store::ReadyListener>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut outage = crate::store::OutageLog::new("worker listener");
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = listener.recv() => match got {
+                Ok(()) => {
+                    outage.recovered();
+                    wake.notify_one();
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
 }
 
 /// Idle polling: back off from 50 ms to the poll interval with jitter; reset when work shows up.

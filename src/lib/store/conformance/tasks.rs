@@ -419,3 +419,64 @@ pub(super) async fn kill_check_finds_killed_and_lost_tasks(store: &dyn Store) {
         .unwrap()
         .is_empty());
 }
+
+pub(super) async fn kill_request_keeps_the_task_running(store: &dyn Store) {
+    let ids = ready_tasks(store, &[("a", "q", 0), ("b", "q", 1)]).await;
+    assert_eq!(
+        claim_ids(store, &claim("w1", &["q"], 1, MINUTE)).await,
+        [ids[0]]
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.task_request_kill(ids[0]).await.unwrap(), Cas::Applied);
+    // only a running task can be asked to die; the ready one is killed directly by the engine
+    assert_eq!(tx.task_request_kill(ids[1]).await.unwrap(), Cas::Stale);
+    tx.commit().await.unwrap();
+    let t = store.task_get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.kill_requested, t.worker_id.as_deref()),
+        (TaskStatus::Running, true, Some("w1"))
+    );
+    assert_eq!(
+        store.task_kill_check("w1", &ids[..1]).await.unwrap(),
+        ids[..1]
+    );
+}
+
+pub(super) async fn queue_depth_counts_due_ready_and_running(store: &dyn Store) {
+    let ids = ready_tasks(store, &[("a", "q1", 0), ("b", "q1", 0), ("c", "q2", 0)]).await;
+    let later = tasks(store, &[("d", "q2", 0)]).await;
+    make_ready(
+        store,
+        &later,
+        Some(store.now().await.unwrap() + chrono::Duration::hours(1)),
+    )
+    .await;
+    claim_ids(store, &claim("w1", &["q1"], 1, MINUTE)).await;
+    let depth = store.task_queue_depth().await.unwrap();
+    let got: Vec<_> = depth
+        .iter()
+        .map(|d| (d.queue.as_str(), d.ready, d.running))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("q1", 1, 1), ("q2", 1, 0)],
+        "a task due later is not counted: {ids:?}"
+    );
+}
+
+pub(super) async fn ready_notification_reaches_a_listener(store: &dyn Store) {
+    let Some(mut listener) = store.ready_listener().await.unwrap() else {
+        // polling backends: notify_ready must still be accepted inside a transaction
+        let mut tx = store.begin().await.unwrap();
+        tx.notify_ready().await.unwrap();
+        tx.commit().await.unwrap();
+        return;
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.notify_ready().await.unwrap();
+    tx.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notification within 10 s")
+        .unwrap();
+}
