@@ -838,6 +838,13 @@ mod cases {
             "{}",
             r.text
         );
+        // for the invariant check that follows: what the kills and the rerun left behind
+        println!(
+            "sleepy: {}\nevents: {}",
+            s.ended(sid, &ops),
+            s.get(&format!("/api/v1/events?instance_id={sid}"), Some(&ops))
+                .text
+        );
 
         let r = s.post_xml(
             "/akkaflow/workflow?action=check",

@@ -106,7 +106,16 @@ impl Engine {
             let Some(task) = tasks.get(&u.node) else {
                 continue;
             };
-            let mut t = TaskTransition::new(task.id, u.from.clone(), u.to);
+            // Guard on the state this plan was computed from, not on every state the plan allows:
+            // a kill's `from` is `[ready, running]`, and a claim that commits between our read and
+            // this update would otherwise be overwritten as if it had never run (its attempt
+            // counted, no attempt row written). Stale here means "retry the whole operation".
+            let from = if u.from.contains(&task.status) {
+                vec![task.status]
+            } else {
+                u.from.clone()
+            };
+            let mut t = TaskTransition::new(task.id, from, u.to);
             t.error = u.note.clone();
             t.kill_requested = u.to == TaskStatus::Killed;
             match u.to {
