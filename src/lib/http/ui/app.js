@@ -38,6 +38,19 @@
       if (b._label) { b.classList.remove('confirm'); b.textContent = b._label; }
     }
   });
+  document.addEventListener('submit', async (ev) => {
+    const form = ev.target.closest('form[data-post]');
+    if (!form) return;
+    ev.preventDefault();
+    const params = {};
+    new FormData(form).forEach((v, k) => { if (String(v).trim() !== '') params[k] = String(v); });
+    try {
+      const data = await post(form.dataset.post, { params });
+      location.href = '/ui/instances/' + data.instance_id;
+    } catch (e) { toast(e.message, true); }
+  });
+  const refresh = document.querySelector('[data-refresh]');
+  if (refresh) setTimeout(() => location.reload(), Number(refresh.dataset.refresh) * 1000);
   const f = document.getElementById('wf-filter');
   if (f) f.addEventListener('input', () => {
     const q = f.value.toLowerCase();

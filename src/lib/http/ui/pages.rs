@@ -182,7 +182,7 @@ pub(crate) async fn dashboard(
     let slots: i64 = workers.iter().map(|w| w.slots).sum();
     let body = html! {
         div.top {
-            div { h1 { "Dashboard" } div.sub { "Today, " (today.format("%A %e %B %Y")) " (UTC)" } }
+            div data-refresh="15" { h1 { "Dashboard" } div.sub { "Today, " (today.format("%A %e %B %Y")) " (UTC) · refreshes every 15 s" } }
         }
         div.grid.g4 style="margin-bottom:16px" {
             div.card.stat.ok { span.k { "Succeeded today" } span.v #today-succeeded { (today_c.0) } span.hint {
@@ -363,6 +363,22 @@ pub(crate) async fn workflow(
     let w = &d.workflow;
     let op = caller.can(TokenRole::Operator);
     let name_enc = &w.name;
+    // run-time parameters and the coordinator's, as written (overrides win over both)
+    let mut overridable: Vec<(String, String)> = d
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.default.clone().unwrap_or_default()))
+        .collect();
+    if let Some(c) = &d.coordinator {
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&c.params).unwrap_or_default();
+        for p in listed {
+            if let (Some(n), v) = (p["name"].as_str(), p["value"].as_str().unwrap_or("")) {
+                if !overridable.iter().any(|(m, _)| m == n) {
+                    overridable.push((n.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
     let body = html! {
         div.crumb { a href="/ui/workflows" { "Workflows" } " / " (w.dir) }
         div.top {
@@ -376,6 +392,18 @@ pub(crate) async fn workflow(
                     @else { button.btn data-post={"/api/v1/workflows/" (name_enc) "/enable"} { "Enable" } }
                 }
             }
+        }
+        @if op && !overridable.is_empty() {
+            div.card style="margin-bottom:16px" { details {
+                summary { "Trigger with parameters" }
+                form.params data-post={"/api/v1/workflows/" (name_enc) "/trigger"} {
+                    @for (p, default) in &overridable {
+                        label { span.mono { (p) } input type="text" name=(p) placeholder=(default); }
+                    }
+                    button.btn.primary type="submit" { "▶ Trigger" }
+                    span.small.muted { "Empty fields keep their definition." }
+                }
+            } }
         }
         div.card style="margin-bottom:16px" { h2 { "Graph" } div.dag { (svg::dag(&d.nodes, &BTreeMap::new())) } }
         div.grid.g32 {
@@ -460,6 +488,13 @@ pub(crate) async fn instance(
     let ended = i.status.is_terminal();
     let wf_visible = sees_workflow(&state, &caller, &i.workflow).await?;
     let params: BTreeMap<String, String> = serde_json::from_str(&i.params).unwrap_or_default();
+    let events = store
+        .event_list(&crate::store::EventFilter {
+            instance_id: Some(i.id),
+            after_id: None,
+            limit: 500,
+        })
+        .await?;
     let actions = d.tasks.iter().filter(|t| {
         !matches!(
             t.task.kind.as_str(),
@@ -539,6 +574,19 @@ pub(crate) async fn instance(
             h2 { "Output" span.grow {} @if !ended { span #live.small style="text-transform:none;letter-spacing:0" { span.livedot {} " live" } } }
             pre #log .log data-follow={"/api/v1/instances/" (i.id) "/logs/follow"} { "waiting for output…" }
         }
+        div.card style="margin-top:16px" { details {
+            summary { "History (" (events.len()) " events)" }
+            div.flush { table {
+                thead { tr { th { "When" } th { "Node" } th { "Change" } th { "Message" } th { "By" } } }
+                tbody { @for e in &events { tr {
+                    td.small { (when(now, Some(e.created_at))) }
+                    td.mono.small { (e.node.as_deref().unwrap_or("")) }
+                    td.small.nowrap { @if let Some(f) = &e.from_status { (f) " → " } (e.to_status.as_deref().unwrap_or(&e.kind)) }
+                    td.small { (e.message) }
+                    td.mono.small { (e.actor) }
+                } } }
+            } }
+        } }
     };
     Ok(page(
         &caller,
