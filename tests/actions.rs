@@ -186,8 +186,10 @@ impl Case {
         );
         self.env.write("xmlconfig/db_links.xml", &links);
         self.env.sync(workflows);
-        self.env
-            .spawn("standalone", &["standalone", "--slots", "4"]);
+        self.env.spawn(
+            "standalone",
+            &["standalone", "--slots", "4", "--listen", "127.0.0.1:0"],
+        );
     }
 
     fn trigger(&self, workflow: &str) -> InstanceId {
@@ -227,7 +229,21 @@ async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
         if i.status.is_terminal() {
             Ok(i)
         } else {
-            Err(format!("{:?}", i.status))
+            // the tasks' states and errors make a timeout explain itself
+            let tasks = store.task_list(id).await.map_err(|e| e.to_string())?;
+            let tasks: Vec<_> = tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t.node.clone(),
+                        t.status,
+                        t.attempt,
+                        t.worker_id.clone(),
+                        t.error.clone(),
+                    )
+                })
+                .collect();
+            Err(format!("{:?}; tasks {tasks:?}", i.status))
         }
     })
     .await
@@ -1240,7 +1256,7 @@ mod local {
         // synced before the role starts, as an operator would: two processes migrating one new
         // SQLite file at once race for its lock
         env.ok(&["sync", "xmlconfig"]);
-        env.spawn("standalone", &["standalone"]);
+        env.spawn("standalone", &["standalone", "--listen", "127.0.0.1:0"]);
         let store = env.store().await;
         let out = env.ok(&["workflow", "trigger", "sqlite_etl"]);
         let id = InstanceId(out.trim().parse().expect("instance id"));

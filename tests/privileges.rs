@@ -1,7 +1,8 @@
 //! Least privilege: the grants documented in `sql/GRANTS.md` are applied as written to a fresh
-//! database, and a scheduler and a worker run a workflow under those users.
+//! database, and a scheduler, a worker and the HTTP role run a workflow under those users.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ fn statements(db: Db, database: &str, suffix: &str) -> Vec<String> {
             "akkaflow_inspector",
             &format!("akkaflow_inspector_{suffix}"),
         )
+        .replace("akkaflow_http", &format!("akkaflow_http_{suffix}"))
         .split(';')
         .map(|s| {
             s.lines()
@@ -127,6 +129,63 @@ mod cases {
             "{}",
             env.log("scheduler")
         );
+
+        // the HTTP role: tokens, a UI session, an upload, a trigger and a kill
+        let http = with_user(&env.url, &format!("akkaflow_http_{suffix}"));
+        let admin = support::token(env, "lp-admin", "admin", None);
+        let s = support::start_http_as(env, "http", &http);
+        let form = support::Opts {
+            content_type: Some("application/x-www-form-urlencoded"),
+            ..Default::default()
+        };
+        let login = s.post_with("/ui/login", None, &format!("token={admin}"), &form);
+        assert_eq!(login.status, 303, "{}", login.text);
+        let created = s.post(
+            "/api/v1/tokens",
+            Some(&admin),
+            r#"{"name":"lp-viewer","role":"viewer"}"#,
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+        let up = s.post_xml(
+            "/api/v1/definitions?file=lp2.xml",
+            Some(&admin),
+            r#"<work-flow name="lp2"><coordinator><depend-list><workflow name="lp"/></depend-list></coordinator><start name="start" to="a"/><action name="a"><shell><command>sleep 30</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        );
+        assert_eq!(up.status, 200, "{}\n{}", up.text, env.log("http"));
+        let run = s.post("/api/v1/workflows/lp2/trigger", Some(&admin), "");
+        assert_eq!(run.status, 201, "{}", run.text);
+        let id = run.json["instance_id"].as_i64().unwrap();
+        s.wait_json(
+            &format!("/api/v1/instances/{id}"),
+            &admin,
+            "lp2 to run",
+            |j| {
+                j["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["status"] == "running")
+            },
+        );
+        let kill = s.post(&format!("/api/v1/instances/{id}/kill"), Some(&admin), "");
+        assert_eq!(kill.status, 200, "{}", kill.text);
+        assert_eq!(s.ended(id, &admin)["instance"]["status"], "killed");
+        assert_eq!(
+            s.delete("/api/v1/tokens/lp-viewer", Some(&admin)).status,
+            200
+        );
+        assert_eq!(
+            s.post("/api/v1/workflows/lp/disable", Some(&admin), "")
+                .status,
+            200
+        );
+        for role in ["http", "worker", "scheduler"] {
+            assert!(
+                !env.log(role).contains("denied"),
+                "{role}: {}",
+                env.log(role)
+            );
+        }
     }
 }
 

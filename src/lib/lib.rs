@@ -3,7 +3,7 @@
 //! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to
 //! SQL), `dag` (pure DAG advance), `state` (run-state vocabulary), `engine` (every run-state operation),
 //! `sync`, `scheduler` (master services), `worker` (claim, run, heartbeat), `executor` (node kinds),
-//! `cli`.
+//! `token` (API tokens), `http` (REST API, legacy routes and web UI), `cli`.
 
 pub mod config;
 pub mod dag;
@@ -13,10 +13,12 @@ pub mod error;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod token;
 pub mod worker;
 
 pub mod cli;
 pub mod executor;
+pub mod http;
 pub mod scheduler;
 #[doc(hidden)]
 pub mod testkit;

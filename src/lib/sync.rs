@@ -27,7 +27,7 @@ pub struct SyncOptions {
 }
 
 /// What a sync did (or, with `dry_run`, would do).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncReport {
     pub added: usize,
     pub updated: usize,
@@ -265,4 +265,182 @@ async fn sync_links(tx: &mut dyn StoreTx, set: &DefinitionSet, prune: bool) -> R
         }
     }
     Ok(())
+}
+
+/// One definition file posted over HTTP, validated against what the database already holds.
+#[derive(Clone, Debug)]
+pub struct PreparedUpload {
+    /// What to hand to [`sync_set`]: the uploaded file's workflows, or its links.
+    pub set: DefinitionSet,
+    /// `(name, dir)` of each uploaded workflow, and the dir of the stored version it replaces.
+    pub workflows: Vec<UploadedWorkflow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct UploadedWorkflow {
+    pub name: String,
+    pub dir: String,
+    /// The stored version's dir, when this upload replaces a workflow.
+    pub replaces_dir: Option<String>,
+}
+
+/// The `name` of a `<work-flow>` root element, read without validating anything else.
+fn root_workflow_name(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(text);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                if e.name().as_ref() != b"work-flow" {
+                    return None;
+                }
+                let attr = e.try_get_attribute("name").ok()??;
+                return attr.unescape_value().ok().map(|v| v.trim().to_string());
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn root_element(text: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(text);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                return Some(String::from_utf8_lossy(e.name().as_ref()).into_owned())
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn xml_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Validates one posted file the way `sync` validates a directory: together with every workflow and
+/// link already stored (so references to them resolve and a duplicate name is caught), replacing the
+/// stored workflow of the same name. Only the posted file's content goes into the returned set.
+///
+/// `<coordinator>` files are refused: they change workflows defined elsewhere, which only a directory
+/// sync can see whole. Errors in the stored definitions themselves are reported too (they block,
+/// as they would block `sync`).
+pub async fn prepare_upload(
+    store: &Arc<dyn Store>,
+    file_name: &str,
+    text: String,
+) -> Result<PreparedUpload> {
+    let upload_path = PathBuf::from(format!("upload/{file_name}"));
+    let diag = |message: String| {
+        Error::Invalid(vec![definition::Diagnostic {
+            severity: definition::Severity::Error,
+            file: upload_path.clone(),
+            line: 1,
+            col: 1,
+            element: "file".into(),
+            message,
+        }])
+    };
+    let root = root_element(&text);
+    match root.as_deref() {
+        Some("db-links") | Some("file-links") => {
+            // links do not depend on anything else: validate the file on its own
+            let file = definition::SourceFile {
+                path: upload_path.clone(),
+                text,
+            };
+            let mut set = blocking_load(vec![file]).await?;
+            if root.as_deref() == Some("db-links") {
+                set.file_links.clear(); // only the implied `local`, already stored by any sync
+            }
+            return Ok(PreparedUpload {
+                set,
+                workflows: vec![],
+            });
+        }
+        Some("coordinator") => return Err(diag(
+            "a <coordinator> file changes workflows defined in other files: put the coordinator \
+                 inside its <work-flow>, or sync the directory"
+                .into(),
+        )),
+        _ => {}
+    }
+    let name = root_workflow_name(&text);
+    let stored = store.workflow_list().await?;
+    let mut files = Vec::new();
+    let mut path = upload_path.clone();
+    let mut replaces_dir = None;
+    for w in &stored {
+        if Some(&w.name) == name.as_ref() {
+            // keep the stored path: file-executor scripts resolve beside it
+            path = PathBuf::from(&w.file_path);
+            replaces_dir = Some(w.dir.clone());
+            continue;
+        }
+        files.push(definition::SourceFile {
+            path: PathBuf::from(&w.file_path),
+            text: w.source_xml.clone(),
+        });
+    }
+    let mut db = String::from("<db-links>\n");
+    for l in store.db_link_list().await? {
+        db.push_str(&format!(
+            "<link name=\"{}\" type=\"{}\" jdbc-url=\"{}\" username=\"\" password=\"\"/>\n",
+            xml_attr(&l.name),
+            xml_attr(&l.kind),
+            xml_attr(&l.url)
+        ));
+    }
+    db.push_str("</db-links>\n");
+    let mut fl = String::from("<file-links>\n");
+    for l in store.file_link_list().await? {
+        fl.push_str(&format!(
+            "<link name=\"{}\" type=\"{}\" host=\"{}\" port=\"{}\"/>\n",
+            xml_attr(&l.name),
+            xml_attr(&l.kind),
+            xml_attr(&l.host),
+            l.port
+        ));
+    }
+    fl.push_str("</file-links>\n");
+    files.push(definition::SourceFile {
+        path: "stored/db_links.xml".into(),
+        text: db,
+    });
+    files.push(definition::SourceFile {
+        path: "stored/file_links.xml".into(),
+        text: fl,
+    });
+    files.push(definition::SourceFile {
+        path: path.clone(),
+        text,
+    });
+    let mut set = blocking_load(files).await?;
+    set.workflows.retain(|w| w.file == path);
+    set.db_links.clear();
+    set.file_links.clear();
+    set.warnings.retain(|d| d.file == path);
+    let workflows = set
+        .workflows
+        .iter()
+        .map(|w| UploadedWorkflow {
+            name: w.workflow.name.clone(),
+            dir: w.workflow.dir.clone(),
+            replaces_dir: replaces_dir.clone(),
+        })
+        .collect();
+    Ok(PreparedUpload { set, workflows })
+}
+
+async fn blocking_load(files: Vec<definition::SourceFile>) -> Result<DefinitionSet> {
+    tokio::task::spawn_blocking(move || definition::load_sources(files))
+        .await
+        .map_err(|e| Error::Config(format!("definition loader crashed: {e}")))?
+        .map_err(Error::Invalid)
 }

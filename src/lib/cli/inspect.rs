@@ -170,6 +170,7 @@ pub(super) async fn instance_list(
             status,
             since,
             before_id: None,
+            dir_prefix: None,
             limit,
         })
         .await?;

@@ -4,6 +4,7 @@
 mod inspect;
 mod operate;
 mod roles;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -103,14 +104,59 @@ pub enum Command {
     Scheduler,
     /// Run a worker: claims and runs tasks
     Worker(WorkerArgs),
-    /// Scheduler and worker in one process (default database: the SQLite file)
+    /// Serve the REST API, the original's /akkaflow routes and the web UI
+    Http(HttpArgs),
+    /// Scheduler, worker and HTTP server in one process (default database: the SQLite file)
     Standalone {
         /// Definitions to sync at start and rescan every few seconds
         #[arg(long, default_value = "xmlconfig")]
         xmlconfig: PathBuf,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
+    /// API tokens: create, list, revoke
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HttpArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: String,
+    /// Serve without authentication (every request acts as an admin); refused unless the address is loopback
+    #[arg(long)]
+    pub no_auth: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown only this once)
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: crate::store::TokenRole,
+        /// Confine the token to workflows whose dir is this prefix or below it (e.g. /dw)
+        #[arg(long)]
+        dir: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token; its UI sessions end with it
+    Revoke { name: String },
+}
+
+fn parse_role(s: &str) -> std::result::Result<crate::store::TokenRole, String> {
+    s.parse()
+        .map_err(|_| format!("expected viewer, operator or admin, got `{s}`"))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -270,7 +316,7 @@ fn report_error(e: &Error) {
 fn init_logging(cli: &Cli) {
     let role = matches!(
         cli.command,
-        Command::Scheduler | Command::Worker(_) | Command::Standalone { .. }
+        Command::Scheduler | Command::Worker(_) | Command::Standalone { .. } | Command::Http(_)
     );
     let default = if role { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AKKAFLOW_LOG")
@@ -311,9 +357,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => inspect::check(&cfg, stuck_after_secs, json).await,
         Command::Scheduler => roles::scheduler(&cfg).await,
         Command::Worker(args) => roles::worker(&cfg, &args).await,
-        Command::Standalone { xmlconfig, worker } => {
-            roles::standalone(&cfg, xmlconfig, &worker).await
-        }
+        Command::Http(args) => roles::http(&cfg, &args).await,
+        Command::Standalone {
+            xmlconfig,
+            worker,
+            http,
+        } => roles::standalone(&cfg, xmlconfig, &worker, &http).await,
+        Command::Token(c) => tokens::token(&cfg, c).await,
     }
 }
 

@@ -136,28 +136,11 @@ pub(super) async fn wait_for_end(engine: &Engine, id: InstanceId) -> Result<Inst
 }
 
 async fn set_enabled(cfg: &Config, name: &str, enabled: bool) -> Result<i32> {
-    let store = connect(cfg).await?;
-    if store.workflow_get(name).await?.is_none() {
-        return Err(Error::refused(format!("unknown workflow `{name}`")));
-    }
-    let mut tx = store.begin().await?;
-    let cas = tx.workflow_set_enabled(name, enabled).await?;
-    let word = if enabled { "enabled" } else { "disabled" };
-    if cas.applied() {
-        tx.event_insert_many(&[crate::store::NewEvent {
-            workflow: Some(name.to_string()),
-            kind: if enabled {
-                "workflow_enabled"
-            } else {
-                "workflow_disabled"
-            },
-            message: format!("{word} from the command line"),
-            actor: os_actor(),
-            ..Default::default()
-        }])
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let cas = engine
+        .set_workflow_enabled(name, enabled, &os_actor())
         .await?;
-    }
-    tx.commit().await?;
+    let word = if enabled { "enabled" } else { "disabled" };
     println!(
         "workflow {name} {word}{}",
         if cas.applied() {

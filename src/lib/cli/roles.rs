@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect, os_actor, WorkerArgs};
+use super::{connect, os_actor, HttpArgs, WorkerArgs};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -83,7 +83,25 @@ pub(super) async fn worker(cfg: &Config, args: &WorkerArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerArgs) -> Result<i32> {
+fn http_config(args: &HttpArgs) -> Result<crate::http::HttpConfig> {
+    crate::http::HttpConfig::resolve(&args.listen, args.no_auth)
+}
+
+pub(super) async fn http(cfg: &Config, args: &HttpArgs) -> Result<i32> {
+    let http_cfg = http_config(args)?;
+    let stop = shutdown_token()?;
+    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    crate::http::serve(engine, http_cfg, stop).await?;
+    Ok(0)
+}
+
+pub(super) async fn standalone(
+    cfg: &Config,
+    xmlconfig: PathBuf,
+    args: &WorkerArgs,
+    http: &HttpArgs,
+) -> Result<i32> {
+    let http_cfg = http_config(http)?;
     let stop = shutdown_token()?;
     let store = connect(cfg).await?;
     let engine = Engine::new(store.clone(), cfg.timezone);
@@ -103,7 +121,7 @@ pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerAr
     }
     tracing::info!(
         database = %crate::store::redact_url(&cfg.database_url),
-        "standalone: scheduler and worker in one process; watch it with `akkaflow status`, \
+        "standalone: scheduler, worker and HTTP server in one process; watch it with `akkaflow status`, \
          `akkaflow instance list`, `akkaflow logs ID`, or start one now with `akkaflow workflow trigger NAME`"
     );
     let mut roles = JoinSet::new();
@@ -117,6 +135,14 @@ pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerAr
         worker_config(cfg, args),
         stop.clone(),
     ));
+    // bind before the loop, so a taken port stops the process at start rather than later
+    let listener = crate::http::bind(&http_cfg).await?;
+    roles.spawn(crate::http::serve_on(
+        engine.clone(),
+        http_cfg,
+        listener,
+        stop.clone(),
+    ));
     let mut rescan = tokio::time::interval(Duration::from_secs(5));
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -124,7 +150,7 @@ pub(super) async fn standalone(cfg: &Config, xmlconfig: PathBuf, args: &WorkerAr
             _ = stop.cancelled() => break,
             _ = rescan.tick() => {}
             Some(done) = roles.join_next() => {
-                // a role ended on its own: that is an error; stop the other one too
+                // a role ended on its own: that is an error; stop the others too
                 stop.cancel();
                 if let Ok(Err(e)) = done {
                     tracing::error!(error = %e, "a role stopped");

@@ -9,6 +9,7 @@
 mod instance;
 mod sub_workflow;
 mod task;
+mod workflow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -119,7 +120,16 @@ impl Engine {
                 } else {
                     u.to
                 };
-                let mut t = TaskTransition::new(task.id, u.from.clone(), to);
+                // Guard on the state this plan was computed from, not on every state the plan
+                // allows: a kill's `from` is `[ready, running]`, and a claim that commits between
+                // our read and this update would otherwise be overwritten as if it had never run
+                // (its attempt counted, no attempt row written). Stale means "retry it all".
+                let from = if u.from.contains(&task.status) {
+                    vec![task.status]
+                } else {
+                    u.from.clone()
+                };
+                let mut t = TaskTransition::new(task.id, from, to);
                 t.error = u.note.clone();
                 t.kill_requested = to == TaskStatus::Killed;
                 match to {

@@ -11,7 +11,7 @@ use sqlx::{Database, Decode, Encode, Type};
 
 use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
 
-use super::LogStream;
+use super::{LogStream, TokenRole};
 
 macro_rules! text_column {
     ($($t:ty),+) => { $(
@@ -57,7 +57,8 @@ text_column!(
     TaskStatus,
     TriggerKind,
     AttemptOutcome,
-    LogStream
+    LogStream,
+    TokenRole
 );
 
 macro_rules! id_column {
@@ -182,4 +183,44 @@ pub(crate) fn micros(d: Duration) -> i64 {
 /// Whether every embedded migration is already recorded as applied.
 pub(crate) fn all_applied(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> bool {
     migrator.iter().all(|m| applied.contains(&m.version))
+}
+
+/// A scope prefix without its trailing slashes; `None` for the root (sees everything).
+pub fn normalize_dir_prefix(prefix: Option<&str>) -> Option<String> {
+    let p = prefix?.trim().trim_end_matches('/');
+    (!p.is_empty()).then(|| p.to_string())
+}
+
+/// Whether `dir` lies at or below `prefix` (`/dw` covers `/dw` and `/dw/ods`, not `/dwh`).
+pub fn dir_in_scope(dir: &str, prefix: Option<&str>) -> bool {
+    match normalize_dir_prefix(prefix) {
+        None => true,
+        Some(p) => {
+            let d = dir.trim_end_matches('/');
+            d == p
+                || d.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_scope_matches_whole_segments() {
+        for (dir, prefix, want) in [
+            ("/dw", Some("/dw"), true),
+            ("/dw/ods", Some("/dw"), true),
+            ("/dw/ods", Some("/dw/"), true),
+            ("/dwh", Some("/dw"), false),
+            ("/other", Some("/dw"), false),
+            ("/anything", None, true),
+            ("/anything", Some("/"), true),
+            ("/dw", Some("/dw/ods"), false),
+        ] {
+            assert_eq!(dir_in_scope(dir, prefix), want, "{dir} in {prefix:?}");
+        }
+    }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use common::{dir_in_scope, normalize_dir_prefix};
 pub use types::*;
 
 use crate::state::{InstanceId, TaskId};
@@ -237,6 +238,7 @@ pub trait Store: Send + Sync + 'static {
     async fn coordinator_depend_list(&self, workflow: &str) -> Result<Vec<DependRow>>;
     /// Coordinators that depend on `upstream`.
     async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>>;
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>>;
 
     /// Records one data-monitor check (time from the database clock).
     async fn data_monitor_insert(&self, check: &NewDataMonitorCheck) -> Result<()>;
@@ -245,13 +247,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// The db link `name` as sync wrote it, password included: for executors only, never for output.
     async fn db_link_get(&self, name: &str) -> Result<Option<crate::definition::DbLink>>;
+    /// Every db link, without passwords.
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>>;
 
     async fn event_list(&self, filter: &EventFilter) -> Result<Vec<EventRow>>;
 
     /// The file link `name` as sync wrote it.
     async fn file_link_get(&self, name: &str) -> Result<Option<crate::definition::FileLink>>;
+    /// Every file link, without passwords.
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>>;
+
+    /// Instances per UTC day and status since `since` (by end time, or creation time while unfinished),
+    /// of workflows within `dir_prefix`.
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>>;
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>>;
+    /// The newest instance of every workflow that has one.
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>>;
     async fn instance_list(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>>;
     /// Workflows that have `pending` instances, for the master's starter.
     async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
@@ -277,6 +293,12 @@ pub trait Store: Send + Sync + 'static {
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>>;
 
+    /// Stores a UI session (and drops expired ones).
+    async fn session_create(&self, p: &NewSession) -> Result<()>;
+    async fn session_delete(&self, id_hash: &str) -> Result<()>;
+    /// A session that has not expired and whose token is not revoked.
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>>;
+
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>>;
     async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>>;
     /// Of `ids`, the tasks this worker must stop: killed, requested to die, or no longer its own.
@@ -288,6 +310,11 @@ pub trait Store: Send + Sync + 'static {
     async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>>;
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()>;
     async fn task_log_read(&self, p: &LogQuery) -> Result<Vec<LogLine>>;
+
+    /// The token whose secret hashes to `secret_hash`, unless it is revoked.
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>>;
+    /// Every token, revoked ones included, by name.
+    async fn token_list(&self) -> Result<Vec<TokenRow>>;
 
     async fn worker_deregister(&self, worker_id: &str) -> Result<()>;
     async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas>;
@@ -364,6 +391,11 @@ pub trait StoreTx: Send {
     /// Asks the worker running this task to kill it (seen on its next heartbeat); status stays `running`.
     async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas>;
     async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas>;
+
+    /// Inserts a token; `None` when its name is taken (revoked tokens keep theirs).
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>>;
+    /// Revokes a live token by name and ends its sessions.
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas>;
 
     async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;
     /// Locks the workflow row (`FOR UPDATE`): serialises instance starts against `instance-limit`.

@@ -29,7 +29,9 @@ use sqlx::mysql::{
 };
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
-use super::common::{all_applied, json_list, micros, placeholders, INVARIANT_CHECKS};
+use super::common::{
+    all_applied, json_list, micros, normalize_dir_prefix, placeholders, INVARIANT_CHECKS,
+};
 use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -84,6 +86,20 @@ macro_rules! head_cols {
     };
 }
 
+/// `i.workflow` lies in the dir prefix bound four times (NULL: everywhere); see [`dir_in_scope`].
+macro_rules! in_dir {
+    () => {
+        "(? IS NULL OR i.workflow IN (SELECT w.name FROM workflow w WHERE w.dir = ? \
+         OR LEFT(w.dir, CHAR_LENGTH(?) + 1) = CONCAT(?, '/')))"
+    };
+}
+macro_rules! token_cols {
+    () => {
+        "t.id, CAST(t.name AS CHAR) AS name, CAST(t.role AS CHAR) AS role, CAST(t.dir_prefix AS CHAR) AS dir_prefix, \
+         CAST(t.created_by AS CHAR) AS created_by, t.created_at, t.revoked_at"
+    };
+}
+
 const COORDINATOR_DUE: &str = concat!(
     "SELECT ",
     coordinator_cols!(),
@@ -125,7 +141,39 @@ const INSTANCE_LIST: &str = concat!(
     "SELECT ",
     instance_cols!(),
     " FROM workflow_instance i WHERE (? IS NULL OR i.workflow = ?) AND (? IS NULL OR i.status = ?) \
-     AND (? IS NULL OR i.created_at >= ?) AND (? IS NULL OR i.id < ?) ORDER BY i.id DESC LIMIT ?"
+     AND (? IS NULL OR i.created_at >= ?) AND (? IS NULL OR i.id < ?) AND ",
+    in_dir!(),
+    " ORDER BY i.id DESC LIMIT ?"
+);
+const INSTANCE_COUNT_BY_DAY: &str = concat!(
+    "SELECT CAST(DATE_FORMAT(COALESCE(i.ended_at, i.created_at), '%Y-%m-%d') AS CHAR) AS day, \
+     CAST(i.status AS CHAR) AS status, COUNT(*) AS count FROM workflow_instance i \
+     WHERE COALESCE(i.ended_at, i.created_at) >= ? AND ",
+    in_dir!(),
+    " GROUP BY day, status ORDER BY day, status"
+);
+const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance i WHERE i.id IN (SELECT MAX(m.id) FROM workflow_instance m GROUP BY m.workflow) \
+     ORDER BY i.workflow"
+);
+const SESSION_GET: &str = concat!(
+    "SELECT ",
+    token_cols!(),
+    ", CAST(s.csrf AS CHAR) AS csrf, s.expires_at FROM api_session s JOIN api_token t ON t.id = s.token_id \
+     WHERE s.id_hash = ? AND s.expires_at > NOW(6) AND t.revoked_at IS NULL"
+);
+const TOKEN_GET_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_cols!(),
+    " FROM api_token t WHERE t.secret_hash = ? AND t.revoked_at IS NULL"
+);
+const TOKEN_GET_BY_ID: &str = concat!("SELECT ", token_cols!(), " FROM api_token t WHERE t.id = ?");
+const TOKEN_LIST: &str = concat!(
+    "SELECT ",
+    token_cols!(),
+    " FROM api_token t ORDER BY t.name"
 );
 const INSTANCE_LOCK: &str = concat!(
     "SELECT ",
@@ -440,7 +488,7 @@ impl Store for MysqlStore {
     }
 
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
-        let row: Option<DbLinkRow> = sqlx::query_as(
+        let row: Option<StoredDbLink> = sqlx::query_as(
             "SELECT CAST(name AS CHAR) AS name, CAST(kind AS CHAR) AS kind, CAST(url AS CHAR) AS url, \
              CAST(username AS CHAR) AS username, CAST(password AS CHAR) AS password, \
              CAST(properties AS CHAR) AS properties FROM db_link WHERE name = ?",
@@ -449,6 +497,22 @@ impl Store for MysqlStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(DbLink::try_from).transpose()
+    }
+
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>> {
+        Ok(sqlx::query_as(COORDINATOR_LIST_ALL)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT CAST(l.name AS CHAR) AS name, CAST(l.kind AS CHAR) AS kind, CAST(l.url AS CHAR) AS url, \
+             CAST(l.username AS CHAR) AS username, CAST(l.properties AS CHAR) AS properties, l.updated_at \
+             FROM db_link l ORDER BY l.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
@@ -467,7 +531,7 @@ impl Store for MysqlStore {
     }
 
     async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
-        let row: Option<FileLinkRow> = sqlx::query_as(
+        let row: Option<StoredFileLink> = sqlx::query_as(
             "SELECT CAST(name AS CHAR) AS name, CAST(kind AS CHAR) AS kind, CAST(host AS CHAR) AS host, port, \
              CAST(username AS CHAR) AS username, CAST(password AS CHAR) AS password, \
              CAST(description AS CHAR) AS description FROM file_link WHERE name = ?",
@@ -478,6 +542,32 @@ impl Store for MysqlStore {
         row.map(FileLink::try_from).transpose()
     }
 
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT CAST(l.name AS CHAR) AS name, CAST(l.kind AS CHAR) AS kind, CAST(l.host AS CHAR) AS host, \
+             l.port, CAST(l.username AS CHAR) AS username, CAST(l.description AS CHAR) AS description, \
+             l.updated_at FROM file_link l ORDER BY l.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>> {
+        let dir = normalize_dir_prefix(dir_prefix);
+        Ok(sqlx::query_as(INSTANCE_COUNT_BY_DAY)
+            .bind(since)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
         Ok(sqlx::query_as(INSTANCE_GET)
             .bind(id)
@@ -485,7 +575,14 @@ impl Store for MysqlStore {
             .await?)
     }
 
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as(INSTANCE_LATEST_BY_WORKFLOW)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn instance_list(&self, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+        let dir = normalize_dir_prefix(f.dir_prefix.as_deref());
         Ok(sqlx::query_as(INSTANCE_LIST)
             .bind(&f.workflow)
             .bind(&f.workflow)
@@ -495,6 +592,10 @@ impl Store for MysqlStore {
             .bind(f.since)
             .bind(f.before_id)
             .bind(f.before_id)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
             .bind(f.limit)
             .fetch_all(&self.pool)
             .await?)
@@ -608,6 +709,44 @@ impl Store for MysqlStore {
         .await?)
     }
 
+    async fn session_create(&self, p: &NewSession) -> Result<()> {
+        retrying(|| async move {
+            sqlx::query("DELETE FROM api_session WHERE expires_at < NOW(6)")
+                .execute(&self.pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO api_session (id_hash, token_id, csrf, created_at, expires_at) \
+                 VALUES (?, ?, ?, NOW(6), DATE_ADD(NOW(6), INTERVAL ? MICROSECOND))",
+            )
+            .bind(&p.id_hash)
+            .bind(p.token_id)
+            .bind(&p.csrf)
+            .bind(micros(p.ttl))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> Result<()> {
+        retrying(|| async move {
+            sqlx::query("DELETE FROM api_session WHERE id_hash = ?")
+                .bind(id_hash)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(SESSION_GET)
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
         if p.queues.is_empty() || p.limit <= 0 {
             return Ok(vec![]);
@@ -716,6 +855,17 @@ impl Store for MysqlStore {
         qb.push(") ORDER BY l.task_id, l.attempt, l.seq LIMIT ");
         qb.push_bind(q.limit);
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>> {
+        Ok(sqlx::query_as(TOKEN_GET_BY_HASH)
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(TOKEN_LIST).fetch_all(&self.pool).await?)
     }
 
     async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
@@ -1254,6 +1404,47 @@ impl StoreTx for MysqlTx {
             qb.push_bind(f.attempt);
         }
         let r = qb.build().execute(&mut *self.tx).await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {
+        // a duplicate name fails only this statement; the transaction goes on
+        let r = sqlx::query(
+            "INSERT INTO api_token (name, role, dir_prefix, secret_hash, created_by, created_at) \
+             VALUES (?, ?, ?, ?, ?, NOW(6))",
+        )
+        .bind(&p.name)
+        .bind(p.role)
+        .bind(&p.dir_prefix)
+        .bind(&p.secret_hash)
+        .bind(&p.created_by)
+        .execute(&mut *self.tx)
+        .await;
+        let id = match r {
+            Ok(done) => i64::try_from(done.last_insert_id())
+                .expect("AUTO_INCREMENT of a BIGINT column fits in i64"),
+            Err(e) if is_duplicate_on(&e, "api_token_name") => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(sqlx::query_as(TOKEN_GET_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE api_token SET revoked_at = NOW(6) WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM api_session WHERE token_id IN (SELECT t.id FROM api_token t WHERE t.name = ?)",
+        )
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(Cas::from_rows(r.rows_affected()))
     }
 

@@ -20,7 +20,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, QueryBuilder, Transaction};
 
-use super::common::{all_applied, json_list, micros, numbered, placeholders, INVARIANT_CHECKS};
+use super::common::{
+    all_applied, json_list, micros, normalize_dir_prefix, numbered, placeholders, INVARIANT_CHECKS,
+};
 use super::session_lock::{SessionLock, SessionMaster};
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -86,6 +88,43 @@ const COORDINATOR_DEPS_READY: &str = concat!(
      AND NOT EXISTS (SELECT 1 FROM coordinator_depend d WHERE d.workflow = c.workflow AND d.satisfied_at IS NULL) \
      ORDER BY c.workflow COLLATE \"C\" LIMIT $1"
 );
+/// `workflow` lies in the dir prefix bound as `$n` (NULL: everywhere); see [`dir_in_scope`].
+macro_rules! in_dir {
+    ($n:literal) => {
+        concat!(
+            "(",
+            $n,
+            "::text IS NULL OR workflow IN (SELECT name FROM workflow WHERE dir = ",
+            $n,
+            " OR left(dir, length(",
+            $n,
+            ") + 1) = ",
+            $n,
+            " || '/'))"
+        )
+    };
+}
+macro_rules! token_cols {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "name, ",
+            $p,
+            "role, ",
+            $p,
+            "dir_prefix, ",
+            $p,
+            "created_by, ",
+            $p,
+            "created_at, ",
+            $p,
+            "revoked_at"
+        )
+    };
+}
+
 const COORDINATOR_LIST_ALL: &str = concat!(
     "SELECT ",
     coordinator_cols!(),
@@ -100,8 +139,37 @@ const INSTANCE_LIST: &str = concat!(
     "SELECT ",
     instance_cols!(),
     " FROM workflow_instance WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2) \
-     AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR id < $4) \
-     ORDER BY id DESC LIMIT $5"
+     AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR id < $4) AND ",
+    in_dir!("$6"),
+    " ORDER BY id DESC LIMIT $5"
+);
+const INSTANCE_COUNT_BY_DAY: &str = concat!(
+    "SELECT to_char(COALESCE(ended_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, status, \
+     COUNT(*) AS count FROM workflow_instance WHERE COALESCE(ended_at, created_at) >= $1 AND ",
+    in_dir!("$2"),
+    " GROUP BY 1, 2 ORDER BY 1, 2"
+);
+const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance WHERE id IN (SELECT MAX(id) FROM workflow_instance GROUP BY workflow) \
+     ORDER BY workflow COLLATE \"C\""
+);
+const SESSION_GET: &str = concat!(
+    "SELECT ",
+    token_cols!("t."),
+    ", s.csrf, s.expires_at FROM api_session s JOIN api_token t ON t.id = s.token_id \
+     WHERE s.id_hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL"
+);
+const TOKEN_GET_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_cols!(""),
+    " FROM api_token WHERE secret_hash = $1 AND revoked_at IS NULL"
+);
+const TOKEN_LIST: &str = concat!(
+    "SELECT ",
+    token_cols!(""),
+    " FROM api_token ORDER BY name COLLATE \"C\""
 );
 const INSTANCE_LOCK: &str = concat!(
     "SELECT ",
@@ -284,13 +352,27 @@ impl Store for PostgresStore {
     }
 
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
-        let row: Option<DbLinkRow> = sqlx::query_as(
+        let row: Option<StoredDbLink> = sqlx::query_as(
             "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
         row.map(DbLink::try_from).transpose()
+    }
+
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>> {
+        Ok(sqlx::query_as(COORDINATOR_LIST_ALL)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, kind, url, username, properties, updated_at FROM db_link ORDER BY name COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
@@ -306,7 +388,7 @@ impl Store for PostgresStore {
     }
 
     async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
-        let row: Option<FileLinkRow> = sqlx::query_as(
+        let row: Option<StoredFileLink> = sqlx::query_as(
             "SELECT name, kind, host, port, username, password, description FROM file_link WHERE name = $1",
         )
         .bind(name)
@@ -315,10 +397,37 @@ impl Store for PostgresStore {
         row.map(FileLink::try_from).transpose()
     }
 
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, kind, host, port, username, description, updated_at FROM file_link \
+             ORDER BY name COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>> {
+        Ok(sqlx::query_as(INSTANCE_COUNT_BY_DAY)
+            .bind(since)
+            .bind(normalize_dir_prefix(dir_prefix))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
         Ok(sqlx::query_as(INSTANCE_GET)
             .bind(id)
             .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>> {
+        Ok(sqlx::query_as(INSTANCE_LATEST_BY_WORKFLOW)
+            .fetch_all(&self.pool)
             .await?)
     }
 
@@ -329,6 +438,7 @@ impl Store for PostgresStore {
             .bind(f.since)
             .bind(f.before_id)
             .bind(f.limit)
+            .bind(normalize_dir_prefix(f.dir_prefix.as_deref()))
             .fetch_all(&self.pool)
             .await?)
     }
@@ -435,6 +545,38 @@ impl Store for PostgresStore {
         .await?)
     }
 
+    async fn session_create(&self, p: &NewSession) -> Result<()> {
+        sqlx::query("DELETE FROM api_session WHERE expires_at < now()")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_session (id_hash, token_id, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, now(), now() + $4 * interval '1 microsecond')",
+        )
+        .bind(&p.id_hash)
+        .bind(p.token_id)
+        .bind(&p.csrf)
+        .bind(micros(p.ttl))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_session WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(SESSION_GET)
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
         Ok(sqlx::query_as(TASK_CLAIM)
             .bind(&p.worker_id)
@@ -535,6 +677,17 @@ impl Store for PostgresStore {
         .bind(q.limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>> {
+        Ok(sqlx::query_as(TOKEN_GET_BY_HASH)
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(TOKEN_LIST).fetch_all(&self.pool).await?)
     }
 
     async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
@@ -1006,6 +1159,38 @@ impl StoreTx for PostgresTx {
         .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .bind(fence_worker)
         .bind(fence_attempt)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {
+        // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction
+        Ok(sqlx::query_as(concat!(
+            "INSERT INTO api_token (name, role, dir_prefix, secret_hash, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (name) DO NOTHING RETURNING ",
+            token_cols!("")
+        ))
+        .bind(&p.name)
+        .bind(p.role)
+        .bind(&p.dir_prefix)
+        .bind(&p.secret_hash)
+        .bind(&p.created_by)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas> {
+        let r = sqlx::query(
+            "UPDATE api_token SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+        )
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM api_session WHERE token_id IN (SELECT id FROM api_token WHERE name = $1)",
+        )
+        .bind(name)
         .execute(&mut *self.tx)
         .await?;
         Ok(Cas::from_rows(r.rows_affected()))

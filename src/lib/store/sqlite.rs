@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, instance_status_list, json_list, placeholders, status_list, task_id_list,
-    INVARIANT_CHECKS,
+    all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
+    task_id_list, INVARIANT_CHECKS,
 };
 use super::*;
 use crate::definition::{DbLink, FileLink};
@@ -69,6 +69,11 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
+
+/// `workflow` lies in the dir prefix bound four times (NULL: everywhere); see [`dir_in_scope`].
+const IN_DIR: &str = "(? IS NULL OR workflow IN (SELECT name FROM workflow WHERE dir = ? \
+     OR substr(dir, 1, length(?) + 1) = ? || '/'))";
+const TOKEN_COLUMNS: &str = "id, name, role, dir_prefix, created_by, created_at, revoked_at";
 
 const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
      queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
@@ -209,13 +214,26 @@ impl Store for SqliteStore {
     }
 
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
-        let row: Option<DbLinkRow> = sqlx::query_as(
+        let row: Option<StoredDbLink> = sqlx::query_as(
             "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
         row.map(DbLink::try_from).transpose()
+    }
+
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>> {
+        let sql = format!("SELECT {COORDINATOR_COLUMNS} FROM coordinator ORDER BY workflow");
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, kind, url, username, properties, updated_at FROM db_link ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
@@ -232,13 +250,42 @@ impl Store for SqliteStore {
     }
 
     async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
-        let row: Option<FileLinkRow> = sqlx::query_as(
+        let row: Option<StoredFileLink> = sqlx::query_as(
             "SELECT name, kind, host, port, username, password, description FROM file_link WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
         row.map(FileLink::try_from).transpose()
+    }
+
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, kind, host, port, username, description, updated_at FROM file_link ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>> {
+        let sql = format!(
+            "SELECT substr(COALESCE(ended_at, created_at), 1, 10) AS day, status, COUNT(*) AS count \
+             FROM workflow_instance WHERE COALESCE(ended_at, created_at) >= ? AND {IN_DIR} \
+             GROUP BY substr(COALESCE(ended_at, created_at), 1, 10), status ORDER BY day, status"
+        );
+        let dir = normalize_dir_prefix(dir_prefix);
+        Ok(sqlx::query_as(&sql)
+            .bind(ts(since))
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
@@ -249,13 +296,22 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>> {
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instance \
+             WHERE id IN (SELECT MAX(id) FROM workflow_instance GROUP BY workflow) ORDER BY workflow"
+        );
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
     async fn instance_list(&self, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
         let sql = format!(
             "SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE (? IS NULL OR workflow = ?) \
              AND (? IS NULL OR status = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR id < ?) \
-             ORDER BY id DESC LIMIT ?"
+             AND {IN_DIR} ORDER BY id DESC LIMIT ?"
         );
         let since = ts_opt(f.since);
+        let dir = normalize_dir_prefix(f.dir_prefix.as_deref());
         Ok(sqlx::query_as(&sql)
             .bind(&f.workflow)
             .bind(&f.workflow)
@@ -265,6 +321,10 @@ impl Store for SqliteStore {
             .bind(&since)
             .bind(f.before_id)
             .bind(f.before_id)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
+            .bind(&dir)
             .bind(f.limit)
             .fetch_all(&self.pool)
             .await?)
@@ -369,6 +429,43 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn session_create(&self, p: &NewSession) -> Result<()> {
+        sqlx::query(&format!("DELETE FROM api_session WHERE expires_at < {NOW}"))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_session (id_hash, token_id, csrf, created_at, expires_at) \
+             VALUES (?, ?, ?, {NOW}, strftime('%Y-%m-%d %H:%M:%f','now', ?))"
+        ))
+        .bind(&p.id_hash)
+        .bind(p.token_id)
+        .bind(&p.csrf)
+        .bind(plus(p.ttl))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_session WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        let sql = format!(
+            "SELECT {cols}, s.csrf, s.expires_at FROM api_session s JOIN api_token t ON t.id = s.token_id \
+             WHERE s.id_hash = ? AND s.expires_at > {NOW} AND t.revoked_at IS NULL",
+            cols = prefixed("t", TOKEN_COLUMNS)
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
@@ -496,6 +593,21 @@ impl Store for SqliteStore {
         .bind(q.limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_token WHERE secret_hash = ? AND revoked_at IS NULL"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_token ORDER BY name");
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
     }
 
     async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
@@ -970,6 +1082,37 @@ impl StoreTx for SqliteTx {
         .bind(fence_worker)
         .bind(fence_attempt)
         .bind(fence_attempt)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Cas::from_rows(r.rows_affected()))
+    }
+
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {
+        let sql = format!(
+            "INSERT INTO api_token (name, role, dir_prefix, secret_hash, created_by, created_at) \
+             VALUES (?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO NOTHING RETURNING {TOKEN_COLUMNS}"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(&p.name)
+            .bind(p.role)
+            .bind(&p.dir_prefix)
+            .bind(&p.secret_hash)
+            .bind(&p.created_by)
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas> {
+        let r = sqlx::query(&format!(
+            "UPDATE api_token SET revoked_at = {NOW} WHERE name = ? AND revoked_at IS NULL"
+        ))
+        .bind(name)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM api_session WHERE token_id IN (SELECT id FROM api_token WHERE name = ?)",
+        )
+        .bind(name)
         .execute(&mut *self.tx)
         .await?;
         Ok(Cas::from_rows(r.rows_affected()))

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
 
 /// A `workflow` row.
-#[derive(Clone, Debug, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, sqlx::FromRow, Serialize, ToSchema)]
 pub struct WorkflowRow {
     pub name: String,
     pub version: i64,
@@ -59,7 +60,7 @@ pub struct WorkflowUpsert {
 }
 
 /// A `coordinator` row.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct CoordinatorRow {
     pub workflow: String,
     pub cron: Option<String>,
@@ -76,7 +77,7 @@ pub struct CoordinatorRow {
 }
 
 /// A `coordinator_depend` row: progress of one upstream.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct DependRow {
     pub workflow: String,
     pub upstream: String,
@@ -85,7 +86,7 @@ pub struct DependRow {
 }
 
 /// A `workflow_instance` row.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct InstanceRow {
     pub id: InstanceId,
     pub workflow: String,
@@ -136,11 +137,13 @@ pub struct InstanceFilter {
     pub since: Option<DateTime<Utc>>,
     /// Paging: only ids below this one (newest first).
     pub before_id: Option<InstanceId>,
+    /// Only workflows whose `dir` is this prefix or below it (`/dw` matches `/dw` and `/dw/ods`).
+    pub dir_prefix: Option<String>,
     pub limit: i64,
 }
 
 /// A `task` row.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct TaskRow {
     pub id: TaskId,
     pub instance_id: InstanceId,
@@ -242,7 +245,7 @@ pub struct ClaimedTask {
 }
 
 /// A `task_attempt` row: one finished attempt.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct AttemptRow {
     pub task_id: TaskId,
     pub attempt: i64,
@@ -255,7 +258,7 @@ pub struct AttemptRow {
 }
 
 /// Which stream a log line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     Stdout,
@@ -286,7 +289,7 @@ impl std::str::FromStr for LogStream {
 }
 
 /// One line of a task's output.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct LogLine {
     pub task_id: TaskId,
     pub attempt: i64,
@@ -315,7 +318,7 @@ pub struct WorkerRegistration {
     pub slots: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct WorkerRow {
     pub id: String,
     pub name: String,
@@ -343,7 +346,7 @@ pub struct SchedulerBeat {
     pub epoch: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct SchedulerRow {
     pub id: String,
     pub host: String,
@@ -369,7 +372,7 @@ pub struct NewEvent {
     pub actor: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct EventRow {
     pub id: i64,
     pub created_at: DateTime<Utc>,
@@ -392,11 +395,128 @@ pub struct EventFilter {
 }
 
 /// How much work a queue holds right now.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct QueueDepth {
     pub queue: String,
     pub ready: i64,
     pub running: i64,
+}
+
+/// What an API token may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    /// Reads everything in its scope.
+    Viewer,
+    /// Also triggers, runs, kills, reruns and retries.
+    Operator,
+    /// Also changes definitions, links and tokens.
+    Admin,
+}
+
+impl TokenRole {
+    pub const ALL: &'static [TokenRole] =
+        &[TokenRole::Viewer, TokenRole::Operator, TokenRole::Admin];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Viewer => "viewer",
+            TokenRole::Operator => "operator",
+            TokenRole::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(TokenRole::Viewer),
+            "operator" => Ok(TokenRole::Operator),
+            "admin" => Ok(TokenRole::Admin),
+            other => Err(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An `api_token` row; the secret's hash never leaves the store.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub role: TokenRole,
+    /// The `dir` prefix this token is confined to; `None` sees everything.
+    pub dir_prefix: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub name: String,
+    pub role: TokenRole,
+    pub dir_prefix: Option<String>,
+    /// sha256 hex of the secret.
+    pub secret_hash: String,
+    pub created_by: String,
+}
+
+/// A live UI session with the token it stands for.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// sha256 hex of the cookie's value.
+    pub id_hash: String,
+    pub token_id: i64,
+    pub csrf: String,
+    pub ttl: Duration,
+}
+
+/// A `db_link` row without its password.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct DbLinkRow {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub username: String,
+    /// JSON array of `[name, value]` pairs.
+    pub properties: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A `file_link` row without its password.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct FileLinkRow {
+    pub name: String,
+    pub kind: String,
+    pub host: String,
+    pub port: i64,
+    pub username: String,
+    pub description: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How many instances ended (or, unfinished, were created) on one UTC day with one status.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub status: InstanceStatus,
+    pub count: i64,
 }
 
 /// One data-monitor check, recorded in `data_monitor` whether it passed or not.
@@ -436,9 +556,9 @@ pub struct DataMonitorRow {
     pub message: String,
 }
 
-/// A `db_link` row as stored; turned into a [`crate::definition::DbLink`] by the store.
+/// A `db_link` row as stored, password included; turned into a [`crate::definition::DbLink`].
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub(crate) struct DbLinkRow {
+pub(crate) struct StoredDbLink {
     pub name: String,
     pub kind: String,
     pub url: String,
@@ -448,10 +568,10 @@ pub(crate) struct DbLinkRow {
     pub properties: String,
 }
 
-impl TryFrom<DbLinkRow> for crate::definition::DbLink {
+impl TryFrom<StoredDbLink> for crate::definition::DbLink {
     type Error = super::StoreError;
 
-    fn try_from(r: DbLinkRow) -> Result<Self, Self::Error> {
+    fn try_from(r: StoredDbLink) -> Result<Self, Self::Error> {
         let kind = r.kind.parse().map_err(|v| super::StoreError::Corrupt {
             table: "db_link",
             column: "kind",
@@ -474,9 +594,9 @@ impl TryFrom<DbLinkRow> for crate::definition::DbLink {
     }
 }
 
-/// A `file_link` row as stored.
+/// A `file_link` row as stored, password included.
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub(crate) struct FileLinkRow {
+pub(crate) struct StoredFileLink {
     pub name: String,
     pub kind: String,
     pub host: String,
@@ -486,10 +606,10 @@ pub(crate) struct FileLinkRow {
     pub description: String,
 }
 
-impl TryFrom<FileLinkRow> for crate::definition::FileLink {
+impl TryFrom<StoredFileLink> for crate::definition::FileLink {
     type Error = super::StoreError;
 
-    fn try_from(r: FileLinkRow) -> Result<Self, Self::Error> {
+    fn try_from(r: StoredFileLink) -> Result<Self, Self::Error> {
         let kind = r.kind.parse().map_err(|v| super::StoreError::Corrupt {
             table: "file_link",
             column: "kind",

@@ -58,8 +58,11 @@ conformance!(
     kill_request_keeps_the_task_running,
     queue_depth_counts_due_ready_and_running,
     ready_notification_reaches_a_listener,
+    tokens_and_sessions_round_trip_and_revoke,
+    http_listings_scope_summarise_and_hide_passwords,
 );
 
+mod access;
 mod definitions;
 mod fixtures;
 mod instances;
@@ -69,6 +72,7 @@ mod tasks;
 
 /// Every case by name, for the macros.
 mod cases {
+    pub(super) use super::access::*;
     pub(super) use super::definitions::*;
     pub(super) use super::instances::*;
     pub(super) use super::processes::*;

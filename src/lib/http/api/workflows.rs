@@ -1,0 +1,497 @@
+//! Workflows and definitions: list, get, enable/disable, trigger/run, validate and upload XML.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::visible_workflow;
+use crate::engine::{CreateInstance, Created};
+use crate::http::auth::Caller;
+use crate::http::dag::{self, NodeView};
+use crate::http::error::{ApiError, ApiResult, DiagnosticView, ErrorBody};
+use crate::http::extract::{ApiPath, ApiQuery, OptJson, TextBody};
+use crate::http::AppState;
+use crate::state::{InstanceId, InstanceStatus, TriggerKind};
+use crate::store::{
+    CoordinatorRow, DependRow, InstanceFilter, InstanceRow, TokenRole, WorkflowRow,
+};
+use crate::sync::{self, SyncOptions, SyncReport, UploadedWorkflow};
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WorkflowQuery {
+    /// Only workflows whose dir is this prefix or below it
+    pub dir: Option<String>,
+    /// Only workflows whose name contains this text
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// A workflow as listed: its schedule and its newest instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkflowSummary {
+    pub name: String,
+    pub dir: String,
+    pub version: i64,
+    pub enabled: bool,
+    pub description: String,
+    pub creator: String,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub coordinator_enabled: Option<bool>,
+    pub next_fire_at: Option<DateTime<Utc>>,
+    pub last_fire_at: Option<DateTime<Utc>>,
+    pub depends: Vec<String>,
+    pub last_instance: Option<InstanceBrief>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstanceBrief {
+    pub id: InstanceId,
+    pub status: InstanceStatus,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<&InstanceRow> for InstanceBrief {
+    fn from(i: &InstanceRow) -> Self {
+        InstanceBrief {
+            id: i.id,
+            status: i.status,
+            created_at: i.created_at,
+            ended_at: i.ended_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkflowList {
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+/// Summaries of the workflows the caller sees, filtered as asked.
+pub(crate) async fn summaries(
+    state: &AppState,
+    caller: &Caller,
+    q: &WorkflowQuery,
+) -> ApiResult<Vec<WorkflowSummary>> {
+    let store = &state.engine.store;
+    let Some(dir) = caller.narrow(q.dir.as_deref()) else {
+        return Ok(vec![]);
+    };
+    let coordinators: HashMap<String, CoordinatorRow> = store
+        .coordinator_list()
+        .await?
+        .into_iter()
+        .map(|c| (c.workflow.clone(), c))
+        .collect();
+    let latest: HashMap<String, InstanceRow> = store
+        .instance_latest_by_workflow()
+        .await?
+        .into_iter()
+        .map(|i| (i.workflow.clone(), i))
+        .collect();
+    let needle = q.name.as_deref().map(str::to_lowercase);
+    Ok(store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .filter(|w| crate::store::dir_in_scope(&w.dir, dir.as_deref()))
+        .filter(|w| q.enabled.is_none_or(|e| e == w.enabled))
+        .filter(|w| {
+            needle
+                .as_deref()
+                .is_none_or(|n| w.name.to_lowercase().contains(n))
+        })
+        .map(|w| {
+            let c = coordinators.get(&w.name);
+            WorkflowSummary {
+                cron: c.and_then(|c| c.cron.clone()),
+                timezone: c.map(|c| c.timezone.clone()),
+                coordinator_enabled: c.map(|c| c.enabled),
+                next_fire_at: c.and_then(|c| c.next_fire_at),
+                last_fire_at: c.and_then(|c| c.last_fire_at),
+                depends: c
+                    .and_then(|c| serde_json::from_str(&c.depends).ok())
+                    .unwrap_or_default(),
+                last_instance: latest.get(&w.name).map(InstanceBrief::from),
+                name: w.name,
+                dir: w.dir,
+                version: w.version,
+                enabled: w.enabled,
+                description: w.description,
+                creator: w.creator,
+            }
+        })
+        .collect())
+}
+
+/// List workflows
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(WorkflowQuery),
+    responses((status = 200, body = WorkflowList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<WorkflowQuery>,
+) -> ApiResult<Json<WorkflowList>> {
+    Ok(Json(WorkflowList {
+        workflows: summaries(&state, &caller, &q).await?,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ParamView {
+    pub name: String,
+    /// The default as written (a template), if any
+    pub default: Option<String>,
+}
+
+/// A workflow with everything needed to understand it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkflowDetail {
+    pub workflow: WorkflowRow,
+    pub source_xml: String,
+    pub nodes: Vec<NodeView>,
+    pub params: Vec<ParamView>,
+    pub coordinator: Option<CoordinatorRow>,
+    pub upstreams: Vec<DependRow>,
+    pub downstreams: Vec<String>,
+    /// The 20 newest instances
+    pub recent_instances: Vec<InstanceRow>,
+}
+
+pub(crate) async fn detail(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<WorkflowDetail> {
+    let w = visible_workflow(state, caller, name).await?;
+    let store = &state.engine.store;
+    let def = state.engine.definition(&w.name, w.version).await?;
+    let recent = store
+        .instance_list(&InstanceFilter {
+            workflow: Some(w.name.clone()),
+            limit: 20,
+            ..Default::default()
+        })
+        .await?;
+    Ok(WorkflowDetail {
+        source_xml: w.source_xml.clone(),
+        nodes: dag::nodes(&def),
+        params: def
+            .params
+            .iter()
+            .map(|p| ParamView {
+                name: p.name.clone(),
+                default: p.default.as_ref().map(|t| t.as_str().to_string()),
+            })
+            .collect(),
+        coordinator: store.coordinator_get(&w.name).await?,
+        upstreams: store.coordinator_depend_list(&w.name).await?,
+        downstreams: store.coordinator_downstream(&w.name).await?,
+        recent_instances: recent,
+        workflow: w,
+    })
+}
+
+/// Get a workflow: nodes, coordinator state, upstreams, downstreams, source XML
+#[utoipa::path(get, path = "/api/v1/workflows/{name}", tag = "workflows",
+    params(("name" = String, Path, description = "workflow name")),
+    responses((status = 200, body = WorkflowDetail), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<WorkflowDetail>> {
+    Ok(Json(detail(&state, &caller, &name).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnabledChange {
+    pub workflow: String,
+    pub enabled: bool,
+    /// false when it already was
+    pub changed: bool,
+}
+
+async fn set_enabled(
+    state: AppState,
+    caller: Caller,
+    name: String,
+    enabled: bool,
+) -> ApiResult<Json<EnabledChange>> {
+    caller.require(TokenRole::Operator)?;
+    visible_workflow(&state, &caller, &name).await?;
+    let cas = state
+        .engine
+        .set_workflow_enabled(&name, enabled, &caller.actor())
+        .await?;
+    Ok(Json(EnabledChange {
+        workflow: name,
+        enabled,
+        changed: cas.applied(),
+    }))
+}
+
+/// Enable a workflow (its coordinator fires again)
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/enable", tag = "workflows",
+    params(("name" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = EnabledChange), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<EnabledChange>> {
+    set_enabled(state, caller, name, true).await
+}
+
+/// Disable a workflow (no new instances; running ones continue)
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/disable", tag = "workflows",
+    params(("name" = String, Path)),
+    responses((status = 200, body = EnabledChange), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<EnabledChange>> {
+    set_enabled(state, caller, name, false).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TriggerRequest {
+    /// Parameter overrides
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Then run the whole downstream chain
+    #[serde(default)]
+    pub blood: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunRequest {
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StartedInstance {
+    pub instance_id: InstanceId,
+    /// `running`, or `pending` while the workflow's instance-limit is reached
+    pub status: InstanceStatus,
+}
+
+pub(crate) async fn start(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    trigger: TriggerKind,
+    params: BTreeMap<String, String>,
+) -> ApiResult<StartedInstance> {
+    caller.require(TokenRole::Operator)?;
+    visible_workflow(state, caller, name).await?;
+    let req = CreateInstance {
+        workflow: name.to_string(),
+        trigger,
+        scheduled_for: None,
+        params,
+        coordinator_params: trigger != TriggerKind::Run,
+        parent: None,
+        actor: caller.actor(),
+    };
+    let Created { id, status } = state.engine.create_instance(&req).await?;
+    let id = id.ok_or_else(|| ApiError::conflict("the instance slot was taken; try again"))?;
+    Ok(StartedInstance {
+        instance_id: id,
+        status,
+    })
+}
+
+/// Trigger a workflow with its coordinator's parameters (its success propagates downstream)
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/trigger", tag = "workflows",
+    params(("name" = String, Path)), request_body(content = Option<TriggerRequest>),
+    responses((status = 201, body = StartedInstance), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn trigger(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    OptJson(body): OptJson<TriggerRequest>,
+) -> ApiResult<(StatusCode, Json<StartedInstance>)> {
+    let kind = if body.blood {
+        TriggerKind::Blood
+    } else {
+        TriggerKind::Trigger
+    };
+    let s = start(&state, &caller, &name, kind, body.params).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Run a workflow with only the given parameters (no propagation downstream)
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/run", tag = "workflows",
+    params(("name" = String, Path)), request_body(content = Option<RunRequest>),
+    responses((status = 201, body = StartedInstance), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    OptJson(body): OptJson<RunRequest>,
+) -> ApiResult<(StatusCode, Json<StartedInstance>)> {
+    let s = start(&state, &caller, &name, TriggerKind::Run, body.params).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FileQuery {
+    /// File name shown in diagnostics and stored for new workflows (default `upload.xml`)
+    pub file: Option<String>,
+}
+
+fn file_name(q: &FileQuery) -> ApiResult<String> {
+    let name = q.file.clone().unwrap_or_else(|| "upload.xml".into());
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "bad file name `{name}`: use letters, digits, `.`, `_` and `-` only"
+        )))
+    }
+}
+
+/// Scope check of an upload: every workflow it adds or replaces lies within the caller's dir.
+fn check_scope(caller: &Caller, workflows: &[UploadedWorkflow]) -> ApiResult<()> {
+    for w in workflows {
+        if !caller.sees(&w.dir) || w.replaces_dir.as_deref().is_some_and(|d| !caller.sees(d)) {
+            return Err(ApiError::forbidden(format!(
+                "workflow `{}` (dir {}) is outside the token's scope {}",
+                w.name,
+                w.dir,
+                caller.dir.as_deref().unwrap_or("/")
+            )));
+        }
+    }
+    if caller.dir.is_some() && workflows.is_empty() {
+        return Err(ApiError::forbidden(
+            "links are shared by every dir: only an unscoped admin may upload them",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ValidateResponse {
+    pub valid: bool,
+    pub diagnostics: Vec<DiagnosticView>,
+    pub workflows: Vec<UploadedWorkflow>,
+    /// What an upload would change (when valid)
+    pub changes: Option<SyncReport>,
+}
+
+fn sync_options(state: &AppState, caller: &Caller, dry_run: bool) -> SyncOptions {
+    SyncOptions {
+        dry_run,
+        prune: false,
+        actor: caller.actor(),
+        default_timezone: state.engine.timezone,
+    }
+}
+
+/// Validate a definition file against the stored definitions (nothing is written)
+#[utoipa::path(post, path = "/api/v1/definitions/validate", tag = "definitions", params(FileQuery),
+    request_body(content = String, content_type = "application/xml"),
+    responses((status = 200, body = ValidateResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub(crate) async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FileQuery>,
+    TextBody(xml): TextBody,
+) -> ApiResult<Json<ValidateResponse>> {
+    let name = file_name(&q)?;
+    match sync::prepare_upload(&state.engine.store, &name, xml).await {
+        Ok(prepared) => {
+            let changes = if caller.can(TokenRole::Admin) {
+                Some(
+                    sync::sync_set(
+                        &state.engine.store,
+                        &prepared.set,
+                        &sync_options(&state, &caller, true),
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            Ok(Json(ValidateResponse {
+                valid: true,
+                diagnostics: prepared
+                    .set
+                    .warnings
+                    .iter()
+                    .map(DiagnosticView::from)
+                    .collect(),
+                workflows: prepared.workflows,
+                changes,
+            }))
+        }
+        Err(crate::Error::Invalid(diags)) => Ok(Json(ValidateResponse {
+            valid: false,
+            diagnostics: diags.iter().map(DiagnosticView::from).collect(),
+            workflows: vec![],
+            changes: None,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UploadResponse {
+    pub report: SyncReport,
+    pub workflows: Vec<UploadedWorkflow>,
+}
+
+/// Upload a definition file: validated with the stored definitions, then synced in one transaction
+#[utoipa::path(post, path = "/api/v1/definitions", tag = "definitions", params(FileQuery),
+    request_body(content = String, content_type = "application/xml"),
+    responses((status = 200, body = UploadResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, description = "invalid definition; details list each error with line and column", body = ErrorBody)))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FileQuery>,
+    TextBody(xml): TextBody,
+) -> ApiResult<Json<UploadResponse>> {
+    caller.require(TokenRole::Admin)?;
+    let (report, workflows) = upload_xml(&state, &caller, &file_name(&q)?, xml).await?;
+    Ok(Json(UploadResponse { report, workflows }))
+}
+
+/// Validates, checks scope and syncs one posted file (shared with the legacy `add`).
+pub(crate) async fn upload_xml(
+    state: &AppState,
+    caller: &Caller,
+    file: &str,
+    xml: String,
+) -> ApiResult<(SyncReport, Vec<UploadedWorkflow>)> {
+    let prepared = sync::prepare_upload(&state.engine.store, file, xml).await?;
+    check_scope(caller, &prepared.workflows)?;
+    let report = sync::sync_set(
+        &state.engine.store,
+        &prepared.set,
+        &sync_options(state, caller, false),
+    )
+    .await?;
+    Ok((report, prepared.workflows))
+}

@@ -1,0 +1,215 @@
+//! Inline SVG: a workflow's DAG from the layered layout, and the dashboard's 14-day chart.
+
+use std::collections::BTreeMap;
+
+use maud::{html, Markup};
+
+use crate::http::dag::{layout, NodeView};
+
+/// Column pitch of an action column (its width plus the gap to the next).
+const COL: f64 = 196.0;
+const ROW: f64 = 74.0;
+const W: f64 = 150.0;
+const H: f64 = 46.0;
+const PAD: f64 = 16.0;
+
+fn is_control(kind: &str) -> bool {
+    matches!(kind, "start" | "end" | "kill" | "fork" | "join")
+}
+
+/// Column geometry: control-only columns are narrow, so a chain reads as a chain.
+struct Columns {
+    /// Left edge and width of each column.
+    x: Vec<(f64, f64)>,
+    len: Vec<usize>,
+    breadth: usize,
+}
+
+impl Columns {
+    fn center(&self, pos: (usize, usize)) -> (f64, f64) {
+        let (left, w) = self.x[pos.0];
+        // centre each column vertically against the widest one
+        let offset = (self.breadth - self.len[pos.0]) as f64 * ROW / 2.0;
+        (left + w / 2.0, PAD + offset + pos.1 as f64 * ROW + H / 2.0)
+    }
+
+    fn width(&self) -> f64 {
+        self.x.last().map_or(0.0, |(l, w)| l + w) + PAD
+    }
+}
+
+/// The DAG; `states` (node → task status) colours it, as on an instance page.
+pub(crate) fn dag(nodes: &[NodeView], states: &BTreeMap<String, String>) -> Markup {
+    let l = layout(nodes);
+    if nodes.is_empty() {
+        return html! { div.empty { "no nodes" } };
+    }
+    let mut len = vec![0usize; l.layers];
+    let mut control_only = vec![true; l.layers];
+    for n in nodes {
+        if let Some(&(c, _)) = l.pos.get(&n.name) {
+            len[c] += 1;
+            control_only[c] &= is_control(&n.kind);
+        }
+    }
+    let mut x = Vec::with_capacity(l.layers);
+    let mut left = PAD;
+    for &narrow in &control_only {
+        let w = if narrow { 40.0 } else { W };
+        x.push((left, w));
+        left += w + COL - W;
+    }
+    let cols = Columns {
+        x,
+        len,
+        breadth: l.breadth,
+    };
+    let at = |name: &str| l.pos.get(name).map(|&p| cols.center(p));
+    let width = cols.width();
+    let height = PAD * 2.0 + (l.breadth.max(1) - 1) as f64 * ROW + H + 12.0;
+    let half = |kind: &str| if is_control(kind) { 17.0 } else { W / 2.0 };
+    let kinds: BTreeMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.kind.as_str()))
+        .collect();
+    html! {
+        // scales down to the card's width, never up
+        svg xmlns="http://www.w3.org/2000/svg" width="100%" style={"max-width:" (width) "px"} viewBox={"0 0 " (width) " " (height)} role="img" aria-label="workflow graph" {
+            defs {
+                marker #arrow viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                    path d="M0 0 L10 5 L0 10 z" fill="#94a3b8" {}
+                }
+                marker #arrow-err viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                    path d="M0 0 L10 5 L0 10 z" fill="#f87171" {}
+                }
+            }
+            @for n in nodes {
+                @for e in &n.edges {
+                    @if let (Some((x1, y1)), Some((x2, y2))) = (at(&n.name), at(&e.to)) {
+                        @let sx = x1 + half(&n.kind);
+                        @let tx = x2 - half(kinds.get(e.to.as_str()).copied().unwrap_or("")) - 2.0;
+                        @let mid = (sx + tx) / 2.0;
+                        path class={"e " (e.kind)} d=(format!("M{sx:.1} {y1:.1} C{mid:.1} {y1:.1}, {mid:.1} {y2:.1}, {tx:.1} {y2:.1}"))
+                            marker-end=(if e.kind == "error" { "url(#arrow-err)" } else { "url(#arrow)" }) {}
+                    }
+                }
+            }
+            @for n in nodes {
+                @if let Some((x, y)) = at(&n.name) {
+                    @let st = states.get(&n.name).map(String::as_str).unwrap_or("none");
+                    g class={"n st-" (st)} data-node=(n.name) {
+                        title { (n.name) " (" (n.kind) ")" @if st != "none" { ": " (st) } }
+                        @match n.kind.as_str() {
+                            "start" | "end" => {
+                                circle cx=(x) cy=(y) r="15" {}
+                                text x=(x) y=(y + 32.0) text-anchor="middle" class="k" { (n.name) }
+                            }
+                            "kill" => {
+                                polygon points=(octagon(x, y, 16.0)) {}
+                                text x=(x) y=(y + 33.0) text-anchor="middle" class="k" { (n.name) }
+                            }
+                            "fork" | "join" => {
+                                polygon points=(format!("{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}", x, y - 17.0, x + 17.0, y, x, y + 17.0, x - 17.0, y)) {}
+                                text x=(x) y=(y + 33.0) text-anchor="middle" class="k" { (n.name) }
+                            }
+                            _ => {
+                                rect x=(x - W / 2.0) y=(y - H / 2.0) width=(W) height=(H) rx="9" {}
+                                text x=(x) y=(y - 2.0) text-anchor="middle" { (ellipsis(&n.name, 20)) }
+                                text x=(x) y=(y + 14.0) text-anchor="middle" class="k" { (n.kind) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn octagon(x: f64, y: f64, r: f64) -> String {
+    (0..8)
+        .map(|i| {
+            let a = std::f64::consts::PI / 8.0 + i as f64 * std::f64::consts::PI / 4.0;
+            format!("{:.1},{:.1}", x + r * a.cos(), y + r * a.sin())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
+/// One day of the chart.
+pub(crate) struct Day {
+    pub label: String,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub killed: i64,
+}
+
+/// Stacked bars per day: succeeded, failed, killed.
+pub(crate) fn chart(days: &[Day]) -> Markup {
+    let (w, h, left, bottom, top) = (720.0, 190.0, 34.0, 24.0, 10.0);
+    let max = days
+        .iter()
+        .map(|d| d.succeeded + d.failed + d.killed)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    // four integer steps of a round size (1, 2, 5 × 10^k), so every tick is a whole number
+    let mut step = 1i64;
+    while step * 4 < max {
+        step = match step.to_string().as_bytes()[0] {
+            b'1' => step * 2,
+            b'2' => step / 2 * 5,
+            _ => step * 2,
+        };
+    }
+    let top_val = step * 4;
+    let plot_h = h - bottom - top;
+    let slot = (w - left) / days.len().max(1) as f64;
+    let bar = (slot * 0.62).min(30.0);
+    let y_of = |v: f64| top + plot_h - v / top_val as f64 * plot_h;
+    let mut segments = Vec::new();
+    for (i, d) in days.iter().enumerate() {
+        let x = left + slot * i as f64 + (slot - bar) / 2.0;
+        let mut base = 0.0f64;
+        for (v, color, what) in [
+            (d.succeeded, "#22c55e", "succeeded"),
+            (d.failed, "#ef4444", "failed"),
+            (d.killed, "#f59e0b", "killed"),
+        ] {
+            if v > 0 {
+                let (y0, y1) = (y_of(base), y_of(base + v as f64));
+                segments.push((
+                    x,
+                    y1,
+                    (y0 - y1).max(1.0),
+                    color,
+                    format!("{}: {v} {what}", d.label),
+                ));
+                base += v as f64;
+            }
+        }
+    }
+    html! {
+        svg.chart viewBox={"0 0 " (w) " " (h)} width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="instances per day" {
+            @for i in 0..=4 {
+                @let v = top_val as f64 * i as f64 / 4.0;
+                @let y = y_of(v);
+                line.grid x1=(left) x2=(w) y1=(y) y2=(y) {}
+                text x=(left - 6.0) y=(y + 4.0) text-anchor="end" { (v.round() as i64) }
+            }
+            @for (x, y, height, color, label) in &segments {
+                rect x=(x) y=(y) width=(bar) height=(height) rx="2" fill=(color) { title { (label) } }
+            }
+            @for (i, d) in days.iter().enumerate() {
+                text x=(left + slot * i as f64 + slot / 2.0) y=(h - 6.0) text-anchor="middle" { (d.label) }
+            }
+        }
+    }
+}
