@@ -17,5 +17,6 @@ COPY xmlconfig /etc/akkaflow/xmlconfig
 USER akkaflow
 WORKDIR /var/lib/akkaflow
 ENV AKKAFLOW_WORK_DIR=/var/lib/akkaflow/work
+EXPOSE 8090
 ENTRYPOINT ["/usr/bin/tini", "--", "akkaflow"]
 CMD ["standalone", "--xmlconfig", "/etc/akkaflow/xmlconfig"]

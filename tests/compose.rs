@@ -47,7 +47,7 @@ fn every_service_command_is_a_valid_akkaflow_invocation() {
         .iter()
         .map(|(_, s)| strings(&s["command"])[0].clone())
         .collect();
-    for needed in ["sync", "scheduler", "worker"] {
+    for needed in ["sync", "scheduler", "worker", "http"] {
         assert!(
             roles.iter().any(|r| r == needed),
             "no {needed} service: {roles:?}"
