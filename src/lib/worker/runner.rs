@@ -72,12 +72,31 @@ impl Runner {
         }
     }
 
+    /// The definition, waiting out a database outage: infrastructure trouble is not the task's failure.
+    async fn definition(
+        &self,
+        task: &ClaimedTask,
+    ) -> Result<std::sync::Arc<crate::definition::Workflow>, String> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self
+                .engine
+                .definition(&task.workflow, task.workflow_version)
+                .await
+            {
+                Ok(def) => return Ok(def),
+                Err(crate::Error::Store(e)) if e.is_connection() && !self.stop.is_cancelled() => {
+                    tracing::debug!(error = %e, "loading the definition; the database is away");
+                    tokio::time::sleep(super::jitter(backoff)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     async fn prepare(&self, task: &ClaimedTask, log: &LogSink) -> Result<AttemptContext, String> {
-        let def = self
-            .engine
-            .definition(&task.workflow, task.workflow_version)
-            .await
-            .map_err(|e| e.to_string())?;
+        let def = self.definition(task).await?;
         let node = def
             .node(&task.node)
             .ok_or_else(|| format!("node `{}` is not in the definition", task.node))?;
