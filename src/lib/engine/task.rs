@@ -11,7 +11,7 @@ use crate::state::{
     RetryFacts, TaskId, TaskStatus,
 };
 use crate::store::{
-    AttemptRow, Cas, ClaimedTask, Fence, NewEvent, StoreTx, TaskRow, TaskTransition,
+    AttemptRow, Cas, ClaimedTask, Fence, InstanceRow, NewEvent, StoreTx, TaskRow, TaskTransition,
 };
 
 fn facts(t: &TaskRow) -> RetryFacts {
@@ -34,6 +34,49 @@ fn fenced<'a>(
             && t.worker_id.as_deref() == Some(&fence.worker_id)
             && t.attempt == fence.attempt
     })
+}
+
+/// What every end of a running attempt writes besides the task row: its `task_attempt` row and the
+/// `event` saying what happened.
+struct AttemptEndRecord<'a> {
+    inst: &'a InstanceRow,
+    task: &'a TaskRow,
+    worker_id: &'a str,
+    outcome: AttemptOutcome,
+    exit_code: Option<i64>,
+    error: Option<String>,
+    to: TaskStatus,
+    kind: &'static str,
+    message: String,
+    actor: &'a str,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+async fn record_attempt_end(tx: &mut dyn StoreTx, r: AttemptEndRecord<'_>) -> Result<()> {
+    tx.task_attempt_insert(&AttemptRow {
+        task_id: r.task.id,
+        attempt: r.task.attempt,
+        worker_id: Some(r.worker_id.to_string()),
+        outcome: r.outcome,
+        exit_code: r.exit_code,
+        error: r.error,
+        started_at: r.task.started_at,
+        ended_at: r.now,
+    })
+    .await?;
+    tx.event_insert_many(&[NewEvent {
+        workflow: Some(r.inst.workflow.clone()),
+        instance_id: Some(r.inst.id),
+        task_id: Some(r.task.id),
+        node: Some(r.task.node.clone()),
+        kind: r.kind,
+        from_status: Some(TaskStatus::Running.as_str()),
+        to_status: Some(r.to.as_str()),
+        message: r.message,
+        actor: r.actor.to_string(),
+    }])
+    .await?;
+    Ok(())
 }
 
 impl Engine {
@@ -102,17 +145,6 @@ impl Engine {
         if !tx.task_transition(&t).await?.applied() {
             return Ok(Cas::Stale);
         }
-        tx.task_attempt_insert(&AttemptRow {
-            task_id: task.id,
-            attempt: task.attempt,
-            worker_id: Some(fence.worker_id.clone()),
-            outcome: end.outcome(),
-            exit_code: t.exit_code,
-            error: t.error.clone(),
-            started_at: task.started_at,
-            ended_at: now,
-        })
-        .await?;
         let message = match (&decision, end.error()) {
             (AfterAttempt::Retry { after }, Some(e)) => {
                 format!(
@@ -125,17 +157,22 @@ impl Engine {
             (_, Some(e)) => format!("attempt {}: {e}", task.attempt),
             (_, None) => format!("attempt {} succeeded", task.attempt),
         };
-        tx.event_insert_many(&[NewEvent {
-            workflow: Some(inst.workflow.clone()),
-            instance_id: Some(inst.id),
-            task_id: Some(task.id),
-            node: Some(task.node.clone()),
-            kind: "task_transition",
-            from_status: Some(TaskStatus::Running.as_str()),
-            to_status: Some(to.as_str()),
-            message,
-            actor: actor.to_string(),
-        }])
+        record_attempt_end(
+            tx,
+            AttemptEndRecord {
+                inst: &inst,
+                task: &task,
+                worker_id: &fence.worker_id,
+                outcome: end.outcome(),
+                exit_code: t.exit_code,
+                error: t.error.clone(),
+                to,
+                kind: "task_transition",
+                message,
+                actor,
+                now,
+            },
+        )
         .await?;
         if to.is_terminal() && inst.status == InstanceStatus::Running {
             tasks
@@ -198,28 +235,22 @@ impl Engine {
                 tx.rollback().await?;
                 return Ok(Cas::Stale);
             }
-            tx.task_attempt_insert(&AttemptRow {
-                task_id: task.id,
-                attempt: task.attempt,
-                worker_id: Some(fence.worker_id.clone()),
-                outcome: AttemptOutcome::Lost,
-                exit_code: None,
-                error: Some(error.clone()),
-                started_at: task.started_at,
-                ended_at: now,
-            })
-            .await?;
-            tx.event_insert_many(&[NewEvent {
-                workflow: Some(inst.workflow.clone()),
-                instance_id: Some(inst.id),
-                task_id: Some(task.id),
-                node: Some(task.node.clone()),
-                kind: "task_rescued",
-                from_status: Some(TaskStatus::Running.as_str()),
-                to_status: Some(to.as_str()),
-                message: error,
-                actor: actor.to_string(),
-            }])
+            record_attempt_end(
+                &mut *tx,
+                AttemptEndRecord {
+                    inst: &inst,
+                    task: &task,
+                    worker_id: &fence.worker_id,
+                    outcome: AttemptOutcome::Lost,
+                    exit_code: None,
+                    error: Some(error.clone()),
+                    to,
+                    kind: "task_rescued",
+                    message: error,
+                    actor,
+                    now,
+                },
+            )
             .await?;
             if to.is_terminal() && inst.status == InstanceStatus::Running {
                 tasks
@@ -268,28 +299,23 @@ impl Engine {
                 return Ok(Cas::Stale);
             }
             tx.notify_ready().await?;
-            tx.task_attempt_insert(&AttemptRow {
-                task_id: task.id,
-                attempt: task.attempt,
-                worker_id: Some(worker_id.to_string()),
-                outcome: AttemptOutcome::HandedBack,
-                exit_code: None,
-                error: Some(reason.clone()),
-                started_at: task.started_at,
-                ended_at: now,
-            })
-            .await?;
-            tx.event_insert_many(&[NewEvent {
-                workflow: Some(inst.workflow.clone()),
-                instance_id: Some(inst.id),
-                task_id: Some(task.id),
-                node: Some(task.node.clone()),
-                kind: "task_handed_back",
-                from_status: Some(TaskStatus::Running.as_str()),
-                to_status: Some(TaskStatus::Ready.as_str()),
-                message: reason,
-                actor: format!("worker:{worker_id}"),
-            }])
+            let actor = format!("worker:{worker_id}");
+            record_attempt_end(
+                &mut *tx,
+                AttemptEndRecord {
+                    inst: &inst,
+                    task: &task,
+                    worker_id,
+                    outcome: AttemptOutcome::HandedBack,
+                    exit_code: None,
+                    error: Some(reason.clone()),
+                    to: TaskStatus::Ready,
+                    kind: "task_handed_back",
+                    message: reason,
+                    actor: &actor,
+                    now,
+                },
+            )
             .await?;
             tx.commit().await?;
             Ok(Cas::Applied)
