@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::alert::{AlertPolicy, SmtpSettings, TlsMode};
 use crate::error::{Error, Result};
 
 /// The default database: an SQLite file in the working directory, created if missing.
@@ -31,6 +32,38 @@ pub struct FileConfig {
     pub file_monitor_recheck_secs: Option<f64>,
     /// Rows per INSERT batch in a transfer (default 1000).
     pub transfer_batch_rows: Option<usize>,
+    /// The SMTP server alerts go through; without it alerts wait in the outbox.
+    pub smtp: Option<SmtpFile>,
+    pub alerts: Option<AlertsFile>,
+}
+
+/// `[smtp]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpFile {
+    pub host: String,
+    /// Default 25, 587 with `starttls`, 465 with `tls`.
+    pub port: Option<u16>,
+    /// `none` (default), `starttls` or `tls`.
+    pub tls: Option<TlsMode>,
+    pub username: Option<String>,
+    /// Better in `AKKAFLOW_SMTP_PASSWORD`, which wins over this.
+    pub password: Option<String>,
+    pub from: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// `[alerts]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    pub retry_failure_threshold: Option<i64>,
+    pub log_tail_lines: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub backoff_initial_secs: Option<f64>,
+    pub backoff_max_secs: Option<f64>,
+    pub deliver_interval_secs: Option<f64>,
 }
 
 /// The resolved configuration.
@@ -48,6 +81,8 @@ pub struct Config {
     /// How long a stopping worker lets running tasks finish before handing them back.
     pub grace: Duration,
     pub executor: crate::executor::ExecutorSettings,
+    pub smtp: Option<SmtpSettings>,
+    pub alerts: AlertPolicy,
 }
 
 impl Config {
@@ -101,7 +136,14 @@ impl Config {
                         .max(1),
                 }
             },
+            smtp: file
+                .smtp
+                .map(|s| smtp_settings(s, env("AKKAFLOW_SMTP_PASSWORD"))),
+            alerts: alert_policy(file.alerts.unwrap_or_default())?,
         };
+        if let Some(smtp) = &cfg.smtp {
+            smtp.from_mailbox()?;
+        }
         if cfg.heartbeat >= cfg.lease_ttl {
             return Err(Error::Config(
                 "heartbeat_secs must be shorter than lease_ttl_secs".into(),
@@ -109,6 +151,56 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+fn smtp_settings(f: SmtpFile, env_password: Option<String>) -> SmtpSettings {
+    let tls = f.tls.unwrap_or(TlsMode::None);
+    SmtpSettings {
+        port: f.port.unwrap_or(match tls {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        }),
+        from: f
+            .from
+            .unwrap_or_else(|| format!("akkaflow <akkaflow@{}>", f.host)),
+        host: f.host,
+        tls,
+        username: f.username.filter(|u| !u.is_empty()),
+        password: env_password.or(f.password),
+        ca_file: f.ca_file,
+        timeout: Duration::from_secs(f.timeout_secs.unwrap_or(30).max(1)),
+    }
+}
+
+fn alert_policy(f: AlertsFile) -> Result<AlertPolicy> {
+    let d = AlertPolicy::default();
+    let secs = |v: Option<f64>, name: &str, default: Duration| match v {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(Error::Config(format!(
+            "[alerts] {name} must be a positive number of seconds, not {s}"
+        ))),
+    };
+    Ok(AlertPolicy {
+        retry_failure_threshold: f
+            .retry_failure_threshold
+            .unwrap_or(d.retry_failure_threshold)
+            .max(0),
+        log_tail_lines: f.log_tail_lines.unwrap_or(d.log_tail_lines).clamp(0, 1000),
+        max_attempts: f.max_attempts.unwrap_or(d.max_attempts).max(1),
+        backoff_initial: secs(
+            f.backoff_initial_secs,
+            "backoff_initial_secs",
+            d.backoff_initial,
+        )?,
+        backoff_max: secs(f.backoff_max_secs, "backoff_max_secs", d.backoff_max)?,
+        deliver_interval: secs(
+            f.deliver_interval_secs,
+            "deliver_interval_secs",
+            d.deliver_interval,
+        )?,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {

@@ -33,6 +33,8 @@ pub struct NodeUpdate {
 pub struct InstanceEnd {
     pub status: InstanceStatus,
     pub reason: String,
+    /// The kill node that ended the instance, with its message: it sends its own alert.
+    pub kill_node: Option<(String, String)>,
 }
 
 /// What to write after an event.
@@ -203,6 +205,9 @@ impl<'a> Advance<'a> {
                         format!("reached kill node `{name}`: {text}")
                     };
                     self.finish(InstanceStatus::Killed, reason);
+                    if let Some(end) = &mut self.plan.end {
+                        end.kill_node = Some((name.to_string(), text.to_string()));
+                    }
                 }
                 NodeKind::Action(action) => match status {
                     TaskStatus::Waiting if action.is_ignore => {
@@ -240,7 +245,11 @@ impl<'a> Advance<'a> {
                 _ => {}
             }
         }
-        self.plan.end = Some(InstanceEnd { status, reason });
+        self.plan.end = Some(InstanceEnd {
+            status,
+            reason,
+            kill_node: None,
+        });
     }
 
     /// The safety net: an instance with nothing active that has not ended can never progress.

@@ -5,6 +5,7 @@
 //! `sync`, `scheduler` (master services), `worker` (claim, run, heartbeat), `executor` (node kinds),
 //! `token` (API tokens), `http` (REST API, legacy routes and web UI), `cli`.
 
+pub mod alert;
 pub mod config;
 pub mod dag;
 pub mod definition;

@@ -136,6 +136,27 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Why an alert mail exists (`alert.kind`).
+    AlertKind {
+        Completion => "completion",
+        RetryFailure => "retry_failure",
+        Recovery => "recovery",
+        Kill => "kill",
+        Timeout => "timeout",
+        Email => "email",
+    }
+);
+
+string_enum!(
+    /// Where an alert is in the outbox: waiting (also between retries), delivered, or given up.
+    AlertStatus {
+        Pending => "pending",
+        Sent => "sent",
+        Failed => "failed",
+    }
+);
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*

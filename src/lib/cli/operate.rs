@@ -87,7 +87,7 @@ async fn start(
     wait: bool,
     json: bool,
 ) -> Result<i32> {
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
     let req = CreateInstance {
         workflow: name,
         trigger,
@@ -136,7 +136,7 @@ pub(super) async fn wait_for_end(engine: &Engine, id: InstanceId) -> Result<Inst
 }
 
 async fn set_enabled(cfg: &Config, name: &str, enabled: bool) -> Result<i32> {
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
     let cas = engine
         .set_workflow_enabled(name, enabled, &os_actor())
         .await?;
@@ -165,13 +165,13 @@ pub(super) async fn instance(cfg: &Config, cmd: InstanceCommand) -> Result<i32> 
             super::inspect::instance_info(cfg, InstanceId(id), json).await
         }
         InstanceCommand::Kill { id } => {
-            let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+            let engine = Engine::for_config(connect(cfg).await?, cfg);
             engine.kill_instance(InstanceId(id), &os_actor()).await?;
             println!("instance {id} killed");
             Ok(0)
         }
         InstanceCommand::Rerun { id, recover } => {
-            let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+            let engine = Engine::for_config(connect(cfg).await?, cfg);
             let status = engine
                 .rerun_instance(InstanceId(id), recover, &os_actor())
                 .await?;
@@ -182,7 +182,7 @@ pub(super) async fn instance(cfg: &Config, cmd: InstanceCommand) -> Result<i32> 
 }
 
 pub(super) async fn task(cfg: &Config, cmd: TaskCommand) -> Result<i32> {
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
     match cmd {
         TaskCommand::Retry { id } => {
             let status = engine.retry_task(TaskId(id), &os_actor()).await?;

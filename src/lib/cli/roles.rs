@@ -38,11 +38,23 @@ fn shutdown_token() -> Result<CancellationToken> {
     Ok(token)
 }
 
-fn scheduler_config(cfg: &Config) -> SchedulerConfig {
-    SchedulerConfig {
+fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
+    let deliverer = match &cfg.smtp {
+        Some(smtp) => Some(std::sync::Arc::new(crate::alert::Deliverer::new(
+            engine.store.clone(),
+            smtp,
+            cfg.alerts.clone(),
+        )?)),
+        None => {
+            tracing::info!("no [smtp] configured: alerts stay in the outbox (table `alert`)");
+            None
+        }
+    };
+    Ok(SchedulerConfig {
         lease_ttl: cfg.lease_ttl,
+        deliverer,
         ..SchedulerConfig::default()
-    }
+    })
 }
 
 fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
@@ -71,14 +83,15 @@ fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
 
 pub(super) async fn scheduler(cfg: &Config) -> Result<i32> {
     let stop = shutdown_token()?;
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
-    scheduler::run(engine, scheduler_config(cfg), stop).await?;
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
+    let sched = scheduler_config(cfg, &engine)?;
+    scheduler::run(engine, sched, stop).await?;
     Ok(0)
 }
 
 pub(super) async fn worker(cfg: &Config, args: &WorkerArgs) -> Result<i32> {
     let stop = shutdown_token()?;
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
     worker::run(engine, worker_config(cfg, args), stop).await?;
     Ok(0)
 }
@@ -90,7 +103,7 @@ fn http_config(args: &HttpArgs) -> Result<crate::http::HttpConfig> {
 pub(super) async fn http(cfg: &Config, args: &HttpArgs) -> Result<i32> {
     let http_cfg = http_config(args)?;
     let stop = shutdown_token()?;
-    let engine = Engine::new(connect(cfg).await?, cfg.timezone);
+    let engine = Engine::for_config(connect(cfg).await?, cfg);
     crate::http::serve(engine, http_cfg, stop).await?;
     Ok(0)
 }
@@ -104,7 +117,7 @@ pub(super) async fn standalone(
     let http_cfg = http_config(http)?;
     let stop = shutdown_token()?;
     let store = connect(cfg).await?;
-    let engine = Engine::new(store.clone(), cfg.timezone);
+    let engine = Engine::for_config(store.clone(), cfg);
     let opts = SyncOptions {
         dry_run: false,
         prune: false,
@@ -124,12 +137,9 @@ pub(super) async fn standalone(
         "standalone: scheduler, worker and HTTP server in one process; watch it with `akkaflow status`, \
          `akkaflow instance list`, `akkaflow logs ID`, or start one now with `akkaflow workflow trigger NAME`"
     );
+    let sched = scheduler_config(cfg, &engine)?;
     let mut roles = JoinSet::new();
-    roles.spawn(scheduler::run(
-        engine.clone(),
-        scheduler_config(cfg),
-        stop.clone(),
-    ));
+    roles.spawn(scheduler::run(engine.clone(), sched, stop.clone()));
     roles.spawn(worker::run(
         engine.clone(),
         worker_config(cfg, args),

@@ -6,6 +6,7 @@
 //! advance ([`crate::dag`]) happens inside the transaction that records a task's result. Deadlocks
 //! and lock timeouts retry the whole operation a bounded number of times.
 
+mod alerts;
 mod instance;
 mod sub_workflow;
 mod task;
@@ -41,6 +42,8 @@ pub struct Engine {
     pub wake: Arc<Notify>,
     /// Zone for coordinator-less workflows' time expressions.
     pub timezone: Tz,
+    /// When state changes write alerts.
+    pub alerts: crate::alert::AlertPolicy,
 }
 
 impl Engine {
@@ -50,7 +53,25 @@ impl Engine {
             defs: Arc::new(DefinitionCache::default()),
             wake: Arc::new(Notify::new()),
             timezone,
+            alerts: crate::alert::AlertPolicy::default(),
         }
+    }
+
+    /// An engine with the configuration's zone and alert policy: what every role and command uses.
+    pub fn for_config(store: Arc<dyn Store>, cfg: &crate::config::Config) -> Self {
+        Engine {
+            alerts: cfg.alerts.clone(),
+            ..Engine::new(store, cfg.timezone)
+        }
+    }
+
+    /// The zone an instance of `def` evaluates `${time..}` in: its coordinator's, else the server's.
+    pub fn zone_of(&self, def: &Workflow) -> Tz {
+        def.coordinator
+            .as_ref()
+            .and_then(|c| c.timezone.as_deref())
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(self.timezone)
     }
 
     /// The definition an instance runs (immutable per version, so cached forever).
@@ -115,7 +136,9 @@ impl Engine {
                     continue;
                 };
                 let sub_workflow = task.kind == sub_workflow::KIND;
-                let to = if sub_workflow && u.to == TaskStatus::Ready {
+                // nodes the engine itself runs when reached: they never wait for a worker
+                let engine_run = sub_workflow || task.kind == crate::alert::EMAIL_KIND;
+                let to = if engine_run && u.to == TaskStatus::Ready {
                     TaskStatus::Running
                 } else {
                     u.to
@@ -203,9 +226,7 @@ impl Engine {
                 .await?;
             }
             if let Some(end) = &plan.end {
-                return self
-                    .end_instance(tx, inst, end.status, &end.reason, now, actor)
-                    .await;
+                return self.end_instance(tx, inst, end, now, actor).await;
             }
             for (node, status) in finished_at_once {
                 // a node that finished inside this plan (a sub-workflow that does not wait) moves on
@@ -227,11 +248,11 @@ impl Engine {
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
-        status: InstanceStatus,
-        reason: &str,
+        end: &crate::dag::InstanceEnd,
         now: DateTime<Utc>,
         actor: &str,
     ) -> Result<()> {
+        let (status, reason) = (end.status, end.reason.as_str());
         let cas = tx
             .instance_transition(&InstanceTransition {
                 id: inst.id,
@@ -257,6 +278,7 @@ impl Engine {
         }])
         .await?;
         tracing::info!(workflow = %inst.workflow, instance_id = %inst.id, status = %status, "{reason}");
+        self.alert_instance_end(tx, inst, end, now).await?;
         if let (Some(parent), Some(task)) = (inst.parent_instance_id, inst.parent_task_id) {
             self.report_to_parent(tx, parent, task, inst, status, reason, actor)
                 .await?;

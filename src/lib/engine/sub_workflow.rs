@@ -25,6 +25,13 @@ impl Engine {
         now: DateTime<Utc>,
         actor: &str,
     ) -> Result<Option<TaskStatus>> {
+        if task.kind == crate::alert::EMAIL_KIND {
+            let (to, message) = self.queue_email_node(tx, inst, task).await?;
+            return self
+                .finish_at_once(tx, inst, task, to, message, now, actor)
+                .await
+                .map(Some);
+        }
         let def = self
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
@@ -71,18 +78,35 @@ impl Engine {
             ),
             Err(e) => return Err(e),
         };
+        self.finish_at_once(tx, inst, task, to, message, now, actor)
+            .await
+            .map(Some)
+    }
+
+    /// Ends a node the engine ran inside this transaction (`running` → `to`).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_at_once(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        task: &TaskRow,
+        to: TaskStatus,
+        message: String,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<TaskStatus> {
         let mut t = TaskTransition::new(task.id, vec![TaskStatus::Running], to);
         t.ended_at = Some(now);
         t.error = (to != TaskStatus::Succeeded).then(|| message.clone());
         if !tx.task_transition(&t).await?.applied() {
             return Err(Error::Conflict(format!(
-                "sub-workflow task {} changed",
-                task.id
+                "{} task {} changed",
+                task.kind, task.id
             )));
         }
         self.node_event(tx, inst, task, Some(to), message, actor)
             .await?;
-        Ok(Some(to))
+        Ok(to)
     }
 
     /// Kills the live children that the sub-workflow task `task` of `parent` started.
@@ -187,7 +211,11 @@ impl Engine {
             instance_id: Some(inst.id),
             task_id: Some(task.id),
             node: Some(task.node.clone()),
-            kind: "sub_workflow",
+            kind: if task.kind == KIND {
+                "sub_workflow"
+            } else {
+                "task_transition"
+            },
             from_status: to.map(|_| TaskStatus::Running.as_str()),
             to_status: to.map(TaskStatus::as_str),
             message,

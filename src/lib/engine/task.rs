@@ -174,6 +174,8 @@ impl Engine {
             },
         )
         .await?;
+        self.alert_attempt_end(tx, &inst, &task, end, &decision)
+            .await?;
         if to.is_terminal() && inst.status == InstanceStatus::Running {
             tasks
                 .get_mut(&task.node)

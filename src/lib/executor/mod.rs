@@ -237,8 +237,9 @@ pub async fn run(ctx: &AttemptContext) -> AttemptEnd {
         ActionKind::DataMonitor(m) => monitor::run_data(ctx, &stop, m).await,
         ActionKind::Transfer(t) => transfer::run(ctx, &stop, t).await,
         ActionKind::Metadata(m) => metadata::run(ctx, &stop, m).await,
+        // the engine runs these inside the transaction that reaches them; a worker never should
         other @ (ActionKind::Email { .. } | ActionKind::SubWorkflow { .. }) => Err(format!(
-            "node kind `{}` cannot run in this build yet",
+            "node kind `{}` is run by the engine when reached, not by a worker",
             other.kind_name()
         )),
     };

@@ -23,7 +23,7 @@ use crate::store::{OutageLog, SchedulerBeat};
 pub use rescuer::Rescuer;
 pub use trigger::{Trigger, TriggerReport};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SchedulerConfig {
     /// How often the master runs its duty cycle and a standby tries to take over.
     pub tick: Duration,
@@ -32,6 +32,8 @@ pub struct SchedulerConfig {
     /// The workers' lease length. Lease expiry is only evidence of a dead worker once this master
     /// has itself reached the database for two such periods: during an outage nobody could heartbeat.
     pub lease_ttl: Duration,
+    /// Sends the alert outbox while this process is master; `None` without `[smtp]`.
+    pub deliverer: Option<std::sync::Arc<crate::alert::Deliverer>>,
 }
 
 impl Default for SchedulerConfig {
@@ -40,6 +42,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_secs(1),
             heartbeat: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(15),
+            deliverer: None,
         }
     }
 }
@@ -62,6 +65,16 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
+    let (is_master, master_rx) = tokio::sync::watch::channel(false);
+    // owned by this function: cancelled and awaited below, so no send outlives the master role
+    let delivering = stop.child_token();
+    let deliverer = cfg.deliverer.clone().map(|d| {
+        tokio::spawn(crate::alert::run_deliverer(
+            d,
+            master_rx,
+            delivering.clone(),
+        ))
+    });
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -84,6 +97,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
                 }
             },
         };
+        is_master.send_if_modified(|m| std::mem::replace(m, epoch.is_some()) != epoch.is_some());
         match (was, epoch) {
             (None, Some(e)) => tracing::info!(scheduler_id = %id, epoch = e, "elected master"),
             (Some(_), None) => {
@@ -130,6 +144,10 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
             }
             Err(e) => tracing::warn!(error = %e, "duty cycle failed; retrying next tick"),
         }
+    }
+    delivering.cancel();
+    if let Some(d) = deliverer {
+        let _ = d.await;
     }
     if epoch.is_some() {
         let _ = lock.release().await;

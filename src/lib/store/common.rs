@@ -9,7 +9,10 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
+use crate::state::{
+    AlertKind, AlertStatus, AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus,
+    TriggerKind,
+};
 
 use super::{LogStream, TokenRole};
 
@@ -58,7 +61,9 @@ text_column!(
     TriggerKind,
     AttemptOutcome,
     LogStream,
-    TokenRole
+    TokenRole,
+    AlertKind,
+    AlertStatus
 );
 
 macro_rules! id_column {

@@ -219,6 +219,12 @@ pub fn redact_url(url: &str) -> String {
 /// The only way the engine touches the database. Methods are alphabetical.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Pending alerts whose next attempt is due by the database clock, oldest first.
+    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>>;
+    /// Alerts, newest first.
+    async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>>;
+    async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas>;
+
     fn backend(&self) -> Backend;
 
     /// Opens a write transaction.
@@ -329,9 +335,13 @@ pub trait Store: Send + Sync + 'static {
 /// One open write transaction; dropped without `commit`, it rolls back. Methods are alphabetical.
 #[async_trait]
 pub trait StoreTx: Send {
+    async fn alert_insert(&mut self, a: &NewAlert) -> Result<()>;
+
     async fn commit(self: Box<Self>) -> Result<()>;
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()>;
+    /// Workflows whose coordinator depends on `upstream`.
+    async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>>;
     /// Clears every upstream's satisfaction of `workflow`; applied only if all `expected` were set.
     async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas>;
     /// Replaces the upstream list, keeping the progress of upstreams that remain.
@@ -388,6 +398,8 @@ pub trait StoreTx: Send {
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
     async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()>;
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    /// The last `limit` lines of a task's latest attempt, in order.
+    async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>>;
     /// Asks the worker running this task to kill it (seen on its next heartbeat); status stays `running`.
     async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas>;
     async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas>;
@@ -400,6 +412,8 @@ pub trait StoreTx: Send {
     async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;
     /// Locks the workflow row (`FOR UPDATE`): serialises instance starts against `instance-limit`.
     async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;
+    /// The `mail_receivers` of each named workflow that exists (comma lists as stored).
+    async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>>;
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;
     async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()>;
 }

@@ -24,6 +24,8 @@ use super::common::{
     all_applied, json_list, micros, normalize_dir_prefix, numbered, placeholders, INVARIANT_CHECKS,
 };
 use super::session_lock::{SessionLock, SessionMaster};
+mod alerts;
+
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId};
@@ -246,6 +248,18 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::due(&self.pool, limit).await
+    }
+
+    async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::list(&self.pool, limit).await
+    }
+
+    async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas> {
+        alerts::transition(&self.pool, p).await
+    }
+
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
@@ -763,8 +777,16 @@ struct PostgresTx {
 
 #[async_trait]
 impl StoreTx for PostgresTx {
+    async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
+        alerts::insert(&mut self.tx, a).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         Ok(self.tx.commit().await?)
+    }
+
+    async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&mut self.tx, upstream).await
     }
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {
@@ -1119,6 +1141,10 @@ impl StoreTx for PostgresTx {
         Ok(())
     }
 
+    async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {
+        alerts::log_tail(&mut self.tx, id, limit).await
+    }
+
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         Ok(sqlx::query_as(TASK_LIST)
             .bind(instance)
@@ -1207,6 +1233,10 @@ impl StoreTx for PostgresTx {
             .bind(name)
             .fetch_optional(&mut *self.tx)
             .await?)
+    }
+
+    async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>> {
+        alerts::receivers(&mut self.tx, names).await
     }
 
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {

@@ -19,6 +19,8 @@ use super::common::{
     all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
     task_id_list, INVARIANT_CHECKS,
 };
+mod alerts;
+
 use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId};
@@ -88,6 +90,18 @@ const WORKFLOW_COLUMNS: &str =
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::due(&self.pool, limit).await
+    }
+
+    async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::list(&self.pool, limit).await
+    }
+
+    async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas> {
+        alerts::transition(&self.pool, p).await
+    }
+
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
@@ -695,8 +709,16 @@ struct SqliteTx {
 
 #[async_trait]
 impl StoreTx for SqliteTx {
+    async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
+        alerts::insert(&mut self.tx, a).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         Ok(self.tx.commit().await?)
+    }
+
+    async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&mut self.tx, upstream).await
     }
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {
@@ -1040,6 +1062,10 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {
+        alerts::log_tail(&mut self.tx, id, limit).await
+    }
+
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
         Ok(sqlx::query_as(&sql)
@@ -1133,6 +1159,10 @@ impl StoreTx for SqliteTx {
         .bind(name)
         .fetch_optional(&mut *self.tx)
         .await?)
+    }
+
+    async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>> {
+        alerts::receivers(&mut self.tx, names).await
     }
 
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {

@@ -640,3 +640,61 @@ pub struct Violation {
     pub id: i64,
     pub info: String,
 }
+
+/// An alert to put in the outbox, in the transaction of the change that causes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub kind: crate::state::AlertKind,
+    pub workflow: Option<String>,
+    pub instance_id: Option<InstanceId>,
+    pub task_id: Option<TaskId>,
+    /// Deduplicated addresses, in order.
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+}
+
+/// An `alert` row: one mail in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub kind: crate::state::AlertKind,
+    pub workflow: Option<String>,
+    pub instance_id: Option<InstanceId>,
+    pub task_id: Option<TaskId>,
+    /// Comma-separated addresses.
+    pub recipients: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub status: crate::state::AlertStatus,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl AlertRow {
+    pub fn recipient_list(&self) -> Vec<&str> {
+        self.recipients
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+}
+
+/// A compare-and-set on one alert: applies only while it is `pending` with `attempts` unchanged, so a
+/// deposed master and its successor cannot both deliver the same attempt.
+#[derive(Clone, Debug)]
+pub struct AlertTransition {
+    pub id: i64,
+    pub expected_attempts: i64,
+    pub to: crate::state::AlertStatus,
+    pub attempts: i64,
+    /// For `pending`: when to try again, from the database's now.
+    pub retry_in: Duration,
+    pub last_error: Option<String>,
+}

@@ -105,12 +105,7 @@ impl Runner {
         };
         let params = serde_json::from_str(&task.params)
             .map_err(|e| format!("instance parameters unreadable: {e}"))?;
-        let tz: Tz = def
-            .coordinator
-            .as_ref()
-            .and_then(|c| c.timezone.as_deref())
-            .and_then(|z| z.parse().ok())
-            .unwrap_or(self.engine.timezone);
+        let tz: Tz = self.engine.zone_of(&def);
         let work_dir = self
             .cfg
             .work_dir

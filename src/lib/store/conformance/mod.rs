@@ -60,9 +60,12 @@ conformance!(
     ready_notification_reaches_a_listener,
     tokens_and_sessions_round_trip_and_revoke,
     http_listings_scope_summarise_and_hide_passwords,
+    alert_outbox_is_transactional_and_cas,
+    alert_facts_are_read_in_the_transaction,
 );
 
 mod access;
+mod alerts;
 mod definitions;
 mod fixtures;
 mod instances;
@@ -73,6 +76,7 @@ mod tasks;
 /// Every case by name, for the macros.
 mod cases {
     pub(super) use super::access::*;
+    pub(super) use super::alerts::*;
     pub(super) use super::definitions::*;
     pub(super) use super::instances::*;
     pub(super) use super::processes::*;

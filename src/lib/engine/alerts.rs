@@ -1,0 +1,185 @@
+//! Which alerts a state change writes, in its own transaction: the completion or kill-node mail when
+//! an instance ends, retry-failure, recovery and timeout mails when an attempt ends, and the mail of
+//! an `<email>` node, which the engine "runs" when it is reached (no worker, exactly once).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Engine;
+use crate::alert::{self, InstanceFacts, TaskFacts};
+use crate::dag::InstanceEnd;
+use crate::definition::template::RenderContext;
+use crate::definition::{ActionKind, MailLevel, NodeKind, Workflow};
+use crate::error::Result;
+use crate::state::{AfterAttempt, AttemptEnd, InstanceStatus, TaskStatus};
+use crate::store::{InstanceRow, StoreTx, TaskRow};
+
+impl Engine {
+    /// The workflow's receivers plus those of the workflows that depend on it, deduplicated.
+    async fn alert_recipients(
+        &self,
+        tx: &mut dyn StoreTx,
+        def: &Workflow,
+        downstream: &[String],
+    ) -> Result<Vec<String>> {
+        let theirs = tx.workflow_receivers(downstream).await?;
+        Ok(alert::merge_recipients(
+            def.mail_receivers
+                .iter()
+                .map(String::as_str)
+                .chain(theirs.iter().map(String::as_str)),
+        ))
+    }
+
+    /// The completion mail (per `mail-level`) or the kill node's mail of an instance that just ended.
+    pub(super) async fn alert_instance_end(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        end: &InstanceEnd,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let level = match end.status {
+            InstanceStatus::Succeeded => Some(MailLevel::Succeeded),
+            InstanceStatus::Failed => Some(MailLevel::Failed),
+            InstanceStatus::Killed => Some(MailLevel::Killed),
+            _ => None,
+        };
+        let wanted = end.kill_node.is_some() || level.is_some_and(|l| def.mail_level.contains(&l));
+        if !wanted {
+            return Ok(());
+        }
+        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
+        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let mut tasks = tx.task_list(inst.id).await?;
+        tasks.sort_by_key(|t| t.id.0);
+        let mut log_tails = Vec::new();
+        for t in tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Failed)
+            .take(3)
+        {
+            let lines = tx.task_log_tail(t.id, self.alerts.log_tail_lines).await?;
+            log_tails.push((t.node.clone(), lines));
+        }
+        let facts = InstanceFacts {
+            instance: inst,
+            status: end.status,
+            reason: &end.reason,
+            ended_at: now,
+            tasks: &tasks,
+            downstream: &downstream,
+            log_tails: &log_tails,
+        };
+        let mail = match &end.kill_node {
+            Some((node, message)) => alert::kill_node(&facts, node, message, recipients),
+            None => alert::completion(&facts, recipients),
+        };
+        Ok(tx.alert_insert(&mail).await?)
+    }
+
+    /// Timeout, retry-failure and recovery mails for an attempt that just ended (`task` as it ran).
+    pub(super) async fn alert_attempt_end(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        task: &TaskRow,
+        end: &AttemptEnd,
+        decision: &AfterAttempt,
+    ) -> Result<()> {
+        let threshold = self.alerts.retry_failure_threshold;
+        let error = end.error();
+        let facts = TaskFacts {
+            instance: inst,
+            task,
+            error: error.as_deref(),
+        };
+        let compose: Box<dyn FnOnce(Vec<String>) -> crate::store::NewAlert + Send + '_> =
+            match (end, decision) {
+                (AttemptEnd::TimedOut { after }, _) => {
+                    let secs = after.as_secs();
+                    Box::new(move |r| alert::timeout(&facts, secs, r))
+                }
+                (_, AfterAttempt::Retry { after })
+                    if threshold > 0 && task.attempt == threshold =>
+                {
+                    let secs = after.as_secs();
+                    Box::new(move |r| alert::retry_failure(&facts, secs, r))
+                }
+                (_, AfterAttempt::Succeed) if threshold > 0 && task.attempt > threshold => {
+                    Box::new(move |r| alert::recovery(&facts, r))
+                }
+                _ => return Ok(()),
+            };
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
+        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        Ok(tx.alert_insert(&compose(recipients)).await?)
+    }
+
+    /// Queues an `<email>` node's mail; the node's final status and what to record.
+    pub(super) async fn queue_email_node(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        task: &TaskRow,
+    ) -> Result<(TaskStatus, String)> {
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let Some(NodeKind::Action(action)) = def.node(&task.node).map(|n| &n.kind) else {
+            return Ok((
+                TaskStatus::Failed,
+                "the node is not in the definition".into(),
+            ));
+        };
+        let ActionKind::Email { subject, body_html } = &action.kind else {
+            return Ok((TaskStatus::Failed, "the node is not an email node".into()));
+        };
+        let params: BTreeMap<String, String> =
+            serde_json::from_str(&inst.params).unwrap_or_default();
+        let ctx = RenderContext {
+            params: &params,
+            now: inst.scheduled_for.with_timezone(&self.zone_of(&def)),
+        };
+        let rendered = subject
+            .as_ref()
+            .map(|s| s.render(&ctx))
+            .transpose()
+            .and_then(|s| Ok((s, body_html.render(&ctx)?)));
+        let (subject, body) = match rendered {
+            Ok(v) => v,
+            Err(e) => return Ok((TaskStatus::Failed, format!("cannot render the mail: {e}"))),
+        };
+        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
+        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
+        if recipients.is_empty() {
+            return Ok((
+                TaskStatus::Failed,
+                format!(
+                    "workflow `{}` has no mail-receivers (nor do its downstream workflows): nobody to mail",
+                    inst.workflow
+                ),
+            ));
+        }
+        let count = recipients.len();
+        tx.alert_insert(&alert::email_node(inst, task, subject, &body, recipients))
+            .await?;
+        Ok((
+            TaskStatus::Succeeded,
+            format!("mail queued for {count} recipient(s)"),
+        ))
+    }
+}
