@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
-use akkaflow::store::{InstanceRow, LogQuery, Store, TaskRow};
-use common::{wait_for, Env};
+use akkaflow::store::{LogQuery, Store, TaskRow};
+use common::{ended, task, wait_for, Env};
 use sqlx::Row;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -217,46 +217,6 @@ fn linear(name: &str, actions: &str) -> String {
   <end name="end"/>
 </work-flow>"#
     )
-}
-
-async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
-    wait_for(LONG, &format!("instance {id} to end"), || async {
-        let i = store
-            .instance_get(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("missing")?;
-        if i.status.is_terminal() {
-            Ok(i)
-        } else {
-            // the tasks' states and errors make a timeout explain itself
-            let tasks = store.task_list(id).await.map_err(|e| e.to_string())?;
-            let tasks: Vec<_> = tasks
-                .iter()
-                .map(|t| {
-                    (
-                        t.node.clone(),
-                        t.status,
-                        t.attempt,
-                        t.worker_id.clone(),
-                        t.error.clone(),
-                    )
-                })
-                .collect();
-            Err(format!("{:?}; tasks {tasks:?}", i.status))
-        }
-    })
-    .await
-}
-
-async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
-    store
-        .task_list(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.node == node)
-        .expect("task row")
 }
 
 /// Waits until the task's log has a line containing `needle`.

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
-use akkaflow::store::{InstanceRow, Store, TaskRow};
-use common::{wait_for, Env};
+use akkaflow::store::{InstanceRow, Store};
+use common::{ended, task, trigger, wait_for, Env};
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -26,37 +26,6 @@ fn linear(name: &str, action: &str) -> String {
 fn fleet(env: &mut Env) {
     env.spawn("scheduler", &["scheduler"]);
     env.spawn("worker", &["worker", "--slots", "4", "--name", "w1"]);
-}
-
-fn trigger(env: &Env, workflow: &str) -> InstanceId {
-    let out = env.ok(&["workflow", "trigger", workflow]);
-    InstanceId(out.trim().parse().expect("instance id"))
-}
-
-async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
-    wait_for(LONG, &format!("instance {id} to end"), || async {
-        let i = store
-            .instance_get(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("missing")?;
-        if i.status.is_terminal() {
-            Ok(i)
-        } else {
-            Err(format!("{:?}", i.status))
-        }
-    })
-    .await
-}
-
-async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
-    store
-        .task_list(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.node == node)
-        .expect("task row")
 }
 
 mod cases {

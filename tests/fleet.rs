@@ -7,19 +7,10 @@ use std::time::{Duration, Instant};
 
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
 use akkaflow::store::{InstanceFilter, Store};
-use common::{wait_for, Env};
+use common::{trigger, wait_for, Env};
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn trigger(env: &Env, workflow: &str) -> InstanceId {
-    InstanceId(
-        env.ok(&["workflow", "trigger", workflow])
-            .trim()
-            .parse()
-            .expect("instance id"),
-    )
-}
 
 async fn wait_status(store: &dyn Store, id: InstanceId, want: InstanceStatus) {
     wait_for(LONG, &format!("instance {id} to be {want}"), || async {

@@ -4,10 +4,8 @@
 mod common;
 mod support;
 
-use std::time::Duration;
-
 use akkaflow::state::{InstanceId, InstanceStatus};
-use common::{wait_for, Db, Env};
+use common::{Db, Env};
 
 /// The SQL block of `sql/GRANTS.md` under `heading`.
 fn grants(heading: &str) -> String {
@@ -83,23 +81,13 @@ mod cases {
                 .unwrap(),
         );
         let store = env.store().await;
-        wait_for(
-            Duration::from_secs(60),
-            "the instance to succeed",
-            || async {
-                let i = store
-                    .instance_get(id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("missing")?;
-                if i.status == InstanceStatus::Succeeded {
-                    Ok(())
-                } else {
-                    Err(format!("{:?} {}", i.status, env.log("worker")))
-                }
-            },
-        )
-        .await;
+        let end = common::ended(&*store, id).await;
+        assert_eq!(
+            end.status,
+            InstanceStatus::Succeeded,
+            "{}",
+            env.log("worker")
+        );
         // the inspector reads but cannot change anything
         let out = std::process::Command::new(common::BIN)
             .args(["instance", "list"])

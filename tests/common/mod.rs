@@ -8,7 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akkaflow::store::{self, ConnectOptions, Store};
+use akkaflow::state::InstanceId;
+use akkaflow::store::{self, ConnectOptions, InstanceRow, Store, TaskRow};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_akkaflow");
 
@@ -30,6 +31,8 @@ pub struct Env {
     pub db: Db,
     /// Where the processes connect, when it is not `url` (a proxy in front of the database).
     pub fleet_url: Option<String>,
+    /// Environment variables every command and role gets (secrets passed the way operators do).
+    pub vars: Vec<(String, String)>,
     children: Vec<Option<Child>>,
 }
 
@@ -51,6 +54,7 @@ impl Env {
             url,
             db,
             fleet_url: None,
+            vars: Vec::new(),
             children: Vec::new(),
         })
     }
@@ -78,6 +82,7 @@ impl Env {
             )
             .env("AKKAFLOW_LOG", "info")
             .env_remove("AKKAFLOW_CONFIG")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }
@@ -185,6 +190,62 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// Triggers a workflow by hand; returns the new instance's id.
+pub fn trigger(env: &Env, workflow: &str) -> InstanceId {
+    InstanceId(
+        env.ok(&["workflow", "trigger", workflow])
+            .trim()
+            .parse()
+            .expect("instance id"),
+    )
+}
+
+/// Waits (up to 90 s) for the instance to reach a final state and returns its row.
+pub async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
+    wait_for(
+        Duration::from_secs(90),
+        &format!("instance {id} to end"),
+        || async {
+            let i = store
+                .instance_get(id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("missing")?;
+            if i.status.is_terminal() {
+                Ok(i)
+            } else {
+                // the tasks' states and errors make a timeout explain itself
+                let tasks = store.task_list(id).await.map_err(|e| e.to_string())?;
+                let tasks: Vec<_> = tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.node.clone(),
+                            t.status,
+                            t.attempt,
+                            t.worker_id.clone(),
+                            t.error.clone(),
+                        )
+                    })
+                    .collect();
+                Err(format!("{:?}; tasks {tasks:?}", i.status))
+            }
+        },
+    )
+    .await
+}
+
+/// The task row of `node` in instance `id`.
+pub async fn task(store: &dyn Store, id: InstanceId, node: &str) -> TaskRow {
+    store
+        .task_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.node == node)
+        .expect("task row")
 }
 
 /// Stamps one test per backend for each case: `e2e!(case_a, case_b)` where each case is

@@ -160,12 +160,11 @@ fn instance_mail(
     ));
     for t in f.tasks {
         text.push_str(&format!(
-            "  {:<24} {:<10} {:<9} attempt {}/{}  {}{}\n",
+            "  {:<24} {:<10} {:<9} attempt {:<5} {}{}\n",
             t.node,
             t.kind,
             t.status.as_str(),
-            t.attempt,
-            t.max_attempts,
+            attempts(t),
             duration(t.started_at, t.ended_at),
             t.error
                 .as_deref()
@@ -192,7 +191,7 @@ fn instance_mail(
             @for t in f.tasks {
                 tr {
                     td { (t.node) } td { (t.kind) } td { (t.status.as_str()) }
-                    td { (t.attempt) "/" (t.max_attempts) }
+                    td { (attempts(t)) }
                     td { (duration(t.started_at, t.ended_at)) }
                     td { (t.error.as_deref().unwrap_or("")) }
                 }
@@ -252,6 +251,15 @@ fn task_mail(
         subject,
         body_text: text,
         body_html: page(body),
+    }
+}
+
+/// `2/3` for an action that ran; `-` for control nodes and nodes never reached.
+fn attempts(t: &TaskRow) -> String {
+    if t.attempt == 0 {
+        "-".into()
+    } else {
+        format!("{}/{}", t.attempt, t.max_attempts)
     }
 }
 
