@@ -1169,7 +1169,8 @@ mod local {
         };
         assert_eq!(
             err("a").await,
-            "db link `ora` is ORACLE: ORACLE links are not supported by this build (only MYSQL, POSTGRESQL and SQLITE)"
+            "db link `ora` is ORACLE: ORACLE links are not supported by this build (only MYSQL, POSTGRESQL and SQLITE; \
+             `sql` can run through a command-line client: [sql_clients] ORACLE = \"...\" in akkaflow.toml)"
         );
         assert_eq!(
             err("b").await,
@@ -1196,6 +1197,72 @@ mod local {
                 "{secret} leaked:\n{logs}"
             );
         }
+        crate::common::assert_invariants(&c.env).await;
+    }
+
+    /// A HIVE link with a configured client: the rendered script goes to the client as a file, the
+    /// link's credentials through the environment; the client's exit code is the action's result.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sql_on_a_hive_link_runs_the_configured_client() {
+        let mut c = local("hive_client", "").await;
+        // a real process standing in for beeline: it reads what akkaflow hands it and says so
+        let client = c.env.write(
+            "fake-beeline.sh",
+            r#"#!/usr/bin/env bash
+echo "connect $AKKAFLOW_DB_URL as $AKKAFLOW_DB_USER"
+[ "$AKKAFLOW_DB_PASSWORD" = "Hive-Secret-9" ] && echo "password received"
+cat "$AKKAFLOW_SQL_FILE"
+grep -q "boom" "$AKKAFLOW_SQL_FILE" && { echo "Error: table boom not found" >&2; exit 2; }
+exit 0
+"#,
+        );
+        c.env.config(&format!(
+            "[sql_clients]\nHIVE = \"bash {} --silent=true\"",
+            client.display()
+        ));
+        let links = r#"<link name="hive" type="HIVE" jdbc-url="jdbc:hive2://hs2:10000/dw" username="etl" password="Hive-Secret-9"/>"#;
+        let wf = r#"<work-flow name="hq" instance-limit="2">
+  <param-list><param name="day" value="2024-01-01"/><param name="table" value="ok_table"/></param-list>
+  <start name="start" to="a"/>
+  <action name="a"><sql db-link="hive">INSERT OVERWRITE TABLE ${param:table} PARTITION (dt='${param:day}') SELECT 1;</sql><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#;
+        c.start(&[("hq.xml", wf)], links);
+        let store = c.env.store().await;
+        let ok = c.trigger("hq");
+        assert_eq!(
+            ended(&*store, ok).await.status,
+            InstanceStatus::Succeeded,
+            "{}",
+            c.logs(ok)
+        );
+        let logs = c.logs(ok);
+        for line in [
+            "connect jdbc:hive2://hs2:10000/dw as etl",
+            "password received",
+            "INSERT OVERWRITE TABLE ok_table PARTITION (dt='2024-05-01') SELECT 1;",
+        ] {
+            assert!(logs.contains(line), "`{line}` missing:\n{logs}");
+        }
+        assert!(!logs.contains("Hive-Secret-9"), "{logs}");
+
+        let out = c.env.ok(&[
+            "workflow",
+            "trigger",
+            "hq",
+            "--param",
+            "day=2024-05-02",
+            "--param",
+            "table=boom",
+        ]);
+        let bad = InstanceId(out.trim().parse().expect("instance id"));
+        assert_eq!(ended(&*store, bad).await.status, InstanceStatus::Failed);
+        let a = task(&*store, bad, "a").await;
+        assert_eq!(
+            (a.exit_code, a.error.as_deref()),
+            (Some(2), Some("exited with code 2"))
+        );
+        assert!(c.logs(bad).contains("Error: table boom not found"));
         crate::common::assert_invariants(&c.env).await;
     }
 

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub file_monitor_recheck_secs: Option<f64>,
     /// Rows per INSERT batch in a transfer (default 1000).
     pub transfer_batch_rows: Option<usize>,
+    /// Command lines for `sql` on links this build has no driver for: `ORACLE = "sqlplus ..."`.
+    pub sql_clients: Option<std::collections::BTreeMap<crate::definition::DbKind, String>>,
     /// The SMTP server alerts go through; without it alerts wait in the outbox.
     pub smtp: Option<SmtpFile>,
     pub alerts: Option<AlertsFile>,
@@ -134,6 +136,7 @@ impl Config {
                         .transfer_batch_rows
                         .unwrap_or(d.transfer_batch_rows)
                         .max(1),
+                    sql_clients: sql_clients(file.sql_clients.unwrap_or_default())?,
                 }
             },
             smtp: file
@@ -151,6 +154,28 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+fn sql_clients(
+    clients: std::collections::BTreeMap<crate::definition::DbKind, String>,
+) -> Result<std::collections::BTreeMap<crate::definition::DbKind, String>> {
+    use crate::definition::DbKind;
+    for (kind, line) in &clients {
+        if !matches!(kind, DbKind::Oracle | DbKind::Hive) {
+            return Err(Error::Config(format!(
+                "[sql_clients] {}: this build has its own driver for {} links; only ORACLE and HIVE take a client",
+                kind.as_str(),
+                kind.as_str()
+            )));
+        }
+        if line.trim().is_empty() {
+            return Err(Error::Config(format!(
+                "[sql_clients] {} is empty",
+                kind.as_str()
+            )));
+        }
+    }
+    Ok(clients)
 }
 
 fn smtp_settings(f: SmtpFile, env_password: Option<String>) -> SmtpSettings {

@@ -134,8 +134,10 @@ pub(crate) fn resolve_db(link: &DbLink) -> Result<DbTarget, String> {
         DbKind::Sqlite => Dialect::Sqlite,
         DbKind::Oracle | DbKind::Hive => {
             return Err(format!(
-                "db link `{}` is {}: {} links are not supported by this build (only MYSQL, POSTGRESQL and SQLITE)",
+                "db link `{}` is {}: {} links are not supported by this build (only MYSQL, POSTGRESQL and SQLITE; \
+                 `sql` can run through a command-line client: [sql_clients] {} = \"...\" in akkaflow.toml)",
                 link.name,
+                link.kind.as_str(),
                 link.kind.as_str(),
                 link.kind.as_str()
             ))

@@ -39,6 +39,9 @@ pub struct ExecutorSettings {
     pub file_monitor_recheck: Duration,
     /// Rows per multi-row INSERT (and per batch handed to a writer) in a transfer.
     pub transfer_batch_rows: usize,
+    /// Command lines that run `sql` on the link kinds this build has no driver for (`ORACLE`,
+    /// `HIVE`), keyed by kind.
+    pub sql_clients: std::collections::BTreeMap<crate::definition::DbKind, String>,
 }
 
 impl Default for ExecutorSettings {
@@ -46,6 +49,7 @@ impl Default for ExecutorSettings {
         ExecutorSettings {
             file_monitor_recheck: Duration::from_secs(5),
             transfer_batch_rows: 1000,
+            sql_clients: Default::default(),
         }
     }
 }

@@ -153,15 +153,51 @@ fn command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Command {
     cmd
 }
 
+/// Runs an action's SQL through the command-line client configured for its link's kind: the script
+/// is in `$AKKAFLOW_SQL_FILE`, the link in `$AKKAFLOW_DB_URL`, `$AKKAFLOW_DB_USER` and
+/// `$AKKAFLOW_DB_PASSWORD` (the environment, not the command line, so `ps` never shows it).
+pub(super) async fn run_sql_client(
+    ctx: &AttemptContext,
+    stop: &Stopper,
+    link: &crate::definition::DbLink,
+    client: &str,
+    sql: &str,
+) -> Result<AttemptEnd, String> {
+    let file = ctx.work_dir.join("statements.sql");
+    tokio::fs::write(&file, sql)
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    ctx.log
+        .system(format!(
+            "[akkaflow] running the {} client for db link `{}` on {}",
+            link.kind.as_str(),
+            link.name,
+            file.display()
+        ))
+        .await;
+    let mut cmd = command(ctx, client, &ctx.work_dir);
+    cmd.env("AKKAFLOW_SQL_FILE", &file)
+        .env("AKKAFLOW_DB_URL", &link.url)
+        .env("AKKAFLOW_DB_USER", &link.username)
+        .env("AKKAFLOW_DB_PASSWORD", &link.password);
+    run_child(ctx, stop, cmd).await
+}
+
 async fn run_command(
     ctx: &AttemptContext,
     stop: &Stopper,
     line: &str,
     cwd: &Path,
 ) -> Result<AttemptEnd, String> {
-    let mut child = command(ctx, line, cwd)
-        .spawn()
-        .map_err(|e| format!("cannot start bash: {e}"))?;
+    run_child(ctx, stop, command(ctx, line, cwd)).await
+}
+
+async fn run_child(
+    ctx: &AttemptContext,
+    stop: &Stopper,
+    mut cmd: Command,
+) -> Result<AttemptEnd, String> {
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start bash: {e}"))?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     // the pipes are drained on their own tasks so a chatty child never blocks on a full pipe
     let out = tokio::spawn(pump(

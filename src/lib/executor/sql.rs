@@ -415,6 +415,10 @@ pub(super) async fn run(
     sql: &Template,
 ) -> Outcome {
     let text = ctx.render(sql)?;
+    let db = links::db_link(ctx, link).await?;
+    if let Some(client) = ctx.settings.sql_clients.get(&db.kind) {
+        return super::process::run_sql_client(ctx, stop, &db, client, &text).await;
+    }
     let mut s = match open(ctx, stop, link).await? {
         Ok(s) => s,
         Err(end) => return Ok(end),
