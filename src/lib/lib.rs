@@ -16,6 +16,7 @@ pub mod sync;
 pub mod token;
 pub mod worker;
 
+pub mod bench;
 pub mod cli;
 pub mod executor;
 pub mod http;
