@@ -17,6 +17,7 @@ pub mod sync;
 pub mod token;
 pub mod worker;
 
+pub mod bench;
 pub mod cli;
 pub mod executor;
 pub mod http;

@@ -119,6 +119,8 @@ pub enum Command {
     /// API tokens: create, list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Benchmark the engine on this database: burn-down, steady, idle, coordinators; --raw for the SQL limit
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -170,6 +172,9 @@ pub struct WorkerArgs {
     /// The name `host` attributes pin to (default: the host name)
     #[arg(long)]
     pub name: Option<String>,
+    /// For `akkaflow bench`: attempts succeed without running (not a workflow kind users can write)
+    #[arg(long, hide = true)]
+    pub bench_noop: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +369,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             http,
         } => roles::standalone(&cfg, xmlconfig, &worker, &http).await,
         Command::Token(c) => tokens::token(&cfg, c).await,
+        Command::Bench(args) => crate::bench::run(&cfg, cli.config.as_deref(), args).await,
     }
 }
 

@@ -78,6 +78,7 @@ fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
         work_dir: cfg.work_dir.clone(),
         log_max_lines: cfg.log_max_lines,
         executor: cfg.executor.clone(),
+        bench_noop: args.bench_noop,
     }
 }
 

@@ -47,6 +47,9 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     pub log_max_lines: u64,
     pub executor: crate::executor::ExecutorSettings,
+    /// `akkaflow bench` only (a hidden flag): attempts succeed at once without running their action,
+    /// so the benchmark measures the engine's own cost.
+    pub bench_noop: bool,
 }
 
 /// Why a running attempt is being stopped.

@@ -61,6 +61,7 @@ impl Runner {
 
     async fn execute(&self, task: &ClaimedTask, log: &LogSink) -> AttemptEnd {
         match self.prepare(task, log).await {
+            Ok(_) if self.cfg.bench_noop => AttemptEnd::Succeeded,
             Ok(ctx) => executor::run(&ctx).await,
             Err(error) => {
                 log.system(format!("[akkaflow] {error}")).await;
