@@ -131,6 +131,7 @@ impl Engine {
             let mut events = Vec::new();
             let mut children_to_start = Vec::new();
             let mut children_to_kill = Vec::new();
+            let mut changes = Vec::with_capacity(plan.updates.len());
             for u in &plan.updates {
                 let Some(task) = tasks.get(&u.node) else {
                     continue;
@@ -160,13 +161,11 @@ impl Engine {
                     s if s.is_terminal() => t.ended_at = Some(now),
                     _ => {}
                 }
-                if !tx.task_transition(&t).await?.applied() {
-                    // the instance row is locked, so only a claim can race us: retry the whole operation
-                    return Err(Error::Conflict(format!(
-                        "task {} ({}) changed under the instance lock",
-                        task.id, task.node
-                    )));
-                }
+                changes.push((task, u, to, t));
+            }
+            apply_grouped(tx, &changes).await?;
+            for (task, u, to, _) in changes {
+                let sub_workflow = task.kind == sub_workflow::KIND;
                 let was_running =
                     task.status == TaskStatus::Running || children_to_start.contains(&task.id);
                 if to == TaskStatus::Running {
@@ -294,6 +293,41 @@ impl Engine {
         }
         self.start_pending(tx, &inst.workflow, now, actor).await
     }
+}
+
+/// Writes a plan's task changes, one statement per run of identical changes (a fork making ten
+/// branches ready is one UPDATE). Every row must change: the instance row is locked, so only a claim
+/// can race us, and then the whole operation retries.
+async fn apply_grouped(
+    tx: &mut dyn StoreTx,
+    changes: &[(
+        &TaskRow,
+        &crate::dag::NodeUpdate,
+        TaskStatus,
+        TaskTransition,
+    )],
+) -> Result<()> {
+    let mut i = 0;
+    while i < changes.len() {
+        let head = &changes[i].3;
+        let mut ids = vec![head.id];
+        let mut j = i + 1;
+        while j < changes.len()
+            && head.same_change(&changes[j].3)
+            && !ids.contains(&changes[j].3.id)
+        {
+            ids.push(changes[j].3.id);
+            j += 1;
+        }
+        if tx.task_transition_many(&ids, head).await? != ids.len() as u64 {
+            let nodes: Vec<&str> = changes[i..j].iter().map(|c| c.0.node.as_str()).collect();
+            return Err(Error::Conflict(format!(
+                "task(s) {nodes:?} changed under the instance lock"
+            )));
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 fn transition_message(to: TaskStatus) -> String {

@@ -402,7 +402,12 @@ pub trait StoreTx: Send {
     async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>>;
     /// Asks the worker running this task to kill it (seen on its next heartbeat); status stays `running`.
     async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas>;
-    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas>;
+    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {
+        Ok(Cas::from_rows(self.task_transition_many(&[p.id], p).await?))
+    }
+    /// Applies `p` (its `id` aside) to every task in `ids` in one statement; returns the rows changed,
+    /// so a caller expecting all of them can tell a stale one.
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64>;
 
     /// Inserts a token; `None` when its name is taken (revoked tokens keep theirs).
     async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>>;

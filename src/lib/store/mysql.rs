@@ -180,7 +180,8 @@ const TOKEN_LIST: &str = concat!(
 const INSTANCE_LOCK: &str = concat!(
     "SELECT ",
     instance_cols!(),
-    " FROM workflow_instance i WHERE i.id = ? FOR UPDATE"
+    // SYSDATE, unlike NOW, is read when the row is returned: after the wait for its lock
+    ", SYSDATE(6) AS db_now FROM workflow_instance i WHERE i.id = ? FOR UPDATE"
 );
 const TASK_CLAIM_RESULT: &str = "SELECT t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, t.attempt, \
      t.timeout_s, CAST(i.workflow AS CHAR) AS workflow, i.workflow_version, CAST(i.params AS CHAR) AS params, \
@@ -393,6 +394,7 @@ impl Store for MysqlStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         Ok(Box::new(MysqlTx {
             tx: self.pool.begin().await?,
+            events: Vec::new(),
         }))
     }
 
@@ -1001,6 +1003,34 @@ impl MysqlStore {
 
 struct MysqlTx {
     tx: Transaction<'static, MySql>,
+    /// Events written by this transaction, inserted together at commit (one statement, not one per change).
+    events: Vec<NewEvent>,
+}
+
+impl MysqlTx {
+    async fn flush_events(&mut self) -> Result<()> {
+        // well under every backend's limit on bound parameters per statement
+        let events = std::mem::take(&mut self.events);
+        for events in events.chunks(1000) {
+            let mut qb = QueryBuilder::<MySql>::new(
+            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
+        );
+            qb.push_values(events, |mut b, e| {
+                b.push("NOW(6)")
+                    .push_bind(&e.workflow)
+                    .push_bind(e.instance_id)
+                    .push_bind(e.task_id)
+                    .push_bind(&e.node);
+                b.push_bind(e.kind)
+                    .push_bind(e.from_status)
+                    .push_bind(e.to_status)
+                    .push_bind(&e.message);
+                b.push_bind(&e.actor);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -1009,7 +1039,8 @@ impl StoreTx for MysqlTx {
         alerts::insert(&mut self.tx, a).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_events().await?;
         Ok(self.tx.commit().await?)
     }
 
@@ -1174,25 +1205,7 @@ impl StoreTx for MysqlTx {
     }
 
     async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut qb = QueryBuilder::<MySql>::new(
-            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
-        );
-        qb.push_values(events, |mut b, e| {
-            b.push("NOW(6)")
-                .push_bind(&e.workflow)
-                .push_bind(e.instance_id)
-                .push_bind(e.task_id)
-                .push_bind(&e.node);
-            b.push_bind(e.kind)
-                .push_bind(e.from_status)
-                .push_bind(e.to_status)
-                .push_bind(&e.message);
-            b.push_bind(&e.actor);
-        });
-        qb.build().execute(&mut *self.tx).await?;
+        self.events.extend_from_slice(events);
         Ok(())
     }
 
@@ -1284,18 +1297,11 @@ impl StoreTx for MysqlTx {
         &mut self,
         id: InstanceId,
     ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-        let row: Option<InstanceRow> = sqlx::query_as(INSTANCE_LOCK)
+        let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        // Read after the lock is granted: the wait for it may have been long.
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT NOW(6)")
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(Some((row, now)))
+        Ok(row.map(|l| (l.row, l.db_now)))
     }
 
     async fn instance_pending_oldest(
@@ -1401,9 +1407,9 @@ impl StoreTx for MysqlTx {
         Ok(Cas::from_rows(r.rows_affected()))
     }
 
-    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {
-        if p.from.is_empty() {
-            return Ok(Cas::Stale);
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64> {
+        if p.from.is_empty() || ids.is_empty() {
+            return Ok(0);
         }
         let mut qb = QueryBuilder::<MySql>::new("UPDATE task SET status = ");
         qb.push_bind(p.to);
@@ -1419,8 +1425,8 @@ impl StoreTx for MysqlTx {
         qb.push_bind(p.max_attempts);
         qb.push(", max_attempts), ended_at = ");
         qb.push_bind(p.ended_at);
-        qb.push(", worker_id = NULL, lease_until = NULL WHERE id = ");
-        qb.push_bind(p.id);
+        qb.push(", worker_id = NULL, lease_until = NULL WHERE id IN ");
+        push_list(&mut qb, ids.iter().copied());
         qb.push(" AND status IN ");
         push_list(&mut qb, p.from.iter().copied());
         if let Some(f) = &p.fence {
@@ -1430,7 +1436,7 @@ impl StoreTx for MysqlTx {
             qb.push_bind(f.attempt);
         }
         let r = qb.build().execute(&mut *self.tx).await?;
-        Ok(Cas::from_rows(r.rows_affected()))
+        Ok(r.rows_affected())
     }
 
     async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {

@@ -173,10 +173,12 @@ const TOKEN_LIST: &str = concat!(
     token_cols!(""),
     " FROM api_token ORDER BY name COLLATE \"C\""
 );
+/// The instance row locked, with the clock read by the outer query: after the locked row was returned (now() is
+/// when the transaction began, and a projection inside the locking scan may run before the wait).
 const INSTANCE_LOCK: &str = concat!(
-    "SELECT ",
+    "WITH l AS (SELECT ",
     instance_cols!(),
-    " FROM workflow_instance WHERE id = $1 FOR UPDATE"
+    " FROM workflow_instance WHERE id = $1 FOR UPDATE) SELECT l.*, clock_timestamp() AS db_now FROM l"
 );
 // The picked ids are MATERIALIZED: as a plain `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the
 // planner may rescan the subquery and claim more than `n` rows.
@@ -267,6 +269,7 @@ impl Store for PostgresStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         Ok(Box::new(PostgresTx {
             tx: self.pool.begin().await?,
+            events: Vec::new(),
         }))
     }
 
@@ -773,6 +776,34 @@ impl Store for PostgresStore {
 
 struct PostgresTx {
     tx: Transaction<'static, Postgres>,
+    /// Events written by this transaction, inserted together at commit (one statement, not one per change).
+    events: Vec<NewEvent>,
+}
+
+impl PostgresTx {
+    async fn flush_events(&mut self) -> Result<()> {
+        // well under every backend's limit on bound parameters per statement
+        let events = std::mem::take(&mut self.events);
+        for events in events.chunks(1000) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
+        );
+            qb.push_values(events, |mut b, e| {
+                b.push("now()")
+                    .push_bind(&e.workflow)
+                    .push_bind(e.instance_id)
+                    .push_bind(e.task_id)
+                    .push_bind(&e.node);
+                b.push_bind(e.kind)
+                    .push_bind(e.from_status)
+                    .push_bind(e.to_status)
+                    .push_bind(&e.message);
+                b.push_bind(&e.actor);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -781,7 +812,8 @@ impl StoreTx for PostgresTx {
         alerts::insert(&mut self.tx, a).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_events().await?;
         Ok(self.tx.commit().await?)
     }
 
@@ -943,25 +975,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
-        );
-        qb.push_values(events, |mut b, e| {
-            b.push("now()")
-                .push_bind(&e.workflow)
-                .push_bind(e.instance_id)
-                .push_bind(e.task_id)
-                .push_bind(&e.node);
-            b.push_bind(e.kind)
-                .push_bind(e.from_status)
-                .push_bind(e.to_status)
-                .push_bind(&e.message);
-            b.push_bind(&e.actor);
-        });
-        qb.build().execute(&mut *self.tx).await?;
+        self.events.extend_from_slice(events);
         Ok(())
     }
 
@@ -1044,18 +1058,11 @@ impl StoreTx for PostgresTx {
         &mut self,
         id: InstanceId,
     ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-        let row: Option<InstanceRow> = sqlx::query_as(INSTANCE_LOCK)
+        let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        // now() is when the transaction began; the wait for the lock may have been long.
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(Some((row, now)))
+        Ok(row.map(|l| (l.row, l.db_now)))
     }
 
     async fn instance_pending_oldest(
@@ -1162,7 +1169,7 @@ impl StoreTx for PostgresTx {
         Ok(Cas::from_rows(r.rows_affected()))
     }
 
-    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64> {
         let (fence_worker, fence_attempt) = match &p.fence {
             Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
             None => (None, None),
@@ -1171,7 +1178,7 @@ impl StoreTx for PostgresTx {
             "UPDATE task SET status = $1, run_at = $2, exit_code = $3, error = $4, kill_requested = $5, \
              max_attempts = COALESCE($6, max_attempts), ended_at = $7, \
              worker_id = NULL, lease_until = NULL \
-             WHERE id = $8 AND status = ANY($9) \
+             WHERE id = ANY($8) AND status = ANY($9) \
              AND ($10::text IS NULL OR worker_id = $10) AND ($11::bigint IS NULL OR attempt = $11)",
         )
         .bind(p.to)
@@ -1181,13 +1188,13 @@ impl StoreTx for PostgresTx {
         .bind(p.kill_requested)
         .bind(p.max_attempts)
         .bind(p.ended_at)
-        .bind(p.id)
+        .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
         .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .bind(fence_worker)
         .bind(fence_attempt)
         .execute(&mut *self.tx)
         .await?;
-        Ok(Cas::from_rows(r.rows_affected()))
+        Ok(r.rows_affected())
     }
 
     async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {

@@ -109,6 +109,7 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         Ok(Box::new(SqliteTx {
             tx: self.tx().await?,
+            events: Vec::new(),
         }))
     }
 
@@ -705,6 +706,34 @@ pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
 
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// Events written by this transaction, inserted together at commit (one statement, not one per change).
+    events: Vec<NewEvent>,
+}
+
+impl SqliteTx {
+    async fn flush_events(&mut self) -> Result<()> {
+        // well under every backend's limit on bound parameters per statement
+        let events = std::mem::take(&mut self.events);
+        for events in events.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
+        );
+            qb.push_values(events, |mut b, e| {
+                b.push(NOW)
+                    .push_bind(&e.workflow)
+                    .push_bind(e.instance_id)
+                    .push_bind(e.task_id)
+                    .push_bind(&e.node);
+                b.push_bind(e.kind)
+                    .push_bind(e.from_status)
+                    .push_bind(e.to_status)
+                    .push_bind(&e.message);
+                b.push_bind(&e.actor);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -713,7 +742,8 @@ impl StoreTx for SqliteTx {
         alerts::insert(&mut self.tx, a).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_events().await?;
         Ok(self.tx.commit().await?)
     }
 
@@ -871,25 +901,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
-        );
-        qb.push_values(events, |mut b, e| {
-            b.push(NOW)
-                .push_bind(&e.workflow)
-                .push_bind(e.instance_id)
-                .push_bind(e.task_id)
-                .push_bind(&e.node);
-            b.push_bind(e.kind)
-                .push_bind(e.from_status)
-                .push_bind(e.to_status)
-                .push_bind(&e.message);
-            b.push_bind(&e.actor);
-        });
-        qb.build().execute(&mut *self.tx).await?;
+        self.events.extend_from_slice(events);
         Ok(())
     }
 
@@ -972,16 +984,15 @@ impl StoreTx for SqliteTx {
         &mut self,
         id: InstanceId,
     ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-        // BEGIN IMMEDIATE already holds the database's write lock.
-        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE id = ?");
-        let row: Option<InstanceRow> = sqlx::query_as(&sql)
+        // BEGIN IMMEDIATE already holds the database's write lock: no wait after this read.
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS}, {NOW} AS db_now FROM workflow_instance WHERE id = ?"
+        );
+        let row: Option<LockedInstance> = sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
-        let now: DateTime<Utc> = sqlx::query_scalar(&format!("SELECT {NOW}"))
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| (r, now)))
+        Ok(row.map(|l| (l.row, l.db_now)))
     }
 
     async fn instance_pending_oldest(
@@ -1083,7 +1094,7 @@ impl StoreTx for SqliteTx {
         Ok(Cas::from_rows(r.rows_affected()))
     }
 
-    async fn task_transition(&mut self, p: &TaskTransition) -> Result<Cas> {
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64> {
         let (fence_worker, fence_attempt) = match &p.fence {
             Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
             None => (None, None),
@@ -1092,7 +1103,7 @@ impl StoreTx for SqliteTx {
             "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
              max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
              worker_id = NULL, lease_until = NULL \
-             WHERE id = ? AND status IN (SELECT value FROM json_each(?)) \
+             WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?)) \
              AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
         )
         .bind(p.to)
@@ -1102,7 +1113,7 @@ impl StoreTx for SqliteTx {
         .bind(p.kill_requested)
         .bind(p.max_attempts)
         .bind(ts_opt(p.ended_at))
-        .bind(p.id)
+        .bind(task_id_list(ids))
         .bind(status_list(&p.from))
         .bind(fence_worker)
         .bind(fence_worker)
@@ -1110,7 +1121,7 @@ impl StoreTx for SqliteTx {
         .bind(fence_attempt)
         .execute(&mut *self.tx)
         .await?;
-        Ok(Cas::from_rows(r.rows_affected()))
+        Ok(r.rows_affected())
     }
 
     async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {

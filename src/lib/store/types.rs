@@ -188,7 +188,7 @@ pub struct Fence {
 
 /// A guarded task state change. Leaving `running` always clears `worker_id` and `lease_until`; the
 /// attempt counter only ever goes up (at claim), so every attempt's log lines stay apart.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskTransition {
     pub id: TaskId,
     pub from: Vec<TaskStatus>,
@@ -217,6 +217,14 @@ impl TaskTransition {
             max_attempts: None,
             ended_at: None,
         }
+    }
+
+    /// Whether `other` changes a row the same way (only the id differs): one statement can do both.
+    pub fn same_change(&self, other: &TaskTransition) -> bool {
+        TaskTransition {
+            id: other.id,
+            ..self.clone()
+        } == *other
     }
 }
 
@@ -697,4 +705,12 @@ pub struct AlertTransition {
     /// For `pending`: when to try again, from the database's now.
     pub retry_in: Duration,
     pub last_error: Option<String>,
+}
+
+/// An instance row read under its lock, with the database clock read after the lock was granted.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct LockedInstance {
+    #[sqlx(flatten)]
+    pub row: InstanceRow,
+    pub db_now: DateTime<Utc>,
 }
