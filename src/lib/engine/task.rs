@@ -110,6 +110,53 @@ impl Engine {
         Ok(cas)
     }
 
+    /// Records several attempts' ends in one transaction (a worker's results that finished while
+    /// its previous report committed): one commit instead of one per task. Instances are locked in
+    /// id order, so two workers' batches cannot deadlock each other. When the batch fails for a
+    /// reason other than the database being away, each result is recorded on its own, so one bad
+    /// result cannot hold back the others.
+    pub async fn complete_attempts(
+        &self,
+        worker_id: &str,
+        batch: &[(ClaimedTask, AttemptEnd)],
+    ) -> Result<Vec<Cas>> {
+        if let [(claimed, end)] = batch {
+            return Ok(vec![self.complete_attempt(claimed, worker_id, end).await?]);
+        }
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| (batch[i].0.instance_id.0, batch[i].0.id.0));
+        let actor = format!("worker:{worker_id}");
+        let together = self
+            .retrying(|| async {
+                let mut tx = self.store.begin().await?;
+                let mut cas = vec![Cas::Stale; batch.len()];
+                for &i in &order {
+                    let (claimed, end) = &batch[i];
+                    let fence = Fence {
+                        worker_id: worker_id.to_string(),
+                        attempt: claimed.attempt,
+                    };
+                    cas[i] = self
+                        .finish_attempt(&mut *tx, claimed, &fence, end, &actor)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(cas)
+            })
+            .await;
+        match together {
+            Err(e) if !matches!(&e, Error::Store(s) if s.is_connection()) => {
+                tracing::debug!(error = %e, n = batch.len(), "batched report failed; reporting one by one");
+                let mut out = Vec::with_capacity(batch.len());
+                for (claimed, end) in batch {
+                    out.push(self.complete_attempt(claimed, worker_id, end).await?);
+                }
+                Ok(out)
+            }
+            other => other,
+        }
+    }
+
     async fn finish_attempt(
         &self,
         tx: &mut dyn StoreTx,

@@ -12,6 +12,7 @@
 
 mod heartbeat;
 mod log_writer;
+mod reporter;
 mod runner;
 
 use std::collections::HashMap;
@@ -27,6 +28,9 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::state::TaskId;
 use crate::store::{TaskClaimParams, WorkerRegistration};
+
+/// How long a busy worker waits after a slot frees before claiming, to claim several at once.
+const CLAIM_COALESCE: Duration = Duration::from_millis(5);
 
 /// The queue of tasks that are not pinned to a host.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -111,6 +115,8 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let services = CancellationToken::new();
     let mut owned = JoinSet::new();
     owned.spawn(log_writer::run(engine.store.clone(), log_rx));
+    let (report_tx, report_rx) = tokio::sync::mpsc::channel(1024);
+    owned.spawn(reporter::run(engine.clone(), id.clone(), report_rx));
     match engine.store.ready_listener().await {
         Ok(Some(listener)) => {
             owned.spawn(listen(listener, engine.wake.clone(), services.clone()));
@@ -174,6 +180,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                             log_tx: log_tx.clone(),
                             running: running.clone(),
                             slot_freed: slot_freed.clone(),
+                            report_tx: report_tx.clone(),
                         };
                         running.lock().expect("never poisoned").insert(task.id, r);
                         attempts.spawn(ctx.run(task));
@@ -188,11 +195,17 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         if delay.is_zero() {
             continue;
         }
-        tokio::select! {
-            _ = stop.cancelled() => {}
-            _ = tokio::time::sleep(delay) => {}
-            _ = engine.wake.notified() => idle.reset_quiet(),
-            _ = slot_freed.notified() => {}
+        let slot_came_free = tokio::select! {
+            _ = stop.cancelled() => false,
+            _ = tokio::time::sleep(delay) => false,
+            _ = engine.wake.notified() => { idle.reset_quiet(); false }
+            _ = slot_freed.notified() => true,
+        };
+        // A busy worker whose short tasks end one by one would otherwise claim one task per
+        // transaction; a moment's wait lets the other slots free up and be claimed together.
+        let busy = running.lock().expect("never poisoned").len();
+        if slot_came_free && busy * 2 > cfg.slots {
+            tokio::time::sleep(CLAIM_COALESCE).await;
         }
     }
 
@@ -212,6 +225,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         while attempts.join_next().await.is_some() {}
     }
     drop(log_tx);
+    drop(report_tx);
     services.cancel();
     while owned.join_next().await.is_some() {}
     if let Err(e) = engine.store.worker_deregister(&id).await {

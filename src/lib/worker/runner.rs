@@ -25,6 +25,7 @@ pub(super) struct Runner {
     pub log_tx: mpsc::Sender<LogMsg>,
     pub running: RunningMap,
     pub slot_freed: Arc<Notify>,
+    pub report_tx: mpsc::Sender<super::reporter::Report>,
 }
 
 impl Runner {
@@ -146,35 +147,17 @@ impl Runner {
     }
 
     /// Reports the end, retrying while the database is unreachable: a result is never dropped.
+    /// Hands the result to the reporter and waits until it is recorded, so the slot frees only then.
     async fn report(&self, task: &ClaimedTask, end: &AttemptEnd, shutdown: bool) {
-        // the claim loop and the heartbeat already log the outage once; one line per waiting
-        // result would be a flood with many tasks running
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let result = if shutdown {
-                self.engine.hand_back(task, &self.worker_id).await
-            } else {
-                self.engine
-                    .complete_attempt(task, &self.worker_id, end)
-                    .await
-            };
-            match result {
-                Ok(cas) => {
-                    if !cas.applied() {
-                        tracing::debug!("result not recorded: the task is no longer this attempt's (rescued or ended)");
-                    }
-                    return;
-                }
-                Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
-                    tracing::debug!(error = %e, "result waits for the database");
-                    tokio::time::sleep(super::jitter(backoff)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not record the attempt's result");
-                    return;
-                }
-            }
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        let report = super::reporter::Report {
+            task: task.clone(),
+            end: end.clone(),
+            hand_back: shutdown,
+            done,
+        };
+        if self.report_tx.send(report).await.is_ok() {
+            let _ = recorded.await;
         }
     }
 }

@@ -1,0 +1,78 @@
+//! Reports attempt results in batches: whatever finished while the previous report was committing
+//! goes into the next transaction together, so a busy worker pays one commit for many results and an
+//! idle one reports a lone result at once (no batching delay).
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::Engine;
+use crate::state::AttemptEnd;
+use crate::store::ClaimedTask;
+
+/// Results per transaction at most: bounds how long one report holds its instance locks.
+const MAX_BATCH: usize = 64;
+
+/// One result to record; `done` fires once it is recorded (or given up on).
+pub(super) struct Report {
+    pub task: ClaimedTask,
+    pub end: AttemptEnd,
+    /// Stopped by the worker's shutdown: hand the task back instead (attempt not counted).
+    pub hand_back: bool,
+    pub done: oneshot::Sender<()>,
+}
+
+/// Runs until every sender is gone and the queue is drained.
+pub(super) async fn run(engine: Engine, worker_id: String, mut rx: mpsc::Receiver<Report>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut items = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        for r in batch {
+            if r.hand_back {
+                until_reachable(|| engine.hand_back(&r.task, &worker_id)).await;
+            } else {
+                items.push((r.task, r.end));
+            }
+            acks.push(r.done);
+        }
+        if !items.is_empty() {
+            until_reachable(|| engine.complete_attempts(&worker_id, &items)).await;
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Runs a report until it is recorded, waiting out a database outage: a finished result is never
+/// dropped for it. A stale result (rescued or ended meanwhile) is fine: nothing to record.
+async fn until_reachable<T, F, Fut>(mut report: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>>,
+{
+    // the claim loop and the heartbeat already log the outage once; one line per waiting
+    // result would be a flood with many tasks running
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match report().await {
+            Ok(_) => return,
+            Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
+                tracing::debug!(error = %e, "results wait for the database");
+                tokio::time::sleep(super::jitter(backoff)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record an attempt's result");
+                return;
+            }
+        }
+    }
+}
