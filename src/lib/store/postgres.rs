@@ -270,6 +270,7 @@ impl Store for PostgresStore {
         Ok(Box::new(PostgresTx {
             tx: self.pool.begin().await?,
             events: Vec::new(),
+            attempts: Vec::new(),
         }))
     }
 
@@ -778,9 +779,33 @@ struct PostgresTx {
     tx: Transaction<'static, Postgres>,
     /// Events written by this transaction, inserted together at commit (one statement, not one per change).
     events: Vec<NewEvent>,
+    /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
+    attempts: Vec<AttemptRow>,
 }
 
 impl PostgresTx {
+    /// Writes what this transaction buffered: its attempt rows, then its events.
+    async fn flush_buffered(&mut self) -> Result<()> {
+        let attempts = std::mem::take(&mut self.attempts);
+        for attempts in attempts.chunks(1000) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
+            );
+            qb.push_values(attempts, |mut b, a| {
+                b.push_bind(a.task_id)
+                    .push_bind(a.attempt)
+                    .push_bind(&a.worker_id)
+                    .push_bind(a.outcome)
+                    .push_bind(a.exit_code)
+                    .push_bind(&a.error)
+                    .push_bind(a.started_at)
+                    .push_bind(a.ended_at);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        self.flush_events().await
+    }
+
     async fn flush_events(&mut self) -> Result<()> {
         // well under every backend's limit on bound parameters per statement
         let events = std::mem::take(&mut self.events);
@@ -813,7 +838,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        self.flush_events().await?;
+        self.flush_buffered().await?;
         Ok(self.tx.commit().await?)
     }
 
@@ -1109,20 +1134,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(a.task_id)
-        .bind(a.attempt)
-        .bind(&a.worker_id)
-        .bind(a.outcome)
-        .bind(a.exit_code)
-        .bind(&a.error)
-        .bind(a.started_at)
-        .bind(a.ended_at)
-        .execute(&mut *self.tx)
-        .await?;
+        self.attempts.push(a.clone());
         Ok(())
     }
 

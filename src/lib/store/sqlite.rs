@@ -110,6 +110,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteTx {
             tx: self.tx().await?,
             events: Vec::new(),
+            attempts: Vec::new(),
         }))
     }
 
@@ -708,9 +709,33 @@ struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     /// Events written by this transaction, inserted together at commit (one statement, not one per change).
     events: Vec<NewEvent>,
+    /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
+    attempts: Vec<AttemptRow>,
 }
 
 impl SqliteTx {
+    /// Writes what this transaction buffered: its attempt rows, then its events.
+    async fn flush_buffered(&mut self) -> Result<()> {
+        let attempts = std::mem::take(&mut self.attempts);
+        for attempts in attempts.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
+            );
+            qb.push_values(attempts, |mut b, a| {
+                b.push_bind(a.task_id)
+                    .push_bind(a.attempt)
+                    .push_bind(&a.worker_id)
+                    .push_bind(a.outcome)
+                    .push_bind(a.exit_code)
+                    .push_bind(&a.error)
+                    .push_bind(ts_opt(a.started_at))
+                    .push_bind(ts(a.ended_at));
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        self.flush_events().await
+    }
+
     async fn flush_events(&mut self) -> Result<()> {
         // well under every backend's limit on bound parameters per statement
         let events = std::mem::take(&mut self.events);
@@ -743,7 +768,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        self.flush_events().await?;
+        self.flush_buffered().await?;
         Ok(self.tx.commit().await?)
     }
 
@@ -1034,20 +1059,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.task_id)
-        .bind(a.attempt)
-        .bind(&a.worker_id)
-        .bind(a.outcome)
-        .bind(a.exit_code)
-        .bind(&a.error)
-        .bind(ts_opt(a.started_at))
-        .bind(ts(a.ended_at))
-        .execute(&mut *self.tx)
-        .await?;
+        self.attempts.push(a.clone());
         Ok(())
     }
 

@@ -79,12 +79,18 @@ pub(super) async fn task_attempt_key_is_unique(store: &dyn Store) {
         [rows[2].clone(), rows[1].clone(), rows[0].clone()]
     );
 
+    // attempt rows are written at commit: a duplicate fails the whole transaction, nothing lands
     let mut tx = store.begin().await.unwrap();
-    let dup = tx
-        .task_attempt_insert(&attempt(ids[0], 1, AttemptOutcome::Failed, Some(2)))
-        .await;
-    assert!(dup.is_err(), "(task_id, attempt) is the primary key");
-    drop(tx);
+    tx.task_attempt_insert(&attempt(ids[1], 7, AttemptOutcome::Failed, Some(2)))
+        .await
+        .unwrap();
+    tx.task_attempt_insert(&attempt(ids[0], 1, AttemptOutcome::Failed, Some(2)))
+        .await
+        .unwrap();
+    assert!(
+        tx.commit().await.is_err(),
+        "(task_id, attempt) is the primary key"
+    );
     assert_eq!(store.task_attempt_list(inst).await.unwrap().len(), 3);
 }
 
