@@ -33,6 +33,15 @@ pub(super) async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<LogMsg>) {
                 Ok(None) | Err(_) => break,
             }
         }
+        // what is already queued goes in the same INSERT: attempts ending together (a batch
+        // claimed together) then share one flush instead of one each
+        while buf.len() < BATCH {
+            match rx.try_recv() {
+                Ok(LogMsg::Line(l)) => buf.push(l),
+                Ok(LogMsg::Flush(ack)) => acks.push(ack),
+                Err(_) => break,
+            }
+        }
         flush(&*store, &mut buf, &mut outage, !acks.is_empty()).await;
         for ack in acks {
             let _ = ack.send(());

@@ -111,9 +111,13 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let services = CancellationToken::new();
     let mut owned = JoinSet::new();
     owned.spawn(log_writer::run(engine.store.clone(), log_rx));
+    // with notifications, polling only catches what nobody announces (a retry's run_at coming due,
+    // a notification lost while the listener reconnects), so an idle worker may poll less often
+    let mut idle_max = cfg.poll;
     match engine.store.ready_listener().await {
         Ok(Some(listener)) => {
             owned.spawn(listen(listener, engine.wake.clone(), services.clone()));
+            idle_max = cfg.poll * 3;
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "no LISTEN connection; relying on polling"),
@@ -134,7 +138,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         limit: 0,
         lease_ttl: cfg.lease_ttl,
     };
-    let mut idle = IdleBackoff::new(cfg.poll);
+    let mut idle = IdleBackoff::new(idle_max);
     let mut outage = crate::store::OutageLog::new("worker");
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
