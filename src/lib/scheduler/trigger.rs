@@ -134,13 +134,22 @@ impl Trigger {
             let now = store.now().await?;
             let full_batch = due.len() as i64 == Self::BATCH;
             let before = report.fired + report.already_fired;
-            for chunk in due.chunks(Self::FIRE_CONCURRENCY) {
+            // SQLite has one writer: concurrent fires only wait on each other's locks (measured:
+            // 10,000 due slots took twice as long at four)
+            let par = match store.backend() {
+                crate::store::Backend::Sqlite => 1,
+                _ => Self::FIRE_CONCURRENCY,
+            };
+            for chunk in due.chunks(par) {
                 // a plain loop, not a closure: the future must stay Send for the scheduler's task
                 let mut fires = Vec::with_capacity(chunk.len());
                 for c in chunk {
                     fires.push(self.fire_cron(c, now));
                 }
-                for (c, fired) in chunk.iter().zip(futures_util::future::join_all(fires).await) {
+                for (c, fired) in chunk
+                    .iter()
+                    .zip(futures_util::future::join_all(fires).await)
+                {
                     if let Some(fired) = fired {
                         self.count(fired, &c.workflow, &mut report)?;
                     }
