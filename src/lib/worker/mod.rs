@@ -28,6 +28,9 @@ use crate::error::Result;
 use crate::state::TaskId;
 use crate::store::{TaskClaimParams, WorkerRegistration};
 
+/// How long a busy worker with less than half its slots free waits for more to free before claiming.
+const CLAIM_GATHER: Duration = Duration::from_millis(5);
+
 /// The queue of tasks that are not pinned to a host.
 pub const DEFAULT_QUEUE: &str = "default";
 
@@ -140,11 +143,24 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     };
     let mut idle = IdleBackoff::new(idle_max);
     let mut outage = crate::store::OutageLog::new("worker");
+    let mut busy = false;
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
-        let free = cfg
-            .slots
-            .saturating_sub(running.lock().expect("never poisoned").len());
+        let count_free = || {
+            cfg.slots
+                .saturating_sub(running.lock().expect("never poisoned").len())
+        };
+        let mut free = count_free();
+        if busy && free > 0 && free * 2 < cfg.slots {
+            // slots of a busy worker free one by one: claiming each alone costs a claim
+            // transaction per task; a moment's wait lets a few more free for the same claim
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(CLAIM_GATHER) => {}
+            }
+            while attempts.try_join_next().is_some() {}
+            free = count_free();
+        }
         let mut delay = idle.current();
         if free > 0 {
             match engine
@@ -157,6 +173,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
             {
                 Ok(tasks) => {
                     outage.recovered();
+                    busy = !tasks.is_empty();
                     delay = if tasks.len() == free {
                         Duration::ZERO
                     } else if tasks.is_empty() {
