@@ -103,9 +103,32 @@ async fn sync_files(
         actor: ACTOR.into(),
         default_timezone: cfg.timezone,
     };
-    let result = crate::sync::sync_paths(store, vec![dir.clone()], &opts).await;
+    let result = sync_chunked(store, &dir, &opts).await;
     let _ = std::fs::remove_dir_all(&dir);
-    result.map(drop)
+    result
+}
+
+/// Syncs the directory's files 1,000 at a time: one sync of 10,000 definitions binds more values
+/// in one statement than SQLite and PostgreSQL accept.
+async fn sync_chunked(
+    store: &Arc<dyn Store>,
+    dir: &std::path::Path,
+    opts: &crate::sync::SyncOptions,
+) -> Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .and_then(|d| {
+            d.map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()
+        })
+        .map_err(|e| Error::Io {
+            context: "listing bench definitions".into(),
+            source: e,
+        })?;
+    files.sort();
+    for chunk in files.chunks(1000) {
+        crate::sync::sync_paths(store, chunk.to_vec(), opts).await?;
+    }
+    Ok(())
 }
 
 fn workflow_name(run_id: &str) -> String {
@@ -358,10 +381,10 @@ pub(crate) async fn coordinators(
     report: &mut Report,
 ) -> Result<()> {
     let prefix = format!("{}_", workflow_name(run_id));
-    // far enough ahead for the sync (about 5 ms a definition here) and the fleet to start
+    // the next minute boundary far enough ahead for the sync and the fleet to start
     let now = store.now().await?;
-    let lead = 40 + args.instances as i64 / 100;
-    let slot = (now + chrono::Duration::seconds(lead + 60))
+    let lead = 20 + args.instances as i64 / 200;
+    let slot = (now + chrono::Duration::seconds(lead + 59))
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .expect("second 0 exists");

@@ -34,6 +34,10 @@ pub struct SchedulerConfig {
     pub lease_ttl: Duration,
     /// Sends the alert outbox while this process is master; `None` without `[smtp]`.
     pub deliverer: Option<std::sync::Arc<crate::alert::Deliverer>>,
+    /// How often an idle master runs its full duty cycle (new coordinators' first slot, dependency
+    /// fires, rescue, pending starts); at most a third of the lease. Due cron slots are checked
+    /// every tick, every other tick once a cycle found nothing to do.
+    pub maintenance: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -43,6 +47,7 @@ impl Default for SchedulerConfig {
             heartbeat: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(15),
             deliverer: None,
+            maintenance: Duration::from_secs(5),
         }
     }
 }
@@ -62,6 +67,11 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let mut last_beat: Option<tokio::time::Instant> = None;
     // since when this process has reached the database without an error
     let mut connected_since = tokio::time::Instant::now();
+    // an idle fleet's traffic is mostly this loop: see `maintenance`
+    let maintenance = cfg.maintenance.min(cfg.lease_ttl / 3).max(cfg.tick);
+    let mut last_full: Option<tokio::time::Instant> = None;
+    let mut quiet = false;
+    let mut skip = false;
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
@@ -79,6 +89,11 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
+        }
+        let full = !quiet || last_full.is_none_or(|t| t.elapsed() >= maintenance);
+        skip = epoch.is_some() && quiet && !full && !skip;
+        if skip {
+            continue;
         }
         let was = epoch;
         epoch = match epoch {
@@ -123,18 +138,26 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         // two lease periods: one for workers to reconnect and heartbeat, one for slack
         let trust_leases = connected_since.elapsed() >= cfg.lease_ttl * 2;
         let cycle = async {
-            let fired = trigger.run_once().await?;
-            let rescued = if trust_leases {
+            let fired = trigger.run_pass(full).await?;
+            let rescued = if trust_leases && full {
                 rescuer.run_once().await?
             } else {
                 0
             };
-            let started = engine.start_pending_all(&actor).await?;
+            let started = if full {
+                engine.start_pending_all(&actor).await?
+            } else {
+                0
+            };
             Ok::<_, crate::Error>((fired, rescued, started))
         };
         match cycle.await {
             Ok((fired, rescued, started)) => {
                 outage.recovered();
+                if full {
+                    last_full = Some(tokio::time::Instant::now());
+                }
+                quiet = fired.is_empty() && rescued == 0 && started == 0;
                 if !fired.is_empty() || rescued > 0 || started > 0 {
                     tracing::debug!(fired = fired.fired, rescued, started, "duty cycle");
                 }

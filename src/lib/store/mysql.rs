@@ -219,6 +219,10 @@ pub(crate) struct MysqlStore {
     /// For the master lock's own connection, which must never come from (or return to) the pool.
     options: MySqlConnectOptions,
     lock_name: String,
+    /// The last claim found nothing: the next one first asks, outside a transaction, whether
+    /// anything is ready. An idle worker then sends one statement per poll, not BEGIN, SELECT and
+    /// ROLLBACK.
+    claim_idle: std::sync::atomic::AtomicBool,
 }
 
 impl MysqlStore {
@@ -280,6 +284,7 @@ impl MysqlStore {
             pool,
             options,
             lock_name: lock_name(&database),
+            claim_idle: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }
@@ -968,6 +973,27 @@ impl MysqlStore {
     /// One claim transaction: lock up to `limit` ready rows (skipping rows another claimer holds),
     /// mark them running by primary key, and read what the worker needs.
     async fn task_claim_once(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.claim_idle.load(Relaxed) {
+            let mut probe = QueryBuilder::<MySql>::new(
+                "SELECT id FROM task WHERE status = 'ready' AND queue IN ",
+            );
+            push_list(&mut probe, p.queues.iter());
+            probe.push(" AND run_at <= NOW(6) LIMIT 1");
+            let any: Option<i64> = probe
+                .build_query_scalar()
+                .fetch_optional(&self.pool)
+                .await?;
+            if any.is_none() {
+                return Ok(vec![]);
+            }
+        }
+        let claimed = self.task_claim_tx(p).await?;
+        self.claim_idle.store(claimed.is_empty(), Relaxed);
+        Ok(claimed)
+    }
+
+    async fn task_claim_tx(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
         let mut tx = self.pool.begin().await?;
         let mut select =
             QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' AND queue IN ");

@@ -29,8 +29,8 @@ use crate::error::Result;
 use crate::state::TaskId;
 use crate::store::{TaskClaimParams, WorkerRegistration};
 
-/// How long a busy worker waits after a slot frees before claiming, to claim several at once.
-const CLAIM_COALESCE: Duration = Duration::from_millis(5);
+/// How long a busy worker with less than half its slots free waits for more to free before claiming.
+const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
 /// The queue of tasks that are not pinned to a host.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -117,9 +117,13 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     owned.spawn(log_writer::run(engine.store.clone(), log_rx));
     let (report_tx, report_rx) = tokio::sync::mpsc::channel(1024);
     owned.spawn(reporter::run(engine.clone(), id.clone(), report_rx));
+    // with notifications, polling only catches what nobody announces (a retry's run_at coming due,
+    // a notification lost while the listener reconnects), so an idle worker may poll less often
+    let mut idle_max = cfg.poll;
     match engine.store.ready_listener().await {
         Ok(Some(listener)) => {
             owned.spawn(listen(listener, engine.wake.clone(), services.clone()));
+            idle_max = cfg.poll * 3;
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "no LISTEN connection; relying on polling"),
@@ -140,13 +144,26 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         limit: 0,
         lease_ttl: cfg.lease_ttl,
     };
-    let mut idle = IdleBackoff::new(cfg.poll);
+    let mut idle = IdleBackoff::new(idle_max);
     let mut outage = crate::store::OutageLog::new("worker");
+    let mut busy = false;
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
-        let free = cfg
-            .slots
-            .saturating_sub(running.lock().expect("never poisoned").len());
+        let count_free = || {
+            cfg.slots
+                .saturating_sub(running.lock().expect("never poisoned").len())
+        };
+        let mut free = count_free();
+        if busy && free > 0 && free * 2 < cfg.slots {
+            // slots of a busy worker free one by one: claiming each alone costs a claim
+            // transaction per task; a moment's wait lets a few more free for the same claim
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(CLAIM_GATHER) => {}
+            }
+            while attempts.try_join_next().is_some() {}
+            free = count_free();
+        }
         let mut delay = idle.current();
         if free > 0 {
             match engine
@@ -159,6 +176,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
             {
                 Ok(tasks) => {
                     outage.recovered();
+                    busy = !tasks.is_empty();
                     delay = if tasks.len() == free {
                         Duration::ZERO
                     } else if tasks.is_empty() {
@@ -195,17 +213,11 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         if delay.is_zero() {
             continue;
         }
-        let slot_came_free = tokio::select! {
-            _ = stop.cancelled() => false,
-            _ = tokio::time::sleep(delay) => false,
-            _ = engine.wake.notified() => { idle.reset_quiet(); false }
-            _ = slot_freed.notified() => true,
-        };
-        // A busy worker whose short tasks end one by one would otherwise claim one task per
-        // transaction; a moment's wait lets the other slots free up and be claimed together.
-        let busy = running.lock().expect("never poisoned").len();
-        if slot_came_free && busy * 2 > cfg.slots {
-            tokio::time::sleep(CLAIM_COALESCE).await;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+            _ = engine.wake.notified() => idle.reset_quiet(),
+            _ = slot_freed.notified() => {}
         }
     }
 
