@@ -167,9 +167,29 @@ mod cases {
         );
         tx.rollback().await.unwrap();
     }
+
+    /// More definitions than any backend takes bound values in one statement (one event each):
+    /// the sync must still be one transaction that lands them all.
+    pub async fn eight_thousand_definitions_sync_in_one_go(env: &mut Env) {
+        for i in 0..8000 {
+            env.write(
+                &format!("xmlconfig/many/w{i}.xml"),
+                &format!(
+                    r#"<work-flow name="w{i}"><start name="start" to="a"/><action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+                ),
+            );
+        }
+        assert_eq!(
+            env.ok(&["sync", "xmlconfig"]).trim(),
+            "added 8000, updated 0, unchanged 0, disabled 0"
+        );
+        let store = env.store().await;
+        assert_eq!(store.workflow_list().await.unwrap().len(), 8000);
+    }
 }
 
 e2e!(
+    eight_thousand_definitions_sync_in_one_go,
     sync_twice_changes_nothing_the_second_time,
     a_changed_file_bumps_the_version_and_keeps_the_old_one,
     a_bad_file_fails_the_whole_set_and_changes_nothing,
