@@ -36,6 +36,14 @@ fn fenced<'a>(
     })
 }
 
+/// An instance locked in the current transaction, the database time read with the lock, and its
+/// tasks as this transaction has left them.
+struct Locked {
+    inst: InstanceRow,
+    now: chrono::DateTime<chrono::Utc>,
+    tasks: std::collections::BTreeMap<String, TaskRow>,
+}
+
 /// What every end of a running attempt writes besides the task row: its `task_attempt` row and the
 /// `event` saying what happened.
 struct AttemptEndRecord<'a> {
@@ -130,15 +138,30 @@ impl Engine {
             .retrying(|| async {
                 let mut tx = self.store.begin().await?;
                 let mut cas = vec![Cas::Stale; batch.len()];
+                // siblings of one instance in a batch share its lock and one read of its tasks
+                let mut reuse: Option<Locked> = None;
                 for &i in &order {
                     let (claimed, end) = &batch[i];
                     let fence = Fence {
                         worker_id: worker_id.to_string(),
                         attempt: claimed.attempt,
                     };
-                    cas[i] = self
-                        .finish_attempt(&mut *tx, claimed, &fence, end, &actor)
+                    let locked = match reuse.take() {
+                        Some(l) if l.inst.id == claimed.instance_id => l,
+                        _ => {
+                            let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await?
+                            else {
+                                continue;
+                            };
+                            let tasks = by_node(tx.task_list(claimed.instance_id).await?);
+                            Locked { inst, now, tasks }
+                        }
+                    };
+                    let (c, back) = self
+                        .finish_locked(&mut *tx, locked, claimed, &fence, end, &actor)
                         .await?;
+                    cas[i] = c;
+                    reuse = back;
                 }
                 tx.commit().await?;
                 Ok(cas)
@@ -168,9 +191,33 @@ impl Engine {
         let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
             return Ok(Cas::Stale);
         };
-        let mut tasks = by_node(tx.task_list(claimed.instance_id).await?);
+        let tasks = by_node(tx.task_list(claimed.instance_id).await?);
+        let locked = Locked { inst, now, tasks };
+        Ok(self
+            .finish_locked(tx, locked, claimed, fence, end, actor)
+            .await?
+            .0)
+    }
+
+    /// [`Self::finish_attempt`] on an instance already locked and read in this transaction. Returns
+    /// the locked state back when this result changed nothing but its own task (a branch ending
+    /// before its join), so the next result of the same instance in a batch needs no second read.
+    async fn finish_locked(
+        &self,
+        tx: &mut dyn StoreTx,
+        locked: Locked,
+        claimed: &ClaimedTask,
+        fence: &Fence,
+        end: &AttemptEnd,
+        actor: &str,
+    ) -> Result<(Cas, Option<Locked>)> {
+        let Locked {
+            inst,
+            now,
+            mut tasks,
+        } = locked;
         let Some(task) = fenced(&tasks, &claimed.node, fence).cloned() else {
-            return Ok(Cas::Stale);
+            return Ok((Cas::Stale, Some(Locked { inst, now, tasks })));
         };
         let decision = after_attempt(facts(&task), end);
         let (to, run_at) = match decision {
@@ -190,7 +237,7 @@ impl Engine {
         t.kill_requested = to == TaskStatus::Killed;
         t.ended_at = to.is_terminal().then_some(now);
         if !tx.task_transition(&t).await?.applied() {
-            return Ok(Cas::Stale);
+            return Ok((Cas::Stale, None));
         }
         let message = match (&decision, end.error()) {
             (AfterAttempt::Retry { after }, Some(e)) => {
@@ -224,14 +271,19 @@ impl Engine {
         self.alert_attempt_end(tx, &inst, &task, end, &decision)
             .await?;
         if to.is_terminal() && inst.status == InstanceStatus::Running {
-            tasks
+            let row = tasks
                 .get_mut(&task.node)
-                .expect("the task came from this map")
-                .status = to;
+                .expect("the task came from this map");
+            row.status = to;
+            row.worker_id = None;
+            row.ended_at = Some(now);
             let def = self
                 .definition(&inst.workflow, inst.workflow_version)
                 .await?;
             let plan = dag::after_node(&def, &states(&tasks), &task.node);
+            if plan.updates.is_empty() && plan.end.is_none() {
+                return Ok((Cas::Applied, Some(Locked { inst, now, tasks })));
+            }
             self.apply_plan(tx, &inst, &tasks, &plan, now, actor)
                 .await?;
             if plan.made_ready().next().is_some() {
@@ -241,7 +293,7 @@ impl Engine {
             tx.notify_ready().await?;
             self.wake.notify_one();
         }
-        Ok(Cas::Applied)
+        Ok((Cas::Applied, None))
     }
 
     /// Brings back a task whose lease ran out: counted as an attempt, retried or failed by its policy.
