@@ -995,13 +995,25 @@ impl MysqlStore {
 
     async fn task_claim_tx(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
         let mut tx = self.pool.begin().await?;
-        let mut select =
-            QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' AND queue IN ");
-        push_list(&mut select, p.queues.iter());
-        select.push(" AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ");
-        select.push_bind(p.limit);
-        select.push(" FOR UPDATE SKIP LOCKED");
-        let ids: Vec<i64> = select.build_query_scalar().fetch_all(&mut *tx).await?;
+        // One range read per queue: with `queue IN (...)` the index cannot give the ORDER BY, and
+        // the server sorts every ready row of those queues on each claim (slower as the backlog
+        // grows). Each queue yields its first `limit` rows in index order; the best `limit` of them
+        // overall are claimed, the rest are unlocked at commit untouched.
+        let mut candidates: Vec<(i64, DateTime<Utc>, i64)> = Vec::new();
+        for queue in &p.queues {
+            let rows: Vec<(i64, DateTime<Utc>, i64)> = sqlx::query_as(
+                "SELECT priority, run_at, id FROM task WHERE status = 'ready' AND queue = ? \
+                 AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+            )
+            .bind(queue)
+            .bind(p.limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            candidates.extend(rows);
+        }
+        candidates.sort();
+        candidates.truncate(p.limit.max(0) as usize);
+        let ids: Vec<i64> = candidates.into_iter().map(|(_, _, id)| id).collect();
         if ids.is_empty() {
             tx.rollback().await?;
             return Ok(vec![]);

@@ -182,9 +182,13 @@ const INSTANCE_LOCK: &str = concat!(
 );
 // The picked ids are MATERIALIZED: as a plain `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the
 // planner may rescan the subquery and claim more than `n` rows.
+/// One index range per queue (LATERAL), merged and cut to the limit: with `queue = ANY(...)` the
+/// index cannot give the ORDER BY and every ready row of those queues would be sorted per claim.
 const TASK_CLAIM: &str = "WITH picked AS MATERIALIZED ( \
-     SELECT id FROM task WHERE status = 'ready' AND queue = ANY($3) AND run_at <= now() \
-     ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+     SELECT c.id FROM unnest($3::text[]) AS q(queue) CROSS JOIN LATERAL ( \
+     SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = q.queue AND run_at <= now() \
+     ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
+     ORDER BY c.priority, c.run_at, c.id LIMIT $4), \
      claimed AS ( \
      UPDATE task t SET status = 'running', worker_id = $1, attempt = t.attempt + 1, started_at = now(), \
      lease_until = now() + $2 * interval '1 microsecond', ended_at = NULL \
