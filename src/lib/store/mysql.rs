@@ -461,13 +461,7 @@ impl Store for MysqlStore {
     }
 
     async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT CAST(d.workflow AS CHAR) AS workflow FROM coordinator_depend d WHERE d.upstream = ? \
-             ORDER BY d.workflow",
-        )
-        .bind(upstream)
-        .fetch_all(&self.pool)
-        .await?)
+        alerts::downstream(&self.pool, upstream).await
     }
 
     async fn data_monitor_insert(&self, c: &NewDataMonitorCheck) -> Result<()> {
@@ -1108,7 +1102,7 @@ impl StoreTx for MysqlTx {
     }
 
     async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
-        alerts::downstream(&mut self.tx, upstream).await
+        alerts::downstream(&mut *self.tx, upstream).await
     }
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {

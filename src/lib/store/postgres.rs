@@ -332,12 +332,7 @@ impl Store for PostgresStore {
     }
 
     async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT workflow FROM coordinator_depend WHERE upstream = $1 ORDER BY workflow COLLATE \"C\"",
-        )
-        .bind(upstream)
-        .fetch_all(&self.pool)
-        .await?)
+        alerts::downstream(&self.pool, upstream).await
     }
 
     async fn data_monitor_insert(&self, c: &NewDataMonitorCheck) -> Result<()> {
@@ -847,7 +842,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
-        alerts::downstream(&mut self.tx, upstream).await
+        alerts::downstream(&mut *self.tx, upstream).await
     }
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {

@@ -68,12 +68,17 @@ pub(super) async fn insert(conn: &mut MySqlConnection, a: &NewAlert) -> Result<(
     Ok(())
 }
 
-pub(super) async fn downstream(conn: &mut MySqlConnection, upstream: &str) -> Result<Vec<String>> {
+/// Workflows whose coordinator depends on `upstream`: for the store and inside a transaction alike.
+pub(super) async fn downstream<'e, E>(e: E, upstream: &str) -> Result<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = MySql>,
+{
     Ok(sqlx::query_scalar(
-        "SELECT CAST(workflow AS CHAR) FROM coordinator_depend WHERE upstream = ? ORDER BY workflow",
+        "SELECT CAST(d.workflow AS CHAR) AS workflow FROM coordinator_depend d WHERE d.upstream = ? \
+         ORDER BY d.workflow",
     )
     .bind(upstream)
-    .fetch_all(conn)
+    .fetch_all(e)
     .await?)
 }
 

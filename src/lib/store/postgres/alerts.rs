@@ -65,12 +65,16 @@ pub(super) async fn insert(conn: &mut PgConnection, a: &NewAlert) -> Result<()> 
     Ok(())
 }
 
-pub(super) async fn downstream(conn: &mut PgConnection, upstream: &str) -> Result<Vec<String>> {
+/// Workflows whose coordinator depends on `upstream`: for the store and inside a transaction alike.
+pub(super) async fn downstream<'e, E>(e: E, upstream: &str) -> Result<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
     Ok(sqlx::query_scalar(
-        "SELECT workflow FROM coordinator_depend WHERE upstream = $1 ORDER BY workflow",
+        "SELECT workflow FROM coordinator_depend WHERE upstream = $1 ORDER BY workflow COLLATE \"C\"",
     )
     .bind(upstream)
-    .fetch_all(conn)
+    .fetch_all(e)
     .await?)
 }
 

@@ -66,12 +66,16 @@ pub(super) async fn insert(conn: &mut SqliteConnection, a: &NewAlert) -> Result<
     Ok(())
 }
 
-pub(super) async fn downstream(conn: &mut SqliteConnection, upstream: &str) -> Result<Vec<String>> {
+/// Workflows whose coordinator depends on `upstream`: for the store and inside a transaction alike.
+pub(super) async fn downstream<'e, E>(e: E, upstream: &str) -> Result<Vec<String>>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
     Ok(sqlx::query_scalar(
         "SELECT workflow FROM coordinator_depend WHERE upstream = ? ORDER BY workflow",
     )
     .bind(upstream)
-    .fetch_all(conn)
+    .fetch_all(e)
     .await?)
 }
 
