@@ -16,20 +16,22 @@ use crate::state::{AfterAttempt, AttemptEnd, InstanceStatus, TaskStatus};
 use crate::store::{InstanceRow, StoreTx, TaskRow};
 
 impl Engine {
-    /// The workflow's receivers plus those of the workflows that depend on it, deduplicated.
-    async fn alert_recipients(
+    /// Who an alert about `def` goes to: the workflows that depend on it, and the receivers of the
+    /// workflow plus theirs, deduplicated.
+    async fn alert_audience(
         &self,
         tx: &mut dyn StoreTx,
         def: &Workflow,
-        downstream: &[String],
-    ) -> Result<Vec<String>> {
-        let theirs = tx.workflow_receivers(downstream).await?;
-        Ok(alert::merge_recipients(
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let downstream = tx.coordinator_downstream(&def.name).await?;
+        let theirs = tx.workflow_receivers(&downstream).await?;
+        let recipients = alert::merge_recipients(
             def.mail_receivers
                 .iter()
                 .map(String::as_str)
                 .chain(theirs.iter().map(String::as_str)),
-        ))
+        );
+        Ok((downstream, recipients))
     }
 
     /// The completion mail (per `mail-level`) or the kill node's mail of an instance that just ended.
@@ -53,8 +55,7 @@ impl Engine {
         if !wanted {
             return Ok(());
         }
-        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
-        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
+        let (downstream, recipients) = self.alert_audience(tx, &def).await?;
         if recipients.is_empty() {
             return Ok(());
         }
@@ -94,39 +95,42 @@ impl Engine {
         end: &AttemptEnd,
         decision: &AfterAttempt,
     ) -> Result<()> {
+        /// Which mail an attempt's end sends, decided before anything is read.
+        enum Mail {
+            Timeout(u64),
+            RetryFailure(u64),
+            Recovery,
+        }
         let threshold = self.alerts.retry_failure_threshold;
+        let mail = match (end, decision) {
+            (AttemptEnd::TimedOut { after }, _) => Mail::Timeout(after.as_secs()),
+            (_, AfterAttempt::Retry { after }) if threshold > 0 && task.attempt == threshold => {
+                Mail::RetryFailure(after.as_secs())
+            }
+            (_, AfterAttempt::Succeed) if threshold > 0 && task.attempt > threshold => {
+                Mail::Recovery
+            }
+            _ => return Ok(()),
+        };
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let (_, recipients) = self.alert_audience(tx, &def).await?;
+        if recipients.is_empty() {
+            return Ok(());
+        }
         let error = end.error();
         let facts = TaskFacts {
             instance: inst,
             task,
             error: error.as_deref(),
         };
-        let compose: Box<dyn FnOnce(Vec<String>) -> crate::store::NewAlert + Send + '_> =
-            match (end, decision) {
-                (AttemptEnd::TimedOut { after }, _) => {
-                    let secs = after.as_secs();
-                    Box::new(move |r| alert::timeout(&facts, secs, r))
-                }
-                (_, AfterAttempt::Retry { after })
-                    if threshold > 0 && task.attempt == threshold =>
-                {
-                    let secs = after.as_secs();
-                    Box::new(move |r| alert::retry_failure(&facts, secs, r))
-                }
-                (_, AfterAttempt::Succeed) if threshold > 0 && task.attempt > threshold => {
-                    Box::new(move |r| alert::recovery(&facts, r))
-                }
-                _ => return Ok(()),
-            };
-        let def = self
-            .definition(&inst.workflow, inst.workflow_version)
-            .await?;
-        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
-        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
-        if recipients.is_empty() {
-            return Ok(());
-        }
-        Ok(tx.alert_insert(&compose(recipients)).await?)
+        let alert = match mail {
+            Mail::Timeout(secs) => alert::timeout(&facts, secs, recipients),
+            Mail::RetryFailure(secs) => alert::retry_failure(&facts, secs, recipients),
+            Mail::Recovery => alert::recovery(&facts, recipients),
+        };
+        Ok(tx.alert_insert(&alert).await?)
     }
 
     /// Queues an `<email>` node's mail; the node's final status and what to record.
@@ -163,8 +167,7 @@ impl Engine {
             Ok(v) => v,
             Err(e) => return Ok((TaskStatus::Failed, format!("cannot render the mail: {e}"))),
         };
-        let downstream = tx.coordinator_downstream(&inst.workflow).await?;
-        let recipients = self.alert_recipients(tx, &def, &downstream).await?;
+        let (_, recipients) = self.alert_audience(tx, &def).await?;
         if recipients.is_empty() {
             return Ok((
                 TaskStatus::Failed,
