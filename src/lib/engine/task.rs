@@ -44,6 +44,17 @@ struct Locked {
     tasks: std::collections::BTreeMap<String, TaskRow>,
 }
 
+impl Locked {
+    /// Locks the instance and reads its tasks; `None` when the instance is gone.
+    async fn read(tx: &mut dyn StoreTx, id: crate::state::InstanceId) -> Result<Option<Locked>> {
+        let Some((inst, now)) = tx.instance_lock(id).await? else {
+            return Ok(None);
+        };
+        let tasks = by_node(tx.task_list(id).await?);
+        Ok(Some(Locked { inst, now, tasks }))
+    }
+}
+
 /// What every end of a running attempt writes besides the task row: its `task_attempt` row and the
 /// `event` saying what happened.
 struct AttemptEndRecord<'a> {
@@ -148,14 +159,10 @@ impl Engine {
                     };
                     let locked = match reuse.take() {
                         Some(l) if l.inst.id == claimed.instance_id => l,
-                        _ => {
-                            let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await?
-                            else {
-                                continue;
-                            };
-                            let tasks = by_node(tx.task_list(claimed.instance_id).await?);
-                            Locked { inst, now, tasks }
-                        }
+                        _ => match Locked::read(&mut *tx, claimed.instance_id).await? {
+                            Some(l) => l,
+                            None => continue,
+                        },
                     };
                     let (c, back) = self
                         .finish_locked(&mut *tx, locked, claimed, &fence, end, &actor)
@@ -188,11 +195,9 @@ impl Engine {
         end: &AttemptEnd,
         actor: &str,
     ) -> Result<Cas> {
-        let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
+        let Some(locked) = Locked::read(tx, claimed.instance_id).await? else {
             return Ok(Cas::Stale);
         };
-        let tasks = by_node(tx.task_list(claimed.instance_id).await?);
-        let locked = Locked { inst, now, tasks };
         Ok(self
             .finish_locked(tx, locked, claimed, fence, end, actor)
             .await?
@@ -307,10 +312,14 @@ impl Engine {
         };
         self.retrying(|| async {
             let mut tx = self.store.begin().await?;
-            let Some((inst, now)) = tx.instance_lock(lost.instance_id).await? else {
+            let Some(Locked {
+                inst,
+                now,
+                mut tasks,
+            }) = Locked::read(&mut *tx, lost.instance_id).await?
+            else {
                 return Ok(Cas::Stale);
             };
-            let mut tasks = by_node(tx.task_list(lost.instance_id).await?);
             let Some(task) = fenced(&tasks, &lost.node, &fence).cloned() else {
                 return Ok(Cas::Stale);
             };
@@ -381,10 +390,11 @@ impl Engine {
         };
         self.retrying(|| async {
             let mut tx = self.store.begin().await?;
-            let Some((inst, now)) = tx.instance_lock(claimed.instance_id).await? else {
+            let Some(Locked { inst, now, tasks }) =
+                Locked::read(&mut *tx, claimed.instance_id).await?
+            else {
                 return Ok(Cas::Stale);
             };
-            let tasks = by_node(tx.task_list(claimed.instance_id).await?);
             let Some(task) = fenced(&tasks, &claimed.node, &fence).cloned() else {
                 return Ok(Cas::Stale);
             };
