@@ -129,7 +129,7 @@ impl Engine {
     ) -> BoxFut<'a, ()> {
         Box::pin(async move {
             let mut events = Vec::new();
-            let mut children_to_start = Vec::new();
+            let mut engine_runs = Vec::new();
             let mut children_to_kill = Vec::new();
             let mut changes = Vec::with_capacity(plan.updates.len());
             for u in &plan.updates {
@@ -167,9 +167,9 @@ impl Engine {
             for (task, u, to, _) in changes {
                 let sub_workflow = task.kind == sub_workflow::KIND;
                 let was_running =
-                    task.status == TaskStatus::Running || children_to_start.contains(&task.id);
+                    task.status == TaskStatus::Running || engine_runs.contains(&task.id);
                 if to == TaskStatus::Running {
-                    children_to_start.push(task.id);
+                    engine_runs.push(task.id);
                 } else if to == TaskStatus::Killed && was_running && sub_workflow {
                     children_to_kill.push(task.id);
                 } else if to == TaskStatus::Killed && task.status == TaskStatus::Running {
@@ -202,7 +202,7 @@ impl Engine {
                 tx.notify_ready().await?;
             }
             let mut finished_at_once = Vec::new();
-            for task_id in children_to_start
+            for task_id in engine_runs
                 .iter()
                 .filter(|id| !children_to_kill.contains(id))
             {
@@ -210,7 +210,16 @@ impl Engine {
                     .values()
                     .find(|t| t.id == *task_id)
                     .expect("from this map");
-                if let Some(done) = self.start_child(tx, inst, task, now, actor).await? {
+                let done = if task.kind == crate::alert::EMAIL_KIND {
+                    let (to, message) = self.queue_email_node(tx, inst, task).await?;
+                    Some(
+                        self.finish_at_once(tx, inst, task, to, message, now, actor)
+                            .await?,
+                    )
+                } else {
+                    self.start_child(tx, inst, task, now, actor).await?
+                };
+                if let Some(done) = done {
                     finished_at_once.push((task.node.clone(), done));
                 }
             }

@@ -25,13 +25,6 @@ impl Engine {
         now: DateTime<Utc>,
         actor: &str,
     ) -> Result<Option<TaskStatus>> {
-        if task.kind == crate::alert::EMAIL_KIND {
-            let (to, message) = self.queue_email_node(tx, inst, task).await?;
-            return self
-                .finish_at_once(tx, inst, task, to, message, now, actor)
-                .await
-                .map(Some);
-        }
         let def = self
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
@@ -83,9 +76,10 @@ impl Engine {
             .map(Some)
     }
 
-    /// Ends a node the engine ran inside this transaction (`running` → `to`).
+    /// Ends a node the engine ran inside this transaction (`running` → `to`): a sub-workflow that
+    /// does not wait or cannot start, an email node.
     #[allow(clippy::too_many_arguments)]
-    async fn finish_at_once(
+    pub(super) async fn finish_at_once(
         &self,
         tx: &mut dyn StoreTx,
         inst: &InstanceRow,
