@@ -11,7 +11,8 @@ use crate::state::{
     RetryFacts, TaskId, TaskStatus,
 };
 use crate::store::{
-    AttemptRow, Cas, ClaimedTask, Fence, InstanceRow, NewEvent, StoreTx, TaskRow, TaskTransition,
+    AttemptRow, Cas, ClaimedTask, Fence, InstanceRow, LogLine, NewEvent, StoreTx, TaskRow,
+    TaskTransition,
 };
 
 fn facts(t: &TaskRow) -> RetryFacts {
@@ -134,13 +135,17 @@ impl Engine {
     /// id order, so two workers' batches cannot deadlock each other. When the batch fails for a
     /// reason other than the database being away, each result is recorded on its own, so one bad
     /// result cannot hold back the others.
+    /// `logs` (the worker's output lines not yet written) are inserted in the same transaction.
     pub async fn complete_attempts(
         &self,
         worker_id: &str,
         batch: &[(ClaimedTask, AttemptEnd)],
+        logs: &[LogLine],
     ) -> Result<Vec<Cas>> {
-        if let [(claimed, end)] = batch {
-            return Ok(vec![self.complete_attempt(claimed, worker_id, end).await?]);
+        if logs.is_empty() {
+            if let [(claimed, end)] = batch {
+                return Ok(vec![self.complete_attempt(claimed, worker_id, end).await?]);
+            }
         }
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by_key(|&i| (batch[i].0.instance_id.0, batch[i].0.id.0));
@@ -148,6 +153,8 @@ impl Engine {
         let together = self
             .retrying(|| async {
                 let mut tx = self.store.begin().await?;
+                // before any instance lock, so the locks are held no longer than the DAG needs
+                tx.task_log_insert_many(logs).await?;
                 let mut cas = vec![Cas::Stale; batch.len()];
                 // siblings of one instance in a batch share its lock and one read of its tasks
                 let mut reuse: Option<Locked> = None;
@@ -177,6 +184,10 @@ impl Engine {
         match together {
             Err(e) if !matches!(&e, Error::Store(s) if s.is_connection()) => {
                 tracing::debug!(error = %e, n = batch.len(), "batched report failed; reporting one by one");
+                // output must not hold back results: a log that cannot be written is given up
+                if let Err(e) = self.store.task_log_insert_many(logs).await {
+                    tracing::warn!(error = %e, lines = logs.len(), "could not write attempt output");
+                }
                 let mut out = Vec::with_capacity(batch.len());
                 for (claimed, end) in batch {
                     out.push(self.complete_attempt(claimed, worker_id, end).await?);

@@ -167,8 +167,10 @@ pub struct LogSink {
 /// What flows to the worker's log writer.
 pub enum LogMsg {
     Line(LogLine),
-    /// Write everything received so far, then answer (before an attempt's result is reported).
-    Flush(tokio::sync::oneshot::Sender<()>),
+    /// Hand over every line received so far and not yet written: the reporter writes them in the
+    /// transaction that records the results, so a finished attempt's log is complete when its end
+    /// is visible, at no extra round trip.
+    Take(tokio::sync::oneshot::Sender<Vec<LogLine>>),
 }
 
 impl LogSink {
@@ -211,14 +213,6 @@ impl LogSink {
     /// A progress line of a data executor (what a script would print on stdout).
     pub async fn out(&self, line: impl Into<String>) {
         self.line(LogStream::Stdout, line.into()).await;
-    }
-
-    /// Waits until every line sent so far is in the database (or the writer gave up on it).
-    pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(LogMsg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
     }
 }
 

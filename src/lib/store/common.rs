@@ -209,6 +209,38 @@ pub fn dir_in_scope(dir: &str, prefix: Option<&str>) -> bool {
     }
 }
 
+/// Rows per log INSERT: well under every backend's limit on bound parameters per statement.
+pub(crate) const LOG_CHUNK: usize = 1000;
+
+/// The multi-row `task_log` INSERT of the server backends; `on_duplicate` makes a batch sent again
+/// after a lost reply succeed on the lines already stored.
+pub(crate) fn log_insert<'a, DB>(
+    lines: &'a [super::LogLine],
+    on_duplicate: &str,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    TaskId: Encode<'a, DB> + Type<DB>,
+    chrono::DateTime<chrono::Utc>: Encode<'a, DB> + Type<DB>,
+    LogStream: Encode<'a, DB> + Type<DB>,
+    &'a String: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
+    );
+    qb.push_values(lines, |mut b, l| {
+        b.push_bind(l.task_id)
+            .push_bind(l.attempt)
+            .push_bind(l.seq)
+            .push_bind(l.logged_at);
+        b.push_bind(l.stream).push_bind(&l.line);
+    });
+    qb.push(" ");
+    qb.push(on_duplicate);
+    qb
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

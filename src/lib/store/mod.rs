@@ -398,6 +398,8 @@ pub trait StoreTx: Send {
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
     async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()>;
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    /// Like [`Store::task_log_insert_many`], inside this transaction (any number of lines).
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()>;
     /// The last `limit` lines of a task's latest attempt, in order.
     async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>>;
     /// Asks the worker running this task to kill it (seen on its next heartbeat); status stays `running`.

@@ -30,7 +30,7 @@ use sqlx::mysql::{
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
 use super::common::{
-    all_applied, json_list, micros, normalize_dir_prefix, placeholders, INVARIANT_CHECKS,
+    all_applied, json_list, micros, normalize_dir_prefix, placeholders, INVARIANT_CHECKS, LOG_CHUNK,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
@@ -828,27 +828,14 @@ impl Store for MysqlStore {
     }
 
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+        for chunk in lines.chunks(LOG_CHUNK) {
+            retrying(|| async move {
+                log_insert(chunk).build().execute(&self.pool).await?;
+                Ok(())
+            })
+            .await?;
         }
-        retrying(|| async move {
-            let mut qb = QueryBuilder::<MySql>::new(
-                "INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
-            );
-            qb.push_values(lines, |mut b, l| {
-                b.push_bind(l.task_id)
-                    .push_bind(l.attempt)
-                    .push_bind(l.seq)
-                    .push_bind(l.logged_at);
-                b.push_bind(l.stream).push_bind(&l.line);
-            });
-            // A batch sent again after a lost reply must not fail on the lines already stored; a
-            // no-op update, unlike INSERT IGNORE, still reports every other error.
-            qb.push(" ON DUPLICATE KEY UPDATE seq = seq");
-            qb.build().execute(&self.pool).await?;
-            Ok(())
-        })
-        .await
+        Ok(())
     }
 
     async fn task_log_read(&self, q: &LogQuery) -> Result<Vec<LogLine>> {
@@ -1434,6 +1421,13 @@ impl StoreTx for MysqlTx {
         alerts::log_tail(&mut self.tx, id, limit).await
     }
 
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
+        for chunk in lines.chunks(LOG_CHUNK) {
+            log_insert(chunk).build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         Ok(sqlx::query_as(TASK_LIST)
             .bind(instance)
@@ -1660,6 +1654,11 @@ impl SessionLock for MysqlLock {
             .await?;
         Ok(())
     }
+}
+
+fn log_insert(lines: &[LogLine]) -> QueryBuilder<'_, MySql> {
+    // a no-op update, unlike INSERT IGNORE, still reports every other error
+    super::common::log_insert(lines, "ON DUPLICATE KEY UPDATE seq = seq")
 }
 
 #[cfg(test)]

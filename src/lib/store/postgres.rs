@@ -22,6 +22,7 @@ use sqlx::{Connection, QueryBuilder, Transaction};
 
 use super::common::{
     all_applied, json_list, micros, normalize_dir_prefix, numbered, placeholders, INVARIANT_CHECKS,
+    LOG_CHUNK,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
@@ -660,22 +661,9 @@ impl Store for PostgresStore {
     }
 
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+        for chunk in lines.chunks(LOG_CHUNK) {
+            log_insert(chunk).build().execute(&self.pool).await?;
         }
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
-        );
-        qb.push_values(lines, |mut b, l| {
-            b.push_bind(l.task_id)
-                .push_bind(l.attempt)
-                .push_bind(l.seq)
-                .push_bind(l.logged_at);
-            b.push_bind(l.stream).push_bind(&l.line);
-        });
-        // A batch sent again after a lost reply must not fail on the lines already stored.
-        qb.push(" ON CONFLICT (task_id, attempt, seq) DO NOTHING");
-        qb.build().execute(&self.pool).await?;
         Ok(())
     }
 
@@ -1163,6 +1151,13 @@ impl StoreTx for PostgresTx {
         alerts::log_tail(&mut self.tx, id, limit).await
     }
 
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
+        for chunk in lines.chunks(LOG_CHUNK) {
+            log_insert(chunk).build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         Ok(sqlx::query_as(TASK_LIST)
             .bind(instance)
@@ -1383,6 +1378,10 @@ impl ReadyListener for PgReady {
         self.listener.recv().await?;
         Ok(())
     }
+}
+
+fn log_insert(lines: &[LogLine]) -> QueryBuilder<'_, Postgres> {
+    super::common::log_insert(lines, "ON CONFLICT (task_id, attempt, seq) DO NOTHING")
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::common::{
     all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
-    task_id_list, INVARIANT_CHECKS,
+    task_id_list, INVARIANT_CHECKS, LOG_CHUNK,
 };
 mod alerts;
 
@@ -572,20 +572,9 @@ impl Store for SqliteStore {
     }
 
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+        for chunk in lines.chunks(LOG_CHUNK) {
+            log_insert(chunk).build().execute(&self.pool).await?;
         }
-        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
-        );
-        qb.push_values(lines, |mut b, l| {
-            b.push_bind(l.task_id)
-                .push_bind(l.attempt)
-                .push_bind(l.seq)
-                .push_bind(ts(l.logged_at));
-            b.push_bind(l.stream).push_bind(&l.line);
-        });
-        qb.build().execute(&self.pool).await?;
         Ok(())
     }
 
@@ -1084,6 +1073,13 @@ impl StoreTx for SqliteTx {
         alerts::log_tail(&mut self.tx, id, limit).await
     }
 
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
+        for chunk in lines.chunks(LOG_CHUNK) {
+            log_insert(chunk).build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
         Ok(sqlx::query_as(&sql)
@@ -1275,4 +1271,19 @@ impl MasterLock for SqliteLease {
             .await?;
         Ok(())
     }
+}
+
+/// Lines are stored with SQLite's text timestamps, so not through the shared builder.
+fn log_insert(lines: &[LogLine]) -> sqlx::QueryBuilder<'_, Sqlite> {
+    let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT OR IGNORE INTO task_log (task_id, attempt, seq, logged_at, stream, line) ",
+    );
+    qb.push_values(lines, |mut b, l| {
+        b.push_bind(l.task_id)
+            .push_bind(l.attempt)
+            .push_bind(l.seq)
+            .push_bind(ts(l.logged_at));
+        b.push_bind(l.stream).push_bind(&l.line);
+    });
+    qb
 }

@@ -1,10 +1,11 @@
 //! The log writer: batches task output lines into `task_log` (one INSERT per batch), flushing at
-//! least every 200 ms, and on request before an attempt's result is reported.
+//! least every 200 ms; what is still buffered when results are reported goes to the reporter, which
+//! writes it in the results' own transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::executor::LogMsg;
@@ -19,40 +20,57 @@ pub(super) async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<LogMsg>) {
     let mut buf: Vec<LogLine> = Vec::new();
     let mut outage = OutageLog::new("log writer");
     loop {
-        let mut acks = Vec::new();
+        let mut taker = None;
         match rx.recv().await {
             None => break,
-            Some(LogMsg::Line(l)) => buf.push(l),
-            Some(LogMsg::Flush(ack)) => acks.push(ack),
+            Some(msg) => receive(msg, &mut buf, &mut taker),
         }
         let deadline = Instant::now() + FLUSH_EVERY;
-        while acks.is_empty() && buf.len() < BATCH {
+        while taker.is_none() && buf.len() < BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(LogMsg::Line(l))) => buf.push(l),
-                Ok(Some(LogMsg::Flush(ack))) => acks.push(ack),
+                Ok(Some(msg)) => receive(msg, &mut buf, &mut taker),
                 Ok(None) | Err(_) => break,
             }
         }
-        // what queued up meanwhile (other attempts ending at the same time) goes in the same write
+        if let Some(taker) = taker {
+            // everything sent before the request is in `buf` (the channel keeps order)
+            if let Err(lines) = taker.send(std::mem::take(&mut buf)) {
+                buf = lines;
+            }
+            continue;
+        }
+        // what queued up meanwhile (other attempts' output) goes in the same write
         while buf.len() < BATCH {
             match rx.try_recv() {
                 Ok(LogMsg::Line(l)) => buf.push(l),
-                Ok(LogMsg::Flush(ack)) => acks.push(ack),
+                Ok(LogMsg::Take(t)) => {
+                    taker = Some(t);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        flush(&*store, &mut buf, &mut outage, !acks.is_empty()).await;
-        for ack in acks {
-            let _ = ack.send(());
+        match taker {
+            Some(taker) => {
+                if let Err(lines) = taker.send(std::mem::take(&mut buf)) {
+                    buf = lines;
+                }
+            }
+            None => flush(&*store, &mut buf, &mut outage).await,
         }
     }
-    flush(&*store, &mut buf, &mut outage, true).await;
+    flush(&*store, &mut buf, &mut outage).await;
 }
 
-/// Writes the buffer in batches; on failure keeps it for the next round (bounded), except that a
-/// flush someone waits for gives up after a few tries so results are never held back by logs.
-async fn flush(store: &dyn Store, buf: &mut Vec<LogLine>, outage: &mut OutageLog, waited_on: bool) {
-    let mut tries = 0;
+fn receive(msg: LogMsg, buf: &mut Vec<LogLine>, taker: &mut Option<oneshot::Sender<Vec<LogLine>>>) {
+    match msg {
+        LogMsg::Line(l) => buf.push(l),
+        LogMsg::Take(t) => *taker = Some(t),
+    }
+}
+
+/// Writes the buffer in batches; on failure keeps it for the next round (bounded).
+async fn flush(store: &dyn Store, buf: &mut Vec<LogLine>, outage: &mut OutageLog) {
     while !buf.is_empty() {
         let n = buf.len().min(BATCH);
         match store.task_log_insert_many(&buf[..n]).await {
@@ -62,16 +80,21 @@ async fn flush(store: &dyn Store, buf: &mut Vec<LogLine>, outage: &mut OutageLog
             }
             Err(e) => {
                 outage.failed(&e);
-                tries += 1;
                 if buf.len() > MAX_BUFFERED {
                     let excess = buf.len() - MAX_BUFFERED;
                     buf.drain(..excess);
                 }
-                if !waited_on || tries >= 3 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                return;
             }
         }
     }
+}
+
+/// Asks the writer for the lines it has not written yet; empty once the writer is gone.
+pub(super) async fn take(tx: &mpsc::Sender<LogMsg>) -> Vec<LogLine> {
+    let (send, recv) = oneshot::channel();
+    if tx.send(LogMsg::Take(send)).await.is_err() {
+        return Vec::new();
+    }
+    recv.await.unwrap_or_default()
 }

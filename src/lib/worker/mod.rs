@@ -116,7 +116,12 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let mut owned = JoinSet::new();
     owned.spawn(log_writer::run(engine.store.clone(), log_rx));
     let (report_tx, report_rx) = tokio::sync::mpsc::channel(1024);
-    owned.spawn(reporter::run(engine.clone(), id.clone(), report_rx));
+    owned.spawn(reporter::run(
+        engine.clone(),
+        id.clone(),
+        report_rx,
+        log_tx.clone(),
+    ));
     // with notifications, polling only catches what nobody announces (a retry's run_at coming due,
     // a notification lost while the listener reconnects), so an idle worker may poll less often
     let mut idle_max = cfg.poll;

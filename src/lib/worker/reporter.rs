@@ -1,12 +1,14 @@
 //! Reports attempt results in batches: whatever finished while the previous report was committing
 //! goes into the next transaction together, so a busy worker pays one commit for many results and an
-//! idle one reports a lone result at once (no batching delay).
+//! idle one reports a lone result at once (no batching delay). The log lines not yet written go in
+//! the same transaction, so a result never becomes visible before its attempt's output.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Engine;
+use crate::executor::LogMsg;
 use crate::state::AttemptEnd;
 use crate::store::ClaimedTask;
 
@@ -23,7 +25,12 @@ pub(super) struct Report {
 }
 
 /// Runs until every sender is gone and the queue is drained.
-pub(super) async fn run(engine: Engine, worker_id: String, mut rx: mpsc::Receiver<Report>) {
+pub(super) async fn run(
+    engine: Engine,
+    worker_id: String,
+    mut rx: mpsc::Receiver<Report>,
+    log_tx: mpsc::Sender<LogMsg>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -32,18 +39,28 @@ pub(super) async fn run(engine: Engine, worker_id: String, mut rx: mpsc::Receive
                 Err(_) => break,
             }
         }
+        let logs = super::log_writer::take(&log_tx).await;
         let mut items = Vec::with_capacity(batch.len());
+        let mut hand_backs = Vec::new();
         let mut acks = Vec::with_capacity(batch.len());
         for r in batch {
             if r.hand_back {
-                until_reachable(|| engine.hand_back(&r.task, &worker_id)).await;
+                hand_backs.push(r.task);
             } else {
                 items.push((r.task, r.end));
             }
             acks.push(r.done);
         }
-        if !items.is_empty() {
-            until_reachable(|| engine.complete_attempts(&worker_id, &items)).await;
+        if items.is_empty() {
+            until_reachable(|| async {
+                Ok::<_, crate::Error>(engine.store.task_log_insert_many(&logs).await?)
+            })
+            .await;
+        } else {
+            until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs)).await;
+        }
+        for task in &hand_backs {
+            until_reachable(|| engine.hand_back(task, &worker_id)).await;
         }
         for ack in acks {
             let _ = ack.send(());

@@ -1,5 +1,5 @@
 //! One attempt, from claim to reported result: prepare its working directory, run the executor,
-//! flush its log, report (retrying while the database is away), free the slot.
+//! report the end with its log (retrying while the database is away), free the slot.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,7 +48,6 @@ impl Runner {
                 summary(&end, shutdown)
             ))
             .await;
-            log.flush().await;
             self.report(&task, &end, shutdown).await;
             self.running
                 .lock()
