@@ -480,22 +480,30 @@ impl Store for SqliteStore {
     }
 
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+        if p.queues.is_empty() {
+            return Ok(vec![]);
+        }
         let mut tx = self.tx().await?;
+        // one index range per queue, merged: `queue IN (...)` would sort every ready row of the
+        // worker's queues on each claim, which grows with the backlog
+        let per_queue = format!(
+            "SELECT * FROM (SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = ? \
+             AND run_at <= {NOW} ORDER BY priority, run_at, id LIMIT ?)"
+        );
         let claim = format!(
             "UPDATE task SET status = 'running', worker_id = ?, attempt = attempt + 1, started_at = {NOW}, \
              lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?), ended_at = NULL \
-             WHERE id IN (SELECT id FROM task WHERE status = 'ready' \
-               AND queue IN (SELECT value FROM json_each(?)) AND run_at <= {NOW} \
-               ORDER BY priority, run_at, id LIMIT ?) \
-             RETURNING id"
+             WHERE id IN (SELECT id FROM ({}) ORDER BY priority, run_at, id LIMIT ?) \
+             RETURNING id",
+            vec![per_queue; p.queues.len()].join(" UNION ALL ")
         );
-        let ids: Vec<i64> = sqlx::query_scalar(&claim)
+        let mut q = sqlx::query_scalar(&claim)
             .bind(&p.worker_id)
-            .bind(plus(p.lease_ttl))
-            .bind(json_list(&p.queues))
-            .bind(p.limit)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(plus(p.lease_ttl));
+        for queue in &p.queues {
+            q = q.bind(queue).bind(p.limit);
+        }
+        let ids: Vec<i64> = q.bind(p.limit).fetch_all(&mut *tx).await?;
         if ids.is_empty() {
             tx.rollback().await?;
             return Ok(vec![]);
