@@ -300,6 +300,16 @@ impl Engine {
                 self.start_blood_downstream(tx, inst, actor).await?;
             }
         }
+        // Locking the workflow row to start a waiting instance would make every instance end of a
+        // workflow wait on that one row; most ends have nothing waiting. One created while this
+        // end commits is started by the master's next cycle.
+        if tx
+            .instance_pending_oldest(&inst.workflow, 1)
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
         self.start_pending(tx, &inst.workflow, now, actor).await
     }
 }
