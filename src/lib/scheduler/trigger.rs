@@ -34,6 +34,17 @@ pub struct Trigger {
     actor: String,
 }
 
+/// A due cron slot, ready to fire.
+struct CronFire {
+    /// `next_fire_at` as read: the fire's compare-and-set.
+    due: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    slot: DateTime<Utc>,
+    /// Upstream progress rows to clear.
+    deps: usize,
+    req: CreateInstance,
+}
+
 /// A coordinator's schedule: its cron in its zone, bounded by its window.
 struct Schedule {
     cron: CronSpec,
@@ -94,6 +105,10 @@ impl Trigger {
     /// transaction, so a minute with thousands due is bound by latency, not by the database.
     const FIRE_CONCURRENCY: usize = 4;
 
+    /// Due slots fired in one transaction: one commit for many instances, while a group's locks
+    /// (its coordinators and workflows, nobody else's) stay short.
+    const FIRES_PER_TX: usize = 25;
+
     /// One pass over every coordinator that needs attention.
     pub async fn run_once(&self) -> Result<TriggerReport> {
         self.run_pass(true).await
@@ -140,18 +155,16 @@ impl Trigger {
                 crate::store::Backend::Sqlite => 1,
                 _ => Self::FIRE_CONCURRENCY,
             };
-            for chunk in due.chunks(par) {
+            let groups: Vec<&[CoordinatorRow]> = due.chunks(Self::FIRES_PER_TX).collect();
+            for wave in groups.chunks(par) {
                 // a plain loop, not a closure: the future must stay Send for the scheduler's task
-                let mut fires = Vec::with_capacity(chunk.len());
-                for c in chunk {
-                    fires.push(self.fire_cron(c, now));
+                let mut fires = Vec::with_capacity(wave.len());
+                for group in wave {
+                    fires.push(self.fire_cron_group(group, now));
                 }
-                for (c, fired) in chunk
-                    .iter()
-                    .zip(futures_util::future::join_all(fires).await)
-                {
-                    if let Some(fired) = fired {
-                        self.count(fired, &c.workflow, &mut report)?;
+                for fired in futures_util::future::join_all(fires).await {
+                    for (workflow, fired) in fired {
+                        self.count(fired, &workflow, &mut report)?;
                     }
                 }
             }
@@ -168,47 +181,138 @@ impl Trigger {
         Ok(report)
     }
 
-    /// `None` when the slot does not fire now (waiting for dependencies, no schedule).
-    async fn fire_cron(
+    /// Fires a group of due slots in one transaction (one commit for many instances); when that
+    /// fails for a reason other than the database being away, each fires on its own, so one bad
+    /// fire (refused parameters, a race with another master) cannot hold back the others.
+    async fn fire_cron_group(
+        &self,
+        group: &[CoordinatorRow],
+        now: DateTime<Utc>,
+    ) -> Vec<(String, Result<Option<bool>>)> {
+        let mut fires = Vec::with_capacity(group.len());
+        for c in group {
+            match self.prepare_cron(c, now).await {
+                Ok(Some(f)) => fires.push(f),
+                Ok(None) => {}
+                Err(e) => return vec![(c.workflow.clone(), Err(e))],
+            }
+        }
+        if fires.is_empty() {
+            return Vec::new();
+        }
+        let together = self
+            .engine
+            .retrying(|| async {
+                let mut tx = self.engine.store.begin().await?;
+                let mut fired = Vec::with_capacity(fires.len());
+                for f in &fires {
+                    match self.fire_in_tx(&mut *tx, f, now).await? {
+                        Some(created) => fired.push(Some(created)),
+                        // a race lost part-way (the slot won, the dependencies not) must not
+                        // commit the part that won
+                        None if f.deps > 0 => {
+                            tx.rollback().await?;
+                            return Ok(None);
+                        }
+                        None => fired.push(None),
+                    }
+                }
+                tx.commit().await?;
+                Ok(Some(fired))
+            })
+            .await;
+        match together {
+            Ok(Some(fired)) => fires
+                .iter()
+                .zip(fired)
+                .map(|(f, r)| (f.req.workflow.clone(), Ok(r)))
+                .collect(),
+            Err(e) if matches!(&e, Error::Store(s) if s.is_connection()) => {
+                vec![(fires[0].req.workflow.clone(), Err(e))]
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::debug!(error = %e, n = fires.len(), "fires together failed; firing one by one");
+                }
+                let mut out = Vec::with_capacity(fires.len());
+                for f in &fires {
+                    out.push((f.req.workflow.clone(), self.fire_one(f, now).await));
+                }
+                out
+            }
+        }
+    }
+
+    /// What a due slot fires; `None` when it does not fire now (waiting for dependencies, no schedule).
+    async fn prepare_cron(
         &self,
         c: &CoordinatorRow,
         now: DateTime<Utc>,
-    ) -> Option<Result<Option<bool>>> {
+    ) -> Result<Option<CronFire>> {
         let (Some(schedule), Some(due)) = (Schedule::of(c), c.next_fire_at) else {
-            return None;
+            return Ok(None);
         };
-        let deps = match self.engine.store.coordinator_depend_list(&c.workflow).await {
-            Ok(deps) => deps,
-            Err(e) => return Some(Err(e.into())),
+        // cron-only coordinators (most) have no progress rows to read
+        let deps = if serde_json::from_str::<Vec<String>>(&c.depends).is_ok_and(|d| d.is_empty()) {
+            0
+        } else {
+            let deps = self
+                .engine
+                .store
+                .coordinator_depend_list(&c.workflow)
+                .await?;
+            if deps.iter().any(|d| d.satisfied_at.is_none()) {
+                return Ok(None); // cron plus dependencies: due, waiting for the upstreams
+            }
+            deps.len()
         };
-        if deps.iter().any(|d| d.satisfied_at.is_none()) {
-            return None; // cron plus dependencies: due, waiting for the upstreams
-        }
         let (slot, missed) = schedule.latest_due(due, now);
         if missed > 0 {
             tracing::info!(workflow = %c.workflow, missed, slot = %slot, "missed cron slots while down; firing the latest");
         }
-        let next = schedule.next_after(slot);
-        let req = self.request(c, TriggerKind::Cron, Some(slot));
-        Some(
-            self.engine
-                .retrying(|| async {
-                    let mut tx = self.engine.store.begin().await?;
-                    if !tx
-                        .coordinator_fire(&c.workflow, due, next, slot)
-                        .await?
-                        .applied()
-                        || !clear_dependencies(&mut *tx, &c.workflow, deps.len()).await?
-                    {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    }
-                    let created = self.engine.create_in_tx(&mut *tx, &req, now).await?;
-                    tx.commit().await?;
-                    Ok(Some(created.id.is_some()))
-                })
-                .await,
-        )
+        Ok(Some(CronFire {
+            due,
+            next: schedule.next_after(slot),
+            slot,
+            deps,
+            req: self.request(c, TriggerKind::Cron, Some(slot)),
+        }))
+    }
+
+    /// One fire in its own transaction.
+    async fn fire_one(&self, f: &CronFire, now: DateTime<Utc>) -> Result<Option<bool>> {
+        self.engine
+            .retrying(|| async {
+                let mut tx = self.engine.store.begin().await?;
+                let fired = self.fire_in_tx(&mut *tx, f, now).await?;
+                match fired {
+                    Some(_) => tx.commit().await?,
+                    None => tx.rollback().await?,
+                }
+                Ok(fired)
+            })
+            .await
+    }
+
+    /// CAS the slot, clear the dependency progress, create the instance. `None` when another
+    /// master fired the slot first: the transaction must then be rolled back.
+    async fn fire_in_tx(
+        &self,
+        tx: &mut dyn StoreTx,
+        f: &CronFire,
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>> {
+        let workflow = &f.req.workflow;
+        if !tx
+            .coordinator_fire(workflow, f.due, f.next, f.slot)
+            .await?
+            .applied()
+            || !clear_dependencies(tx, workflow, f.deps).await?
+        {
+            return Ok(None);
+        }
+        let created = self.engine.create_in_tx(tx, &f.req, now).await?;
+        Ok(Some(created.id.is_some()))
     }
 
     async fn fire_dependencies(
