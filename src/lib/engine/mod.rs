@@ -326,27 +326,40 @@ async fn apply_grouped(
         TaskTransition,
     )],
 ) -> Result<()> {
+    let transitions: Vec<&TaskTransition> = changes.iter().map(|c| &c.3).collect();
+    if let Err(stale) = write_runs(tx, &transitions).await? {
+        let nodes: Vec<&str> = changes[stale].iter().map(|c| c.0.node.as_str()).collect();
+        return Err(Error::Conflict(format!(
+            "task(s) {nodes:?} changed under the instance lock"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes task changes, one statement per run of identical ones (only the ids differ). Every row
+/// must change; `Err(range)` names the run where one did not.
+pub(crate) async fn write_runs(
+    tx: &mut dyn StoreTx,
+    transitions: &[&TaskTransition],
+) -> Result<std::result::Result<(), std::ops::Range<usize>>> {
     let mut i = 0;
-    while i < changes.len() {
-        let head = &changes[i].3;
+    while i < transitions.len() {
+        let head = transitions[i];
         let mut ids = vec![head.id];
         let mut j = i + 1;
-        while j < changes.len()
-            && head.same_change(&changes[j].3)
-            && !ids.contains(&changes[j].3.id)
+        while j < transitions.len()
+            && head.same_change(transitions[j])
+            && !ids.contains(&transitions[j].id)
         {
-            ids.push(changes[j].3.id);
+            ids.push(transitions[j].id);
             j += 1;
         }
         if tx.task_transition_many(&ids, head).await? != ids.len() as u64 {
-            let nodes: Vec<&str> = changes[i..j].iter().map(|c| c.0.node.as_str()).collect();
-            return Err(Error::Conflict(format!(
-                "task(s) {nodes:?} changed under the instance lock"
-            )));
+            return Ok(Err(i..j));
         }
         i = j;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 fn transition_message(to: TaskStatus) -> String {

@@ -99,6 +99,26 @@ async fn record_attempt_end(tx: &mut dyn StoreTx, r: AttemptEndRecord<'_>) -> Re
     Ok(())
 }
 
+/// Attempt ends of a batch not written yet: results that change nothing but their own task (fork
+/// branches ending before their join) go out together, one UPDATE per run of identical changes,
+/// before the batch reads another instance, before a DAG step, and before commit.
+#[derive(Default)]
+struct Deferred(Vec<TaskTransition>);
+
+impl Deferred {
+    async fn write(&mut self, tx: &mut dyn StoreTx) -> Result<()> {
+        let pending = std::mem::take(&mut self.0);
+        let refs: Vec<&TaskTransition> = pending.iter().collect();
+        if super::write_runs(tx, &refs).await?.is_err() {
+            // the whole batch runs again (or one by one): never a result recorded half
+            return Err(Error::Conflict(
+                "an attempt's task changed under the instance lock".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     /// Records how a claimed attempt ended. `Stale` when the task is no longer this worker's attempt
     /// (rescued, killed with its instance): then nothing is written.
@@ -158,6 +178,7 @@ impl Engine {
                 let mut cas = vec![Cas::Stale; batch.len()];
                 // siblings of one instance in a batch share its lock and one read of its tasks
                 let mut reuse: Option<Locked> = None;
+                let mut deferred = Deferred::default();
                 for &i in &order {
                     let (claimed, end) = &batch[i];
                     let fence = Fence {
@@ -166,17 +187,29 @@ impl Engine {
                     };
                     let locked = match reuse.take() {
                         Some(l) if l.inst.id == claimed.instance_id => l,
-                        _ => match Locked::read(&mut *tx, claimed.instance_id).await? {
-                            Some(l) => l,
-                            None => continue,
-                        },
+                        _ => {
+                            deferred.write(&mut *tx).await?;
+                            match Locked::read(&mut *tx, claimed.instance_id).await? {
+                                Some(l) => l,
+                                None => continue,
+                            }
+                        }
                     };
                     let (c, back) = self
-                        .finish_locked(&mut *tx, locked, claimed, &fence, end, &actor)
+                        .finish_locked(
+                            &mut *tx,
+                            locked,
+                            claimed,
+                            &fence,
+                            end,
+                            &actor,
+                            Some(&mut deferred),
+                        )
                         .await?;
                     cas[i] = c;
                     reuse = back;
                 }
+                deferred.write(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(cas)
             })
@@ -210,7 +243,7 @@ impl Engine {
             return Ok(Cas::Stale);
         };
         Ok(self
-            .finish_locked(tx, locked, claimed, fence, end, actor)
+            .finish_locked(tx, locked, claimed, fence, end, actor, None)
             .await?
             .0)
     }
@@ -218,6 +251,9 @@ impl Engine {
     /// [`Self::finish_attempt`] on an instance already locked and read in this transaction. Returns
     /// the locked state back when this result changed nothing but its own task (a branch ending
     /// before its join), so the next result of the same instance in a batch needs no second read.
+    /// With `deferred`, the task's own change is left there for the caller to write, unless a DAG
+    /// step follows (it is written first then).
+    #[allow(clippy::too_many_arguments)]
     async fn finish_locked(
         &self,
         tx: &mut dyn StoreTx,
@@ -226,6 +262,7 @@ impl Engine {
         fence: &Fence,
         end: &AttemptEnd,
         actor: &str,
+        mut deferred: Option<&mut Deferred>,
     ) -> Result<(Cas, Option<Locked>)> {
         let Locked {
             inst,
@@ -252,8 +289,15 @@ impl Engine {
         t.error = end.error();
         t.kill_requested = to == TaskStatus::Killed;
         t.ended_at = to.is_terminal().then_some(now);
-        if !tx.task_transition(&t).await?.applied() {
-            return Ok((Cas::Stale, None));
+        match deferred.as_deref_mut() {
+            // the row was read under the instance lock and matched the fence: nothing else
+            // changes a running attempt's status without that lock, so the write cannot miss
+            Some(d) => d.0.push(t.clone()),
+            None => {
+                if !tx.task_transition(&t).await?.applied() {
+                    return Ok((Cas::Stale, None));
+                }
+            }
         }
         let message = match (&decision, end.error()) {
             (AfterAttempt::Retry { after }, Some(e)) => {
@@ -299,6 +343,9 @@ impl Engine {
             let plan = dag::after_node(&def, &states(&tasks), &task.node);
             if plan.updates.is_empty() && plan.end.is_none() {
                 return Ok((Cas::Applied, Some(Locked { inst, now, tasks })));
+            }
+            if let Some(d) = deferred {
+                d.write(tx).await?;
             }
             self.apply_plan(tx, &inst, &tasks, &plan, now, actor)
                 .await?;
