@@ -161,13 +161,19 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         let mut free = count_free();
         if busy && free > 0 && free * 2 < cfg.slots {
             // slots of a busy worker free one by one: claiming each alone costs a claim
-            // transaction per task; a moment's wait lets a few more free for the same claim
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(CLAIM_GATHER) => {}
+            // transaction per task; a moment's wait lets a few more free for the same claim. A
+            // report frees its batch's slots together, so the wait ends once every slot is free.
+            let gather = tokio::time::sleep(CLAIM_GATHER);
+            tokio::pin!(gather);
+            while free < cfg.slots {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = &mut gather => break,
+                    _ = slot_freed.notified() => {}
+                }
+                while attempts.try_join_next().is_some() {}
+                free = count_free();
             }
-            while attempts.try_join_next().is_some() {}
-            free = count_free();
         }
         let mut delay = idle.current();
         if free > 0 {
