@@ -978,20 +978,22 @@ impl MysqlStore {
         let mut tx = self.pool.begin().await?;
         // One range read per queue: with `queue IN (...)` the index cannot give the ORDER BY, and
         // the server sorts every ready row of those queues on each claim (slower as the backlog
-        // grows). Each queue yields its first `limit` rows in index order; the best `limit` of them
-        // overall are claimed, the rest are unlocked at commit untouched.
-        let mut candidates: Vec<(i64, DateTime<Utc>, i64)> = Vec::new();
-        for queue in &p.queues {
-            let rows: Vec<(i64, DateTime<Utc>, i64)> = sqlx::query_as(
-                "SELECT priority, run_at, id FROM task WHERE status = 'ready' AND queue = ? \
-                 AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
-            )
-            .bind(queue)
-            .bind(p.limit)
-            .fetch_all(&mut *tx)
-            .await?;
-            candidates.extend(rows);
+        // grows). Each queue yields its first `limit` rows in index order, all in one statement;
+        // the best `limit` of them overall are claimed, the rest are unlocked at commit untouched.
+        let mut select = QueryBuilder::<MySql>::new("");
+        for (n, queue) in p.queues.iter().enumerate() {
+            if n > 0 {
+                select.push(" UNION ALL ");
+            }
+            select
+                .push("(SELECT priority, run_at, id FROM task WHERE status = 'ready' AND queue = ");
+            select.push_bind(queue);
+            select.push(" AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ");
+            select.push_bind(p.limit);
+            select.push(" FOR UPDATE SKIP LOCKED)");
         }
+        let mut candidates: Vec<(i64, DateTime<Utc>, i64)> =
+            select.build_query_as().fetch_all(&mut *tx).await?;
         candidates.sort();
         candidates.truncate(p.limit.max(0) as usize);
         let ids: Vec<i64> = candidates.into_iter().map(|(_, _, id)| id).collect();
