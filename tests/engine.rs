@@ -315,6 +315,70 @@ mod cases {
         assert_eq!(slots.len(), c1.len(), "one instance per cron slot: {c1:?}");
     }
 
+    /// Due slots fire in groups, one transaction each: a fire that is refused (here a parameter
+    /// nobody gives) must not take the slots due with it down.
+    pub async fn a_refused_fire_does_not_hold_back_slots_due_with_it(env: &mut Env) {
+        let wf = |name: &str, params: &str| {
+            (
+                format!("{name}.xml"),
+                format!(
+                    r#"<work-flow name="{name}"><coordinator><depend-list cron="* * * * *"/></coordinator>{params}
+  <start name="start" to="a"/><action name="a"><shell><command>echo ${{param:who}}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+                ),
+            )
+        };
+        let needy = wf("needy", r#"<param-list><param name="who"/></param-list>"#);
+        let fine = wf(
+            "fine",
+            r#"<param-list><param name="who" value="me"/></param-list>"#,
+        );
+        env.sync(&[(&needy.0, &needy.1), (&fine.0, &fine.1)]);
+        fleet(env);
+        let store = env.store().await;
+        let mut due = None;
+        for name in ["needy", "fine"] {
+            let c = wait_for(LONG, "the first slot to be scheduled", || async {
+                let c = store
+                    .coordinator_get(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no row")?;
+                c.next_fire_at.ok_or_else(|| "NULL".to_string())
+            })
+            .await;
+            due = Some(c - chrono::Duration::minutes(1));
+        }
+        // the same due time for both: they are read and fired together
+        let due = due.unwrap();
+        common::set_next_fire_at(env, "needy", due).await;
+        common::set_next_fire_at(env, "fine", due).await;
+        let inst = wait_for(LONG, "fine to fire", || async {
+            let l = store
+                .instance_list(&akkaflow::store::InstanceFilter {
+                    workflow: Some("fine".into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            l.into_iter().next().ok_or_else(|| "none".to_string())
+        })
+        .await;
+        assert_eq!(
+            ended(&*store, inst.id).await.status,
+            InstanceStatus::Succeeded
+        );
+        let needy = store
+            .instance_list(&akkaflow::store::InstanceFilter {
+                workflow: Some("needy".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(needy.is_empty(), "a refused fire created {needy:?}");
+    }
+
     pub async fn blood_trigger_runs_the_downstream_chain(env: &mut Env) {
         let wf = |name: &str, dep: Option<&str>| {
             let coord = dep.map(|d| format!(r#"<coordinator><depend-list><workflow name="{d}"/></depend-list></coordinator>"#)).unwrap_or_default();
@@ -849,6 +913,7 @@ e2e!(
     kill_node_kills_the_instance_with_its_message,
     instance_limit_holds_extra_instances_pending,
     cron_chain_fires_once_per_slot_with_two_schedulers,
+    a_refused_fire_does_not_hold_back_slots_due_with_it,
     blood_trigger_runs_the_downstream_chain,
     task_retry_reruns_a_failed_task_and_the_instance_continues,
     task_kill_stops_a_sleeping_shell_task,
