@@ -209,8 +209,9 @@ pub fn dir_in_scope(dir: &str, prefix: Option<&str>) -> bool {
     }
 }
 
-/// Rows per log INSERT: well under every backend's limit on bound parameters per statement.
-pub(crate) const LOG_CHUNK: usize = 1000;
+/// Rows per multi-row INSERT (log lines, attempt rows, events): well under every backend's limit
+/// on bound parameters per statement.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
 
 /// The multi-row `task_log` INSERT of the server backends; `on_duplicate` makes a batch sent again
 /// after a lost reply succeed on the lines already stored.
@@ -238,6 +239,71 @@ where
     });
     qb.push(" ");
     qb.push(on_duplicate);
+    qb
+}
+
+/// The multi-row `task_attempt` INSERT of the server backends (SQLite stores its times as text).
+pub(crate) fn attempt_insert<'a, DB>(
+    attempts: &'a [super::AttemptRow],
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+    TaskId: Encode<'a, DB> + Type<DB>,
+    AttemptOutcome: Encode<'a, DB> + Type<DB>,
+    &'a Option<String>: Encode<'a, DB> + Type<DB>,
+    Option<chrono::DateTime<chrono::Utc>>: Encode<'a, DB> + Type<DB>,
+    chrono::DateTime<chrono::Utc>: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
+    );
+    qb.push_values(attempts, |mut b, a| {
+        b.push_bind(a.task_id)
+            .push_bind(a.attempt)
+            .push_bind(&a.worker_id)
+            .push_bind(a.outcome)
+            .push_bind(a.exit_code)
+            .push_bind(&a.error)
+            .push_bind(a.started_at)
+            .push_bind(a.ended_at);
+    });
+    qb
+}
+
+/// The multi-row `event` INSERT of every backend; `now` is the backend's clock expression.
+pub(crate) fn event_insert<'a, DB>(
+    events: &'a [super::NewEvent],
+    now: &'static str,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: Database,
+    &'a Option<String>: Encode<'a, DB> + Type<DB>,
+    Option<InstanceId>: Encode<'a, DB> + Type<DB>,
+    Option<TaskId>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    &'a String: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
+    );
+    qb.push_values(events, |mut b, e| {
+        b.push(now)
+            .push_bind(&e.workflow)
+            .push_bind(e.instance_id)
+            .push_bind(e.task_id)
+            .push_bind(&e.node);
+        // as `&'a str`: SQLite binds a `&str` only for the query's own lifetime
+        let (kind, from, to): (&'a str, Option<&'a str>, Option<&'a str>) =
+            (e.kind, e.from_status, e.to_status);
+        b.push_bind(kind)
+            .push_bind(from)
+            .push_bind(to)
+            .push_bind(&e.message);
+        b.push_bind(&e.actor);
+    });
     qb
 }
 

@@ -22,7 +22,7 @@ use sqlx::{Connection, QueryBuilder, Transaction};
 
 use super::common::{
     all_applied, json_list, micros, normalize_dir_prefix, numbered, placeholders, INVARIANT_CHECKS,
-    LOG_CHUNK,
+    ROWS_PER_INSERT,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
@@ -661,7 +661,7 @@ impl Store for PostgresStore {
     }
 
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
-        for chunk in lines.chunks(LOG_CHUNK) {
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
             log_insert(chunk).build().execute(&self.pool).await?;
         }
         Ok(())
@@ -774,45 +774,22 @@ impl PostgresTx {
     /// Writes what this transaction buffered: its attempt rows, then its events.
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
-        for attempts in attempts.chunks(1000) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
-            );
-            qb.push_values(attempts, |mut b, a| {
-                b.push_bind(a.task_id)
-                    .push_bind(a.attempt)
-                    .push_bind(&a.worker_id)
-                    .push_bind(a.outcome)
-                    .push_bind(a.exit_code)
-                    .push_bind(&a.error)
-                    .push_bind(a.started_at)
-                    .push_bind(a.ended_at);
-            });
-            qb.build().execute(&mut *self.tx).await?;
+        for attempts in attempts.chunks(ROWS_PER_INSERT) {
+            super::common::attempt_insert::<Postgres>(attempts)
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
         }
         self.flush_events().await
     }
 
     async fn flush_events(&mut self) -> Result<()> {
-        // well under every backend's limit on bound parameters per statement
         let events = std::mem::take(&mut self.events);
-        for events in events.chunks(1000) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
-        );
-            qb.push_values(events, |mut b, e| {
-                b.push("now()")
-                    .push_bind(&e.workflow)
-                    .push_bind(e.instance_id)
-                    .push_bind(e.task_id)
-                    .push_bind(&e.node);
-                b.push_bind(e.kind)
-                    .push_bind(e.from_status)
-                    .push_bind(e.to_status)
-                    .push_bind(&e.message);
-                b.push_bind(&e.actor);
-            });
-            qb.build().execute(&mut *self.tx).await?;
+        for events in events.chunks(ROWS_PER_INSERT) {
+            super::common::event_insert::<Postgres>(events, "now()")
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -1152,7 +1129,7 @@ impl StoreTx for PostgresTx {
     }
 
     async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
-        for chunk in lines.chunks(LOG_CHUNK) {
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
             log_insert(chunk).build().execute(&mut *self.tx).await?;
         }
         Ok(())

@@ -17,7 +17,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::common::{
     all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
-    task_id_list, INVARIANT_CHECKS, LOG_CHUNK,
+    task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
 };
 mod alerts;
 
@@ -580,7 +580,7 @@ impl Store for SqliteStore {
     }
 
     async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
-        for chunk in lines.chunks(LOG_CHUNK) {
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
             log_insert(chunk).build().execute(&self.pool).await?;
         }
         Ok(())
@@ -709,7 +709,7 @@ impl SqliteTx {
     /// Writes what this transaction buffered: its attempt rows, then its events.
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
-        for attempts in attempts.chunks(1000) {
+        for attempts in attempts.chunks(ROWS_PER_INSERT) {
             let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
             );
@@ -729,25 +729,12 @@ impl SqliteTx {
     }
 
     async fn flush_events(&mut self) -> Result<()> {
-        // well under every backend's limit on bound parameters per statement
         let events = std::mem::take(&mut self.events);
-        for events in events.chunks(1000) {
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) ",
-        );
-            qb.push_values(events, |mut b, e| {
-                b.push(NOW)
-                    .push_bind(&e.workflow)
-                    .push_bind(e.instance_id)
-                    .push_bind(e.task_id)
-                    .push_bind(&e.node);
-                b.push_bind(e.kind)
-                    .push_bind(e.from_status)
-                    .push_bind(e.to_status)
-                    .push_bind(&e.message);
-                b.push_bind(&e.actor);
-            });
-            qb.build().execute(&mut *self.tx).await?;
+        for events in events.chunks(ROWS_PER_INSERT) {
+            super::common::event_insert::<Sqlite>(events, NOW)
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -1082,7 +1069,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
-        for chunk in lines.chunks(LOG_CHUNK) {
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
             log_insert(chunk).build().execute(&mut *self.tx).await?;
         }
         Ok(())
