@@ -32,25 +32,15 @@ pub(super) async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<LogMsg>) {
                 Ok(None) | Err(_) => break,
             }
         }
-        if let Some(taker) = taker {
-            // everything sent before the request is in `buf` (the channel keeps order)
-            if let Err(lines) = taker.send(std::mem::take(&mut buf)) {
-                buf = lines;
-            }
-            continue;
-        }
         // what queued up meanwhile (other attempts' output) goes in the same write
-        while buf.len() < BATCH {
+        while taker.is_none() && buf.len() < BATCH {
             match rx.try_recv() {
-                Ok(LogMsg::Line(l)) => buf.push(l),
-                Ok(LogMsg::Take(t)) => {
-                    taker = Some(t);
-                    break;
-                }
+                Ok(msg) => receive(msg, &mut buf, &mut taker),
                 Err(_) => break,
             }
         }
         match taker {
+            // everything sent before the request is in `buf` (the channel keeps order)
             Some(taker) => {
                 if let Err(lines) = taker.send(std::mem::take(&mut buf)) {
                     buf = lines;
