@@ -270,14 +270,7 @@ mod cases {
         let due = c.next_fire_at.unwrap() - chrono::Duration::minutes(1);
         common::set_next_fire_at(env, "c1", due).await;
         let done = wait_for(LONG, "c3 to succeed", || async {
-            let list = store
-                .instance_list(&akkaflow::store::InstanceFilter {
-                    workflow: Some("c3".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let list = common::instances_of(&*store, "c3").await?;
             list.into_iter()
                 .find(|i| i.status == InstanceStatus::Succeeded)
                 .ok_or_else(|| "not yet".to_string())
@@ -302,14 +295,7 @@ mod cases {
         tokio::time::sleep(Duration::from_secs(2)).await; // give a wrong second fire a chance to show
                                                           // a real minute boundary during the test may legitimately fire the next slot: what must
                                                           // never happen is one slot fired twice
-        let c1 = store
-            .instance_list(&akkaflow::store::InstanceFilter {
-                workflow: Some("c1".into()),
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let c1 = common::instances_of(&*store, "c1").await.unwrap();
         let slots: std::collections::BTreeSet<_> = c1.iter().map(|i| i.scheduled_for).collect();
         assert!(!c1.is_empty());
         assert_eq!(slots.len(), c1.len(), "one instance per cron slot: {c1:?}");
@@ -353,14 +339,7 @@ mod cases {
         common::set_next_fire_at(env, "needy", due).await;
         common::set_next_fire_at(env, "fine", due).await;
         let inst = wait_for(LONG, "fine to fire", || async {
-            let l = store
-                .instance_list(&akkaflow::store::InstanceFilter {
-                    workflow: Some("fine".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let l = common::instances_of(&*store, "fine").await?;
             l.into_iter().next().ok_or_else(|| "none".to_string())
         })
         .await;
@@ -368,14 +347,7 @@ mod cases {
             ended(&*store, inst.id).await.status,
             InstanceStatus::Succeeded
         );
-        let needy = store
-            .instance_list(&akkaflow::store::InstanceFilter {
-                workflow: Some("needy".into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let needy = common::instances_of(&*store, "needy").await.unwrap();
         assert!(needy.is_empty(), "a refused fire created {needy:?}");
     }
 
@@ -396,14 +368,7 @@ mod cases {
         let out = env.ok(&["workflow", "trigger", "b1", "--blood", "--wait"]);
         assert!(!out.trim().is_empty());
         let b3 = wait_for(LONG, "b3 to succeed", || async {
-            let list = store
-                .instance_list(&akkaflow::store::InstanceFilter {
-                    workflow: Some("b3".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let list = common::instances_of(&*store, "b3").await?;
             list.into_iter()
                 .find(|i| i.status == InstanceStatus::Succeeded)
                 .ok_or_else(|| "not yet".to_string())
@@ -649,26 +614,12 @@ mod cases {
         let due = c.next_fire_at.unwrap() - chrono::Duration::minutes(10);
         common::set_next_fire_at(env, "ms", due).await;
         let inst = wait_for(LONG, "the catch-up fire", || async {
-            let l = store
-                .instance_list(&akkaflow::store::InstanceFilter {
-                    workflow: Some("ms".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let l = common::instances_of(&*store, "ms").await?;
             l.into_iter().next().ok_or_else(|| "none".to_string())
         })
         .await;
         let inst = ended(&*store, inst.id).await;
-        let all = store
-            .instance_list(&akkaflow::store::InstanceFilter {
-                workflow: Some("ms".into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let all = common::instances_of(&*store, "ms").await.unwrap();
         assert_eq!(all.len(), 1, "ten missed slots fire once");
         assert_eq!(
             inst.scheduled_for,
@@ -780,14 +731,7 @@ mod cases {
 
     async fn child_of(store: &dyn Store, parent: InstanceId) -> InstanceRow {
         wait_for(LONG, "the child instance", || async {
-            let list = store
-                .instance_list(&akkaflow::store::InstanceFilter {
-                    workflow: Some("child".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let list = common::instances_of(&*store, "child").await?;
             list.into_iter()
                 .find(|i| i.parent_instance_id == Some(parent))
                 .ok_or_else(|| "none yet".to_string())

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use akkaflow::state::{InstanceId, InstanceStatus, TaskStatus};
-use akkaflow::store::{InstanceFilter, Store};
+use akkaflow::store::Store;
 use common::{trigger, wait_for, Env};
 use nix::sys::signal::Signal;
 
@@ -152,14 +152,7 @@ mod cases {
         let due = c.next_fire_at.expect("scheduled") - chrono::Duration::minutes(1);
         common::set_next_fire_at(env, "fo", due).await;
         let fired = wait_for(LONG, "the new master to fire the slot", || async {
-            let list = store
-                .instance_list(&InstanceFilter {
-                    workflow: Some("fo".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            let list = common::instances_of(&*store, "fo").await?;
             list.into_iter()
                 .find(|i| i.status == InstanceStatus::Succeeded)
                 .ok_or_else(|| "not yet".to_string())

@@ -202,6 +202,18 @@ pub fn trigger(env: &Env, workflow: &str) -> InstanceId {
     )
 }
 
+/// The workflow's latest instances (newest first, up to 100); the error as text, for `wait_for`.
+pub async fn instances_of(store: &dyn Store, workflow: &str) -> Result<Vec<InstanceRow>, String> {
+    store
+        .instance_list(&store::InstanceFilter {
+            workflow: Some(workflow.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Waits (up to 90 s) for the instance to reach a final state and returns its row.
 pub async fn ended(store: &dyn Store, id: InstanceId) -> InstanceRow {
     wait_for(
