@@ -15,6 +15,7 @@ mod monitor;
 mod process;
 mod sql;
 mod transfer;
+mod typemap;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
