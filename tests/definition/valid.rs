@@ -237,6 +237,7 @@ fn valid_fixtures_load_with_every_element_read() {
                     file_link,
                     path,
                     delimiter,
+                    header: false,
                 },
         }) => {
             assert_eq!(
@@ -260,6 +261,7 @@ fn valid_fixtures_load_with_every_element_read() {
                     file_link,
                     path,
                     delimiter,
+                    header: false,
                 },
             target:
                 TransferTarget::Db {

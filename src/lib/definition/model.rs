@@ -325,6 +325,9 @@ pub enum TransferSource {
         file_link: String,
         path: Template,
         delimiter: String,
+        /// `header="true"`: the first record holds the column names.
+        #[serde(default)]
+        header: bool,
     },
 }
 
@@ -343,6 +346,9 @@ pub enum TransferTarget {
         file_link: String,
         path: Template,
         delimiter: String,
+        /// `header="true"`: a first line with the column names.
+        #[serde(default)]
+        header: bool,
     },
 }
 

@@ -8,7 +8,9 @@
 //! query on the database server and roll back. The only store calls an executor makes are reads of
 //! links and the data-monitor history insert; passwords never reach the log or an error message.
 
+mod bulk;
 mod db;
+mod delimited;
 mod links;
 mod metadata;
 mod monitor;

@@ -1,128 +1,63 @@
 //! `transfer` actions: copy rows DB→DB, DB→FILE, FILE→DB, FILE→FILE across SQLite, MySQL and
 //! PostgreSQL links; `<transfer><script>` just runs its script like a script action.
 //!
-//! Streaming: the source is read row by row (a `fetch` stream, or a file line by line) into batches
-//! of `transfer_batch_rows`; batches go through a bounded channel to `task-num` writers, each with
-//! its own connection, that insert them as multi-row INSERTs with every value bound as text
-//! (PostgreSQL casts each to its column's type). Memory is a few batches, whatever the table size.
-//! A kill or timeout is honoured between batches (and a statement in flight is cancelled on the
-//! server); what was written stays written: make reruns idempotent with `is-pre-truncate` or `<pre>`.
+//! Types are kept. The source's columns are described with their declared types (`decimal(12,2)`,
+//! `timestamp(3) with time zone`); a missing target table is created with the nearest lossless type
+//! of the target dialect for each ([`typemap`]); a column with no such type fails the node before
+//! anything is created, naming it. An existing table is used as it is: values are checked against
+//! and converted to its column types ([`bulk`]), and one that does not fit fails the node naming its
+//! row and column. NULL stays NULL. Sessions on both sides run in UTC.
 //!
-//! A DB target: `<pre>` runs first (in one transaction), then a missing table is created from the
-//! source's columns (integers and floats keep their kind, the rest is TEXT; a file source gives
-//! `col1..colN`), then `is-pre-truncate` empties it, then the copy, then `<after>`. Columns are
-//! matched by position and the counts must agree.
+//! Streaming at bulk speed: the source is read row by row (a `fetch` stream, or a file record by
+//! record) into batches of `transfer_batch_rows`; batches go through a bounded channel to `task-num`
+//! writers, each with its own connection: PostgreSQL loads a batch with one `COPY … FROM STDIN`,
+//! MySQL with multi-row INSERTs each as large as `max_allowed_packet` allows, SQLite with multi-row
+//! INSERTs of bound values. Memory is a few batches, whatever the table size. A kill or timeout is
+//! honoured between batches (and a statement in flight is cancelled on the server); what was written
+//! stays written: make reruns idempotent with `is-pre-truncate` or `<pre>`.
 //!
-//! Files: one row per line, fields split by `delimited` (any string, default tab; no quoting). An
-//! empty field is NULL and NULL is written as an empty field; a value holding the delimiter or a line
-//! break cannot be written and fails the transfer, naming the row. A FILE target is written to a
-//! temporary file beside it and renamed into place only when the copy is complete. Only LOCAL file
-//! links are supported; relative paths are relative to the worker's working directory.
+//! A DB target: `<pre>` runs first (in one transaction), then a missing table is created, then
+//! `is-pre-truncate` empties it, then the copy, then `<after>` (on a fresh connection). Columns are
+//! matched by position and the counts must agree, except from a file with `header="true"` into an
+//! existing table: then by the header's names.
+//!
+//! Files: see [`delimited`] (quoting, `\N` for NULL, UTF-8, hex for binary). A FILE target is
+//! written to a temporary file beside it and renamed into place only when the copy is complete.
+//! Only LOCAL file links are supported; relative paths are relative to the worker's working
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::db::{self, ColumnInfo, Session, TextRow};
+use super::bulk::{self, Ready, TargetColumn};
+use super::db::{self, Conn, ReadAs, Session, TextRow};
+use super::delimited::{self, RecordReader};
 use super::links::{self, Dialect};
 use super::sql::{self, TxEnd};
+use super::typemap::{self, ColType};
 use super::{process, AttemptContext, Outcome, Stopper};
 use crate::definition::template::Template;
 use crate::definition::{Transfer, TransferSource, TransferTarget};
 use crate::state::AttemptEnd;
 
-/// Bound parameters per INSERT stay under every backend's limit (SQLite: 32766).
+/// Bound parameters per SQLite INSERT stay under its limit (32766).
 const MAX_BINDS: usize = 30_000;
+
+/// Room left in a MySQL packet for the protocol's own bytes.
+const PACKET_MARGIN: usize = 1024;
 
 pub(super) async fn run(ctx: &AttemptContext, stop: &Stopper, t: &Transfer) -> Outcome {
     match t {
         Transfer::Script { code } => process::run_script(ctx, stop, code, None, &[]).await,
         Transfer::Copy { source, target } => copy(ctx, stop, source, target).await,
     }
-}
-
-/// A file source: lines split by the delimiter, with the first one peeked for the column count.
-struct FileReader {
-    path: PathBuf,
-    lines: BufReader<tokio::fs::File>,
-    delimiter: String,
-    line_no: u64,
-    peeked: Option<TextRow>,
-}
-
-impl FileReader {
-    async fn open(path: PathBuf, delimiter: String) -> Result<Self, String> {
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| format!("cannot open source file `{}`: {e}", path.display()))?;
-        let mut r = FileReader {
-            path,
-            lines: BufReader::new(file),
-            delimiter,
-            line_no: 0,
-            peeked: None,
-        };
-        r.peeked = r.read().await?;
-        Ok(r)
-    }
-
-    async fn read(&mut self) -> Result<Option<TextRow>, String> {
-        let mut buf = Vec::new();
-        let n = self
-            .lines
-            .read_until(b'\n', &mut buf)
-            .await
-            .map_err(|e| format!("reading `{}`: {e}", self.path.display()))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.line_no += 1;
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        Ok(Some(split_line(
-            &String::from_utf8_lossy(&buf),
-            &self.delimiter,
-        )))
-    }
-
-    async fn next(&mut self) -> Result<Option<TextRow>, String> {
-        match self.peeked.take() {
-            Some(row) => Ok(Some(row)),
-            None => self.read().await,
-        }
-    }
-}
-
-/// One line's fields; an empty field is NULL.
-pub(crate) fn split_line(line: &str, delimiter: &str) -> TextRow {
-    line.split(delimiter)
-        .map(|f| (!f.is_empty()).then(|| f.to_string()))
-        .collect()
-}
-
-/// One row as a line; `Err` names the column whose value cannot be written.
-pub(crate) fn join_line(row: &TextRow, delimiter: &str) -> Result<String, usize> {
-    let mut line = String::new();
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            line.push_str(delimiter);
-        }
-        if let Some(v) = v {
-            if v.contains(delimiter) || v.contains('\n') || v.contains('\r') {
-                return Err(i);
-            }
-            line.push_str(v);
-        }
-    }
-    line.push('\n');
-    Ok(line)
 }
 
 /// A DB source table name becomes `SELECT *`; anything else is taken as the query.
@@ -143,22 +78,202 @@ fn file_path(ctx: &AttemptContext, t: &Template) -> Result<PathBuf, String> {
     Ok(PathBuf::from(p))
 }
 
-/// Where rows go: the channel to the writers, and the writers' join set.
+/// A source column: its name and type.
+#[derive(Clone, Debug)]
+struct SourceColumn {
+    name: String,
+    declared: String,
+    ty: ColType,
+}
+
+/// The source's columns, and where their types come from.
+struct SourceShape {
+    /// `None`: a file without header that is empty (nothing to create a table from).
+    columns: Option<Vec<SourceColumn>>,
+    /// The dialect of a DB source (`None`: a file, whose values are untyped text).
+    dialect: Option<Dialect>,
+    /// A file's header named the columns: an existing table takes them by name.
+    by_name: bool,
+}
+
+/// A batch of rows and the 1-based number of its first row in the source.
+struct Batch {
+    first_row: u64,
+    rows: Vec<TextRow>,
+}
+
+type Rx = Arc<Mutex<mpsc::Receiver<Batch>>>;
+
+/// Where rows go: the writers' join set.
 type Writers = JoinSet<Result<WriterDone, String>>;
 
 struct WriterDone {
     rows: u64,
     stopped: Option<AttemptEnd>,
-    /// Returned so the first one can run `<after>`.
-    session: Option<Session>,
 }
 
-/// A prepared DB target: its insert statement and casts, the extra sessions for parallel writers.
+/// A prepared DB target: how to write into it.
 struct DbPlan {
-    head: String,
-    casts: Vec<String>,
-    columns: usize,
+    dialect: Dialect,
     table: String,
+    /// `(a, b, c)`: the columns written, in the order of the source's.
+    names: String,
+    columns: Vec<TargetColumn>,
+    /// MySQL: the largest statement the server takes, and whether `\` escapes in strings.
+    max_statement: usize,
+    backslash: bool,
+}
+
+/// A file source: records, with the first one peeked for the column count.
+struct FileSource {
+    path: PathBuf,
+    reader: RecordReader<BufReader<tokio::fs::File>>,
+    peeked: Option<TextRow>,
+}
+
+impl FileSource {
+    async fn next(&mut self) -> Result<Option<TextRow>, String> {
+        match self.peeked.take() {
+            Some(row) => Ok(Some(row)),
+            None => self.reader.next().await,
+        }
+    }
+}
+
+enum Src {
+    Db {
+        session: Session,
+        query: String,
+        read: Arc<[ReadAs]>,
+    },
+    File(FileSource),
+}
+
+async fn open_source(
+    ctx: &AttemptContext,
+    stop: &Stopper,
+    source: &TransferSource,
+) -> Result<Result<(Src, SourceShape), AttemptEnd>, String> {
+    match source {
+        TransferSource::Db { db_link, query } => {
+            let text = ctx.render(query)?;
+            let mut session = match sql::open(ctx, stop, db_link).await? {
+                Ok(s) => s,
+                Err(end) => return Ok(Err(end)),
+            };
+            let dialect = session.dialect();
+            let query = source_query(dialect, &text);
+            ctx.log
+                .out(format!("source: {}", sql::preview(&query, 200)))
+                .await;
+            session
+                .conn
+                .prepare_transfer()
+                .await
+                .map_err(|e| format!("source session: {}", session.error(&e)))?;
+            let declared = session
+                .conn
+                .query_columns(&query)
+                .await
+                .map_err(|e| format!("source query is invalid: {}", session.error(&e)))?;
+            let columns: Vec<SourceColumn> = declared
+                .into_iter()
+                .map(|(name, declared)| SourceColumn {
+                    ty: typemap::parse(dialect, &declared),
+                    name,
+                    declared,
+                })
+                .collect();
+            let read = columns
+                .iter()
+                .map(|c| match c.ty {
+                    ColType::Binary { .. } => ReadAs::Hex,
+                    _ => ReadAs::Text,
+                })
+                .collect();
+            let shape = SourceShape {
+                columns: Some(columns),
+                dialect: Some(dialect),
+                by_name: false,
+            };
+            Ok(Ok((
+                Src::Db {
+                    session,
+                    query,
+                    read,
+                },
+                shape,
+            )))
+        }
+        TransferSource::File {
+            file_link,
+            path,
+            delimiter,
+            header,
+        } => {
+            links::require_local(&links::file_link(ctx, file_link).await?)?;
+            let path = file_path(ctx, path)?;
+            ctx.log
+                .out(format!(
+                    "source: file `{}` (delimiter {delimiter:?}{})",
+                    path.display(),
+                    if *header { ", header" } else { "" }
+                ))
+                .await;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| format!("cannot open source file `{}`: {e}", path.display()))?;
+            let mut reader =
+                RecordReader::new(path.clone(), BufReader::new(file), delimiter.clone());
+            let text = |name: String| SourceColumn {
+                name,
+                declared: "TEXT".into(),
+                ty: ColType::Text {
+                    len: None,
+                    fixed: false,
+                },
+            };
+            let (columns, peeked) = if *header {
+                let names = reader.next().await?.ok_or_else(|| {
+                    format!(
+                        "source file `{}` is empty: header=\"true\" needs a first line with the column names",
+                        path.display()
+                    )
+                })?;
+                let mut cols = Vec::new();
+                for (i, n) in names.into_iter().enumerate() {
+                    let n = n.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+                        format!(
+                            "the header of `{}` has no name for column {}",
+                            path.display(),
+                            i + 1
+                        )
+                    })?;
+                    cols.push(text(n));
+                }
+                (Some(cols), None)
+            } else {
+                let first = reader.next().await?;
+                let cols = first
+                    .as_ref()
+                    .map(|row| (1..=row.len()).map(|i| text(format!("col{i}"))).collect());
+                (cols, first)
+            };
+            let shape = SourceShape {
+                columns,
+                dialect: None,
+                by_name: *header,
+            };
+            Ok(Ok((
+                Src::File(FileSource {
+                    path,
+                    reader,
+                    peeked,
+                }),
+                shape,
+            )))
+        }
+    }
 }
 
 async fn copy(
@@ -168,65 +283,22 @@ async fn copy(
     target: &TransferTarget,
 ) -> Outcome {
     // the source first: its columns shape a table that may have to be created
-    enum Src {
-        Db { session: Session, query: String },
-        File(FileReader),
-    }
-    let (mut src, src_columns): (Src, Option<Vec<ColumnInfo>>) = match source {
-        TransferSource::Db { db_link, query } => {
-            let text = ctx.render(query)?;
-            let mut session = match sql::open(ctx, stop, db_link).await? {
-                Ok(s) => s,
-                Err(end) => return Ok(end),
-            };
-            let query = source_query(session.dialect(), &text);
-            ctx.log
-                .out(format!("source: {}", sql::preview(&query, 200)))
-                .await;
-            let cols = session
-                .conn
-                .columns(&query)
-                .await
-                .map_err(|e| format!("source query is invalid: {}", session.error(&e)))?;
-            (Src::Db { session, query }, Some(cols))
-        }
-        TransferSource::File {
-            file_link,
-            path,
-            delimiter,
-        } => {
-            links::require_local(&links::file_link(ctx, file_link).await?)?;
-            let path = file_path(ctx, path)?;
-            ctx.log
-                .out(format!(
-                    "source: file `{}` (delimiter {delimiter:?})",
-                    path.display()
-                ))
-                .await;
-            let reader = FileReader::open(path, delimiter.clone()).await?;
-            let cols = reader.peeked.as_ref().map(|row| {
-                (1..=row.len())
-                    .map(|i| ColumnInfo {
-                        name: format!("col{i}"),
-                        type_name: "TEXT".into(),
-                    })
-                    .collect()
-            });
-            (Src::File(reader), cols)
-        }
+    let (mut src, shape) = match open_source(ctx, stop, source).await? {
+        Ok(s) => s,
+        Err(end) => return Ok(end),
     };
     if let Some(end) = stop.check() {
         return Ok(end);
     }
 
-    let batch_cap = ctx.settings.transfer_batch_rows.max(1);
-    let (tx, rx) = mpsc::channel::<Vec<TextRow>>(4);
+    let batch_rows = ctx.settings.transfer_batch_rows.max(1);
+    let (tx, rx) = mpsc::channel::<Batch>(4);
     let rx = Arc::new(Mutex::new(rx));
     let mut writers: Writers = JoinSet::new();
     // a failed writer stops the reader and the other writers
     let abort = CancellationToken::new();
-    let mut after: Option<Template> = None;
-    let (expect_columns, batch_rows, target_label) = match target {
+    let mut after: Option<(String, Template)> = None;
+    let (expect_columns, target_label) = match target {
         TransferTarget::Db {
             db_link,
             table,
@@ -246,14 +318,14 @@ async fn copy(
                 &ctx.render(table)?,
                 *pre_truncate,
                 pre.as_ref(),
-                src_columns.as_deref(),
+                &shape,
             )
             .await?
             {
                 Ok(p) => p,
                 Err(end) => return Ok(end),
             };
-            after = after_sql.clone();
+            after = after_sql.clone().map(|a| (db_link.clone(), a));
             let mut n = (*task_num).max(1) as usize;
             if first.dialect() == Dialect::Sqlite && n > 1 {
                 ctx.log
@@ -263,18 +335,30 @@ async fn copy(
                     .await;
                 n = 1;
             }
-            let rows = batch_cap.min((MAX_BINDS / plan.columns.max(1)).max(1));
+            let how = match plan.dialect {
+                Dialect::Postgres => "COPY".to_string(),
+                Dialect::Mysql => format!(
+                    "multi-row INSERTs of up to {} KiB",
+                    (plan.max_statement + PACKET_MARGIN) / 1024
+                ),
+                Dialect::Sqlite => "multi-row INSERTs".to_string(),
+            };
             let plan = Arc::new(plan);
             let mut sessions = vec![first];
             for _ in 1..n {
-                match sql::open(ctx, stop, db_link).await? {
-                    Ok(s) => sessions.push(s),
+                let mut s = match sql::open(ctx, stop, db_link).await? {
+                    Ok(s) => s,
                     Err(end) => return Ok(end),
-                }
+                };
+                s.conn
+                    .prepare_transfer()
+                    .await
+                    .map_err(|e| format!("target session: {}", s.error(&e)))?;
+                sessions.push(s);
             }
             ctx.log
                 .out(format!(
-                    "target: table {} on `{db_link}`, {n} writer(s), batches of {rows} rows",
+                    "target: table {} on `{db_link}`, {n} writer(s), batches of {batch_rows} rows by {how}",
                     plan.table
                 ))
                 .await;
@@ -288,12 +372,13 @@ async fn copy(
                     abort.clone(),
                 ));
             }
-            (Some(plan.columns), rows, format!("table {}", plan.table))
+            (Some(plan.columns.len()), format!("table {}", plan.table))
         }
         TransferTarget::File {
             file_link,
             path,
             delimiter,
+            header,
         } => {
             links::require_local(&links::file_link(ctx, file_link).await?)?;
             let path = file_path(ctx, path)?;
@@ -310,19 +395,31 @@ async fn copy(
             ));
             ctx.log
                 .out(format!(
-                    "target: file `{}` (delimiter {delimiter:?})",
-                    path.display()
+                    "target: file `{}` (delimiter {delimiter:?}{})",
+                    path.display(),
+                    if *header { ", header" } else { "" }
                 ))
                 .await;
+            let header_line = header.then(|| {
+                shape
+                    .columns
+                    .iter()
+                    .flatten()
+                    .map(|c| Some(c.name.clone()))
+                    .collect::<TextRow>()
+            });
             writers.spawn(file_writer(
-                tmp,
-                path.clone(),
-                delimiter.clone(),
+                FileTarget {
+                    tmp,
+                    path: path.clone(),
+                    delimiter: delimiter.clone(),
+                    header: header_line,
+                },
                 rx.clone(),
                 stop.clone(),
                 abort.clone(),
             ));
-            (None, batch_cap, format!("file `{}`", path.display()))
+            (None, format!("file `{}`", path.display()))
         }
     };
     drop(rx);
@@ -334,21 +431,23 @@ async fn copy(
     let mut batch: Vec<TextRow> = Vec::with_capacity(batch_rows);
     let mut failure: Option<String> = None;
     let mut stopped: Option<AttemptEnd> = None;
-    // a table takes rows of its width; a file takes any line
-    let width = expect_columns;
     {
         let mut db_rows;
         let mut file_src = None;
         let mut db_cancel = None;
         match &mut src {
-            Src::Db { session, query } => {
+            Src::Db {
+                session,
+                query,
+                read,
+            } => {
                 let Session { conn, cancel, .. } = session;
-                db_rows = Some(conn.rows(query));
+                db_rows = Some(conn.typed_rows(query, read.clone()));
                 db_cancel = Some(&*cancel);
             }
-            Src::File(r) => {
+            Src::File(f) => {
                 db_rows = None;
-                file_src = Some(r);
+                file_src = Some(f);
             }
         }
         loop {
@@ -380,10 +479,10 @@ async fn copy(
                 }
             };
             read += 1;
-            if let Some(w) = width {
+            if let Some(w) = expect_columns {
                 if row.len() != w {
                     let at = match &file_src {
-                        Some(f) => format!("line {} of `{}`", f.line_no, f.path.display()),
+                        Some(f) => format!("line {} of `{}`", f.reader.line_no, f.path.display()),
                         None => format!("row {read}"),
                     };
                     failure = Some(format!(
@@ -396,10 +495,13 @@ async fn copy(
             batch.push(row);
             if batch.len() >= batch_rows {
                 batches += 1;
-                if !send(&tx, std::mem::take(&mut batch), stop, &mut stopped).await {
+                let full = Batch {
+                    first_row: read + 1 - batch.len() as u64,
+                    rows: std::mem::replace(&mut batch, Vec::with_capacity(batch_rows)),
+                };
+                if !send(&tx, full, stop, &mut stopped).await {
                     break;
                 }
-                batch.reserve(batch_rows);
                 if batches <= 5 || batches % 20 == 0 {
                     ctx.log.out(format!("read {read} rows so far")).await;
                 }
@@ -419,7 +521,11 @@ async fn copy(
     }
     if failure.is_none() && stopped.is_none() && !batch.is_empty() {
         batches += 1;
-        send(&tx, std::mem::take(&mut batch), stop, &mut stopped).await;
+        let last = Batch {
+            first_row: read + 1 - batch.len() as u64,
+            rows: std::mem::take(&mut batch),
+        };
+        send(&tx, last, stop, &mut stopped).await;
     }
     drop(tx);
     if let Src::Db { session, .. } = src {
@@ -427,7 +533,6 @@ async fn copy(
     }
 
     let mut written = 0u64;
-    let mut first_session = None;
     let mut writer_rows = Vec::new();
     while let Some(done) = writers.join_next().await {
         match done {
@@ -436,11 +541,6 @@ async fn copy(
                 writer_rows.push(w.rows);
                 if stopped.is_none() {
                     stopped = w.stopped;
-                }
-                if first_session.is_none() {
-                    first_session = w.session;
-                } else if let Some(s) = w.session {
-                    s.close().await;
                 }
             }
             Ok(Err(e)) => {
@@ -458,9 +558,6 @@ async fn copy(
                 "read {read} rows, wrote {written} to {target_label} before the failure"
             ))
             .await;
-        if let Some(s) = first_session {
-            s.close().await;
-        }
         return Err(e);
     }
     if let Some(end) = stopped {
@@ -469,9 +566,6 @@ async fn copy(
                 "stopped after reading {read} rows and writing {written} to {target_label}; a table target keeps what was written"
             ))
             .await;
-        if let Some(s) = first_session {
-            s.close().await;
-        }
         return Ok(end);
     }
     let per_writer = if writer_rows.len() > 1 {
@@ -492,15 +586,16 @@ async fn copy(
         ))
         .await;
     if written != read {
-        if let Some(s) = first_session {
-            s.close().await;
-        }
         return Err(format!(
             "read {read} rows but wrote {written}: the target did not take every row"
         ));
     }
-    if let (Some(after_sql), Some(mut s)) = (after, first_session) {
+    if let Some((link, after_sql)) = after {
         let text = ctx.render(&after_sql)?;
+        let mut s = match sql::open(ctx, stop, &link).await? {
+            Ok(s) => s,
+            Err(end) => return Ok(end),
+        };
         let stmts = sql::split_statements(&text, s.dialect());
         let end = sql::run_in_transaction(ctx, stop, &mut s, &stmts, "<after> statement").await;
         s.close().await;
@@ -513,8 +608,8 @@ async fn copy(
 
 /// Hands a batch to the writers; `false` when they are gone or the attempt was stopped.
 async fn send(
-    tx: &mpsc::Sender<Vec<TextRow>>,
-    batch: Vec<TextRow>,
+    tx: &mpsc::Sender<Batch>,
+    batch: Batch,
     stop: &Stopper,
     stopped: &mut Option<AttemptEnd>,
 ) -> bool {
@@ -528,7 +623,24 @@ async fn send(
     }
 }
 
-/// `<pre>`, create if missing, truncate; returns how to insert.
+/// The type a created column gets: within one dialect the source's own declaration (unless it is a
+/// driver's bare name that needs a size), else the type map's.
+fn created_type(target: Dialect, source: Option<Dialect>, col: &SourceColumn) -> typemap::Mapped {
+    let bare = matches!(
+        col.declared.to_ascii_uppercase().as_str(),
+        "VARCHAR" | "CHAR" | "VARBINARY" | "BINARY" | "NULL" | ""
+    );
+    if source == Some(target) && !bare {
+        return typemap::Mapped {
+            sql: col.declared.clone(),
+            loss: None,
+            note: None,
+        };
+    }
+    typemap::map(target, &col.ty)
+}
+
+/// `<pre>`, create if missing, truncate; returns how to write.
 async fn prepare_db_target(
     ctx: &AttemptContext,
     stop: &Stopper,
@@ -536,7 +648,7 @@ async fn prepare_db_target(
     table: &str,
     pre_truncate: bool,
     pre: Option<&Template>,
-    src_columns: Option<&[ColumnInfo]>,
+    shape: &SourceShape,
 ) -> Result<Result<DbPlan, AttemptEnd>, String> {
     let dialect = s.dialect();
     let parts = db::table_name(dialect, table).map_err(|e| format!("target table: {e}"))?;
@@ -550,26 +662,61 @@ async fn prepare_db_target(
             return Ok(Err(end));
         }
     }
-    let probe = format!("SELECT * FROM {t} WHERE 1 = 0");
-    let columns = match s.conn.columns(&probe).await {
-        Ok(cols) => cols,
-        Err(e) if db::is_missing_table(&e) => {
-            let Some(src) = src_columns else {
+    s.conn
+        .prepare_transfer()
+        .await
+        .map_err(|e| format!("target session: {}", s.error(&e)))?;
+    let existing = s
+        .conn
+        .table_columns(&parts)
+        .await
+        .map_err(|e| format!("target table {t}: {}", s.error(&e)))?;
+    let created = existing.is_none();
+    let declared = match existing {
+        Some(cols) => cols,
+        None => {
+            let Some(src) = &shape.columns else {
                 return Err(format!(
                     "target table {t} does not exist and the source is empty: nothing to create it from"
                 ));
             };
-            let defs: Vec<String> = src
+            let mapped: Vec<typemap::Mapped> = src
                 .iter()
-                .map(|c| {
-                    format!(
-                        "{} {}",
-                        db::quote_ident(dialect, &c.name),
-                        db::column_type(dialect, &c.type_name)
-                    )
+                .map(|c| created_type(dialect, shape.dialect, c))
+                .collect();
+            let losses: Vec<String> = src
+                .iter()
+                .zip(&mapped)
+                .filter_map(|(c, m)| {
+                    m.loss
+                        .as_ref()
+                        .map(|why| format!("column `{}` ({}): {why}", c.name, c.declared))
                 })
                 .collect();
-            let create = format!("CREATE TABLE {t} ({})", defs.join(", "));
+            if !losses.is_empty() {
+                for l in &losses {
+                    ctx.log.out(format!("no lossless type: {l}")).await;
+                }
+                return Err(format!(
+                    "target table {t} was not created: {} column(s) have no lossless {} type: {}. \
+                     Create the table yourself (values are then converted to its types, and one that \
+                     does not fit fails the node) or cast the column in the source query",
+                    losses.len(),
+                    dialect.name(),
+                    losses.join("; ")
+                ));
+            }
+            let defs: Vec<String> = src
+                .iter()
+                .zip(&mapped)
+                .map(|(c, m)| format!("{} {}", db::quote_ident(dialect, &c.name), m.sql))
+                .collect();
+            let charset = match dialect {
+                // whatever the database's default: text keeps every character
+                Dialect::Mysql => " DEFAULT CHARACTER SET utf8mb4",
+                _ => "",
+            };
+            let create = format!("CREATE TABLE {t} ({}){charset}", defs.join(", "));
             s.conn
                 .execute(&create)
                 .await
@@ -577,22 +724,75 @@ async fn prepare_db_target(
             ctx.log
                 .out(format!("created missing table: {create}"))
                 .await;
+            for (c, m) in src.iter().zip(&mapped) {
+                if let Some(note) = &m.note {
+                    ctx.log
+                        .out(format!(
+                            "column `{}`: {} as {}: {note}",
+                            c.name, c.declared, m.sql
+                        ))
+                        .await;
+                }
+            }
             s.conn
-                .columns(&probe)
+                .table_columns(&parts)
                 .await
                 .map_err(|e| format!("target table {t}: {}", s.error(&e)))?
+                .ok_or_else(|| format!("target table {t} is missing right after CREATE TABLE"))?
         }
-        Err(e) => return Err(format!("target table {t}: {}", s.error(&e))),
     };
-    if let Some(src) = src_columns {
-        if src.len() != columns.len() {
-            return Err(format!(
-                "the source has {} column(s) and target table {t} has {}: columns are matched by position",
-                src.len(),
-                columns.len()
-            ));
+    // which target column takes each source column
+    let order: Vec<usize> = match (&shape.columns, shape.by_name && !created) {
+        (Some(src), true) => {
+            let mut order = Vec::new();
+            for c in src {
+                let i = declared
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+                    .ok_or_else(|| {
+                        format!(
+                            "the header names column `{}`, which target table {t} does not have",
+                            c.name
+                        )
+                    })?;
+                order.push(i);
+            }
+            order
         }
-    }
+        (src, _) => {
+            if let Some(src) = src {
+                if src.len() != declared.len() {
+                    return Err(format!(
+                        "the source has {} column(s) and target table {t} has {}: columns are matched by position",
+                        src.len(),
+                        declared.len()
+                    ));
+                }
+            }
+            (0..declared.len()).collect()
+        }
+    };
+    let columns: Vec<TargetColumn> = order
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let (name, decl) = &declared[i];
+            let src = shape.columns.as_ref().and_then(|c| c.get(k));
+            // a table made from a typed source takes its values as they are, unless the map noted
+            // a narrower range (MySQL TIME into a time of day)
+            let trusted = created
+                && shape.dialect.is_some()
+                && src.is_some_and(|c| created_type(dialect, shape.dialect, c).note.is_none());
+            TargetColumn {
+                name: name.clone(),
+                declared: decl.clone(),
+                ty: typemap::parse(dialect, decl),
+                check: !trusted,
+                hex_in: shape.dialect.is_none()
+                    || src.is_some_and(|c| matches!(c.ty, ColType::Binary { .. })),
+            }
+        })
+        .collect();
     if pre_truncate {
         let sql = match dialect {
             Dialect::Sqlite => format!("DELETE FROM {t}"),
@@ -610,44 +810,51 @@ async fn prepare_db_target(
             ))
             .await;
     }
-    let casts = match dialect {
-        Dialect::Postgres => {
-            let types = s
+    let (max_statement, backslash) = match dialect {
+        Dialect::Mysql => {
+            let row = s
                 .conn
-                .query_texts(
-                    "SELECT format_type(a.atttypid, NULL) FROM pg_attribute a \
-                     WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                    &[&t],
-                )
+                .first_row("SELECT @@max_allowed_packet, @@sql_mode")
                 .await
-                .map_err(|e| format!("target table {t}: {}", s.error(&e)))?;
-            types
-                .into_iter()
-                .map(|ty| format!("::{}", ty.unwrap_or_else(|| "text".into())))
-                .collect()
+                .map_err(|e| format!("target session: {}", s.error(&e)))?
+                .unwrap_or_default();
+            let packet = row
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(4 << 20);
+            let mode = row.get(1).cloned().flatten().unwrap_or_default();
+            // a statement beyond 16 MiB gains nothing and holds that much memory per writer
+            (
+                packet.min(16 << 20).saturating_sub(PACKET_MARGIN),
+                !mode.contains("NO_BACKSLASH_ESCAPES"),
+            )
         }
-        _ => Vec::new(),
+        _ => (0, false),
     };
     let names: Vec<String> = columns
         .iter()
         .map(|c| db::quote_ident(dialect, &c.name))
         .collect();
     Ok(Ok(DbPlan {
-        head: format!("INSERT INTO {t} ({})", names.join(", ")),
-        casts,
-        columns: columns.len(),
+        dialect,
+        names: format!("({})", names.join(", ")),
+        columns,
         table: t,
+        max_statement,
+        backslash,
     }))
 }
 
-/// Inserts batches until the channel closes. A stop is honoured between batches; a batch in flight
-/// is one short INSERT and finishes. (No `select!` here: its futures borrow, and rustc cannot then
-/// prove the spawned writer `Send`.)
+/// Writes batches until the channel closes. A stop is honoured between batches; a batch in flight
+/// is one bulk statement and finishes. (No `select!` here: its futures borrow, and rustc cannot
+/// then prove the spawned writer `Send`.)
 async fn db_writer(
     k: usize,
     mut s: Session,
     plan: Arc<DbPlan>,
-    rx: Arc<Mutex<mpsc::Receiver<Vec<TextRow>>>>,
+    rx: Rx,
     stop: Stopper,
     abort: CancellationToken,
 ) -> Result<WriterDone, String> {
@@ -662,27 +869,181 @@ async fn db_writer(
             stopped = Some(end);
             break;
         }
-        match s.conn.insert_rows(&plan.head, &plan.casts, &batch).await {
+        match write_batch(&mut s.conn, &plan, &batch).await {
             Ok(n) => rows += n,
-            Err(e) => {
+            Err(WriteError::Value(e)) => return Err(e),
+            Err(WriteError::Db { e, first_row }) => {
+                let at = db_error_row(&e)
+                    .map(|r| format!(" at row {} of the source", first_row + r - 1))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "writer {k}: inserting into {} failed after {rows} rows: {}",
+                    "writer {k}: writing into {} failed{at} after {rows} rows: {}",
                     plan.table,
                     s.error(&e)
-                ))
+                ));
             }
         }
     }
     guard.disarm();
-    Ok(WriterDone {
-        rows,
-        stopped,
-        session: Some(s),
-    })
+    s.close().await;
+    Ok(WriterDone { rows, stopped })
+}
+
+enum WriteError {
+    /// A value that cannot go into its column: names row and column.
+    Value(String),
+    /// The database refused a statement whose first row is `first_row`.
+    Db { e: sqlx::Error, first_row: u64 },
+}
+
+/// The row, counted from 1 within the failed statement, that the database names in `e`:
+/// PostgreSQL's COPY context `line N`, MySQL's `at row N`.
+fn db_error_row(e: &sqlx::Error) -> Option<u64> {
+    let d = e.as_database_error()?;
+    let context = d
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|p| p.r#where())
+        .unwrap_or_default()
+        .to_string();
+    for (text, key) in [(context.as_str(), "line "), (d.message(), "at row ")] {
+        if let Some(at) = text.find(key) {
+            let digits: String = text[at + key.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(n) = digits.parse() {
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+/// One row's values, ready for the plan's columns.
+fn ready_row<'a>(plan: &DbPlan, row: &'a TextRow, row_no: u64) -> Result<Vec<Ready<'a>>, String> {
+    plan.columns
+        .iter()
+        .zip(row)
+        .map(|(col, v)| {
+            bulk::ready(plan.dialect, col, v.as_deref()).map_err(|why| {
+                format!(
+                    "row {row_no} column `{}` ({}): {why}: {}",
+                    col.name,
+                    col.declared,
+                    sql::preview(v.as_deref().unwrap_or(""), 60)
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes one batch by the target's bulk path; the rows written.
+async fn write_batch(conn: &mut Conn, plan: &DbPlan, batch: &Batch) -> Result<u64, WriteError> {
+    let row_no = |i: usize| batch.first_row + i as u64;
+    match conn {
+        Conn::Postgres(_) => {
+            let mut data = String::with_capacity(batch.rows.len() * 64);
+            for (i, row) in batch.rows.iter().enumerate() {
+                let values = ready_row(plan, row, row_no(i)).map_err(WriteError::Value)?;
+                for (j, v) in values.iter().enumerate() {
+                    if j > 0 {
+                        data.push('\t');
+                    }
+                    bulk::copy_value(&mut data, v);
+                }
+                data.push('\n');
+            }
+            let statement = format!("COPY {} {} FROM STDIN", plan.table, plan.names);
+            conn.copy_in(&statement, data.as_bytes())
+                .await
+                .map_err(|e| WriteError::Db {
+                    e,
+                    first_row: batch.first_row,
+                })
+        }
+        Conn::Mysql(_) => {
+            let head = format!("INSERT INTO {} {} VALUES ", plan.table, plan.names);
+            let mut written = 0u64;
+            let mut stmt = String::with_capacity(plan.max_statement.min(1 << 20));
+            let mut stmt_first = 0usize;
+            let mut in_stmt = 0usize;
+            let mut tuple = String::new();
+            for (i, row) in batch.rows.iter().enumerate() {
+                let values = ready_row(plan, row, row_no(i)).map_err(WriteError::Value)?;
+                tuple.clear();
+                tuple.push('(');
+                for (j, v) in values.iter().enumerate() {
+                    if j > 0 {
+                        tuple.push(',');
+                    }
+                    bulk::mysql_literal(&mut tuple, v, plan.backslash);
+                }
+                tuple.push(')');
+                if in_stmt > 0 && stmt.len() + 1 + tuple.len() > plan.max_statement {
+                    written += run_insert(conn, &stmt, row_no(stmt_first)).await?;
+                    in_stmt = 0;
+                }
+                if in_stmt == 0 {
+                    stmt.clear();
+                    stmt.push_str(&head);
+                    stmt_first = i;
+                } else {
+                    stmt.push(',');
+                }
+                stmt.push_str(&tuple);
+                in_stmt += 1;
+            }
+            if in_stmt > 0 {
+                written += run_insert(conn, &stmt, row_no(stmt_first)).await?;
+            }
+            Ok(written)
+        }
+        Conn::Sqlite(c) => {
+            let per_stmt = (MAX_BINDS / plan.columns.len().max(1)).max(1);
+            let mut written = 0u64;
+            for (n, chunk) in batch.rows.chunks(per_stmt).enumerate() {
+                let first = n * per_stmt;
+                let mut ready = Vec::with_capacity(chunk.len());
+                for (i, row) in chunk.iter().enumerate() {
+                    ready.push(ready_row(plan, row, row_no(first + i)).map_err(WriteError::Value)?);
+                }
+                let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "INSERT INTO {} {} ",
+                    plan.table, plan.names
+                ));
+                qb.push_values(ready, |mut b, row| {
+                    for v in row {
+                        match v {
+                            Ready::Null => b.push_bind(None::<String>),
+                            Ready::Text(t) => b.push_bind(t.into_owned()),
+                            Ready::Hex(h) => b.push_bind(bulk::hex_decode(&h)),
+                        };
+                    }
+                });
+                written += qb
+                    .build()
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| WriteError::Db {
+                        e,
+                        first_row: row_no(first),
+                    })?
+                    .rows_affected();
+            }
+            Ok(written)
+        }
+    }
+}
+
+async fn run_insert(conn: &mut Conn, stmt: &str, first_row: u64) -> Result<u64, WriteError> {
+    conn.execute(stmt)
+        .await
+        .map(|r| r.rows_affected)
+        .map_err(|e| WriteError::Db { e, first_row })
 }
 
 /// The next batch for a writer (writers share one receiver).
-async fn recv(rx: Arc<Mutex<mpsc::Receiver<Vec<TextRow>>>>) -> Option<Vec<TextRow>> {
+async fn recv(rx: Rx) -> Option<Batch> {
     rx.lock().await.recv().await
 }
 
@@ -707,57 +1068,62 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn file_writer(
+struct FileTarget {
     tmp: PathBuf,
     path: PathBuf,
     delimiter: String,
-    rx: Arc<Mutex<mpsc::Receiver<Vec<TextRow>>>>,
+    /// The header record, when asked for.
+    header: Option<TextRow>,
+}
+
+async fn file_writer(
+    f: FileTarget,
+    rx: Rx,
     stop: Stopper,
     abort: CancellationToken,
 ) -> Result<WriterDone, String> {
     let guard = AbortOnDrop::new(abort);
-    let result = write_file(&tmp, &delimiter, rx, &stop).await;
+    let result = write_file(&f, rx, &stop).await;
     if result.is_ok() {
         guard.disarm();
     }
     match result {
         Ok((rows, None)) => {
-            tokio::fs::rename(&tmp, &path).await.map_err(|e| {
+            tokio::fs::rename(&f.tmp, &f.path).await.map_err(|e| {
                 format!(
                     "cannot move `{}` into place as `{}`: {e}",
-                    tmp.display(),
-                    path.display()
+                    f.tmp.display(),
+                    f.path.display()
                 )
             })?;
             Ok(WriterDone {
                 rows,
                 stopped: None,
-                session: None,
             })
         }
         other => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            other.map(|(rows, stopped)| WriterDone {
-                rows,
-                stopped,
-                session: None,
-            })
+            let _ = tokio::fs::remove_file(&f.tmp).await;
+            other.map(|(rows, stopped)| WriterDone { rows, stopped })
         }
     }
 }
 
 async fn write_file(
-    tmp: &Path,
-    delimiter: &str,
-    rx: Arc<Mutex<mpsc::Receiver<Vec<TextRow>>>>,
+    f: &FileTarget,
+    rx: Rx,
     stop: &Stopper,
 ) -> Result<(u64, Option<AttemptEnd>), String> {
+    let tmp: &Path = &f.tmp;
     let file = tokio::fs::File::create(tmp)
         .await
         .map_err(|e| format!("cannot create `{}`: {e}", tmp.display()))?;
-    let mut out = BufWriter::new(file);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut rows = 0u64;
     let io = |e: std::io::Error| format!("writing `{}`: {e}", tmp.display());
+    let mut text = String::new();
+    if let Some(h) = &f.header {
+        delimited::write_record(&mut text, h, &f.delimiter);
+    }
     loop {
         let Some(batch) = recv(rx.clone()).await else {
             break;
@@ -765,18 +1131,14 @@ async fn write_file(
         if let Some(end) = stop.check() {
             return Ok((rows, Some(end)));
         }
-        for row in &batch {
-            let line = join_line(row, delimiter).map_err(|col| {
-                format!(
-                    "row {} column {}: the value holds the delimiter {delimiter:?} or a line break, which a delimited file cannot hold",
-                    rows + 1,
-                    col + 1
-                )
-            })?;
-            out.write_all(line.as_bytes()).await.map_err(io)?;
+        for row in &batch.rows {
+            delimited::write_record(&mut text, row, &f.delimiter);
             rows += 1;
         }
+        out.write_all(text.as_bytes()).await.map_err(io)?;
+        text.clear();
     }
+    out.write_all(text.as_bytes()).await.map_err(io)?;
     out.flush().await.map_err(io)?;
     out.into_inner().sync_all().await.map_err(io)?;
     Ok((rows, None))
@@ -785,36 +1147,6 @@ async fn write_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_split_on_multi_character_delimiters() {
-        let s = |v: &str| Some(v.to_string());
-        assert_eq!(split_line("a\tb\tc", "\t"), vec![s("a"), s("b"), s("c")]);
-        assert_eq!(split_line("a---b", "---"), vec![s("a"), s("b")]);
-        assert_eq!(split_line("a--b", "---"), vec![s("a--b")]);
-        assert_eq!(
-            split_line("export PATH=x", "aaaaaa"),
-            vec![s("export PATH=x")]
-        );
-        assert_eq!(split_line("a,,c", ","), vec![s("a"), None, s("c")]);
-        assert_eq!(split_line("", ","), vec![None]);
-        assert_eq!(split_line("x,", ","), vec![s("x"), None]);
-    }
-
-    #[test]
-    fn rows_join_back_and_refuse_values_that_would_break_the_file() {
-        let row = vec![Some("a".to_string()), None, Some("c".to_string())];
-        assert_eq!(join_line(&row, "---").unwrap(), "a------c\n");
-        assert_eq!(
-            split_line(join_line(&row, "|").unwrap().trim_end(), "|"),
-            row
-        );
-        assert_eq!(join_line(&vec![Some("a|b".into())], "|"), Err(0));
-        assert_eq!(
-            join_line(&vec![Some("ok".into()), Some("two\nlines".into())], "\t"),
-            Err(1)
-        );
-    }
 
     #[test]
     fn a_table_name_becomes_select_star_and_a_query_stays() {
@@ -830,5 +1162,32 @@ mod tests {
             source_query(Dialect::Sqlite, "\"my table\""),
             "SELECT * FROM \"my table\""
         );
+    }
+
+    #[test]
+    fn a_created_column_copies_its_own_dialect_and_maps_the_others() {
+        let col = |declared: &str, d| SourceColumn {
+            name: "c".into(),
+            declared: declared.into(),
+            ty: typemap::parse(d, declared),
+        };
+        let m = created_type(
+            Dialect::Mysql,
+            Some(Dialect::Mysql),
+            &col("bigint(20) unsigned", Dialect::Mysql),
+        );
+        assert_eq!(m.sql, "bigint(20) unsigned");
+        let m = created_type(
+            Dialect::Mysql,
+            Some(Dialect::Mysql),
+            &col("VARCHAR", Dialect::Mysql),
+        );
+        assert_eq!(m.sql, "LONGTEXT");
+        let m = created_type(
+            Dialect::Postgres,
+            Some(Dialect::Mysql),
+            &col("decimal(12,2)", Dialect::Mysql),
+        );
+        assert_eq!(m.sql, "numeric(12,2)");
     }
 }

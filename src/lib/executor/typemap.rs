@@ -20,17 +20,39 @@ use super::links::Dialect;
 pub(crate) enum ColType {
     Bool,
     /// `bytes`: 1, 2, 3, 4 or 8.
-    Int { bytes: u8, unsigned: bool },
+    Int {
+        bytes: u8,
+        unsigned: bool,
+    },
     /// `precision: None` is PostgreSQL's unbounded NUMERIC.
-    Decimal { precision: Option<u32>, scale: u32 },
-    Float { double: bool },
+    Decimal {
+        precision: Option<u32>,
+        scale: u32,
+    },
+    Float {
+        double: bool,
+    },
     Date,
-    Time { frac: u8, tz: bool },
-    Timestamp { frac: u8, tz: bool },
+    Time {
+        frac: u8,
+        tz: bool,
+    },
+    Timestamp {
+        frac: u8,
+        tz: bool,
+    },
     /// `len: None` is unbounded text.
-    Text { len: Option<u32>, fixed: bool },
-    Binary { len: Option<u32>, fixed: bool },
-    Json { binary: bool },
+    Text {
+        len: Option<u32>,
+        fixed: bool,
+    },
+    Binary {
+        len: Option<u32>,
+        fixed: bool,
+    },
+    Json {
+        binary: bool,
+    },
     Uuid,
     /// Anything else, as the database spells it.
     Other(String),
@@ -207,6 +229,11 @@ pub(crate) fn parse(dialect: Dialect, declared: &str) -> ColType {
         "json" | "json text" => ColType::Json { binary: false },
         "jsonb" => ColType::Json { binary: true },
         "uuid" => ColType::Uuid,
+        // no declared type (a SQLite expression, MySQL's `SELECT NULL`): text holds any value
+        "" | "null" => ColType::Text {
+            len: None,
+            fixed: false,
+        },
         _ => ColType::Other(declared.trim().to_string()),
     }
 }
@@ -339,11 +366,9 @@ fn to_postgres(ty: &ColType) -> Mapped {
             scale,
         } if *p <= 1000 => Mapped::exact(format!("numeric({p},{scale})")),
         ColType::Decimal { .. } => Mapped::exact("numeric"),
-        ColType::Float { double } => Mapped::exact(if *double {
-            "double precision"
-        } else {
-            "real"
-        }),
+        ColType::Float { double } => {
+            Mapped::exact(if *double { "double precision" } else { "real" })
+        }
         ColType::Date => Mapped::exact("date"),
         ColType::Time { frac, tz } => {
             let (f, loss) = frac6(*frac);
@@ -467,16 +492,38 @@ mod tests {
             (Mysql, "decimal", dec(10, 0)),
             (Mysql, "float", ColType::Float { double: false }),
             (Mysql, "double", ColType::Float { double: true }),
-            (Mysql, "datetime(6)", ColType::Timestamp { frac: 6, tz: false }),
+            (
+                Mysql,
+                "datetime(6)",
+                ColType::Timestamp { frac: 6, tz: false },
+            ),
             (Mysql, "datetime", ColType::Timestamp { frac: 0, tz: false }),
-            (Mysql, "timestamp(3)", ColType::Timestamp { frac: 3, tz: true }),
+            (
+                Mysql,
+                "timestamp(3)",
+                ColType::Timestamp { frac: 3, tz: true },
+            ),
             (Mysql, "time(3)", ColType::Time { frac: 3, tz: false }),
             (Mysql, "varchar(40)", text(Some(40), false)),
             (Mysql, "char(3)", text(Some(3), true)),
             (Mysql, "longtext", text(None, false)),
             (Mysql, "enum('a','b')", text(None, false)),
-            (Mysql, "varbinary(16)", ColType::Binary { len: Some(16), fixed: false }),
-            (Mysql, "longblob", ColType::Binary { len: None, fixed: false }),
+            (
+                Mysql,
+                "varbinary(16)",
+                ColType::Binary {
+                    len: Some(16),
+                    fixed: false,
+                },
+            ),
+            (
+                Mysql,
+                "longblob",
+                ColType::Binary {
+                    len: None,
+                    fixed: false,
+                },
+            ),
             (Mysql, "json", ColType::Json { binary: false }),
             (Mysql, "year(4)", int(2, false)),
             (Mysql, "point", ColType::Other("point".into())),
@@ -484,17 +531,55 @@ mod tests {
             (Postgres, "smallint", int(2, false)),
             (Postgres, "integer", int(4, false)),
             (Postgres, "numeric(20,0)", dec(20, 0)),
-            (Postgres, "numeric", ColType::Decimal { precision: None, scale: 0 }),
+            (
+                Postgres,
+                "numeric",
+                ColType::Decimal {
+                    precision: None,
+                    scale: 0,
+                },
+            ),
             (Postgres, "real", ColType::Float { double: false }),
-            (Postgres, "double precision", ColType::Float { double: true }),
-            (Postgres, "time(3) with time zone", ColType::Time { frac: 3, tz: true }),
-            (Postgres, "time without time zone", ColType::Time { frac: 6, tz: false }),
-            (Postgres, "timestamp(3) without time zone", ColType::Timestamp { frac: 3, tz: false }),
-            (Postgres, "timestamp with time zone", ColType::Timestamp { frac: 6, tz: true }),
-            (Postgres, "TIMESTAMPTZ", ColType::Timestamp { frac: 6, tz: true }),
+            (
+                Postgres,
+                "double precision",
+                ColType::Float { double: true },
+            ),
+            (
+                Postgres,
+                "time(3) with time zone",
+                ColType::Time { frac: 3, tz: true },
+            ),
+            (
+                Postgres,
+                "time without time zone",
+                ColType::Time { frac: 6, tz: false },
+            ),
+            (
+                Postgres,
+                "timestamp(3) without time zone",
+                ColType::Timestamp { frac: 3, tz: false },
+            ),
+            (
+                Postgres,
+                "timestamp with time zone",
+                ColType::Timestamp { frac: 6, tz: true },
+            ),
+            (
+                Postgres,
+                "TIMESTAMPTZ",
+                ColType::Timestamp { frac: 6, tz: true },
+            ),
             (Postgres, "character varying(40)", text(Some(40), false)),
             (Postgres, "character(3)", text(Some(3), true)),
-            (Postgres, "bytea", ColType::Binary { len: None, fixed: false }),
+            (
+                Postgres,
+                "bytea",
+                ColType::Binary {
+                    len: None,
+                    fixed: false,
+                },
+            ),
             (Postgres, "jsonb", ColType::Json { binary: true }),
             (Postgres, "uuid", ColType::Uuid),
             (Postgres, "interval", ColType::Other("interval".into())),
@@ -503,11 +588,26 @@ mod tests {
             (Sqlite, "REAL", ColType::Float { double: true }),
             (Sqlite, "FLOAT", ColType::Float { double: true }),
             (Sqlite, "DECIMAL TEXT(30,10)", dec(30, 10)),
-            (Sqlite, "NUMERIC", ColType::Decimal { precision: None, scale: 0 }),
-            (Sqlite, "TIMESTAMP WITH TIME ZONE(3)", ColType::Timestamp { frac: 3, tz: true }),
-            (Sqlite, "DATETIME", ColType::Timestamp { frac: 6, tz: false }),
+            (
+                Sqlite,
+                "NUMERIC",
+                ColType::Decimal {
+                    precision: None,
+                    scale: 0,
+                },
+            ),
+            (
+                Sqlite,
+                "TIMESTAMP WITH TIME ZONE(3)",
+                ColType::Timestamp { frac: 3, tz: true },
+            ),
+            (
+                Sqlite,
+                "DATETIME",
+                ColType::Timestamp { frac: 6, tz: false },
+            ),
             (Sqlite, "JSON TEXT", ColType::Json { binary: false }),
-            (Sqlite, "", ColType::Other(String::new())),
+            (Sqlite, "", text(None, false)),
         ];
         for (d, declared, want) in cases {
             assert_eq!(&parse(*d, declared), want, "{d:?} {declared}");
@@ -522,36 +622,138 @@ mod tests {
             (Mysql, "tinyint(1)", "BOOLEAN", "boolean", "BOOLEAN"),
             (Postgres, "boolean", "BOOLEAN", "boolean", "BOOLEAN"),
             (Mysql, "tinyint(4)", "TINYINT", "smallint", "TINYINT"),
-            (Mysql, "tinyint(3) unsigned", "TINYINT UNSIGNED", "smallint", "TINYINT UNSIGNED"),
+            (
+                Mysql,
+                "tinyint(3) unsigned",
+                "TINYINT UNSIGNED",
+                "smallint",
+                "TINYINT UNSIGNED",
+            ),
             (Mysql, "smallint(6)", "SMALLINT", "smallint", "SMALLINT"),
-            (Mysql, "smallint(5) unsigned", "SMALLINT UNSIGNED", "integer", "SMALLINT UNSIGNED"),
+            (
+                Mysql,
+                "smallint(5) unsigned",
+                "SMALLINT UNSIGNED",
+                "integer",
+                "SMALLINT UNSIGNED",
+            ),
             (Mysql, "mediumint(9)", "MEDIUMINT", "integer", "MEDIUMINT"),
             (Mysql, "int(11)", "INT", "integer", "INT"),
-            (Mysql, "int(10) unsigned", "INT UNSIGNED", "bigint", "INT UNSIGNED"),
+            (
+                Mysql,
+                "int(10) unsigned",
+                "INT UNSIGNED",
+                "bigint",
+                "INT UNSIGNED",
+            ),
             (Mysql, "bigint(20)", "BIGINT", "bigint", "BIGINT"),
-            (Mysql, "bigint(20) unsigned", "BIGINT UNSIGNED", "numeric(20,0)", "DECIMAL TEXT(20,0)"),
+            (
+                Mysql,
+                "bigint(20) unsigned",
+                "BIGINT UNSIGNED",
+                "numeric(20,0)",
+                "DECIMAL TEXT(20,0)",
+            ),
             (Sqlite, "INTEGER", "BIGINT", "bigint", "BIGINT"),
-            (Mysql, "decimal(12,2)", "DECIMAL(12,2)", "numeric(12,2)", "DECIMAL(12,2)"),
-            (Mysql, "decimal(65,30)", "DECIMAL(65,30)", "numeric(65,30)", "DECIMAL TEXT(65,30)"),
-            (Postgres, "numeric(12,2)", "DECIMAL(12,2)", "numeric(12,2)", "DECIMAL(12,2)"),
-            (Postgres, "numeric", "DECIMAL(65,0)", "numeric", "DECIMAL TEXT"),
+            (
+                Mysql,
+                "decimal(12,2)",
+                "DECIMAL(12,2)",
+                "numeric(12,2)",
+                "DECIMAL(12,2)",
+            ),
+            (
+                Mysql,
+                "decimal(65,30)",
+                "DECIMAL(65,30)",
+                "numeric(65,30)",
+                "DECIMAL TEXT(65,30)",
+            ),
+            (
+                Postgres,
+                "numeric(12,2)",
+                "DECIMAL(12,2)",
+                "numeric(12,2)",
+                "DECIMAL(12,2)",
+            ),
+            (
+                Postgres,
+                "numeric",
+                "DECIMAL(65,0)",
+                "numeric",
+                "DECIMAL TEXT",
+            ),
             (Mysql, "float", "FLOAT", "real", "FLOAT"),
             (Postgres, "real", "FLOAT", "real", "FLOAT"),
             (Mysql, "double", "DOUBLE", "double precision", "DOUBLE"),
             (Sqlite, "REAL", "DOUBLE", "double precision", "DOUBLE"),
             (Mysql, "date", "DATE", "date", "DATE"),
-            (Mysql, "time(3)", "TIME(3)", "time(3) without time zone", "TIME(3)"),
-            (Postgres, "time(6) with time zone", "TIME(6)", "time(6) with time zone", "TIME WITH TIME ZONE(6)"),
-            (Mysql, "datetime(6)", "DATETIME(6)", "timestamp(6) without time zone", "DATETIME(6)"),
-            (Mysql, "datetime", "DATETIME(0)", "timestamp(0) without time zone", "DATETIME(0)"),
-            (Mysql, "timestamp(3)", "DATETIME(3)", "timestamp(3) with time zone", "TIMESTAMP WITH TIME ZONE(3)"),
-            (Postgres, "timestamp(3) with time zone", "DATETIME(3)", "timestamp(3) with time zone", "TIMESTAMP WITH TIME ZONE(3)"),
-            (Mysql, "varchar(40)", "VARCHAR(40)", "character varying(40)", "VARCHAR(40)"),
-            (Mysql, "varchar(5000)", "TEXT", "character varying(5000)", "VARCHAR(5000)"),
+            (
+                Mysql,
+                "time(3)",
+                "TIME(3)",
+                "time(3) without time zone",
+                "TIME(3)",
+            ),
+            (
+                Postgres,
+                "time(6) with time zone",
+                "TIME(6)",
+                "time(6) with time zone",
+                "TIME WITH TIME ZONE(6)",
+            ),
+            (
+                Mysql,
+                "datetime(6)",
+                "DATETIME(6)",
+                "timestamp(6) without time zone",
+                "DATETIME(6)",
+            ),
+            (
+                Mysql,
+                "datetime",
+                "DATETIME(0)",
+                "timestamp(0) without time zone",
+                "DATETIME(0)",
+            ),
+            (
+                Mysql,
+                "timestamp(3)",
+                "DATETIME(3)",
+                "timestamp(3) with time zone",
+                "TIMESTAMP WITH TIME ZONE(3)",
+            ),
+            (
+                Postgres,
+                "timestamp(3) with time zone",
+                "DATETIME(3)",
+                "timestamp(3) with time zone",
+                "TIMESTAMP WITH TIME ZONE(3)",
+            ),
+            (
+                Mysql,
+                "varchar(40)",
+                "VARCHAR(40)",
+                "character varying(40)",
+                "VARCHAR(40)",
+            ),
+            (
+                Mysql,
+                "varchar(5000)",
+                "TEXT",
+                "character varying(5000)",
+                "VARCHAR(5000)",
+            ),
             (Mysql, "char(3)", "CHAR(3)", "character(3)", "CHAR(3)"),
             (Postgres, "text", "LONGTEXT", "text", "TEXT"),
             (Mysql, "binary(16)", "BINARY(16)", "bytea", "BINARY(16)"),
-            (Mysql, "varbinary(64)", "VARBINARY(64)", "bytea", "VARBINARY(64)"),
+            (
+                Mysql,
+                "varbinary(64)",
+                "VARBINARY(64)",
+                "bytea",
+                "VARBINARY(64)",
+            ),
             (Postgres, "bytea", "LONGBLOB", "bytea", "BLOB"),
             (Mysql, "json", "JSON", "json", "JSON TEXT"),
             (Postgres, "jsonb", "JSON", "jsonb", "JSON TEXT"),
@@ -566,8 +768,10 @@ mod tests {
             let back = parse(Sqlite, &map(Sqlite, &ty).sql);
             let widened = matches!(
                 ty,
-                ColType::Int { bytes: 8, unsigned: true }
-                    | ColType::Float { double: false }
+                ColType::Int {
+                    bytes: 8,
+                    unsigned: true
+                } | ColType::Float { double: false }
                     | ColType::Json { binary: true }
             );
             assert!(widened || back == ty, "{from:?} {declared}: {back:?}");
@@ -596,7 +800,10 @@ mod tests {
         ];
         for (from, declared, to) in noted {
             let m = map(*to, &parse(*from, declared));
-            assert!(m.loss.is_none() && m.note.is_some(), "{from:?} {declared} -> {to:?}: {m:?}");
+            assert!(
+                m.loss.is_none() && m.note.is_some(),
+                "{from:?} {declared} -> {to:?}: {m:?}"
+            );
         }
     }
 }

@@ -598,15 +598,21 @@ fn transfer_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
             })
         }
         _ => {
-            ctx.allow_attrs(el, &subject, &["type", "path", "delimited", "file-link"]);
+            ctx.allow_attrs(
+                el,
+                &subject,
+                &["type", "path", "delimited", "file-link", "header"],
+            );
             ctx.allow_children(el, &subject, &[]);
             let file_link = file_link(ctx, el);
             let delimiter = delimiter(el);
+            let header = ctx.bool_attr(el, &subject, "header", false);
             let path = file_path(ctx, el, &subject)?;
             Some(TransferSource::File {
                 file_link,
                 path,
                 delimiter,
+                header,
             })
         }
     }
@@ -652,15 +658,21 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
             })
         }
         _ => {
-            ctx.allow_attrs(el, &subject, &["type", "path", "delimited", "file-link"]);
+            ctx.allow_attrs(
+                el,
+                &subject,
+                &["type", "path", "delimited", "file-link", "header"],
+            );
             ctx.allow_children(el, &subject, &[]);
             let file_link = file_link(ctx, el);
             let delimiter = delimiter(el);
+            let header = ctx.bool_attr(el, &subject, "header", false);
             let path = file_path(ctx, el, &subject)?;
             Some(TransferTarget::File {
                 file_link,
                 path,
                 delimiter,
+                header,
             })
         }
     }
