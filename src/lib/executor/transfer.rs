@@ -78,6 +78,27 @@ fn file_path(ctx: &AttemptContext, t: &Template) -> Result<PathBuf, String> {
     Ok(PathBuf::from(p))
 }
 
+/// MySQL sends a FLOAT as text with 6 digits, which does not read back as the same number: such
+/// columns are read through a DOUBLE, which holds every FLOAT exactly.
+fn exact_floats(dialect: Dialect, query: String, columns: &[SourceColumn]) -> String {
+    let float = |c: &SourceColumn| matches!(c.ty, ColType::Float { double: false });
+    if dialect != Dialect::Mysql || !columns.iter().any(float) {
+        return query;
+    }
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let name = db::quote_ident(dialect, &c.name);
+            if float(c) {
+                format!("CAST(q.{name} AS DOUBLE) AS {name}")
+            } else {
+                format!("q.{name}")
+            }
+        })
+        .collect();
+    format!("SELECT {} FROM ({query}) AS q", list.join(", "))
+}
+
 /// A source column: its name and type.
 #[derive(Clone, Debug)]
 struct SourceColumn {
@@ -171,11 +192,22 @@ async fn open_source(
                 .prepare_transfer()
                 .await
                 .map_err(|e| format!("source session: {}", session.error(&e)))?;
-            let declared = session
-                .conn
-                .query_columns(&query)
-                .await
-                .map_err(|e| format!("source query is invalid: {}", session.error(&e)))?;
+            // a table is described from its own definition (MariaDB's JSON shows only there)
+            let declared = match db::table_name(dialect, text.trim().trim_end_matches(';').trim()) {
+                Ok(parts) => session
+                    .conn
+                    .table_columns(&parts)
+                    .await
+                    .map_err(|e| format!("source table: {}", session.error(&e)))?
+                    .ok_or_else(|| {
+                        format!("source table {} does not exist", db::table_sql(&parts))
+                    })?,
+                Err(_) => session
+                    .conn
+                    .query_columns(&query)
+                    .await
+                    .map_err(|e| format!("source query is invalid: {}", session.error(&e)))?,
+            };
             let columns: Vec<SourceColumn> = declared
                 .into_iter()
                 .map(|(name, declared)| SourceColumn {
@@ -184,6 +216,7 @@ async fn open_source(
                     declared,
                 })
                 .collect();
+            let query = exact_floats(dialect, query, &columns);
             let read = columns
                 .iter()
                 .map(|c| match c.ty {
