@@ -1,5 +1,11 @@
 //! The store: the only way the engine touches the database, one implementation per backend
-//! (`sqlite.rs`, `mysql.rs`, `postgres.rs`), all checked by the same conformance suite.
+//! (`sqlite/`, `mysql/`, `postgres/`), all checked by the same conformance suite.
+//!
+//! Each backend folder holds the same files, one per table group, so the three compare file by
+//! file: `mod.rs` (connecting, transactions, the trait impls delegating to the groups),
+//! `definitions.rs` (workflows, coordinators, links), `runs.rs` (instances and tasks), `records.rs`
+//! (attempts, logs, events, data-monitor checks), `fleet.rs` (workers, schedulers, the master lock),
+//! `alerts.rs` and `tokens.rs` (API tokens, sessions).
 //!
 //! Invariants every implementation keeps:
 //! - every state change is a compare-and-set (`WHERE id = ? AND status IN (...)` plus fencing columns)
@@ -10,7 +16,7 @@
 //! - rows from the database are parsed strictly: an unknown status is [`StoreError::Corrupt`].
 //!
 //! ```text
-//!  engine (sync, scheduler, worker, cli) ──> Arc<dyn Store> ──> sqlite.rs | mysql.rs | postgres.rs
+//!  engine (sync, scheduler, worker, cli) ──> Arc<dyn Store> ──> sqlite/ | mysql/ | postgres/
 //!                                              └─ begin() ──> Box<dyn StoreTx> (one transaction)
 //! ```
 

@@ -1,6 +1,6 @@
 //! One conformance suite for every backend (River's driver tests): each case is a plain async fn on
 //! `&dyn Store`, and the macros below stamp out one test per case per backend, each on a fresh
-//! database. When a case passes on SQLite and fails on MySQL, the bug is in `mysql.rs`: never fork the
+//! database. When a case passes on SQLite and fails on MySQL, the bug is in `mysql/`: never fork the
 //! case.
 
 macro_rules! conformance {

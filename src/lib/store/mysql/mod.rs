@@ -1,0 +1,768 @@
+//! MySQL 8.0+ / MariaDB 10.6+ store: the shared-server backend, ported from `sqlite/` with the same
+//! semantics.
+//!
+//! - Every pooled session runs with `time_zone = '+00:00'` (DATETIME(6) columns hold UTC) and READ
+//!   COMMITTED: at REPEATABLE READ the claim and a concurrent producer deadlocked on next-key locks.
+//! - `NOW(6)` is the database clock for every comparison.
+//! - Text columns use `utf8mb4_bin` (exact, case-sensitive, like SQLite and PostgreSQL). The server
+//!   flags such columns BINARY, and sqlx then refuses to decode them as `String`, so every text
+//!   column is selected through `CAST(... AS CHAR)`. ORDER BY always names the table column
+//!   (`w.name`), never the alias, so rows still sort by the binary collation.
+//! - Sets are bound one value per element (`QueryBuilder::push_bind`); a worker's claim text only
+//!   changes with the number of its queues, so it stays prepared.
+//! - Deadlocks (1213) and lock wait timeouts (1205) are retried here, in [`retrying`], a bounded
+//!   number of times; transactions the engine opens are retried by the engine.
+//! - The master lock is `GET_LOCK` through [`SessionMaster`]; its name carries `DATABASE()`, hashed
+//!   when over the server's 64-character limit.
+//! - Refused at connect: MariaDB < 10.6 and MySQL < 8.0 (no SKIP LOCKED), and Galera, which refuses
+//!   GET_LOCK.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{
+    MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions,
+};
+use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
+
+use super::common::{
+    all_applied, json_list, micros, normalize_dir_prefix, placeholders, INVARIANT_CHECKS,
+    ROWS_PER_INSERT,
+};
+use super::session_lock::{SessionLock, SessionMaster};
+mod alerts;
+mod definitions;
+mod fleet;
+mod records;
+mod runs;
+mod tokens;
+
+use super::*;
+use crate::definition::{DbLink, FileLink};
+use crate::state::{InstanceId, TaskId, TaskStatus};
+
+/// How often a statement that deadlocked or timed out on a lock is tried in all.
+const RETRY_ATTEMPTS: u32 = 5;
+
+/// Server error number of a duplicate key.
+const ER_DUP_ENTRY: u16 = 1062;
+
+/// Longest user-level lock name the server accepts.
+const LOCK_NAME_MAX: usize = 64;
+
+pub(crate) struct MysqlStore {
+    pool: MySqlPool,
+    /// For the master lock's own connection, which must never come from (or return to) the pool.
+    options: MySqlConnectOptions,
+    lock_name: String,
+    /// The last claim found nothing: the next one first asks, outside a transaction, whether
+    /// anything is ready. An idle worker then sends one statement per poll, not BEGIN, SELECT and
+    /// ROLLBACK.
+    claim_idle: std::sync::atomic::AtomicBool,
+}
+
+impl MysqlStore {
+    pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+            url: redact_url(&opts.url),
+            reason: e.to_string(),
+        };
+        // sqlx knows `mysql://` only; `mariadb://` is our alias for the same protocol.
+        let url = match opts.url.strip_prefix("mariadb:") {
+            Some(rest) => format!("mysql:{rest}"),
+            None => opts.url.clone(),
+        };
+        let options = MySqlConnectOptions::from_str(&url)
+            .map_err(unreachable)?
+            .timezone(Some("+00:00".to_string()));
+        let pool = MySqlPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET time_zone = '+00:00'").await?;
+                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
+            .await
+            .map_err(unreachable)?;
+
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&pool)
+            .await?;
+        check_server_version(&version)?;
+        // SHOW is not preparable everywhere: send it as plain text. MySQL has no such variable.
+        let wsrep = sqlx::raw_sql("SHOW VARIABLES LIKE 'wsrep_on'")
+            .fetch_all(&pool)
+            .await?
+            .first()
+            .map(|row| row.try_get::<String, _>(1))
+            .transpose()?;
+        if wsrep.is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            return Err(StoreError::Unsupported(format!(
+                "{version} is a Galera cluster node (wsrep_on = ON): Galera refuses GET_LOCK, which the \
+                 master election needs; point akkaflow at a plain MySQL/MariaDB primary"
+            )));
+        }
+        let database: Option<String> = sqlx::query_scalar("SELECT CAST(DATABASE() AS CHAR)")
+            .fetch_one(&pool)
+            .await?;
+        let Some(database) = database else {
+            return Err(StoreError::Unsupported(format!(
+                "{} names no database: akkaflow needs one of its own, as in mysql://user:pass@host/akkaflow",
+                redact_url(&opts.url)
+            )));
+        };
+        Ok(Arc::new(MysqlStore {
+            pool,
+            options,
+            lock_name: lock_name(&database),
+            claim_idle: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+}
+
+/// Refuses servers without `FOR UPDATE SKIP LOCKED`: MariaDB before 10.6, MySQL before 8.0.
+fn check_server_version(version: &str) -> Result<()> {
+    // Old MariaDB replication handshakes prefix a fake `5.5.5-`.
+    let v = version.strip_prefix("5.5.5-").unwrap_or(version);
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let (major, minor) = match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => {
+            return Err(StoreError::Unsupported(format!(
+                "cannot read the server version `{version}`"
+            )))
+        }
+    };
+    let (name, need) = if v.to_ascii_lowercase().contains("mariadb") {
+        ("MariaDB", (10, 6))
+    } else {
+        ("MySQL", (8, 0))
+    };
+    if (major, minor) < need {
+        return Err(StoreError::Unsupported(format!(
+            "{name} {version} is too old: akkaflow needs {name} {}.{} or newer for FOR UPDATE SKIP LOCKED",
+            need.0, need.1
+        )));
+    }
+    Ok(())
+}
+
+/// The master lock's name: GET_LOCK names are server-wide, so it carries the database name; a name
+/// over the server's 64-character limit is shortened to a hash of it.
+fn lock_name(database: &str) -> String {
+    let plain = format!("akkaflow.master.{database}");
+    if plain.chars().count() <= LOCK_NAME_MAX {
+        return plain;
+    }
+    let digest = Sha256::digest(database.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "akkaflow.master.{}",
+        &hex[..LOCK_NAME_MAX - "akkaflow.master.".len()]
+    )
+}
+
+/// Runs `op` again after a deadlock or lock wait timeout, a bounded number of times, with a short
+/// jittered backoff. Only for operations that are one statement or open their own transaction: the
+/// server rolled back the whole statement or transaction, so running it again is safe.
+async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if e.is_retryable() && attempt < RETRY_ATTEMPTS => {
+                let backoff = 5u64 << attempt;
+                tracing::debug!(error = %e, attempt, "deadlock or lock wait timeout; retrying");
+                tokio::time::sleep(Duration::from_millis(backoff + fastrand::u64(0..backoff)))
+                    .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `e` is a duplicate key on the named unique key.
+fn is_duplicate_on(e: &sqlx::Error, key: &str) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.try_downcast_ref::<MySqlDatabaseError>()
+        .is_some_and(|m| m.number() == ER_DUP_ENTRY && m.message().contains(key))
+}
+
+/// Appends `(?, ?, ...)` binding every item; callers make sure `items` is not empty.
+fn push_list<'a, T>(qb: &mut QueryBuilder<'a, MySql>, items: impl IntoIterator<Item = T>)
+where
+    T: 'a + sqlx::Encode<'a, MySql> + sqlx::Type<MySql> + Send,
+{
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for item in items {
+        sep.push_bind(item);
+    }
+    sep.push_unseparated(")");
+}
+
+#[async_trait]
+impl Store for MysqlStore {
+    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::due(&self.pool, limit).await
+    }
+
+    async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::list(&self.pool, limit).await
+    }
+
+    async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas> {
+        alerts::transition(&self.pool, p).await
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Mysql
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        Ok(Box::new(MysqlTx {
+            tx: self.pool.begin().await?,
+            events: Vec::new(),
+            attempts: Vec::new(),
+        }))
+    }
+
+    async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_due(&self.pool, limit).await
+    }
+
+    async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
+        definitions::coordinator_get(&self.pool, workflow).await
+    }
+
+    async fn coordinator_needs_next(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_needs_next(&self.pool, limit).await
+    }
+
+    async fn coordinator_set_next(
+        &self,
+        workflow: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<Cas> {
+        definitions::coordinator_set_next(&self.pool, workflow, next).await
+    }
+
+    async fn coordinator_deps_ready(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_deps_ready(&self.pool, limit).await
+    }
+
+    async fn coordinator_depend_list(&self, workflow: &str) -> Result<Vec<DependRow>> {
+        definitions::coordinator_depend_list(&self.pool, workflow).await
+    }
+
+    async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&self.pool, upstream).await
+    }
+
+    async fn data_monitor_insert(&self, c: &NewDataMonitorCheck) -> Result<()> {
+        records::data_monitor_insert(&self.pool, c).await
+    }
+
+    async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>> {
+        records::data_monitor_list(&self.pool, instance).await
+    }
+
+    async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
+        definitions::db_link_get(&self.pool, name).await
+    }
+
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_list(&self.pool).await
+    }
+
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>> {
+        definitions::db_link_list(&self.pool).await
+    }
+
+    async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        records::event_list(&self.pool, f).await
+    }
+
+    async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
+        definitions::file_link_get(&self.pool, name).await
+    }
+
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>> {
+        definitions::file_link_list(&self.pool).await
+    }
+
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>> {
+        runs::instance_count_by_day(&self.pool, since, dir_prefix).await
+    }
+
+    async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
+        runs::instance_get(&self.pool, id).await
+    }
+
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>> {
+        runs::instance_latest_by_workflow(&self.pool).await
+    }
+
+    async fn instance_list(&self, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+        runs::instance_list(&self.pool, f).await
+    }
+
+    async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>> {
+        runs::instance_pending_workflows(&self.pool, limit).await
+    }
+
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
+        let mut found = Vec::new();
+        for (what, sql) in INVARIANT_CHECKS {
+            // utf8mb4_bin text arrives flagged binary: read it as bytes
+            let mut q = sqlx::query_as::<_, (i64, Option<Vec<u8>>)>(sql);
+            for _ in 0..placeholders(sql) {
+                q = q.bind(stuck_before);
+            }
+            for (id, info) in q.fetch_all(&self.pool).await? {
+                let info = info
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                found.push(Violation { what, id, info });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
+        runs::lease_extend_many(&self.pool, worker_id, ttl).await
+    }
+
+    async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
+        let lock = fleet::MysqlLock {
+            pool: self.pool.clone(),
+            options: self.options.clone(),
+            name: self.lock_name.clone(),
+        };
+        Ok(Box::new(SessionMaster::new(lock, holder)))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = sqlx::migrate!("sql/mysql");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar("SELECT NOW(6)")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()> {
+        fleet::scheduler_heartbeat(&self.pool, p).await
+    }
+
+    async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
+        fleet::scheduler_list(&self.pool).await
+    }
+
+    async fn session_create(&self, p: &NewSession) -> Result<()> {
+        tokens::session_create(&self.pool, p).await
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> Result<()> {
+        tokens::session_delete(&self.pool, id_hash).await
+    }
+
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        tokens::session_get(&self.pool, id_hash).await
+    }
+
+    async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+        runs::task_claim(&self.pool, &self.claim_idle, p).await
+    }
+
+    async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>> {
+        runs::task_get(&self.pool, id).await
+    }
+
+    async fn task_kill_check(&self, worker_id: &str, ids: &[TaskId]) -> Result<Vec<TaskId>> {
+        runs::task_kill_check(&self.pool, worker_id, ids).await
+    }
+
+    async fn task_lease_expired(&self, limit: i64) -> Result<Vec<TaskRow>> {
+        runs::task_lease_expired(&self.pool, limit).await
+    }
+
+    async fn task_queue_depth(&self) -> Result<Vec<QueueDepth>> {
+        runs::task_queue_depth(&self.pool).await
+    }
+
+    async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        runs::task_list(&self.pool, instance).await
+    }
+
+    async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>> {
+        records::task_attempt_list(&self.pool, instance).await
+    }
+
+    async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
+        records::task_log_insert_many(&self.pool, lines).await
+    }
+
+    async fn task_log_read(&self, q: &LogQuery) -> Result<Vec<LogLine>> {
+        records::task_log_read(&self.pool, q).await
+    }
+
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>> {
+        tokens::token_get_by_hash(&self.pool, secret_hash).await
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        tokens::token_list(&self.pool).await
+    }
+
+    async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
+        fleet::worker_deregister(&self.pool, worker_id).await
+    }
+
+    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas> {
+        fleet::worker_heartbeat(&self.pool, worker_id).await
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        fleet::worker_list(&self.pool).await
+    }
+
+    async fn worker_register(&self, p: &WorkerRegistration) -> Result<()> {
+        fleet::worker_register(&self.pool, p).await
+    }
+
+    async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
+        definitions::workflow_definition(&self.pool, name, version).await
+    }
+
+    async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>> {
+        definitions::workflow_get(&self.pool, name).await
+    }
+
+    async fn workflow_list(&self) -> Result<Vec<WorkflowRow>> {
+        definitions::workflow_list(&self.pool).await
+    }
+}
+
+struct MysqlTx {
+    tx: Transaction<'static, MySql>,
+    /// Events written by this transaction, inserted together at commit (one statement, not one per change).
+    events: Vec<NewEvent>,
+    /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
+    attempts: Vec<AttemptRow>,
+}
+
+impl MysqlTx {
+    /// Writes what this transaction buffered: its attempt rows, then its events.
+    async fn flush_buffered(&mut self) -> Result<()> {
+        let attempts = std::mem::take(&mut self.attempts);
+        for attempts in attempts.chunks(ROWS_PER_INSERT) {
+            super::common::attempt_insert::<MySql>(attempts)
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.flush_events().await
+    }
+
+    async fn flush_events(&mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        for events in events.chunks(ROWS_PER_INSERT) {
+            super::common::event_insert::<MySql>(events, "NOW(6)")
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreTx for MysqlTx {
+    async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
+        alerts::insert(&mut self.tx, a).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_buffered().await?;
+        Ok(self.tx.commit().await?)
+    }
+
+    async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&mut *self.tx, upstream).await
+    }
+
+    async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {
+        definitions::coordinator_delete(&mut self.tx, workflow).await
+    }
+
+    async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
+        definitions::coordinator_depend_clear(&mut self.tx, workflow, expected).await
+    }
+
+    async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
+        definitions::coordinator_depend_set(&mut self.tx, workflow, upstreams).await
+    }
+
+    async fn coordinator_depend_satisfy(
+        &mut self,
+        upstream: &str,
+        instance: InstanceId,
+    ) -> Result<u64> {
+        definitions::coordinator_depend_satisfy(&mut self.tx, upstream, instance).await
+    }
+
+    async fn coordinator_fire(
+        &mut self,
+        workflow: &str,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        fired: DateTime<Utc>,
+    ) -> Result<Cas> {
+        definitions::coordinator_fire(&mut self.tx, workflow, expected, next, fired).await
+    }
+
+    async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_list_all(&mut self.tx).await
+    }
+
+    async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()> {
+        definitions::coordinator_upsert(&mut self.tx, c).await
+    }
+
+    async fn db_link_delete(&mut self, name: &str) -> Result<()> {
+        definitions::db_link_delete(&mut self.tx, name).await
+    }
+
+    async fn db_link_names(&mut self) -> Result<Vec<String>> {
+        definitions::db_link_names(&mut self.tx).await
+    }
+
+    async fn db_link_upsert(&mut self, l: &DbLink) -> Result<()> {
+        definitions::db_link_upsert(&mut self.tx, l).await
+    }
+
+    async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
+        self.events.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn file_link_delete(&mut self, name: &str) -> Result<()> {
+        definitions::file_link_delete(&mut self.tx, name).await
+    }
+
+    async fn file_link_names(&mut self) -> Result<Vec<String>> {
+        definitions::file_link_names(&mut self.tx).await
+    }
+
+    async fn file_link_upsert(&mut self, l: &FileLink) -> Result<()> {
+        definitions::file_link_upsert(&mut self.tx, l).await
+    }
+
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>> {
+        runs::instance_children_active(&mut self.tx, parent).await
+    }
+
+    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
+        runs::instance_count_running(&mut self.tx, workflow).await
+    }
+
+    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
+        runs::instance_insert(&mut self.tx, p).await
+    }
+
+    async fn instance_lock(
+        &mut self,
+        id: InstanceId,
+    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+        runs::instance_lock(&mut self.tx, id).await
+    }
+
+    async fn instance_pending_oldest(
+        &mut self,
+        workflow: &str,
+        limit: i64,
+    ) -> Result<Vec<InstanceId>> {
+        runs::instance_pending_oldest(&mut self.tx, workflow, limit).await
+    }
+
+    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas> {
+        runs::instance_transition(&mut self.tx, p).await
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()> {
+        self.attempts.push(a.clone());
+        Ok(())
+    }
+
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()> {
+        runs::task_insert_many(&mut self.tx, tasks).await
+    }
+
+    async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {
+        alerts::log_tail(&mut self.tx, id, limit).await
+    }
+
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
+        records::task_log_insert_many_tx(&mut self.tx, lines).await
+    }
+
+    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        runs::task_list_tx(&mut self.tx, instance).await
+    }
+
+    async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas> {
+        runs::task_request_kill(&mut self.tx, id).await
+    }
+
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64> {
+        runs::task_transition_many(&mut self.tx, ids, p).await
+    }
+
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {
+        tokens::token_create(&mut self.tx, p).await
+    }
+
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas> {
+        tokens::token_revoke(&mut self.tx, name).await
+    }
+
+    async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>> {
+        definitions::workflow_heads(&mut self.tx).await
+    }
+
+    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
+        definitions::workflow_lock(&mut self.tx, name).await
+    }
+
+    async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>> {
+        alerts::receivers(&mut self.tx, names).await
+    }
+
+    async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {
+        definitions::workflow_set_enabled(&mut self.tx, name, enabled).await
+    }
+
+    async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()> {
+        definitions::workflow_upsert(&mut self.tx, w).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions() {
+        let cases = [
+            ("10.11.19-MariaDB-0+deb12u1", true),
+            ("10.6.0-MariaDB", true),
+            ("10.5.23-MariaDB-log", false),
+            ("5.5.5-10.4.1-MariaDB", false),
+            ("5.5.5-10.6.12-MariaDB", true),
+            ("11.4.2-MariaDB", true),
+            ("8.0.36", true),
+            ("8.4.0-commercial", true),
+            ("5.7.44-log", false),
+            ("garbage", false),
+        ];
+        for (version, ok) in cases {
+            assert_eq!(check_server_version(version).is_ok(), ok, "{version}");
+        }
+    }
+
+    #[test]
+    fn lock_names_fit_the_server_limit() {
+        assert_eq!(lock_name("akkaflow"), "akkaflow.master.akkaflow");
+        let long = lock_name(&"x".repeat(64));
+        assert_eq!(long.len(), LOCK_NAME_MAX);
+        assert!(long.starts_with("akkaflow.master."));
+        assert_ne!(long, lock_name(&"y".repeat(64)));
+    }
+
+    /// The lock lives on a session of its own: when that session dies, the handle stops being master
+    /// at once, and can win the lock again on a new connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_lock_connection_steps_down() {
+        let Some(url) = crate::testkit::fresh_database_url(Backend::Mysql, "killed_lock").await
+        else {
+            return;
+        };
+        let store = MysqlStore::connect(&ConnectOptions::new(url.clone()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let mut lock = store.master_lock("a").await.unwrap();
+        let first = lock.try_acquire().await.unwrap().expect("a free lock");
+
+        let mut admin = MySqlConnection::connect(&url).await.unwrap();
+        let db: String = sqlx::query_scalar("SELECT CAST(DATABASE() AS CHAR)")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        let session: i64 = sqlx::query_scalar("SELECT CAST(IS_USED_LOCK(?) AS SIGNED)")
+            .bind(lock_name(&db))
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        admin
+            .execute(format!("KILL {session}").as_str())
+            .await
+            .unwrap();
+
+        assert!(!lock.still_held().await.unwrap());
+        // The server ends the killed session asynchronously: retry until its lock is free.
+        let lock = &tokio::sync::Mutex::new(lock);
+        let second = crate::testkit::wait_for(Duration::from_secs(10), move || async move {
+            let mut lock = lock.lock().await;
+            lock.try_acquire().await.unwrap().ok_or("not yet released")
+        })
+        .await;
+        assert!(second > first);
+        assert!(lock.lock().await.still_held().await.unwrap());
+    }
+}

@@ -1,0 +1,481 @@
+//! MySQL/MariaDB: workflow instances and their tasks: claims, leases, transitions.
+
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+
+macro_rules! task_cols {
+    () => {
+        "t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, \
+         CAST(t.status AS CHAR) AS status, t.attempt, t.max_attempts, t.retry_interval_s, t.timeout_s, \
+         CAST(t.queue AS CHAR) AS queue, t.priority, t.run_at, CAST(t.worker_id AS CHAR) AS worker_id, \
+         t.lease_until, t.kill_requested, t.exit_code, CAST(t.error AS CHAR) AS error, t.created_at, \
+         t.started_at, t.ended_at"
+    };
+}
+
+macro_rules! instance_cols {
+    () => {
+        "i.id, CAST(i.workflow AS CHAR) AS workflow, i.workflow_version, CAST(i.status AS CHAR) AS status, \
+         CAST(i.params AS CHAR) AS params, CAST(i.trigger_kind AS CHAR) AS trigger_kind, i.scheduled_for, \
+         i.parent_instance_id, i.parent_task_id, CAST(i.error AS CHAR) AS error, CAST(i.created_by AS CHAR) AS created_by, \
+         i.created_at, i.started_at, i.ended_at"
+    };
+}
+
+/// `i.workflow` lies in the dir prefix bound four times (NULL: everywhere); see [`dir_in_scope`].
+macro_rules! in_dir {
+    () => {
+        "(? IS NULL OR i.workflow IN (SELECT w.name FROM workflow w WHERE w.dir = ? \
+         OR LEFT(w.dir, CHAR_LENGTH(?) + 1) = CONCAT(?, '/')))"
+    };
+}
+
+const INSTANCE_GET: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance i WHERE i.id = ?"
+);
+
+const INSTANCE_LIST: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance i WHERE (? IS NULL OR i.workflow = ?) AND (? IS NULL OR i.status = ?) \
+     AND (? IS NULL OR i.created_at >= ?) AND (? IS NULL OR i.id < ?) AND ",
+    in_dir!(),
+    " ORDER BY i.id DESC LIMIT ?"
+);
+
+const INSTANCE_COUNT_BY_DAY: &str = concat!(
+    "SELECT CAST(DATE_FORMAT(COALESCE(i.ended_at, i.created_at), '%Y-%m-%d') AS CHAR) AS day, \
+     CAST(i.status AS CHAR) AS status, COUNT(*) AS count FROM workflow_instance i \
+     WHERE COALESCE(i.ended_at, i.created_at) >= ? AND ",
+    in_dir!(),
+    " GROUP BY day, status ORDER BY day, status"
+);
+
+const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance i WHERE i.id IN (SELECT MAX(m.id) FROM workflow_instance m GROUP BY m.workflow) \
+     ORDER BY i.workflow"
+);
+
+const INSTANCE_LOCK: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    // SYSDATE, unlike NOW, is read when the row is returned: after the wait for its lock
+    ", SYSDATE(6) AS db_now FROM workflow_instance i WHERE i.id = ? FOR UPDATE"
+);
+
+const TASK_GET: &str = concat!("SELECT ", task_cols!(), " FROM task t WHERE t.id = ?");
+
+const TASK_LEASE_EXPIRED: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task t WHERE t.status = 'running' AND t.lease_until < NOW(6) ORDER BY t.id LIMIT ?"
+);
+
+const TASK_LIST: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task t WHERE t.instance_id = ? ORDER BY t.id"
+);
+
+const TASK_CLAIM_RESULT: &str = "SELECT t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, t.attempt, \
+     t.timeout_s, CAST(i.workflow AS CHAR) AS workflow, i.workflow_version, CAST(i.params AS CHAR) AS params, \
+     i.scheduled_for, t.started_at FROM task t JOIN workflow_instance i ON i.id = t.instance_id WHERE t.id IN ";
+
+pub(super) async fn instance_children_active(
+    conn: &mut MySqlConnection,
+    parent: InstanceId,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE parent_instance_id = ? AND status IN ('pending', 'running') ORDER BY id",
+    )
+    .bind(parent)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_count_by_day(
+    pool: &MySqlPool,
+    since: DateTime<Utc>,
+    dir_prefix: Option<&str>,
+) -> Result<Vec<DayCount>> {
+    let dir = normalize_dir_prefix(dir_prefix);
+    Ok(sqlx::query_as(INSTANCE_COUNT_BY_DAY)
+        .bind(since)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_count_running(
+    conn: &mut MySqlConnection,
+    workflow: &str,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
+    )
+    .bind(workflow)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_get(pool: &MySqlPool, id: InstanceId) -> Result<Option<InstanceRow>> {
+    Ok(sqlx::query_as(INSTANCE_GET)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn instance_insert(
+    conn: &mut MySqlConnection,
+    p: &NewInstance,
+) -> Result<Option<InstanceId>> {
+    // Not INSERT IGNORE: it would also swallow bad values and foreign-key errors. A duplicate key
+    // only fails this statement; the transaction goes on.
+    let r = sqlx::query(
+        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+         parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, NOW(6))",
+    )
+    .bind(&p.workflow)
+    .bind(p.workflow_version)
+    .bind(&p.params)
+    .bind(p.trigger_kind)
+    .bind(p.scheduled_for)
+    .bind(p.parent_instance_id)
+    .bind(p.parent_task_id)
+    .bind(&p.created_by)
+    .execute(&mut *conn)
+    .await;
+    match r {
+        Ok(done) => {
+            let id = i64::try_from(done.last_insert_id())
+                .expect("AUTO_INCREMENT of a BIGINT column fits in i64");
+            Ok(Some(InstanceId(id)))
+        }
+        Err(e) if is_duplicate_on(&e, "workflow_instance_slot") => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn instance_latest_by_workflow(pool: &MySqlPool) -> Result<Vec<InstanceRow>> {
+    Ok(sqlx::query_as(INSTANCE_LATEST_BY_WORKFLOW)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_list(
+    pool: &MySqlPool,
+    f: &InstanceFilter,
+) -> Result<Vec<InstanceRow>> {
+    let dir = normalize_dir_prefix(f.dir_prefix.as_deref());
+    Ok(sqlx::query_as(INSTANCE_LIST)
+        .bind(&f.workflow)
+        .bind(&f.workflow)
+        .bind(f.status)
+        .bind(f.status)
+        .bind(f.since)
+        .bind(f.since)
+        .bind(f.before_id)
+        .bind(f.before_id)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(f.limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_lock(
+    conn: &mut MySqlConnection,
+    id: InstanceId,
+) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+    let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|l| (l.row, l.db_now)))
+}
+
+pub(super) async fn instance_pending_oldest(
+    conn: &mut MySqlConnection,
+    workflow: &str,
+    limit: i64,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE workflow = ? AND status = 'pending' ORDER BY id LIMIT ?",
+    )
+    .bind(workflow)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_pending_workflows(
+    pool: &MySqlPool,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(i.workflow AS CHAR) AS workflow FROM workflow_instance i WHERE i.status = 'pending' \
+         GROUP BY i.workflow ORDER BY i.workflow LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn instance_transition(
+    conn: &mut MySqlConnection,
+    p: &InstanceTransition,
+) -> Result<Cas> {
+    if p.from.is_empty() {
+        return Ok(Cas::Stale);
+    }
+    let mut qb = QueryBuilder::<MySql>::new("UPDATE workflow_instance SET status = ");
+    qb.push_bind(p.to);
+    qb.push(", started_at = COALESCE(");
+    qb.push_bind(p.started_at);
+    qb.push(", started_at), ended_at = ");
+    qb.push_bind(p.ended_at);
+    qb.push(", error = ");
+    qb.push_bind(&p.error);
+    qb.push(" WHERE id = ");
+    qb.push_bind(p.id);
+    qb.push(" AND status IN ");
+    push_list(&mut qb, p.from.iter().copied());
+    let r = qb.build().execute(&mut *conn).await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn lease_extend_many(
+    pool: &MySqlPool,
+    worker_id: &str,
+    ttl: Duration,
+) -> Result<u64> {
+    retrying(|| async move {
+        let r = sqlx::query(
+            "UPDATE task SET lease_until = DATE_ADD(NOW(6), INTERVAL ? MICROSECOND) \
+             WHERE worker_id = ? AND status = 'running'",
+        )
+        .bind(micros(ttl))
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+        Ok(r.rows_affected())
+    })
+    .await
+}
+
+pub(super) async fn task_claim(
+    pool: &MySqlPool,
+    claim_idle: &AtomicBool,
+    p: &TaskClaimParams,
+) -> Result<Vec<ClaimedTask>> {
+    if p.queues.is_empty() || p.limit <= 0 {
+        return Ok(vec![]);
+    }
+    retrying(|| task_claim_once(pool, claim_idle, p)).await
+}
+
+/// One claim transaction: lock up to `limit` ready rows (skipping rows another claimer holds),
+/// mark them running by primary key, and read what the worker needs.
+async fn task_claim_once(
+    pool: &MySqlPool,
+    claim_idle: &AtomicBool,
+    p: &TaskClaimParams,
+) -> Result<Vec<ClaimedTask>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if claim_idle.load(Relaxed) {
+        let mut probe =
+            QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' AND queue IN ");
+        push_list(&mut probe, p.queues.iter());
+        probe.push(" AND run_at <= NOW(6) LIMIT 1");
+        let any: Option<i64> = probe.build_query_scalar().fetch_optional(pool).await?;
+        if any.is_none() {
+            return Ok(vec![]);
+        }
+    }
+    let claimed = task_claim_tx(pool, p).await?;
+    claim_idle.store(claimed.is_empty(), Relaxed);
+    Ok(claimed)
+}
+
+async fn task_claim_tx(pool: &MySqlPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+    let mut tx = pool.begin().await?;
+    // One range read per queue: with `queue IN (...)` the index cannot give the ORDER BY, and
+    // the server sorts every ready row of those queues on each claim (slower as the backlog
+    // grows). Each queue yields its first `limit` rows in index order, all in one statement;
+    // the best `limit` of them overall are claimed, the rest are unlocked at commit untouched.
+    let mut select = QueryBuilder::<MySql>::new("");
+    for (n, queue) in p.queues.iter().enumerate() {
+        if n > 0 {
+            select.push(" UNION ALL ");
+        }
+        select.push("(SELECT priority, run_at, id FROM task WHERE status = 'ready' AND queue = ");
+        select.push_bind(queue);
+        select.push(" AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ");
+        select.push_bind(p.limit);
+        select.push(" FOR UPDATE SKIP LOCKED)");
+    }
+    let mut candidates: Vec<(i64, DateTime<Utc>, i64)> =
+        select.build_query_as().fetch_all(&mut *tx).await?;
+    candidates.sort();
+    candidates.truncate(p.limit.max(0) as usize);
+    let ids: Vec<i64> = candidates.into_iter().map(|(_, _, id)| id).collect();
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(vec![]);
+    }
+
+    let mut update = QueryBuilder::<MySql>::new("UPDATE task SET status = 'running', worker_id = ");
+    update.push_bind(&p.worker_id);
+    update.push(
+        ", attempt = attempt + 1, started_at = NOW(6), lease_until = DATE_ADD(NOW(6), INTERVAL ",
+    );
+    update.push_bind(micros(p.lease_ttl));
+    update.push(" MICROSECOND), ended_at = NULL WHERE status = 'ready' AND id IN ");
+    push_list(&mut update, ids.iter().copied());
+    let updated = update.build().execute(&mut *tx).await?.rows_affected();
+    debug_assert_eq!(updated, ids.len() as u64, "the claimed rows are locked");
+
+    let mut read = QueryBuilder::<MySql>::new(TASK_CLAIM_RESULT);
+    push_list(&mut read, ids.iter().copied());
+    read.push(" ORDER BY t.priority, t.id");
+    let claimed = read.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+pub(super) async fn task_get(pool: &MySqlPool, id: TaskId) -> Result<Option<TaskRow>> {
+    Ok(sqlx::query_as(TASK_GET)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn task_insert_many(conn: &mut MySqlConnection, tasks: &[NewTask]) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::<MySql>::new(
+        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
+         priority, created_at) ",
+    );
+    qb.push_values(tasks, |mut b, t| {
+        b.push_bind(t.instance_id)
+            .push_bind(&t.node)
+            .push_bind(&t.kind)
+            .push_bind(TaskStatus::Waiting);
+        b.push_bind(t.max_attempts)
+            .push_bind(t.retry_interval_s)
+            .push_bind(t.timeout_s);
+        b.push_bind(&t.queue).push_bind(t.priority).push("NOW(6)");
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub(super) async fn task_kill_check(
+    pool: &MySqlPool,
+    worker_id: &str,
+    ids: &[TaskId],
+) -> Result<Vec<TaskId>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut qb = QueryBuilder::<MySql>::new("SELECT id FROM task WHERE id IN ");
+    push_list(&mut qb, ids.iter().copied());
+    qb.push(
+        " AND (status <> 'running' OR kill_requested = 1 OR worker_id IS NULL OR worker_id <> ",
+    );
+    qb.push_bind(worker_id);
+    qb.push(") ORDER BY id");
+    Ok(qb.build_query_scalar().fetch_all(pool).await?)
+}
+
+pub(super) async fn task_lease_expired(pool: &MySqlPool, limit: i64) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LEASE_EXPIRED)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn task_list(pool: &MySqlPool, instance: InstanceId) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LIST)
+        .bind(instance)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn task_list_tx(
+    conn: &mut MySqlConnection,
+    instance: InstanceId,
+) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LIST)
+        .bind(instance)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn task_queue_depth(pool: &MySqlPool) -> Result<Vec<QueueDepth>> {
+    Ok(sqlx::query_as(
+        "SELECT CAST(queue AS CHAR) AS queue, \
+         CAST(SUM(CASE WHEN status = 'ready' AND run_at <= NOW(6) THEN 1 ELSE 0 END) AS SIGNED) AS ready, \
+         CAST(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS SIGNED) AS running \
+         FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn task_request_kill(conn: &mut MySqlConnection, id: TaskId) -> Result<Cas> {
+    let r =
+        sqlx::query("UPDATE task SET kill_requested = TRUE WHERE id = ? AND status = 'running'")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn task_transition_many(
+    conn: &mut MySqlConnection,
+    ids: &[TaskId],
+    p: &TaskTransition,
+) -> Result<u64> {
+    if p.from.is_empty() || ids.is_empty() {
+        return Ok(0);
+    }
+    let mut qb = QueryBuilder::<MySql>::new("UPDATE task SET status = ");
+    qb.push_bind(p.to);
+    qb.push(", run_at = ");
+    qb.push_bind(p.run_at);
+    qb.push(", exit_code = ");
+    qb.push_bind(p.exit_code);
+    qb.push(", error = ");
+    qb.push_bind(&p.error);
+    qb.push(", kill_requested = ");
+    qb.push_bind(p.kill_requested);
+    qb.push(", max_attempts = COALESCE(");
+    qb.push_bind(p.max_attempts);
+    qb.push(", max_attempts), ended_at = ");
+    qb.push_bind(p.ended_at);
+    qb.push(", worker_id = NULL, lease_until = NULL WHERE id IN ");
+    push_list(&mut qb, ids.iter().copied());
+    qb.push(" AND status IN ");
+    push_list(&mut qb, p.from.iter().copied());
+    if let Some(f) = &p.fence {
+        qb.push(" AND worker_id = ");
+        qb.push_bind(&f.worker_id);
+        qb.push(" AND attempt = ");
+        qb.push_bind(f.attempt);
+    }
+    let r = qb.build().execute(&mut *conn).await?;
+    Ok(r.rows_affected())
+}

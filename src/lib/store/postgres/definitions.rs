@@ -1,0 +1,481 @@
+//! PostgreSQL: workflows, their versions, coordinators and their dependencies, db and file links.
+
+use super::*;
+
+macro_rules! coordinator_cols {
+    () => {
+        "c.workflow, c.cron, c.timezone, c.depends, c.params, c.enabled, c.start_time, c.end_time, c.next_fire_at, \
+         c.last_fire_at"
+    };
+}
+
+macro_rules! workflow_cols {
+    () => {
+        "name, version, content_hash, source_xml, definition, file_path, dir, creator, description, mail_level, \
+         mail_receivers, instance_limit, enabled, created_at, updated_at"
+    };
+}
+
+macro_rules! head_cols {
+    () => {
+        "name, version, content_hash, enabled, instance_limit, file_path"
+    };
+}
+
+const COORDINATOR_DUE: &str = concat!(
+    "SELECT ",
+    coordinator_cols!(),
+    " FROM coordinator c WHERE c.enabled AND c.cron IS NOT NULL AND c.next_fire_at <= now() \
+     AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled) \
+     ORDER BY c.next_fire_at, c.workflow COLLATE \"C\" LIMIT $1"
+);
+
+const COORDINATOR_GET: &str = concat!(
+    "SELECT ",
+    coordinator_cols!(),
+    " FROM coordinator c WHERE c.workflow = $1"
+);
+
+const COORDINATOR_NEEDS_NEXT: &str = concat!(
+    "SELECT ",
+    coordinator_cols!(),
+    " FROM coordinator c WHERE c.enabled AND c.cron IS NOT NULL AND c.next_fire_at IS NULL \
+     ORDER BY c.workflow COLLATE \"C\" LIMIT $1"
+);
+
+const COORDINATOR_DEPS_READY: &str = concat!(
+    "SELECT ",
+    coordinator_cols!(),
+    " FROM coordinator c WHERE c.enabled AND c.cron IS NULL \
+     AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled) \
+     AND EXISTS (SELECT 1 FROM coordinator_depend d WHERE d.workflow = c.workflow) \
+     AND NOT EXISTS (SELECT 1 FROM coordinator_depend d WHERE d.workflow = c.workflow AND d.satisfied_at IS NULL) \
+     ORDER BY c.workflow COLLATE \"C\" LIMIT $1"
+);
+
+const COORDINATOR_LIST_ALL: &str = concat!(
+    "SELECT ",
+    coordinator_cols!(),
+    " FROM coordinator c ORDER BY c.workflow COLLATE \"C\""
+);
+
+const WORKFLOW_GET: &str = concat!(
+    "SELECT ",
+    workflow_cols!(),
+    " FROM workflow WHERE name = $1"
+);
+
+const WORKFLOW_LIST: &str = concat!(
+    "SELECT ",
+    workflow_cols!(),
+    " FROM workflow ORDER BY dir COLLATE \"C\", name COLLATE \"C\""
+);
+
+const WORKFLOW_HEADS: &str = concat!(
+    "SELECT ",
+    head_cols!(),
+    " FROM workflow ORDER BY name COLLATE \"C\""
+);
+
+const WORKFLOW_LOCK: &str = concat!(
+    "SELECT ",
+    head_cols!(),
+    " FROM workflow WHERE name = $1 FOR UPDATE"
+);
+
+pub(super) async fn coordinator_delete(conn: &mut PgConnection, workflow: &str) -> Result<()> {
+    sqlx::query("DELETE FROM coordinator_depend WHERE workflow = $1")
+        .bind(workflow)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM coordinator WHERE workflow = $1")
+        .bind(workflow)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn coordinator_depend_clear(
+    conn: &mut PgConnection,
+    workflow: &str,
+    expected: usize,
+) -> Result<Cas> {
+    // Lock the satisfied rows first, so a concurrent satisfy cannot slip in between the count and
+    // the clear.
+    let satisfied: Vec<String> = sqlx::query_scalar(
+        "SELECT upstream FROM coordinator_depend WHERE workflow = $1 AND satisfied_at IS NOT NULL FOR UPDATE",
+    )
+    .bind(workflow)
+    .fetch_all(&mut *conn)
+    .await?;
+    if satisfied.len() != expected {
+        return Ok(Cas::Stale);
+    }
+    sqlx::query(
+        "UPDATE coordinator_depend SET satisfied_at = NULL, satisfied_instance_id = NULL \
+         WHERE workflow = $1 AND satisfied_at IS NOT NULL",
+    )
+    .bind(workflow)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Cas::Applied)
+}
+
+pub(super) async fn coordinator_depend_list(
+    pool: &PgPool,
+    workflow: &str,
+) -> Result<Vec<DependRow>> {
+    Ok(sqlx::query_as(
+        "SELECT workflow, upstream, satisfied_at, satisfied_instance_id FROM coordinator_depend \
+         WHERE workflow = $1 ORDER BY upstream COLLATE \"C\"",
+    )
+    .bind(workflow)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn coordinator_depend_satisfy(
+    conn: &mut PgConnection,
+    upstream: &str,
+    instance: InstanceId,
+) -> Result<u64> {
+    let r = sqlx::query(
+        "UPDATE coordinator_depend SET satisfied_at = now(), satisfied_instance_id = $1 WHERE upstream = $2",
+    )
+    .bind(instance)
+    .bind(upstream)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub(super) async fn coordinator_depend_set(
+    conn: &mut PgConnection,
+    workflow: &str,
+    upstreams: &[String],
+) -> Result<()> {
+    sqlx::query("DELETE FROM coordinator_depend WHERE workflow = $1 AND NOT (upstream = ANY($2))")
+        .bind(workflow)
+        .bind(upstreams)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO coordinator_depend (workflow, upstream) SELECT $1, u FROM unnest($2::text[]) AS u \
+         ON CONFLICT (workflow, upstream) DO NOTHING",
+    )
+    .bind(workflow)
+    .bind(upstreams)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn coordinator_deps_ready(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_DEPS_READY)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn coordinator_due(pool: &PgPool, limit: i64) -> Result<Vec<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_DUE)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn coordinator_fire(
+    conn: &mut PgConnection,
+    workflow: &str,
+    expected: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    fired: DateTime<Utc>,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE coordinator SET next_fire_at = $1, last_fire_at = $2 WHERE workflow = $3 AND next_fire_at = $4",
+    )
+    .bind(next)
+    .bind(fired)
+    .bind(workflow)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn coordinator_get(
+    pool: &PgPool,
+    workflow: &str,
+) -> Result<Option<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_GET)
+        .bind(workflow)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn coordinator_list(pool: &PgPool) -> Result<Vec<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_LIST_ALL).fetch_all(pool).await?)
+}
+
+pub(super) async fn coordinator_list_all(conn: &mut PgConnection) -> Result<Vec<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_LIST_ALL)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn coordinator_needs_next(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<CoordinatorRow>> {
+    Ok(sqlx::query_as(COORDINATOR_NEEDS_NEXT)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn coordinator_set_next(
+    pool: &PgPool,
+    workflow: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE coordinator SET next_fire_at = $1 WHERE workflow = $2 AND next_fire_at IS NULL",
+    )
+    .bind(next)
+    .bind(workflow)
+    .execute(pool)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn coordinator_upsert(conn: &mut PgConnection, c: &CoordinatorRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO coordinator (workflow, cron, timezone, depends, params, enabled, start_time, end_time, \
+         next_fire_at, last_fire_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) \
+         ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
+         depends = excluded.depends, params = excluded.params, enabled = excluded.enabled, \
+         start_time = excluded.start_time, end_time = excluded.end_time, next_fire_at = excluded.next_fire_at, \
+         last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at",
+    )
+    .bind(&c.workflow)
+    .bind(&c.cron)
+    .bind(&c.timezone)
+    .bind(&c.depends)
+    .bind(&c.params)
+    .bind(c.enabled)
+    .bind(c.start_time)
+    .bind(c.end_time)
+    .bind(c.next_fire_at)
+    .bind(c.last_fire_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn db_link_delete(conn: &mut PgConnection, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM db_link WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn db_link_get(pool: &PgPool, name: &str) -> Result<Option<DbLink>> {
+    let row: Option<StoredDbLink> = sqlx::query_as(
+        "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(DbLink::try_from).transpose()
+}
+
+pub(super) async fn db_link_list(pool: &PgPool) -> Result<Vec<DbLinkRow>> {
+    Ok(sqlx::query_as(
+        "SELECT name, kind, url, username, properties, updated_at FROM db_link ORDER BY name COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn db_link_names(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM db_link ORDER BY name COLLATE \"C\"")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+pub(super) async fn db_link_upsert(conn: &mut PgConnection, l: &DbLink) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+         url = excluded.url, username = excluded.username, password = excluded.password, \
+         properties = excluded.properties, updated_at = excluded.updated_at \
+         WHERE (db_link.kind, db_link.url, db_link.username, db_link.password, db_link.properties) IS DISTINCT FROM \
+         (excluded.kind, excluded.url, excluded.username, excluded.password, excluded.properties)",
+    )
+    .bind(&l.name)
+    .bind(l.kind.as_str())
+    .bind(&l.url)
+    .bind(&l.username)
+    .bind(&l.password)
+    .bind(json_list(&l.properties))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn file_link_delete(conn: &mut PgConnection, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM file_link WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn file_link_get(pool: &PgPool, name: &str) -> Result<Option<FileLink>> {
+    let row: Option<StoredFileLink> = sqlx::query_as(
+        "SELECT name, kind, host, port, username, password, description FROM file_link WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(FileLink::try_from).transpose()
+}
+
+pub(super) async fn file_link_list(pool: &PgPool) -> Result<Vec<FileLinkRow>> {
+    Ok(sqlx::query_as(
+        "SELECT name, kind, host, port, username, description, updated_at FROM file_link \
+         ORDER BY name COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn file_link_names(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM file_link ORDER BY name COLLATE \"C\"")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+pub(super) async fn file_link_upsert(conn: &mut PgConnection, l: &FileLink) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO file_link (name, kind, host, port, username, password, description, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+         host = excluded.host, port = excluded.port, username = excluded.username, \
+         password = excluded.password, description = excluded.description, updated_at = excluded.updated_at \
+         WHERE (file_link.kind, file_link.host, file_link.port, file_link.username, file_link.password, file_link.description) \
+         IS DISTINCT FROM (excluded.kind, excluded.host, excluded.port, excluded.username, excluded.password, excluded.description)",
+    )
+    .bind(&l.name)
+    .bind(l.kind.as_str())
+    .bind(&l.host)
+    .bind(i64::from(l.port))
+    .bind(&l.username)
+    .bind(&l.password)
+    .bind(&l.description)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn workflow_definition(
+    pool: &PgPool,
+    name: &str,
+    version: i64,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT definition FROM workflow_version WHERE workflow = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn workflow_get(pool: &PgPool, name: &str) -> Result<Option<WorkflowRow>> {
+    Ok(sqlx::query_as(WORKFLOW_GET)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn workflow_heads(conn: &mut PgConnection) -> Result<Vec<WorkflowHead>> {
+    Ok(sqlx::query_as(WORKFLOW_HEADS).fetch_all(&mut *conn).await?)
+}
+
+pub(super) async fn workflow_list(pool: &PgPool) -> Result<Vec<WorkflowRow>> {
+    Ok(sqlx::query_as(WORKFLOW_LIST).fetch_all(pool).await?)
+}
+
+pub(super) async fn workflow_lock(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<WorkflowHead>> {
+    Ok(sqlx::query_as(WORKFLOW_LOCK)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn workflow_set_enabled(
+    conn: &mut PgConnection,
+    name: &str,
+    enabled: bool,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE workflow SET enabled = $1, updated_at = now() WHERE name = $2 AND enabled <> $1",
+    )
+    .bind(enabled)
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn workflow_upsert(conn: &mut PgConnection, w: &WorkflowUpsert) -> Result<()> {
+    // A version already recorded keeps its first content, like SQLite's INSERT OR IGNORE.
+    sqlx::query(
+        "INSERT INTO workflow_version (workflow, version, content_hash, source_xml, definition, created_at) \
+         VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (workflow, version) DO NOTHING",
+    )
+    .bind(&w.name)
+    .bind(w.version)
+    .bind(&w.content_hash)
+    .bind(&w.source_xml)
+    .bind(&w.definition)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO workflow (name, version, content_hash, source_xml, definition, file_path, dir, creator, \
+         description, mail_level, mail_receivers, instance_limit, enabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now()) \
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, content_hash = excluded.content_hash, \
+         source_xml = excluded.source_xml, definition = excluded.definition, file_path = excluded.file_path, \
+         dir = excluded.dir, creator = excluded.creator, description = excluded.description, \
+         mail_level = excluded.mail_level, mail_receivers = excluded.mail_receivers, \
+         instance_limit = excluded.instance_limit, enabled = excluded.enabled, updated_at = excluded.updated_at",
+    )
+    .bind(&w.name)
+    .bind(w.version)
+    .bind(&w.content_hash)
+    .bind(&w.source_xml)
+    .bind(&w.definition)
+    .bind(&w.file_path)
+    .bind(&w.dir)
+    .bind(&w.creator)
+    .bind(&w.description)
+    .bind(&w.mail_level)
+    .bind(&w.mail_receivers)
+    .bind(w.instance_limit)
+    .bind(w.enabled)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! PostgreSQL: workflow instances and their tasks: claims, leases, transitions.
+
+use super::*;
+
+macro_rules! task_cols {
+    () => {
+        "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, queue, priority, \
+         run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at"
+    };
+}
+
+macro_rules! instance_cols {
+    () => {
+        "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, parent_instance_id, parent_task_id, error, \
+         created_by, created_at, started_at, ended_at"
+    };
+}
+
+/// `workflow` lies in the dir prefix bound as `$n` (NULL: everywhere); see [`dir_in_scope`].
+macro_rules! in_dir {
+    ($n:literal) => {
+        concat!(
+            "(",
+            $n,
+            "::text IS NULL OR workflow IN (SELECT name FROM workflow WHERE dir = ",
+            $n,
+            " OR left(dir, length(",
+            $n,
+            ") + 1) = ",
+            $n,
+            " || '/'))"
+        )
+    };
+}
+
+const INSTANCE_GET: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance WHERE id = $1"
+);
+
+const INSTANCE_LIST: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2) \
+     AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR id < $4) AND ",
+    in_dir!("$6"),
+    " ORDER BY id DESC LIMIT $5"
+);
+
+const INSTANCE_COUNT_BY_DAY: &str = concat!(
+    "SELECT to_char(COALESCE(ended_at, created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, status, \
+     COUNT(*) AS count FROM workflow_instance WHERE COALESCE(ended_at, created_at) >= $1 AND ",
+    in_dir!("$2"),
+    " GROUP BY 1, 2 ORDER BY 1, 2"
+);
+
+const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
+    "SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance WHERE id IN (SELECT MAX(id) FROM workflow_instance GROUP BY workflow) \
+     ORDER BY workflow COLLATE \"C\""
+);
+
+/// The instance row locked, with the clock read by the outer query: after the locked row was returned (now() is
+/// when the transaction began, and a projection inside the locking scan may run before the wait).
+const INSTANCE_LOCK: &str = concat!(
+    "WITH l AS (SELECT ",
+    instance_cols!(),
+    " FROM workflow_instance WHERE id = $1 FOR UPDATE) SELECT l.*, clock_timestamp() AS db_now FROM l"
+);
+
+// The picked ids are MATERIALIZED: as a plain `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the
+// planner may rescan the subquery and claim more than `n` rows.
+/// One index range per queue (LATERAL), merged and cut to the limit: with `queue = ANY(...)` the
+/// index cannot give the ORDER BY and every ready row of those queues would be sorted per claim.
+const TASK_CLAIM: &str = "WITH picked AS MATERIALIZED ( \
+     SELECT c.id FROM unnest($3::text[]) AS q(queue) CROSS JOIN LATERAL ( \
+     SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = q.queue AND run_at <= now() \
+     ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
+     ORDER BY c.priority, c.run_at, c.id LIMIT $4), \
+     claimed AS ( \
+     UPDATE task t SET status = 'running', worker_id = $1, attempt = t.attempt + 1, started_at = now(), \
+     lease_until = now() + $2 * interval '1 microsecond', ended_at = NULL \
+     FROM picked p WHERE t.id = p.id AND t.status = 'ready' \
+     RETURNING t.id, t.instance_id, t.node, t.kind, t.attempt, t.timeout_s, t.priority, t.started_at) \
+     SELECT c.id, c.instance_id, c.node, c.kind, c.attempt, c.timeout_s, i.workflow, i.workflow_version, \
+     i.params, i.scheduled_for, c.started_at FROM claimed c JOIN workflow_instance i ON i.id = c.instance_id \
+     ORDER BY c.priority, c.id";
+
+const TASK_GET: &str = concat!("SELECT ", task_cols!(), " FROM task WHERE id = $1");
+
+const TASK_LEASE_EXPIRED: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task WHERE status = 'running' AND lease_until < now() ORDER BY id LIMIT $1"
+);
+
+const TASK_LIST: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task WHERE instance_id = $1 ORDER BY id"
+);
+
+pub(super) async fn instance_children_active(
+    conn: &mut PgConnection,
+    parent: InstanceId,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE parent_instance_id = $1 AND status IN ('pending', 'running') ORDER BY id",
+    )
+    .bind(parent)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_count_by_day(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    dir_prefix: Option<&str>,
+) -> Result<Vec<DayCount>> {
+    Ok(sqlx::query_as(INSTANCE_COUNT_BY_DAY)
+        .bind(since)
+        .bind(normalize_dir_prefix(dir_prefix))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_count_running(conn: &mut PgConnection, workflow: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = $1 AND status = 'running'",
+    )
+    .bind(workflow)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_get(pool: &PgPool, id: InstanceId) -> Result<Option<InstanceRow>> {
+    Ok(sqlx::query_as(INSTANCE_GET)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn instance_insert(
+    conn: &mut PgConnection,
+    p: &NewInstance,
+) -> Result<Option<InstanceId>> {
+    // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction.
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+         parent_instance_id, parent_task_id, created_by, created_at) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, now()) \
+         ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id",
+    )
+    .bind(&p.workflow)
+    .bind(p.workflow_version)
+    .bind(&p.params)
+    .bind(p.trigger_kind)
+    .bind(p.scheduled_for)
+    .bind(p.parent_instance_id)
+    .bind(p.parent_task_id)
+    .bind(&p.created_by)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id.map(InstanceId))
+}
+
+pub(super) async fn instance_latest_by_workflow(pool: &PgPool) -> Result<Vec<InstanceRow>> {
+    Ok(sqlx::query_as(INSTANCE_LATEST_BY_WORKFLOW)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_list(pool: &PgPool, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+    Ok(sqlx::query_as(INSTANCE_LIST)
+        .bind(&f.workflow)
+        .bind(f.status)
+        .bind(f.since)
+        .bind(f.before_id)
+        .bind(f.limit)
+        .bind(normalize_dir_prefix(f.dir_prefix.as_deref()))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_lock(
+    conn: &mut PgConnection,
+    id: InstanceId,
+) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+    let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|l| (l.row, l.db_now)))
+}
+
+pub(super) async fn instance_pending_oldest(
+    conn: &mut PgConnection,
+    workflow: &str,
+    limit: i64,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE workflow = $1 AND status = 'pending' ORDER BY id LIMIT $2",
+    )
+    .bind(workflow)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_pending_workflows(pool: &PgPool, limit: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT workflow FROM workflow_instance WHERE status = 'pending' GROUP BY workflow \
+         ORDER BY workflow COLLATE \"C\" LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn instance_transition(
+    conn: &mut PgConnection,
+    p: &InstanceTransition,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE workflow_instance SET status = $1, started_at = COALESCE($2, started_at), ended_at = $3, \
+         error = $4 WHERE id = $5 AND status = ANY($6)",
+    )
+    .bind(p.to)
+    .bind(p.started_at)
+    .bind(p.ended_at)
+    .bind(&p.error)
+    .bind(p.id)
+    .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn lease_extend_many(
+    pool: &PgPool,
+    worker_id: &str,
+    ttl: Duration,
+) -> Result<u64> {
+    let r = sqlx::query(
+        "UPDATE task SET lease_until = now() + $1 * interval '1 microsecond' \
+         WHERE worker_id = $2 AND status = 'running'",
+    )
+    .bind(micros(ttl))
+    .bind(worker_id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub(super) async fn task_claim(pool: &PgPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+    Ok(sqlx::query_as(TASK_CLAIM)
+        .bind(&p.worker_id)
+        .bind(micros(p.lease_ttl))
+        .bind(&p.queues)
+        .bind(p.limit.max(0))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn task_get(pool: &PgPool, id: TaskId) -> Result<Option<TaskRow>> {
+    Ok(sqlx::query_as(TASK_GET)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub(super) async fn task_insert_many(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
+         priority, created_at) ",
+    );
+    qb.push_values(tasks, |mut b, t| {
+        b.push_bind(t.instance_id)
+            .push_bind(&t.node)
+            .push_bind(&t.kind)
+            .push_bind("waiting");
+        b.push_bind(t.max_attempts)
+            .push_bind(t.retry_interval_s)
+            .push_bind(t.timeout_s);
+        b.push_bind(&t.queue).push_bind(t.priority).push("now()");
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub(super) async fn task_kill_check(
+    pool: &PgPool,
+    worker_id: &str,
+    ids: &[TaskId],
+) -> Result<Vec<TaskId>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM task WHERE id = ANY($1) \
+         AND (status <> 'running' OR kill_requested OR worker_id IS NULL OR worker_id <> $2) ORDER BY id",
+    )
+    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+    .bind(worker_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn task_lease_expired(pool: &PgPool, limit: i64) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LEASE_EXPIRED)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn task_list(pool: &PgPool, instance: InstanceId) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LIST)
+        .bind(instance)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn task_list_tx(
+    conn: &mut PgConnection,
+    instance: InstanceId,
+) -> Result<Vec<TaskRow>> {
+    Ok(sqlx::query_as(TASK_LIST)
+        .bind(instance)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn task_queue_depth(pool: &PgPool) -> Result<Vec<QueueDepth>> {
+    Ok(sqlx::query_as(
+        "SELECT queue, COUNT(*) FILTER (WHERE status = 'ready' AND run_at <= now()) AS ready, \
+         COUNT(*) FILTER (WHERE status = 'running') AS running \
+         FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn task_request_kill(conn: &mut PgConnection, id: TaskId) -> Result<Cas> {
+    let r =
+        sqlx::query("UPDATE task SET kill_requested = TRUE WHERE id = $1 AND status = 'running'")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn task_transition_many(
+    conn: &mut PgConnection,
+    ids: &[TaskId],
+    p: &TaskTransition,
+) -> Result<u64> {
+    let (fence_worker, fence_attempt) = match &p.fence {
+        Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
+        None => (None, None),
+    };
+    let r = sqlx::query(
+        "UPDATE task SET status = $1, run_at = $2, exit_code = $3, error = $4, kill_requested = $5, \
+         max_attempts = COALESCE($6, max_attempts), ended_at = $7, \
+         worker_id = NULL, lease_until = NULL \
+         WHERE id = ANY($8) AND status = ANY($9) \
+         AND ($10::text IS NULL OR worker_id = $10) AND ($11::bigint IS NULL OR attempt = $11)",
+    )
+    .bind(p.to)
+    .bind(p.run_at)
+    .bind(p.exit_code)
+    .bind(&p.error)
+    .bind(p.kill_requested)
+    .bind(p.max_attempts)
+    .bind(p.ended_at)
+    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+    .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .bind(fence_worker)
+    .bind(fence_attempt)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}

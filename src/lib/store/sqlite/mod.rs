@@ -1,0 +1,572 @@
+//! SQLite store: the embedded, zero-setup backend (`standalone`).
+//!
+//! Times are text `YYYY-MM-DD HH:MM:SS.SSS` in UTC, written with [`ts`] and compared with
+//! [`NOW`], so string order is time order. Write transactions open with `BEGIN IMMEDIATE`: a deferred
+//! transaction that reads before it writes fails with SQLITE_BUSY when another process committed in
+//! between, and busy_timeout cannot help it. Sets are bound as one JSON array read with `json_each`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::common::{
+    all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
+    task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
+};
+mod alerts;
+mod definitions;
+mod fleet;
+mod records;
+mod runs;
+mod tokens;
+
+use super::*;
+use crate::definition::{DbLink, FileLink};
+use crate::state::{InstanceId, TaskId};
+
+/// The database clock, in the stored text format.
+const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f','now')";
+
+/// A time as stored.
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn ts_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+/// A `strftime` modifier adding `d` to now.
+fn plus(d: Duration) -> String {
+    format!("+{:.3} seconds", d.as_secs_f64())
+}
+
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Self> {
+        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+            url: redact_url(&opts.url),
+            reason: e.to_string(),
+        };
+        let options = SqliteConnectOptions::from_str(&opts.url)
+            .map_err(unreachable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.clamp(1, 8))
+            .connect_with(options)
+            .await
+            .map_err(unreachable)?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// A write transaction (see the module doc).
+async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::due(&self.pool, limit).await
+    }
+
+    async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>> {
+        alerts::list(&self.pool, limit).await
+    }
+
+    async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas> {
+        alerts::transition(&self.pool, p).await
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        Ok(Box::new(SqliteTx {
+            tx: begin_immediate(&self.pool).await?,
+            events: Vec::new(),
+            attempts: Vec::new(),
+        }))
+    }
+
+    async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_due(&self.pool, limit).await
+    }
+
+    async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
+        definitions::coordinator_get(&self.pool, workflow).await
+    }
+
+    async fn coordinator_needs_next(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_needs_next(&self.pool, limit).await
+    }
+
+    async fn coordinator_set_next(
+        &self,
+        workflow: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<Cas> {
+        definitions::coordinator_set_next(&self.pool, workflow, next).await
+    }
+
+    async fn coordinator_deps_ready(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_deps_ready(&self.pool, limit).await
+    }
+
+    async fn coordinator_depend_list(&self, workflow: &str) -> Result<Vec<DependRow>> {
+        definitions::coordinator_depend_list(&self.pool, workflow).await
+    }
+
+    async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&self.pool, upstream).await
+    }
+
+    async fn data_monitor_insert(&self, c: &NewDataMonitorCheck) -> Result<()> {
+        records::data_monitor_insert(&self.pool, c).await
+    }
+
+    async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>> {
+        records::data_monitor_list(&self.pool, instance).await
+    }
+
+    async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
+        definitions::db_link_get(&self.pool, name).await
+    }
+
+    async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_list(&self.pool).await
+    }
+
+    async fn db_link_list(&self) -> Result<Vec<DbLinkRow>> {
+        definitions::db_link_list(&self.pool).await
+    }
+
+    async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        records::event_list(&self.pool, f).await
+    }
+
+    async fn file_link_get(&self, name: &str) -> Result<Option<FileLink>> {
+        definitions::file_link_get(&self.pool, name).await
+    }
+
+    async fn file_link_list(&self) -> Result<Vec<FileLinkRow>> {
+        definitions::file_link_list(&self.pool).await
+    }
+
+    async fn instance_count_by_day(
+        &self,
+        since: DateTime<Utc>,
+        dir_prefix: Option<&str>,
+    ) -> Result<Vec<DayCount>> {
+        runs::instance_count_by_day(&self.pool, since, dir_prefix).await
+    }
+
+    async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>> {
+        runs::instance_get(&self.pool, id).await
+    }
+
+    async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>> {
+        runs::instance_latest_by_workflow(&self.pool).await
+    }
+
+    async fn instance_list(&self, f: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+        runs::instance_list(&self.pool, f).await
+    }
+
+    async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>> {
+        runs::instance_pending_workflows(&self.pool, limit).await
+    }
+
+    async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
+        let mut found = Vec::new();
+        for (what, sql) in INVARIANT_CHECKS {
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sql);
+            for _ in 0..placeholders(sql) {
+                q = q.bind(ts(stuck_before));
+            }
+            for (id, info) in q.fetch_all(&self.pool).await? {
+                found.push(Violation {
+                    what,
+                    id,
+                    info: info.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn lease_extend_many(&self, worker_id: &str, ttl: Duration) -> Result<u64> {
+        runs::lease_extend_many(&self.pool, worker_id, ttl).await
+    }
+
+    async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
+        Ok(Box::new(fleet::SqliteLease {
+            pool: self.pool.clone(),
+            holder: holder.to_string(),
+            // renewed every duty cycle (1 s): a dead master's lease is free again within 3 s
+            ttl: Duration::from_secs(3),
+        }))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = sqlx::migrate!("sql/sqlite");
+        // a role running under a least-privilege user has no DDL rights: only migrate when needed
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if !all_applied(&migrator, &applied) {
+            migrator.run(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        Ok(None) // no notifications: workers poll, and wake at once for work made in-process
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()> {
+        fleet::scheduler_heartbeat(&self.pool, p).await
+    }
+
+    async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>> {
+        fleet::scheduler_list(&self.pool).await
+    }
+
+    async fn session_create(&self, p: &NewSession) -> Result<()> {
+        tokens::session_create(&self.pool, p).await
+    }
+
+    async fn session_delete(&self, id_hash: &str) -> Result<()> {
+        tokens::session_delete(&self.pool, id_hash).await
+    }
+
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        tokens::session_get(&self.pool, id_hash).await
+    }
+
+    async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+        runs::task_claim(&self.pool, p).await
+    }
+
+    async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>> {
+        runs::task_get(&self.pool, id).await
+    }
+
+    async fn task_kill_check(&self, worker_id: &str, ids: &[TaskId]) -> Result<Vec<TaskId>> {
+        runs::task_kill_check(&self.pool, worker_id, ids).await
+    }
+
+    async fn task_lease_expired(&self, limit: i64) -> Result<Vec<TaskRow>> {
+        runs::task_lease_expired(&self.pool, limit).await
+    }
+
+    async fn task_queue_depth(&self) -> Result<Vec<QueueDepth>> {
+        runs::task_queue_depth(&self.pool).await
+    }
+
+    async fn task_list(&self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        runs::task_list(&self.pool, instance).await
+    }
+
+    async fn task_attempt_list(&self, instance: InstanceId) -> Result<Vec<AttemptRow>> {
+        records::task_attempt_list(&self.pool, instance).await
+    }
+
+    async fn task_log_insert_many(&self, lines: &[LogLine]) -> Result<()> {
+        records::task_log_insert_many(&self.pool, lines).await
+    }
+
+    async fn task_log_read(&self, q: &LogQuery) -> Result<Vec<LogLine>> {
+        records::task_log_read(&self.pool, q).await
+    }
+
+    async fn token_get_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRow>> {
+        tokens::token_get_by_hash(&self.pool, secret_hash).await
+    }
+
+    async fn token_list(&self) -> Result<Vec<TokenRow>> {
+        tokens::token_list(&self.pool).await
+    }
+
+    async fn worker_deregister(&self, worker_id: &str) -> Result<()> {
+        fleet::worker_deregister(&self.pool, worker_id).await
+    }
+
+    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas> {
+        fleet::worker_heartbeat(&self.pool, worker_id).await
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        fleet::worker_list(&self.pool).await
+    }
+
+    async fn worker_register(&self, p: &WorkerRegistration) -> Result<()> {
+        fleet::worker_register(&self.pool, p).await
+    }
+
+    async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
+        definitions::workflow_definition(&self.pool, name, version).await
+    }
+
+    async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>> {
+        definitions::workflow_get(&self.pool, name).await
+    }
+
+    async fn workflow_list(&self) -> Result<Vec<WorkflowRow>> {
+        definitions::workflow_list(&self.pool).await
+    }
+}
+
+/// `cols` with every column prefixed by `alias.`.
+pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    /// Events written by this transaction, inserted together at commit (one statement, not one per change).
+    events: Vec<NewEvent>,
+    /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
+    attempts: Vec<AttemptRow>,
+}
+
+impl SqliteTx {
+    /// Writes what this transaction buffered: its attempt rows, then its events.
+    async fn flush_buffered(&mut self) -> Result<()> {
+        let attempts = std::mem::take(&mut self.attempts);
+        for attempts in attempts.chunks(ROWS_PER_INSERT) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
+            );
+            qb.push_values(attempts, |mut b, a| {
+                b.push_bind(a.task_id)
+                    .push_bind(a.attempt)
+                    .push_bind(&a.worker_id)
+                    .push_bind(a.outcome)
+                    .push_bind(a.exit_code)
+                    .push_bind(&a.error)
+                    .push_bind(ts_opt(a.started_at))
+                    .push_bind(ts(a.ended_at));
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        self.flush_events().await
+    }
+
+    async fn flush_events(&mut self) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        for events in events.chunks(ROWS_PER_INSERT) {
+            super::common::event_insert::<Sqlite>(events, NOW)
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
+        alerts::insert(&mut self.tx, a).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_buffered().await?;
+        Ok(self.tx.commit().await?)
+    }
+
+    async fn coordinator_downstream(&mut self, upstream: &str) -> Result<Vec<String>> {
+        alerts::downstream(&mut *self.tx, upstream).await
+    }
+
+    async fn coordinator_delete(&mut self, workflow: &str) -> Result<()> {
+        definitions::coordinator_delete(&mut self.tx, workflow).await
+    }
+
+    async fn coordinator_depend_clear(&mut self, workflow: &str, expected: usize) -> Result<Cas> {
+        definitions::coordinator_depend_clear(&mut self.tx, workflow, expected).await
+    }
+
+    async fn coordinator_depend_set(&mut self, workflow: &str, upstreams: &[String]) -> Result<()> {
+        definitions::coordinator_depend_set(&mut self.tx, workflow, upstreams).await
+    }
+
+    async fn coordinator_depend_satisfy(
+        &mut self,
+        upstream: &str,
+        instance: InstanceId,
+    ) -> Result<u64> {
+        definitions::coordinator_depend_satisfy(&mut self.tx, upstream, instance).await
+    }
+
+    async fn coordinator_fire(
+        &mut self,
+        workflow: &str,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        fired: DateTime<Utc>,
+    ) -> Result<Cas> {
+        definitions::coordinator_fire(&mut self.tx, workflow, expected, next, fired).await
+    }
+
+    async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>> {
+        definitions::coordinator_list_all(&mut self.tx).await
+    }
+
+    async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()> {
+        definitions::coordinator_upsert(&mut self.tx, c).await
+    }
+
+    async fn db_link_delete(&mut self, name: &str) -> Result<()> {
+        definitions::db_link_delete(&mut self.tx, name).await
+    }
+
+    async fn db_link_names(&mut self) -> Result<Vec<String>> {
+        definitions::db_link_names(&mut self.tx).await
+    }
+
+    async fn db_link_upsert(&mut self, l: &DbLink) -> Result<()> {
+        definitions::db_link_upsert(&mut self.tx, l).await
+    }
+
+    async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
+        self.events.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn file_link_delete(&mut self, name: &str) -> Result<()> {
+        definitions::file_link_delete(&mut self.tx, name).await
+    }
+
+    async fn file_link_names(&mut self) -> Result<Vec<String>> {
+        definitions::file_link_names(&mut self.tx).await
+    }
+
+    async fn file_link_upsert(&mut self, l: &FileLink) -> Result<()> {
+        definitions::file_link_upsert(&mut self.tx, l).await
+    }
+
+    async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>> {
+        runs::instance_children_active(&mut self.tx, parent).await
+    }
+
+    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
+        runs::instance_count_running(&mut self.tx, workflow).await
+    }
+
+    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
+        runs::instance_insert(&mut self.tx, p).await
+    }
+
+    async fn instance_lock(
+        &mut self,
+        id: InstanceId,
+    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+        runs::instance_lock(&mut self.tx, id).await
+    }
+
+    async fn instance_pending_oldest(
+        &mut self,
+        workflow: &str,
+        limit: i64,
+    ) -> Result<Vec<InstanceId>> {
+        runs::instance_pending_oldest(&mut self.tx, workflow, limit).await
+    }
+
+    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas> {
+        runs::instance_transition(&mut self.tx, p).await
+    }
+
+    async fn notify_ready(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()> {
+        self.attempts.push(a.clone());
+        Ok(())
+    }
+
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()> {
+        runs::task_insert_many(&mut self.tx, tasks).await
+    }
+
+    async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {
+        alerts::log_tail(&mut self.tx, id, limit).await
+    }
+
+    async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
+        records::task_log_insert_many_tx(&mut self.tx, lines).await
+    }
+
+    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        runs::task_list_tx(&mut self.tx, instance).await
+    }
+
+    async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas> {
+        runs::task_request_kill(&mut self.tx, id).await
+    }
+
+    async fn task_transition_many(&mut self, ids: &[TaskId], p: &TaskTransition) -> Result<u64> {
+        runs::task_transition_many(&mut self.tx, ids, p).await
+    }
+
+    async fn token_create(&mut self, p: &NewToken) -> Result<Option<TokenRow>> {
+        tokens::token_create(&mut self.tx, p).await
+    }
+
+    async fn token_revoke(&mut self, name: &str) -> Result<Cas> {
+        tokens::token_revoke(&mut self.tx, name).await
+    }
+
+    async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>> {
+        definitions::workflow_heads(&mut self.tx).await
+    }
+
+    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
+        definitions::workflow_lock(&mut self.tx, name).await
+    }
+
+    async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>> {
+        alerts::receivers(&mut self.tx, names).await
+    }
+
+    async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {
+        definitions::workflow_set_enabled(&mut self.tx, name, enabled).await
+    }
+
+    async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()> {
+        definitions::workflow_upsert(&mut self.tx, w).await
+    }
+}

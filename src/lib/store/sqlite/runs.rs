@@ -1,0 +1,358 @@
+//! SQLite: workflow instances and their tasks: claims, leases, transitions.
+
+use super::*;
+
+/// `workflow` lies in the dir prefix bound four times (NULL: everywhere); see [`dir_in_scope`].
+const IN_DIR: &str = "(? IS NULL OR workflow IN (SELECT name FROM workflow WHERE dir = ? \
+     OR substr(dir, 1, length(?) + 1) = ? || '/'))";
+
+const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
+     queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
+
+const INSTANCE_COLUMNS: &str =
+    "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+     parent_instance_id, parent_task_id, error, created_by, created_at, started_at, ended_at";
+
+pub(super) async fn instance_children_active(
+    conn: &mut SqliteConnection,
+    parent: InstanceId,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE parent_instance_id = ? AND status IN ('pending', 'running') ORDER BY id",
+    )
+    .bind(parent)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_count_by_day(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+    dir_prefix: Option<&str>,
+) -> Result<Vec<DayCount>> {
+    let sql = format!(
+        "SELECT substr(COALESCE(ended_at, created_at), 1, 10) AS day, status, COUNT(*) AS count \
+         FROM workflow_instance WHERE COALESCE(ended_at, created_at) >= ? AND {IN_DIR} \
+         GROUP BY substr(COALESCE(ended_at, created_at), 1, 10), status ORDER BY day, status"
+    );
+    let dir = normalize_dir_prefix(dir_prefix);
+    Ok(sqlx::query_as(&sql)
+        .bind(ts(since))
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_count_running(
+    conn: &mut SqliteConnection,
+    workflow: &str,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
+    )
+    .bind(workflow)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_get(pool: &SqlitePool, id: InstanceId) -> Result<Option<InstanceRow>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE id = ?");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+}
+
+pub(super) async fn instance_insert(
+    conn: &mut SqliteConnection,
+    p: &NewInstance,
+) -> Result<Option<InstanceId>> {
+    let id: Option<i64> = sqlx::query_scalar(&format!(
+        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+         parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, {NOW}) \
+         ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id"
+    ))
+    .bind(&p.workflow)
+    .bind(p.workflow_version)
+    .bind(&p.params)
+    .bind(p.trigger_kind)
+    .bind(ts(p.scheduled_for))
+    .bind(p.parent_instance_id)
+    .bind(p.parent_task_id)
+    .bind(&p.created_by)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id.map(InstanceId))
+}
+
+pub(super) async fn instance_latest_by_workflow(pool: &SqlitePool) -> Result<Vec<InstanceRow>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM workflow_instance \
+         WHERE id IN (SELECT MAX(id) FROM workflow_instance GROUP BY workflow) ORDER BY workflow"
+    );
+    Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+}
+
+pub(super) async fn instance_list(
+    pool: &SqlitePool,
+    f: &InstanceFilter,
+) -> Result<Vec<InstanceRow>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM workflow_instance WHERE (? IS NULL OR workflow = ?) \
+         AND (? IS NULL OR status = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR id < ?) \
+         AND {IN_DIR} ORDER BY id DESC LIMIT ?"
+    );
+    let since = ts_opt(f.since);
+    let dir = normalize_dir_prefix(f.dir_prefix.as_deref());
+    Ok(sqlx::query_as(&sql)
+        .bind(&f.workflow)
+        .bind(&f.workflow)
+        .bind(f.status)
+        .bind(f.status)
+        .bind(&since)
+        .bind(&since)
+        .bind(f.before_id)
+        .bind(f.before_id)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(&dir)
+        .bind(f.limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+pub(super) async fn instance_lock(
+    conn: &mut SqliteConnection,
+    id: InstanceId,
+) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+    // BEGIN IMMEDIATE already holds the database's write lock: no wait after this read.
+    let sql =
+        format!("SELECT {INSTANCE_COLUMNS}, {NOW} AS db_now FROM workflow_instance WHERE id = ?");
+    let row: Option<LockedInstance> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|l| (l.row, l.db_now)))
+}
+
+pub(super) async fn instance_pending_oldest(
+    conn: &mut SqliteConnection,
+    workflow: &str,
+    limit: i64,
+) -> Result<Vec<InstanceId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM workflow_instance WHERE workflow = ? AND status = 'pending' ORDER BY id LIMIT ?",
+    )
+    .bind(workflow)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub(super) async fn instance_pending_workflows(
+    pool: &SqlitePool,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' ORDER BY workflow LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn instance_transition(
+    conn: &mut SqliteConnection,
+    p: &InstanceTransition,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE workflow_instance SET status = ?, started_at = COALESCE(?, started_at), ended_at = ?, error = ? \
+         WHERE id = ? AND status IN (SELECT value FROM json_each(?))",
+    )
+    .bind(p.to)
+    .bind(ts_opt(p.started_at))
+    .bind(ts_opt(p.ended_at))
+    .bind(&p.error)
+    .bind(p.id)
+    .bind(instance_status_list(&p.from))
+    .execute(&mut *conn)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn lease_extend_many(
+    pool: &SqlitePool,
+    worker_id: &str,
+    ttl: Duration,
+) -> Result<u64> {
+    let r = sqlx::query(
+        "UPDATE task SET lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?) \
+         WHERE worker_id = ? AND status = 'running'",
+    )
+    .bind(plus(ttl))
+    .bind(worker_id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub(super) async fn task_claim(pool: &SqlitePool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+    if p.queues.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tx = begin_immediate(pool).await?;
+    // one index range per queue, merged: `queue IN (...)` would sort every ready row of the
+    // worker's queues on each claim, which grows with the backlog
+    let per_queue = format!(
+        "SELECT * FROM (SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = ? \
+         AND run_at <= {NOW} ORDER BY priority, run_at, id LIMIT ?)"
+    );
+    let claim = format!(
+        "UPDATE task SET status = 'running', worker_id = ?, attempt = attempt + 1, started_at = {NOW}, \
+         lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?), ended_at = NULL \
+         WHERE id IN (SELECT id FROM ({}) ORDER BY priority, run_at, id LIMIT ?) \
+         RETURNING id",
+        vec![per_queue; p.queues.len()].join(" UNION ALL ")
+    );
+    let mut q = sqlx::query_scalar(&claim)
+        .bind(&p.worker_id)
+        .bind(plus(p.lease_ttl));
+    for queue in &p.queues {
+        q = q.bind(queue).bind(p.limit);
+    }
+    let ids: Vec<i64> = q.bind(p.limit).fetch_all(&mut *tx).await?;
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(vec![]);
+    }
+    let claimed = sqlx::query_as(
+        "SELECT t.id, t.instance_id, t.node, t.kind, t.attempt, t.timeout_s, i.workflow, i.workflow_version, \
+         i.params, i.scheduled_for, t.started_at FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
+         WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY t.priority, t.id",
+    )
+    .bind(json_list(&ids))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+pub(super) async fn task_get(pool: &SqlitePool, id: TaskId) -> Result<Option<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE id = ?");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+}
+
+pub(super) async fn task_insert_many(conn: &mut SqliteConnection, tasks: &[NewTask]) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
+         priority, created_at) ",
+    );
+    qb.push_values(tasks, |mut b, t| {
+        b.push_bind(t.instance_id)
+            .push_bind(&t.node)
+            .push_bind(&t.kind)
+            .push_bind("waiting");
+        b.push_bind(t.max_attempts)
+            .push_bind(t.retry_interval_s)
+            .push_bind(t.timeout_s);
+        b.push_bind(&t.queue).push_bind(t.priority).push(NOW);
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub(super) async fn task_kill_check(
+    pool: &SqlitePool,
+    worker_id: &str,
+    ids: &[TaskId],
+) -> Result<Vec<TaskId>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM task WHERE id IN (SELECT value FROM json_each(?)) \
+         AND (status <> 'running' OR kill_requested = 1 OR worker_id IS NULL OR worker_id <> ?) ORDER BY id",
+    )
+    .bind(task_id_list(ids))
+    .bind(worker_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn task_lease_expired(pool: &SqlitePool, limit: i64) -> Result<Vec<TaskRow>> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM task WHERE status = 'running' AND lease_until < {NOW} ORDER BY id LIMIT ?"
+    );
+    Ok(sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
+}
+
+pub(super) async fn task_list(pool: &SqlitePool, instance: InstanceId) -> Result<Vec<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
+    Ok(sqlx::query_as(&sql).bind(instance).fetch_all(pool).await?)
+}
+
+pub(super) async fn task_list_tx(
+    conn: &mut SqliteConnection,
+    instance: InstanceId,
+) -> Result<Vec<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
+    Ok(sqlx::query_as(&sql)
+        .bind(instance)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn task_queue_depth(pool: &SqlitePool) -> Result<Vec<QueueDepth>> {
+    let sql = format!(
+        "SELECT queue, SUM(CASE WHEN status = 'ready' AND run_at <= {NOW} THEN 1 ELSE 0 END) AS ready, \
+         SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running \
+         FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue"
+    );
+    Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+}
+
+pub(super) async fn task_request_kill(conn: &mut SqliteConnection, id: TaskId) -> Result<Cas> {
+    let r = sqlx::query("UPDATE task SET kill_requested = 1 WHERE id = ? AND status = 'running'")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn task_transition_many(
+    conn: &mut SqliteConnection,
+    ids: &[TaskId],
+    p: &TaskTransition,
+) -> Result<u64> {
+    let (fence_worker, fence_attempt) = match &p.fence {
+        Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
+        None => (None, None),
+    };
+    let r = sqlx::query(
+        "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
+         max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
+         worker_id = NULL, lease_until = NULL \
+         WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?)) \
+         AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
+    )
+    .bind(p.to)
+    .bind(ts_opt(p.run_at))
+    .bind(p.exit_code)
+    .bind(&p.error)
+    .bind(p.kill_requested)
+    .bind(p.max_attempts)
+    .bind(ts_opt(p.ended_at))
+    .bind(task_id_list(ids))
+    .bind(status_list(&p.from))
+    .bind(fence_worker)
+    .bind(fence_worker)
+    .bind(fence_attempt)
+    .bind(fence_attempt)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
