@@ -530,7 +530,7 @@ mod cases {
         #!/usr/bin/env python3
         import os, sys
         print("args", sys.argv[1:])
-        print("env", os.environ["who"], "${param:greeting}")
+        print("env", os.environ["AKKAFLOW_PARAM_who"], "${param:greeting}")
         if True:
             print(open("data.txt").read().strip())
       ]]></code>

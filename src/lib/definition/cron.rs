@@ -220,7 +220,11 @@ fn parse_field(text: &str, what: &str, lo: u32, hi: u32, names: &[&str]) -> Resu
         let mut v = a;
         while v <= b {
             bits |= 1 << v;
-            v += step;
+            // a huge step (`59/4294967295`) must end the loop, not wrap around into an endless one
+            let Some(next) = v.checked_add(step) else {
+                break;
+            };
+            v = next;
         }
     }
     Ok(bits)
@@ -328,6 +332,7 @@ mod tests {
             ("* * * 13 *", "month value 13 out of range 1-12"),
             ("* * * * 8", "day-of-week value 8 out of range 0-7"),
             ("*/0 * * * *", "minute step must be at least 1"),
+            ("59/4294967295 * * * 8", "day-of-week value 8 out of range"),
             ("5-1 * * * *", "minute range `5-1` is backwards"),
             ("x * * * *", "bad minute value `x`"),
             ("0 0 30 2 *", "never fires"),

@@ -56,6 +56,61 @@ impl Workflow {
             .collect()
     }
 
+    /// The parameters a caller may give: declared (run-time, coordinator) or used.
+    pub fn accepted_params(&self) -> std::collections::BTreeSet<String> {
+        let mut accepted = self.param_refs();
+        accepted.extend(self.params.iter().map(|p| p.name.clone()));
+        if let Some(c) = &self.coordinator {
+            accepted.extend(c.params.iter().map(|p| p.name.clone()));
+        }
+        accepted
+    }
+
+    /// Refuses parameters given at trigger or run that this workflow neither declares (its
+    /// `<param-list>`, its coordinator's) nor uses (`${param:x}`): they would only reach the
+    /// environment of its tasks, which is how `BASH_ENV=$(...)` became a shell on every worker.
+    pub fn check_given_params<'a>(
+        &self,
+        given: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), String> {
+        let accepted = self.accepted_params();
+        let unknown: Vec<String> = given
+            .into_iter()
+            .filter(|n| !accepted.contains(*n))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<String> = accepted.iter().map(|n| format!("`{n}`")).collect();
+        Err(format!(
+            "workflow `{}` neither declares nor uses parameter(s) {}; it accepts {}",
+            self.name,
+            unknown.join(", "),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+
+    /// The `<sub-workflow>` nodes: (node name, the workflow it starts).
+    pub fn sub_workflows(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Action(a) => match &a.kind {
+                    ActionKind::SubWorkflow { workflow, .. } => {
+                        Some((n.name.as_str(), workflow.as_str()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Names of the nodes with an edge into `name`, in file order.
     pub fn predecessors(&self, name: &str) -> Vec<&str> {
         self.nodes

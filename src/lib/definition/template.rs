@@ -56,8 +56,37 @@ impl<'de> Deserialize<'de> for Template {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Part {
     Literal(String),
+    /// `${param:x}`: the value as it is (raw text, the original's semantics).
     Param(String),
+    /// `${param:x|sh}` or `${param:x|sql}`: the value as one quoted literal of the target.
+    QuotedParam(String, Quote),
     Time(TimeExpr),
+}
+
+/// A quoting filter: `${param:x|sh}`, `${param:x|sql}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quote {
+    /// One single-quoted shell word: `'` + the value with each `'` written `'\''` + `'`. Safe
+    /// anywhere a word goes in bash or sh (`echo ${param:x|sh}`), never inside other quotes.
+    Sh,
+    /// One SQL string literal: `'` + the value with each `'` doubled + `'`. A value holding a
+    /// backslash or a NUL fails the render: MySQL reads `\` as an escape where PostgreSQL and
+    /// SQLite do not, so no single spelling is both safe and exact on every backend.
+    Sql,
+}
+
+impl Quote {
+    fn apply(self, name: &str, value: &str) -> Result<String, RenderError> {
+        Ok(match self {
+            Quote::Sh => format!("'{}'", value.replace('\'', r"'\''")),
+            Quote::Sql => {
+                if value.contains(['\\', '\0']) {
+                    return Err(RenderError::Unquotable(name.to_string()));
+                }
+                format!("'{}'", value.replace('\'', "''"))
+            }
+        })
+    }
 }
 
 /// `${time.BASE|FORMAT|±N UNIT}` after parsing.
@@ -111,6 +140,10 @@ pub enum RenderError {
     /// Only reachable with a "now" near chrono's limits; offsets are bounded at parse time.
     #[error("date out of range in `{0}`")]
     DateOutOfRange(String),
+    #[error(
+        "parameter `{0}` holds a backslash or a NUL, which `|sql` refuses (the SQL dialects read a backslash differently): pass it another way"
+    )]
+    Unquotable(String),
 }
 
 /// What a template is rendered against: the instance's parameters and its "now" (the scheduled time).
@@ -186,7 +219,7 @@ impl Template {
     pub fn param_refs(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
         for part in &self.inner.parts {
-            if let Part::Param(name) = part {
+            if let Part::Param(name) | Part::QuotedParam(name, _) = part {
                 if !names.contains(&name.as_str()) {
                     names.push(name);
                 }
@@ -203,6 +236,10 @@ impl Template {
                 Part::Literal(text) => out.push_str(text),
                 Part::Param(name) => match ctx.params.get(name) {
                     Some(value) => out.push_str(value),
+                    None => return Err(RenderError::UndefinedParam(name.clone())),
+                },
+                Part::QuotedParam(name, quote) => match ctx.params.get(name) {
+                    Some(value) => out.push_str(&quote.apply(name, value)?),
                     None => return Err(RenderError::UndefinedParam(name.clone())),
                 },
                 Part::Time(expr) => {
@@ -250,14 +287,24 @@ impl TimeExpr {
 fn parse_expression(body: &str) -> Result<Part, String> {
     let trimmed = body.trim();
     if let Some(name) = trimmed.strip_prefix("param:") {
-        let name = name.trim();
+        let (name, filter) = match name.split_once('|') {
+            Some((n, f)) => (n.trim(), Some(f.trim())),
+            None => (name.trim(), None),
+        };
         if name.is_empty() {
             return Err("empty parameter name in `${param:}`".to_string());
         }
         if name.chars().any(char::is_whitespace) {
             return Err(format!("parameter name `{name}` contains white space"));
         }
-        return Ok(Part::Param(name.to_string()));
+        return match filter {
+            None => Ok(Part::Param(name.to_string())),
+            Some("sh") => Ok(Part::QuotedParam(name.to_string(), Quote::Sh)),
+            Some("sql") => Ok(Part::QuotedParam(name.to_string(), Quote::Sql)),
+            Some(other) => Err(format!(
+                "unknown filter `{other}` in `${{{trimmed}}}`: expected `|sh` (a quoted shell word) or `|sql` (a quoted SQL string)"
+            )),
+        };
     }
     let pieces: Vec<&str> = trimmed.split('|').map(str::trim).collect();
     if pieces.len() > 3 {
@@ -551,6 +598,36 @@ mod tests {
                 "{src}"
             );
         }
+    }
+
+    #[test]
+    fn quoting_filters_make_one_literal_of_any_value() {
+        let now = at(Tz::UTC, 2024, 1, 1, 0, 0, 0);
+        let nasty = "it's $(touch f) `id` \"x\" ; rm -rf /";
+        let sh = render("echo ${param:x|sh}", &[("x", nasty)], now).unwrap();
+        assert_eq!(sh, r#"echo 'it'\''s $(touch f) `id` "x" ; rm -rf /'"#);
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf %s {}", &sh["echo ".len()..]))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            nasty,
+            "bash reads back the value"
+        );
+        assert_eq!(
+            render("where a = ${ param:x | sql }", &[("x", "o'brien")], now).unwrap(),
+            "where a = 'o''brien'"
+        );
+        assert_eq!(
+            render("${param:x|sql}", &[("x", r"a\'")], now),
+            Err(RenderError::Unquotable("x".into()))
+        );
+        let t = Template::parse("${param:x|sh} ${param:y|sql} ${param:x}").unwrap();
+        assert_eq!(t.param_refs(), vec!["x", "y"]);
+        let e = Template::parse("${param:x|html}").unwrap_err();
+        assert!(e.message.contains("unknown filter `html`"), "{}", e.message);
     }
 
     #[test]

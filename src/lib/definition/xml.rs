@@ -109,8 +109,56 @@ impl Element {
     }
 }
 
-/// Parses a whole document into its root element.
+/// Deepest element nesting a document may have. The tree is built without recursion, but dropping,
+/// cloning and walking it recurse, so a 40,000-deep document would overflow a thread's stack and
+/// abort the whole process; real definitions nest fewer than ten levels.
+pub(crate) const MAX_DEPTH: usize = 64;
+/// Most elements a document may hold (a 1,000-node workflow has about 10,000).
+pub(crate) const MAX_ELEMENTS: usize = 100_000;
+
+/// Refuses a document nested deeper than [`MAX_DEPTH`] or holding more than [`MAX_ELEMENTS`]
+/// elements, at the element that crosses the limit. Streams over the text without building
+/// anything, so it is safe on any input; malformed XML passes (the parser reports it).
+pub(crate) fn check_limits(text: &str) -> Result<(), XmlError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = Reader::from_str(text);
+    let (mut depth, mut count) = (0usize, 0usize);
+    loop {
+        let before = reader.buffer_position() as usize;
+        let opened = match reader.read_event() {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                true
+            }
+            Ok(Event::Empty(_)) => true,
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            Ok(_) => false,
+        };
+        if !opened {
+            continue;
+        }
+        count += 1;
+        let message = if depth > MAX_DEPTH {
+            format!("document too deep: elements nested more than {MAX_DEPTH} levels (a definition needs fewer than ten)")
+        } else if count > MAX_ELEMENTS {
+            format!("document too large: more than {MAX_ELEMENTS} elements")
+        } else {
+            continue;
+        };
+        return Err(XmlError {
+            pos: LineIndex::new(text).pos(before),
+            message,
+        });
+    }
+}
+
+/// Parses a whole document into its root element (refusing documents over the limits first).
 pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
+    check_limits(text)?;
     let lines = LineIndex::new(text);
     let err = |offset: usize, message: String| XmlError {
         pos: lines.pos(offset),
@@ -337,5 +385,36 @@ mod tests {
         assert_eq!(e.pos, Pos { line: 2, col: 8 });
         let e = parse("<a x=\"1\" x=\"2\"/>").unwrap_err();
         assert_eq!(e.pos, Pos { line: 1, col: 10 }, "{}", e.message);
+    }
+
+    #[test]
+    fn deep_or_huge_documents_are_refused_where_they_cross_the_limit() {
+        let deep = format!("<a>\n{}{}</a>", "<b>".repeat(40_000), "</b>".repeat(40_000));
+        let e = parse(&deep).unwrap_err();
+        // the 64th <b> is the 65th level
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 2,
+                col: 63 * 3 + 1
+            },
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("nested more than 64 levels"),
+            "{}",
+            e.message
+        );
+        let wide = format!("<a>{}</a>", "\n<b/>".repeat(MAX_ELEMENTS));
+        let e = parse(&wide).unwrap_err();
+        assert_eq!(e.pos.line, MAX_ELEMENTS as u32 + 1, "{}", e.message);
+        assert!(
+            e.message.contains("more than 100000 elements"),
+            "{}",
+            e.message
+        );
+        let fine = format!("<a>{}{}</a>", "<b>".repeat(63), "</b>".repeat(63));
+        parse(&fine).unwrap();
     }
 }

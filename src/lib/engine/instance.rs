@@ -147,6 +147,11 @@ impl Engine {
         req: &CreateInstance,
         at: DateTime<Utc>,
     ) -> Result<BTreeMap<String, String>> {
+        if req.parent.is_none() {
+            // a child gets its parent's parameters; anything else was given by a caller
+            def.check_given_params(req.params.keys())
+                .map_err(Error::refused)?;
+        }
         let coordinator = def.coordinator.as_ref();
         let tz: Tz = coordinator
             .and_then(|c| c.timezone.as_deref())

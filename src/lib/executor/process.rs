@@ -1,5 +1,5 @@
 //! Process actions: `script`, `shell`, `file-executor`. Each runs in its own process group with the
-//! instance's parameters in its environment; stdout and stderr stream into the log line by line; a
+//! instance's parameters in its environment (as `AKKAFLOW_PARAM_<name>`, never the plain name); stdout and stderr stream into the log line by line; a
 //! kill or timeout stops the whole group (SIGTERM, then SIGKILL after a grace period).
 
 use std::path::{Path, PathBuf};
@@ -124,6 +124,12 @@ pub(super) async fn capture(
     Ok(Err(stopped))
 }
 
+/// Prefix of the environment variable each parameter is exported as. Parameters are never
+/// exported under their plain names: a caller-given `BASH_ENV`, `PATH` or `LD_PRELOAD` would run
+/// code in every task (callers may only give declared or used parameters, and the validator
+/// refuses such names, but the prefix keeps the environment safe whatever reaches it).
+pub(crate) const PARAM_ENV_PREFIX: &str = "AKKAFLOW_PARAM_";
+
 /// Valid environment variable names only; other parameter names are reachable through templates.
 fn env_name_ok(name: &str) -> bool {
     !name.is_empty()
@@ -131,7 +137,8 @@ fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `bash -c line` in its own process group, with the instance's parameters in its environment.
+/// `bash -c line` in its own process group, with the instance's parameters in its environment as
+/// `AKKAFLOW_PARAM_<name>`.
 fn command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Command {
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
@@ -142,7 +149,7 @@ fn command(ctx: &AttemptContext, line: &str, cwd: &Path) -> Command {
         .stderr(Stdio::piped());
     cmd.process_group(0).kill_on_drop(true);
     for (k, v) in ctx.params.iter().filter(|(k, _)| env_name_ok(k)) {
-        cmd.env(k, v);
+        cmd.env(format!("{PARAM_ENV_PREFIX}{k}"), v);
     }
     cmd.env("AKKAFLOW_WORKFLOW", &ctx.workflow)
         .env("AKKAFLOW_INSTANCE_ID", ctx.instance_id.to_string())

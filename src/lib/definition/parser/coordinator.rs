@@ -227,6 +227,7 @@ fn params(ctx: &mut Ctx<'_>, list: &Element) -> Vec<Param> {
         let Some(name) = ctx.required(p, "<param>", "name") else {
             continue;
         };
+        ctx.param_name(p, &name);
         let subject = format!("coordinator parameter \"{name}\"");
         let Some(value) = p.attr("value") else {
             ctx.error(p, format!("{subject} has no value attribute"));

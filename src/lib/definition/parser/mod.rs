@@ -290,11 +290,46 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Refuses a workflow or node name outside the safe set: letters of any script, digits and
+    /// `_ - .`, not starting with `.`. Names end up in URLs, file paths and log lines; a name such
+    /// as `../instances/4/kill?x=` once turned a UI button into a request for another route.
+    pub fn safe_name(&mut self, el: &Element, what: &str, name: &str) {
+        let ok = !name.starts_with('.')
+            && !name.contains("..")
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            self.error(
+                el,
+                format!(
+                    "{what} name \"{name}\" may hold only letters, digits, `_`, `-` and `.` (not \
+                     first): no spaces, `/`, `?`, `#` or `..`"
+                ),
+            );
+        }
+    }
+
+    /// Refuses a parameter name that a shell, the dynamic loader or an interpreter gives meaning to
+    /// in the environment (see [`reserved_env_name`]).
+    pub fn param_name(&mut self, el: &Element, name: &str) {
+        if reserved_env_name(name) {
+            self.error(
+                el,
+                format!(
+                    "parameter name \"{name}\" is reserved: the shell, the loader or an interpreter \
+                     gives it meaning in the environment; choose another name"
+                ),
+            );
+        }
+    }
+
     /// Parses text that may hold expressions, recording its `${param:..}` uses at `el`.
     pub fn template(&mut self, el: &Element, subject: &str, text: &str) -> Template {
         match Template::parse(text) {
             Ok(t) => {
                 for name in t.param_refs() {
+                    self.param_name(el, name);
                     self.param_uses.push(ParamUse {
                         name: name.to_string(),
                         site: self.site(el),
@@ -317,6 +352,76 @@ impl<'a> Ctx<'a> {
             site: self.site(el),
         });
     }
+}
+
+/// Environment names with a meaning to bash, `sh`, the dynamic loader, libc or a common
+/// interpreter, and our own prefix. Tasks get parameters only as `AKKAFLOW_PARAM_<name>`, so these
+/// are refused as a second line of defence and so that no one writes a workflow expecting them.
+pub(crate) fn reserved_env_name(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "BASH_ENV",
+        "ENV",
+        "PATH",
+        "IFS",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS1",
+        "PS2",
+        "PS3",
+        "PS4",
+        "PROMPT_COMMAND",
+        "HOME",
+        "CDPATH",
+        "GLOBIGNORE",
+        "SHELL",
+        "TMPDIR",
+        "TZ",
+        "LANG",
+        "LANGUAGE",
+        "USER",
+        "LOGNAME",
+        "PWD",
+        "OLDPWD",
+        "BASH",
+        "MAIL",
+        "MAILPATH",
+        "HISTFILE",
+        "INPUTRC",
+        "TERM",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "RUBYOPT",
+        "RUBYLIB",
+        "GCONV_PATH",
+        "GLIBC_TUNABLES",
+        "MALLOC_CHECK_",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "NLSPATH",
+        "LOCALDOMAIN",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "CLASSPATH",
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ];
+    const PREFIXES: &[&str] = &["LD_", "BASH_", "DYLD_", "LC_", "AKKAFLOW_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Drops leading and trailing blank lines and the indentation common to all non-blank lines, so an

@@ -31,6 +31,9 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
     ctx.allow_attrs(root, &subject, ROOT_ATTRS);
     ctx.allow_children(root, &subject, ROOT_CHILDREN);
     let name = ctx.required(root, &subject, "name");
+    if let Some(n) = &name {
+        ctx.safe_name(root, "workflow", n);
+    }
     let wf_subject = match &name {
         Some(n) => format!("workflow \"{n}\""),
         None => subject.clone(),
@@ -82,15 +85,25 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
             _ => {}
         }
     }
+    let dir = ctx
+        .optional(root, "dir")
+        .unwrap_or_else(|| "/tmp".to_string());
+    if dir.split('/').any(|seg| seg == "." || seg == "..") {
+        // scopes compare dirs as text: `/a/../b` would be inside `/a` and outside `/b`
+        ctx.error(
+            root,
+            format!(
+                "{wf_subject}: dir \"{dir}\" has a `.` or `..` segment; write the dir as it is"
+            ),
+        );
+    }
     let workflow = Workflow {
         name: name?,
         creator: ctx
             .optional(root, "creator")
             .unwrap_or_else(|| "Unknown".to_string()),
         description: root.attr("desc").unwrap_or("").trim().to_string(),
-        dir: ctx
-            .optional(root, "dir")
-            .unwrap_or_else(|| "/tmp".to_string()),
+        dir,
         mail_level,
         mail_receivers,
         instance_limit,
@@ -143,6 +156,7 @@ fn param_decls(ctx: &mut Ctx<'_>, list: &Element) -> Vec<ParamDecl> {
         let Some(name) = ctx.required(p, "<param>", "name") else {
             continue;
         };
+        ctx.param_name(p, &name);
         if out.iter().any(|d| d.name == name) {
             ctx.error(p, format!("parameter \"{name}\" is declared twice"));
             continue;
@@ -157,6 +171,9 @@ fn param_decls(ctx: &mut Ctx<'_>, list: &Element) -> Vec<ParamDecl> {
 fn node(ctx: &mut Ctx<'_>, el: &Element) -> Option<(Node, NodeInfo)> {
     let kind_name = el.name.as_str();
     let name = ctx.required(el, &format!("<{kind_name}>"), "name");
+    if let Some(n) = &name {
+        ctx.safe_name(el, "node", n);
+    }
     let label = match &name {
         Some(n) => format!("{kind_name} \"{n}\""),
         None => format!("<{kind_name}>"),
