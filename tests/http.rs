@@ -20,7 +20,12 @@ fn world(env: &Env) {
     env.sync(&[
         (
             "ok.xml",
-            &workflow("ok", "/dw/ods", "echo hello from ok; echo line two"),
+            r#"<work-flow name="ok" dir="/dw/ods" desc="test workflow ok">
+  <param-list><param name="day" value="2024-01-01"/></param-list>
+  <start name="start" to="a"/>
+  <action name="a"><shell><command>echo hello from ok; echo line two</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
         ),
         (
             "fails.xml",
@@ -310,6 +315,18 @@ mod cases {
             200
         );
 
+        // only declared (or used) parameters are accepted
+        let r = s.post(
+            "/api/v1/workflows/ok/run",
+            Some(&ops),
+            r#"{"params":{"day":"2024-01-02","PATH":"/nowhere"}}"#,
+        );
+        assert_eq!((r.status, r.code()), (400, "bad_request"), "{}", r.text);
+        assert!(
+            r.text.contains("`PATH`") && r.text.contains("`day`"),
+            "{}",
+            r.text
+        );
         // trigger with parameters, then the instance with tasks and attempts, its logs
         let r = s.post(
             "/api/v1/workflows/ok/run",

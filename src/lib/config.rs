@@ -37,6 +37,9 @@ pub struct FileConfig {
     /// The SMTP server alerts go through; without it alerts wait in the outbox.
     pub smtp: Option<SmtpFile>,
     pub alerts: Option<AlertsFile>,
+    /// The URL users reach the HTTP role at, when it is not its listening address (behind a proxy):
+    /// its name is accepted in `Host`/`Origin`, and https makes the session cookie `Secure`.
+    pub public_url: Option<String>,
 }
 
 /// `[smtp]` as written.
@@ -85,6 +88,8 @@ pub struct Config {
     pub executor: crate::executor::ExecutorSettings,
     pub smtp: Option<SmtpSettings>,
     pub alerts: AlertPolicy,
+    /// `public_url` (checked when the HTTP role starts).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -143,6 +148,7 @@ impl Config {
                 .smtp
                 .map(|s| smtp_settings(s, env("AKKAFLOW_SMTP_PASSWORD"))),
             alerts: alert_policy(file.alerts.unwrap_or_default())?,
+            public_url: env("AKKAFLOW_PUBLIC_URL").or(file.public_url),
         };
         if let Some(smtp) = &cfg.smtp {
             smtp.from_mailbox()?;

@@ -336,7 +336,12 @@ pub async fn prepare_upload(
     file_name: &str,
     text: String,
 ) -> Result<PreparedUpload> {
-    let upload_path = PathBuf::from(format!("upload/{file_name}"));
+    // keyed per workflow: uploads that share a file name must not read as one file (each would
+    // list the others as its own)
+    let upload_path = match root_workflow_name(&text).filter(|n| !n.is_empty()) {
+        Some(workflow) => PathBuf::from(format!("upload/{workflow}/{file_name}")),
+        None => PathBuf::from(format!("upload/{file_name}")),
+    };
     let diag = |message: String| {
         Error::Invalid(vec![definition::Diagnostic {
             severity: definition::Severity::Error,

@@ -50,6 +50,26 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// A token's dir prefix: absolute, with no empty, `.` or `..` segment. Scopes compare as text, so
+/// `/a/../b` would be a scope that is neither `/a` nor `/b`: it is refused, not normalised.
+pub fn check_dir(d: &str) -> Result<()> {
+    let bad = |why: &str| Error::refused(format!("bad dir prefix `{d}`: {why}"));
+    if !d.starts_with('/') {
+        return Err(bad("it starts with `/`, like the workflows' dir attribute"));
+    }
+    let body = d.trim_end_matches('/');
+    if body
+        .split('/')
+        .skip(1)
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(bad(
+            "no empty, `.` or `..` segment (write the dir as it is, e.g. /dw/ods)",
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a token; the name must be new (a revoked token keeps its name, so history stays readable).
 pub async fn create(
     store: &Arc<dyn Store>,
@@ -60,11 +80,7 @@ pub async fn create(
 ) -> Result<CreatedToken> {
     check_name(name)?;
     if let Some(d) = dir_prefix {
-        if !d.starts_with('/') {
-            return Err(Error::refused(format!(
-                "bad dir prefix `{d}`: it starts with `/`, like the workflows' dir attribute"
-            )));
-        }
+        check_dir(d)?;
     }
     let dir_prefix = normalize_dir_prefix(dir_prefix);
     let secret = format!("akf_{}", random_hex(32));

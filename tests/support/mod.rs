@@ -24,6 +24,7 @@ pub struct Resp {
     pub set_cookie: Option<String>,
     pub content_type: String,
     pub www_authenticate: Option<String>,
+    pub headers: ureq::http::HeaderMap,
 }
 
 impl Resp {
@@ -110,6 +111,7 @@ fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
     let set_cookie = header(&r, "set-cookie");
     let content_type = header(&r, "content-type").unwrap_or_default();
     let www_authenticate = header(&r, "www-authenticate");
+    let headers = r.headers().clone();
     let text = r
         .body_mut()
         .with_config()
@@ -124,6 +126,7 @@ fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
         set_cookie,
         content_type,
         www_authenticate,
+        headers,
     }
 }
 
@@ -214,6 +217,26 @@ impl Server {
         let mut out = Vec::new();
         let _ = c.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Sends `request` (a whole HTTP/1.1 request, head and body) as it is, over a new connection;
+    /// returns the status and the raw response. For what a client library would not send (a
+    /// forged `Host`).
+    pub fn raw(&self, request: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.write_all(request.as_bytes()).expect("send");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
     }
 
     /// Reads a `text/event-stream` until `end` (or the deadline); returns the raw text.

@@ -97,12 +97,12 @@ pub(super) async fn worker(cfg: &Config, args: &WorkerArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn http_config(args: &HttpArgs) -> Result<crate::http::HttpConfig> {
-    crate::http::HttpConfig::resolve(&args.listen, args.no_auth)
+fn http_config(cfg: &Config, args: &HttpArgs) -> Result<crate::http::HttpConfig> {
+    crate::http::HttpConfig::resolve(&args.listen, args.no_auth, cfg.public_url.as_deref())
 }
 
 pub(super) async fn http(cfg: &Config, args: &HttpArgs) -> Result<i32> {
-    let http_cfg = http_config(args)?;
+    let http_cfg = http_config(cfg, args)?;
     let stop = shutdown_token()?;
     let engine = Engine::for_config(connect(cfg).await?, cfg);
     crate::http::serve(engine, http_cfg, stop).await?;
@@ -115,7 +115,7 @@ pub(super) async fn standalone(
     args: &WorkerArgs,
     http: &HttpArgs,
 ) -> Result<i32> {
-    let http_cfg = http_config(http)?;
+    let http_cfg = http_config(cfg, http)?;
     let stop = shutdown_token()?;
     let store = connect(cfg).await?;
     let engine = Engine::for_config(store.clone(), cfg);

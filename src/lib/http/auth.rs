@@ -43,16 +43,20 @@ pub(crate) struct Caller {
     pub via: Via,
     /// The session's CSRF token (UI sessions only), for forms and scripts on our pages.
     pub csrf: Option<String>,
+    /// The sha256 of the bearer secret or of the session cookie, so a long-lived stream can check
+    /// that it still holds ([`still_valid`]).
+    pub credential_hash: Option<String>,
 }
 
 impl Caller {
-    fn from_token(t: TokenRow, via: Via, csrf: Option<String>) -> Caller {
+    fn from_token(t: TokenRow, via: Via, csrf: Option<String>, hash: String) -> Caller {
         Caller {
             name: t.name,
             role: t.role,
             dir: normalize_dir_prefix(t.dir_prefix.as_deref()),
             via,
             csrf,
+            credential_hash: Some(hash),
         }
     }
 
@@ -63,6 +67,7 @@ impl Caller {
             dir: None,
             via: Via::Open,
             csrf: None,
+            credential_hash: None,
         }
     }
 
@@ -125,8 +130,16 @@ pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> 
 }
 
 /// Refuses a browser request whose `Origin` is another site (absent `Origin` passes: non-browser
-/// clients and same-origin GETs send none).
-pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> ApiResult<()> {
+/// clients and same-origin GETs send none). Our own origin is the request's `Host`, or one of the
+/// server's names (a `public_url` behind a proxy that rewrites `Host`).
+pub(crate) fn same_origin(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    if headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| state.origins.origin_ok(o))
+    {
+        return Ok(());
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
@@ -160,19 +173,21 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> ApiResult<C
     }
     let store = &state.engine.store;
     if let Some(secret) = bearer(parts) {
-        return match store.token_get_by_hash(&hash_secret(secret)).await? {
-            Some(t) => Ok(Caller::from_token(t, Via::Bearer, None)),
+        let hash = hash_secret(secret);
+        return match store.token_get_by_hash(&hash).await? {
+            Some(t) => Ok(Caller::from_token(t, Via::Bearer, None, hash)),
             None => Err(ApiError::unauthorized("unknown or revoked token")),
         };
     }
     if let Some(cookie) = session_cookie(&parts.headers) {
-        let Some(session) = store.session_get(&hash_secret(&cookie)).await? else {
+        let hash = hash_secret(&cookie);
+        let Some(session) = store.session_get(&hash).await? else {
             return Err(ApiError::unauthorized(
                 "your session has expired or its token was revoked: log in again",
             ));
         };
         if !is_safe(&parts.method) {
-            same_origin(&parts.headers)?;
+            same_origin(state, &parts.headers)?;
             let sent = parts
                 .headers
                 .get(CSRF_HEADER)
@@ -190,11 +205,23 @@ pub(crate) async fn authenticate(state: &AppState, parts: &Parts) -> ApiResult<C
             session.token,
             Via::Session,
             Some(session.csrf),
+            hash,
         ));
     }
     Err(ApiError::unauthorized(
         "missing credentials: send `Authorization: Bearer <token>` (create one with `akkaflow token create`)",
     ))
+}
+
+/// Whether the caller's credential still holds: its token not revoked, its session not ended
+/// (always, with auth off). Long-lived streams ask this periodically.
+pub(crate) async fn still_valid(state: &AppState, caller: &Caller) -> ApiResult<bool> {
+    let store = &state.engine.store;
+    Ok(match (caller.via, &caller.credential_hash) {
+        (Via::Open, _) | (_, None) => true,
+        (Via::Bearer, Some(h)) => store.token_get_by_hash(h).await?.is_some(),
+        (Via::Session, Some(h)) => store.session_get(h).await?.is_some(),
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -20,8 +20,10 @@ pub(crate) struct ApiQuery<T>(pub T);
 /// Path parameters.
 pub(crate) struct ApiPath<T>(pub T);
 
-/// A UTF-8 text body (definition XML), within the body limit.
-pub(crate) struct TextBody(pub String);
+/// A definition file: UTF-8 XML sent as `application/xml` or `text/xml`, within the body limit.
+/// Other types are refused: `text/plain` and form bodies are what another website can make a
+/// browser send without asking, and a definition runs commands.
+pub(crate) struct XmlBody(pub String);
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
     let is_json = req
@@ -87,15 +89,38 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptJson<T
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for TextBody {
+/// Whether a `Content-Type` names XML: `application/xml`, `text/xml`, `application/*+xml`.
+fn is_xml(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/xml"
+        || essence == "text/xml"
+        || (essence.starts_with("application/") && essence.ends_with("+xml"))
+}
+
+impl<S: Send + Sync> FromRequest<S> for XmlBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let xml = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_xml);
+        if !xml {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the definition as Content-Type: application/xml (or text/xml)",
+            ));
+        }
         let (_, bytes) = body_bytes(req, state).await?;
-        String::from_utf8(bytes.to_vec())
-            .map(TextBody)
-            .map_err(|_| {
-                ApiError::bad_request("the body is not UTF-8 text: save the file as UTF-8")
-            })
+        String::from_utf8(bytes.to_vec()).map(XmlBody).map_err(|_| {
+            ApiError::bad_request("the body is not UTF-8 text: save the file as UTF-8")
+        })
     }
 }
 
@@ -116,5 +141,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             .await
             .map(|p| ApiPath(p.0))
             .map_err(ApiError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_xml_types_carry_definitions() {
+        for ok in [
+            "application/xml",
+            "text/xml; charset=utf-8",
+            "Application/XML",
+            "application/atom+xml",
+        ] {
+            assert!(super::is_xml(ok), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "",
+            "text/xmlx",
+            "application/json",
+        ] {
+            assert!(!super::is_xml(bad), "{bad}");
+        }
     }
 }

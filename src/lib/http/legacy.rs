@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use super::api::{admin, visible_instance, visible_workflow, workflows};
 use super::auth::{BearerCaller, Caller};
 use super::error::{ApiError, InternalCause};
-use super::extract::{ApiPath, ApiQuery, TextBody};
+use super::extract::{ApiPath, ApiQuery, XmlBody};
 use super::AppState;
 use crate::state::{InstanceStatus, TriggerKind};
 use crate::store::{InstanceFilter, TokenRole};
@@ -198,16 +198,16 @@ async fn workflow_post(
     State(state): State<AppState>,
     BearerCaller(caller): BearerCaller,
     q: Result<ApiQuery<PostQuery>, ApiError>,
-    xml: Result<TextBody, ApiError>,
+    xml: Result<XmlBody, ApiError>,
 ) -> LegacyResult {
-    let (ApiQuery(q), TextBody(xml)) = (q?, xml?);
+    let (ApiQuery(q), XmlBody(xml)) = (q?, xml?);
     let act = action(
         &ActionQuery {
             action: q.action.clone(),
         },
         &["add", "check"],
     )?;
-    let file = q.file.clone().unwrap_or_else(|| "upload.xml".into());
+    let file = workflows::posted_file(q.file.as_deref(), &xml)?;
     if act == "add" {
         caller.require(TokenRole::Admin)?;
         let (report, workflows) = workflows::upload_xml(&state, &caller, &file, xml).await?;
@@ -217,11 +217,14 @@ async fn workflow_post(
         );
     }
     match crate::sync::prepare_upload(&state.engine.store, &file, xml).await {
-        Ok(p) => success(
-            "the definition is valid",
-            json!({ "workflows": p.workflows, "warnings": p.set.warnings.iter().map(|d| d.to_string()).collect::<Vec<_>>() }),
-        ),
-        Err(e) => Err(ApiError::from(e).into()),
+        Ok(p) => {
+            workflows::check_scope(&state, &caller, &p).await?;
+            success(
+                "the definition is valid",
+                json!({ "workflows": p.workflows, "warnings": p.set.warnings.iter().map(|d| d.to_string()).collect::<Vec<_>>() }),
+            )
+        }
+        Err(e) => Err(workflows::invalid_for(&state, &caller, e).await.into()),
     }
 }
 

@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod legacy;
 mod openapi;
+pub mod origin;
 mod ui;
 
 use std::net::SocketAddr;
@@ -43,12 +44,16 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Whether requests must authenticate; off only on a loopback address with `--no-auth`.
     pub auth: bool,
+    /// The address users reach this server at (`public_url`), when it is not the listening one:
+    /// its name is accepted as `Host` and `Origin`, and an https one makes the session cookie
+    /// `Secure`.
+    pub public_url: Option<origin::PublicUrl>,
 }
 
 impl HttpConfig {
     /// Parses the address and applies the rule: auth is on unless `--no-auth` is given, and
     /// `--no-auth` is refused on anything but a loopback address.
-    pub fn resolve(listen: &str, no_auth: bool) -> Result<HttpConfig> {
+    pub fn resolve(listen: &str, no_auth: bool, public_url: Option<&str>) -> Result<HttpConfig> {
         let addr: SocketAddr = listen.parse().map_err(|_| {
             Error::Config(format!(
                 "bad --listen address `{listen}`: expected IP:PORT, e.g. 127.0.0.1:8090"
@@ -63,6 +68,7 @@ impl HttpConfig {
         Ok(HttpConfig {
             listen: addr,
             auth: !no_auth,
+            public_url: public_url.map(origin::parse_public_url).transpose()?,
         })
     }
 }
@@ -74,6 +80,10 @@ pub(crate) struct AppState {
     pub auth: bool,
     /// Cancelled at shutdown: long-lived streams (log follow) end with it.
     pub stop: CancellationToken,
+    /// The names this server answers to (checked when auth is off) and its own origins.
+    pub origins: std::sync::Arc<origin::Origins>,
+    /// Whether the session cookie gets `Secure` (an https `public_url`).
+    pub secure_cookie: bool,
 }
 
 /// Binds the listening socket (so a taken port fails at start, with its address in the message).
@@ -99,10 +109,8 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> Result<()> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let bound = listener.local_addr().unwrap_or(cfg.listen);
+    let addr = bound.to_string();
     if cfg.auth {
         let tokens = engine.store.token_list().await?;
         if tokens.iter().all(|t| t.revoked_at.is_some()) {
@@ -118,6 +126,8 @@ pub async fn serve_on(
         engine,
         auth: cfg.auth,
         stop: stop.clone(),
+        origins: std::sync::Arc::new(origin::Origins::new(bound, cfg.public_url.as_ref())),
+        secure_cookie: cfg.public_url.as_ref().is_some_and(|u| u.https),
     };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())
@@ -140,6 +150,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::guard,
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(log_failures))
         .with_state(state)
 }
@@ -165,6 +180,35 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// What a browser may do with our pages: scripts and styles from this server only (inline `style`
+/// attributes are used by the pages; no inline script is), no framing (clickjacking a Kill
+/// button), no type sniffing, and no URL (with instance ids and names) leaked to other sites.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the browser-hardening headers to every response (JSON included: it costs nothing and an
+/// API answer opened in a tab is then treated the same way).
+async fn security_headers(req: Request, next: Next) -> Response {
+    use axum::http::{header, HeaderValue};
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
 }
 
 /// Logs each 5xx once, with the cause its handler attached; clients only see a bare message.

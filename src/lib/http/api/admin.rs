@@ -307,8 +307,8 @@ pub(crate) async fn token_create(
     if let Err(e) = crate::token::check_name(&body.name) {
         return Err(ApiError::bad_request(e.to_string()));
     }
-    if dir.as_deref().is_some_and(|d| !d.starts_with('/')) {
-        return Err(ApiError::bad_request("the dir prefix starts with `/`"));
+    if let Some(Err(e)) = dir.as_deref().map(crate::token::check_dir) {
+        return Err(ApiError::bad_request(e.to_string()));
     }
     let created = crate::token::create(
         &state.engine.store,

@@ -186,8 +186,14 @@ pub(crate) async fn task_logs(
     Ok(Json(page(&state, target, &p).await?))
 }
 
+/// How often a follow stream re-checks its caller's token: a revoked token stops reading within
+/// this time.
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
+
 struct Follow {
     state: AppState,
+    caller: Caller,
+    checked_at: std::time::Instant,
     target: Target,
     after: Option<(TaskId, i64, i64)>,
     pending: std::collections::VecDeque<LogLineView>,
@@ -226,6 +232,21 @@ fn follow_stream(f: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
                 }
             }
             f.first = false;
+            if f.checked_at.elapsed() >= RECHECK_EVERY {
+                f.checked_at = std::time::Instant::now();
+                match crate::http::auth::still_valid(&f.state, &f.caller).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        f.finished = true;
+                        let gone = "the token of this stream was revoked (or its session ended)";
+                        return Some((Ok(error_event(gone)), f));
+                    }
+                    Err(e) => {
+                        f.finished = true;
+                        return Some((Ok(error_event(&e.message)), f));
+                    }
+                }
+            }
             // the end state first, then the lines: nothing written before the end is missed
             let ended = match f.target.ended(&f.state).await {
                 Ok(e) => e,
@@ -265,9 +286,16 @@ type SseResponse = Sse<
     >,
 >;
 
-fn sse(state: AppState, target: Target, after: Option<(TaskId, i64, i64)>) -> SseResponse {
+fn sse(
+    state: AppState,
+    caller: Caller,
+    target: Target,
+    after: Option<(TaskId, i64, i64)>,
+) -> SseResponse {
     let f = Follow {
         state,
+        caller,
+        checked_at: std::time::Instant::now(),
         target,
         after,
         pending: Default::default(),
@@ -293,7 +321,7 @@ pub(crate) async fn instance_follow(
 ) -> ApiResult<SseResponse> {
     let target = instance_target(&state, &caller, id).await?;
     let after = resume_point(&headers, &p)?;
-    Ok(sse(state, target, after))
+    Ok(sse(state, caller, target, after))
 }
 
 /// Follow one task's output live (`text/event-stream`)
@@ -310,5 +338,5 @@ pub(crate) async fn task_follow(
 ) -> ApiResult<SseResponse> {
     let target = task_target(&state, &caller, id).await?;
     let after = resume_point(&headers, &p)?;
-    Ok(sse(state, target, after))
+    Ok(sse(state, caller, target, after))
 }

@@ -90,10 +90,47 @@ pub(crate) async fn visible_instance(
         .await?
         .ok_or_else(missing)?;
     if sees_workflow(state, caller, &inst.workflow).await? {
-        Ok(inst)
+        hide_foreign_parent(state, caller, inst).await
     } else {
         Err(missing())
     }
+}
+
+/// A child instance whose parent lies outside the caller's scope shows neither the parent nor the
+/// parent's parameters: only those the child's workflow declares or uses (its own inputs).
+pub(crate) async fn hide_foreign_parent(
+    state: &AppState,
+    caller: &Caller,
+    mut inst: InstanceRow,
+) -> ApiResult<InstanceRow> {
+    let Some(parent) = inst.parent_instance_id else {
+        return Ok(inst);
+    };
+    if caller.dir.is_none() {
+        return Ok(inst);
+    }
+    let parent_seen = match state.engine.store.instance_get(parent).await? {
+        Some(p) => sees_workflow(state, caller, &p.workflow).await?,
+        None => false,
+    };
+    if parent_seen {
+        return Ok(inst);
+    }
+    let accepted = state
+        .engine
+        .definition(&inst.workflow, inst.workflow_version)
+        .await?
+        .accepted_params();
+    let params: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&inst.params).unwrap_or_default();
+    let own: std::collections::BTreeMap<String, String> = params
+        .into_iter()
+        .filter(|(k, _)| accepted.contains(k))
+        .collect();
+    inst.params = serde_json::to_string(&own).expect("a string map serialises");
+    inst.parent_instance_id = None;
+    inst.parent_task_id = None;
+    Ok(inst)
 }
 
 pub(crate) async fn visible_task(

@@ -90,6 +90,11 @@ pub(crate) async fn page(
     let next_before_id = (instances.len() as i64 == limit)
         .then(|| instances.last().map(|i| i.id))
         .flatten();
+    let mut shown = Vec::with_capacity(instances.len());
+    for i in instances {
+        shown.push(super::hide_foreign_parent(state, caller, i).await?);
+    }
+    let instances = shown;
     Ok(InstancePage {
         instances,
         next_before_id,

@@ -14,7 +14,7 @@ use crate::engine::{CreateInstance, Created};
 use crate::http::auth::Caller;
 use crate::http::dag::{self, NodeView};
 use crate::http::error::{ApiError, ApiResult, DiagnosticView, ErrorBody};
-use crate::http::extract::{ApiPath, ApiQuery, OptJson, TextBody};
+use crate::http::extract::{ApiPath, ApiQuery, OptJson, XmlBody};
 use crate::http::AppState;
 use crate::state::{InstanceId, InstanceStatus, TriggerKind};
 use crate::store::{
@@ -97,9 +97,12 @@ pub(crate) async fn summaries(
         .map(|i| (i.workflow.clone(), i))
         .collect();
     let needle = q.name.as_deref().map(str::to_lowercase);
-    Ok(store
-        .workflow_list()
-        .await?
+    let all = store.workflow_list().await?;
+    let dirs: HashMap<String, String> = all
+        .iter()
+        .map(|w| (w.name.clone(), w.dir.clone()))
+        .collect();
+    Ok(all
         .into_iter()
         .filter(|w| crate::store::dir_in_scope(&w.dir, dir.as_deref()))
         .filter(|w| q.enabled.is_none_or(|e| e == w.enabled))
@@ -117,8 +120,11 @@ pub(crate) async fn summaries(
                 next_fire_at: c.and_then(|c| c.next_fire_at),
                 last_fire_at: c.and_then(|c| c.last_fire_at),
                 depends: c
-                    .and_then(|c| serde_json::from_str(&c.depends).ok())
-                    .unwrap_or_default(),
+                    .and_then(|c| serde_json::from_str::<Vec<String>>(&c.depends).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|d| caller.dir.is_none() || dirs.get(d).is_some_and(|x| caller.sees(x)))
+                    .collect(),
                 last_instance: latest.get(&w.name).map(InstanceBrief::from),
                 name: w.name,
                 dir: w.dir,
@@ -165,6 +171,31 @@ pub(crate) struct WorkflowDetail {
     pub recent_instances: Vec<InstanceRow>,
 }
 
+/// The names among `names` of workflows the caller may see (all of them for an unscoped caller),
+/// in their order: a scoped caller learns nothing about other dirs from a dependency list.
+async fn visible_names(
+    state: &AppState,
+    caller: &Caller,
+    names: impl IntoIterator<Item = String>,
+) -> ApiResult<Vec<String>> {
+    let names: Vec<String> = names.into_iter().collect();
+    if caller.dir.is_none() {
+        return Ok(names);
+    }
+    let dirs: HashMap<String, String> = state
+        .engine
+        .store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .map(|w| (w.name, w.dir))
+        .collect();
+    Ok(names
+        .into_iter()
+        .filter(|n| dirs.get(n).is_some_and(|d| caller.sees(d)))
+        .collect())
+}
+
 pub(crate) async fn detail(
     state: &AppState,
     caller: &Caller,
@@ -192,8 +223,14 @@ pub(crate) async fn detail(
             })
             .collect(),
         coordinator: store.coordinator_get(&w.name).await?,
-        upstreams: store.coordinator_depend_list(&w.name).await?,
-        downstreams: store.coordinator_downstream(&w.name).await?,
+        upstreams: {
+            let mut ups = store.coordinator_depend_list(&w.name).await?;
+            let seen = visible_names(state, caller, ups.iter().map(|u| u.upstream.clone())).await?;
+            ups.retain(|u| seen.contains(&u.upstream));
+            ups
+        },
+        downstreams: visible_names(state, caller, store.coordinator_downstream(&w.name).await?)
+            .await?,
         recent_instances: recent,
         workflow: w,
     })
@@ -295,7 +332,11 @@ pub(crate) async fn start(
     params: BTreeMap<String, String>,
 ) -> ApiResult<StartedInstance> {
     caller.require(TokenRole::Operator)?;
-    visible_workflow(state, caller, name).await?;
+    let w = visible_workflow(state, caller, name).await?;
+    let def = state.engine.definition(&w.name, w.version).await?;
+    def.check_given_params(params.keys())
+        .map_err(ApiError::bad_request)?;
+    check_reach(state, caller, &w.name, trigger == TriggerKind::Blood).await?;
     let req = CreateInstance {
         workflow: name.to_string(),
         trigger,
@@ -311,6 +352,49 @@ pub(crate) async fn start(
         instance_id: id,
         status,
     })
+}
+
+/// Refuses a start by a scoped caller that would start work outside its dirs: through a
+/// `<sub-workflow>` node (at any depth), or, for a blood trigger, as a downstream workflow. The
+/// message names only what the caller can see.
+async fn check_reach(state: &AppState, caller: &Caller, root: &str, blood: bool) -> ApiResult<()> {
+    let Some(scope) = caller.dir.as_deref() else {
+        return Ok(());
+    };
+    let store = &state.engine.store;
+    let all: HashMap<String, WorkflowRow> = store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .map(|w| (w.name.clone(), w))
+        .collect();
+    let mut queue = vec![(root.to_string(), String::new())];
+    let mut seen = std::collections::HashSet::new();
+    while let Some((name, via)) = queue.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(w) = all.get(&name) else { continue };
+        if !caller.sees(&w.dir) {
+            return Err(ApiError::forbidden(format!(
+                "`{root}` would start a workflow outside the token's scope {scope} {via}: ask a \
+                 token that covers both dirs"
+            )));
+        }
+        let def = state.engine.definition(&w.name, w.version).await?;
+        for (node, target) in def.sub_workflows() {
+            queue.push((
+                target.to_string(),
+                format!("through <sub-workflow> node `{node}` of `{name}`"),
+            ));
+        }
+        if blood {
+            for d in store.coordinator_downstream(&name).await? {
+                queue.push((d, format!("as a downstream of `{name}` (blood trigger)")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Trigger a workflow with its coordinator's parameters (its success propagates downstream)
@@ -355,8 +439,19 @@ pub(crate) struct FileQuery {
     pub file: Option<String>,
 }
 
-fn file_name(q: &FileQuery) -> ApiResult<String> {
-    let name = q.file.clone().unwrap_or_else(|| "upload.xml".into());
+/// The checks every posted definition passes before anything reads it: a plain file name, and a
+/// document within the nesting and element limits (400: a malformed request, not a definition to
+/// fix). Shared with the original's `add` and `check`.
+pub(crate) fn posted_file(file: Option<&str>, xml: &str) -> ApiResult<String> {
+    let name = file_name(file)?;
+    let path = std::path::PathBuf::from(format!("upload/{name}"));
+    crate::definition::check_document_limits(&path, xml)
+        .map_err(|d| ApiError::new(StatusCode::BAD_REQUEST, "document_limits", d.to_string()))?;
+    Ok(name)
+}
+
+fn file_name(file: Option<&str>) -> ApiResult<String> {
+    let name = file.unwrap_or("upload.xml").to_string();
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -371,24 +466,125 @@ fn file_name(q: &FileQuery) -> ApiResult<String> {
     }
 }
 
-/// Scope check of an upload: every workflow it adds or replaces lies within the caller's dir.
-fn check_scope(caller: &Caller, workflows: &[UploadedWorkflow]) -> ApiResult<()> {
-    for w in workflows {
-        if !caller.sees(&w.dir) || w.replaces_dir.as_deref().is_some_and(|d| !caller.sees(d)) {
+/// Scope check of a posted file: every workflow it adds or replaces lies within the caller's dir,
+/// and none starts a workflow outside it through `<sub-workflow>`. Messages name only what the
+/// caller may see (never the dir of a workflow outside its scope).
+pub(crate) async fn check_scope(
+    state: &AppState,
+    caller: &Caller,
+    prepared: &sync::PreparedUpload,
+) -> ApiResult<()> {
+    let Some(scope) = caller.dir.as_deref() else {
+        return Ok(());
+    };
+    for w in &prepared.workflows {
+        if !caller.sees(&w.dir) {
             return Err(ApiError::forbidden(format!(
-                "workflow `{}` (dir {}) is outside the token's scope {}",
-                w.name,
-                w.dir,
-                caller.dir.as_deref().unwrap_or("/")
+                "workflow `{}` (dir {}) is outside the token's scope {scope}",
+                w.name, w.dir
+            )));
+        }
+        if w.replaces_dir.as_deref().is_some_and(|d| !caller.sees(d)) {
+            return Err(ApiError::forbidden(format!(
+                "a workflow named `{}` already exists outside the token's scope {scope}: choose \
+                 another name",
+                w.name
             )));
         }
     }
-    if caller.dir.is_some() && workflows.is_empty() {
+    if prepared.workflows.is_empty() {
         return Err(ApiError::forbidden(
             "links are shared by every dir: only an unscoped admin may upload them",
         ));
     }
+    let dirs: HashMap<String, String> = state
+        .engine
+        .store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .map(|w| (w.name, w.dir))
+        .chain(
+            prepared
+                .set
+                .workflows
+                .iter()
+                .map(|w| (w.workflow.name.clone(), w.workflow.dir.clone())),
+        )
+        .collect();
+    for w in &prepared.set.workflows {
+        for (node, target) in w.workflow.sub_workflows() {
+            if dirs.get(target).is_some_and(|d| !caller.sees(d)) {
+                return Err(ApiError::forbidden(format!(
+                    "<sub-workflow> node `{node}` of `{}` starts a workflow outside the token's \
+                     scope {scope}",
+                    w.workflow.name
+                )));
+            }
+        }
+    }
     Ok(())
+}
+
+/// The error answering a failed `prepare_upload`: for an invalid definition, the 422 with only the
+/// diagnostics the caller may see.
+pub(crate) async fn invalid_for(state: &AppState, caller: &Caller, e: crate::Error) -> ApiError {
+    let crate::Error::Invalid(diags) = e else {
+        return e.into();
+    };
+    let mut err = ApiError::invalid(&diags);
+    if caller.dir.is_none() {
+        return err;
+    }
+    let shown = match visible_diagnostics(state, caller, &diags).await {
+        Ok(shown) => shown,
+        Err(e) => return e,
+    };
+    if let Some(first) = shown.iter().find(|d| d.severity == "error") {
+        err.message = format!(
+            "the definition has errors: {}:{}:{}: {}",
+            first.file, first.line, first.col, first.message
+        );
+    }
+    err.details = Some(serde_json::to_value(&shown).expect("diagnostics serialise"));
+    err
+}
+
+/// Diagnostics a scoped caller may see: none about the stored files of workflows outside its
+/// scope (their names and dirs are not its business), with a count of what was left out.
+async fn visible_diagnostics(
+    state: &AppState,
+    caller: &Caller,
+    diags: &[crate::definition::Diagnostic],
+) -> ApiResult<Vec<DiagnosticView>> {
+    if caller.dir.is_none() {
+        return Ok(diags.iter().map(DiagnosticView::from).collect());
+    }
+    let hidden: std::collections::HashSet<std::path::PathBuf> = state
+        .engine
+        .store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .filter(|w| !caller.sees(&w.dir))
+        .map(|w| std::path::PathBuf::from(w.file_path))
+        .collect();
+    let (shown, left): (Vec<_>, Vec<_>) = diags.iter().partition(|d| !hidden.contains(&d.file));
+    let mut out: Vec<DiagnosticView> = shown.into_iter().map(DiagnosticView::from).collect();
+    if !left.is_empty() {
+        out.push(DiagnosticView {
+            severity: "error".into(),
+            file: "-".into(),
+            line: 0,
+            col: 0,
+            element: "scope".into(),
+            message: format!(
+                "{} problem(s) in stored definitions outside your scope; an unscoped admin can see them",
+                left.len()
+            ),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -417,11 +613,12 @@ pub(crate) async fn validate(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<FileQuery>,
-    TextBody(xml): TextBody,
+    XmlBody(xml): XmlBody,
 ) -> ApiResult<Json<ValidateResponse>> {
-    let name = file_name(&q)?;
+    let name = posted_file(q.file.as_deref(), &xml)?;
     match sync::prepare_upload(&state.engine.store, &name, xml).await {
         Ok(prepared) => {
+            check_scope(&state, &caller, &prepared).await?;
             let changes = if caller.can(TokenRole::Admin) {
                 Some(
                     sync::sync_set(
@@ -436,19 +633,14 @@ pub(crate) async fn validate(
             };
             Ok(Json(ValidateResponse {
                 valid: true,
-                diagnostics: prepared
-                    .set
-                    .warnings
-                    .iter()
-                    .map(DiagnosticView::from)
-                    .collect(),
+                diagnostics: visible_diagnostics(&state, &caller, &prepared.set.warnings).await?,
                 workflows: prepared.workflows,
                 changes,
             }))
         }
         Err(crate::Error::Invalid(diags)) => Ok(Json(ValidateResponse {
             valid: false,
-            diagnostics: diags.iter().map(DiagnosticView::from).collect(),
+            diagnostics: visible_diagnostics(&state, &caller, &diags).await?,
             workflows: vec![],
             changes: None,
         })),
@@ -471,10 +663,11 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<FileQuery>,
-    TextBody(xml): TextBody,
+    XmlBody(xml): XmlBody,
 ) -> ApiResult<Json<UploadResponse>> {
     caller.require(TokenRole::Admin)?;
-    let (report, workflows) = upload_xml(&state, &caller, &file_name(&q)?, xml).await?;
+    let file = posted_file(q.file.as_deref(), &xml)?;
+    let (report, workflows) = upload_xml(&state, &caller, &file, xml).await?;
     Ok(Json(UploadResponse { report, workflows }))
 }
 
@@ -485,8 +678,11 @@ pub(crate) async fn upload_xml(
     file: &str,
     xml: String,
 ) -> ApiResult<(SyncReport, Vec<UploadedWorkflow>)> {
-    let prepared = sync::prepare_upload(&state.engine.store, file, xml).await?;
-    check_scope(caller, &prepared.workflows)?;
+    let prepared = match sync::prepare_upload(&state.engine.store, file, xml).await {
+        Ok(p) => p,
+        Err(e) => return Err(invalid_for(state, caller, e).await),
+    };
+    check_scope(state, caller, &prepared).await?;
     let report = sync::sync_set(
         &state.engine.store,
         &prepared.set,

@@ -59,6 +59,19 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// Characters left as they are in a path segment: RFC 3986 unreserved. Everything else, `/ ? # %`
+/// and `.` runs included, is percent-encoded, so a name can never change which route a link or a
+/// button reaches.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One URL path segment built from a name (a workflow, a node): percent-encoded.
+pub(crate) fn seg(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
 /// A page's caller; without a session, the page redirects to the login page.
 pub(crate) struct UiCaller(pub Caller);
 
@@ -248,8 +261,13 @@ struct LoginForm {
     token: String,
 }
 
-fn cookie(value: &str, max_age: u64) -> String {
-    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+/// The session cookie; `Secure` when users reach us over https (`public_url`), so it never
+/// travels in clear text.
+fn cookie(state: &AppState, value: &str, max_age: u64) -> String {
+    let secure = if state.secure_cookie { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
 }
 
 async fn login(
@@ -257,7 +275,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, UiError> {
-    auth::same_origin(&headers)?;
+    auth::same_origin(&state, &headers)?;
     let store = &state.engine.store;
     let Some(token) = store
         .token_get_by_hash(&hash_secret(form.token.trim()))
@@ -279,7 +297,10 @@ async fn login(
         })
         .await?;
     Ok((
-        [(header::SET_COOKIE, cookie(&id, SESSION_TTL.as_secs()))],
+        [(
+            header::SET_COOKIE,
+            cookie(&state, &id, SESSION_TTL.as_secs()),
+        )],
         Redirect::to("/ui/"),
     )
         .into_response())
@@ -296,7 +317,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, UiError> {
-    auth::same_origin(&headers)?;
+    auth::same_origin(&state, &headers)?;
     if let Some(id) = auth::session_cookie(&headers) {
         let hash = hash_secret(&id);
         // only the session's own page can log it out (its CSRF token is on that page)
@@ -307,8 +328,22 @@ async fn logout(
         }
     }
     Ok((
-        [(header::SET_COOKIE, cookie("", 0))],
+        [(header::SET_COOKIE, cookie(&state, "", 0))],
         Redirect::to("/ui/login"),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_in_links_are_one_encoded_segment() {
+        assert_eq!(super::seg("daily_etl-2"), "daily_etl-2");
+        assert_eq!(
+            super::seg("../instances/4/kill?x="),
+            "%2E%2E%2Finstances%2F4%2Fkill%3Fx%3D"
+        );
+        assert_eq!(super::seg("a#b c"), "a%23b%20c");
+        assert_eq!(super::seg("日报"), "%E6%97%A5%E6%8A%A5");
+    }
 }

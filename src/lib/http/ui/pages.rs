@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 
 use super::svg::{self, Day};
-use super::{page, Nav, UiCaller, UiResult};
+use super::{page, seg, Nav, UiCaller, UiResult};
 use crate::http::api::runs::{self, InstanceQuery};
 use crate::http::api::workflows::{self as wf_api, WorkflowQuery};
 use crate::http::api::{admin, sees_workflow};
@@ -80,7 +80,7 @@ fn instance_table(
                     @for i in rows {
                         tr {
                             td { a href={"/ui/instances/" (i.id)} { (i.id) } }
-                            @if show_workflow { td { a href={"/ui/workflows/" (i.workflow)} { (i.workflow) } } }
+                            @if show_workflow { td { a href={"/ui/workflows/" (seg(&i.workflow))} { (i.workflow) } } }
                             td { (badge(i.status.as_str())) }
                             td.muted { (i.trigger_kind) }
                             td { (when(now, i.started_at.or(Some(i.created_at)))) }
@@ -282,7 +282,7 @@ pub(crate) async fn workflows(
                                 }
                                 TreeRow::Workflow { depth, w } => {
                                     tr data-wf={(w.name.to_lowercase()) " " (w.dir.to_lowercase())} {
-                                        td style={"padding-left:" (12 + depth * 20) "px"} { a href={"/ui/workflows/" (w.name)} { b { (w.name) } } }
+                                        td style={"padding-left:" (12 + depth * 20) "px"} { a href={"/ui/workflows/" (seg(&w.name))} { b { (w.name) } } }
                                         td { (badge(if w.enabled { "on" } else { "off" })) }
                                         td.mono.small { @if let Some(c) = &w.cron { (c) } @else if !w.depends.is_empty() { "after " (w.depends.join(", ")) } @else { span.muted { "manual" } } }
                                         td.small { @if w.enabled { (when(now, w.next_fire_at)) } @else { span.muted { "—" } } }
@@ -362,7 +362,7 @@ pub(crate) async fn workflow(
     let now = state.engine.store.now().await?;
     let w = &d.workflow;
     let op = caller.can(TokenRole::Operator);
-    let name_enc = &w.name;
+    let name_enc = seg(&w.name);
     // run-time parameters and the coordinator's, as written (overrides win over both)
     let mut overridable: Vec<(String, String)> = d
         .params
@@ -420,10 +420,10 @@ pub(crate) async fn workflow(
                         dt { "Last fire" } dd { (when(now, c.last_fire_at)) }
                     } @else { dt { "Schedule" } dd.muted { "manual only" } }
                     @if !d.upstreams.is_empty() {
-                        dt { "Upstreams" } dd { @for u in &d.upstreams { div { a href={"/ui/workflows/" (u.upstream)} { (u.upstream) } " " @if u.satisfied_at.is_some() { (badge("succeeded")) } @else { (badge("waiting")) } } } }
+                        dt { "Upstreams" } dd { @for u in &d.upstreams { div { a href={"/ui/workflows/" (seg(&u.upstream))} { (u.upstream) } " " @if u.satisfied_at.is_some() { (badge("succeeded")) } @else { (badge("waiting")) } } } }
                     }
                     @if !d.downstreams.is_empty() {
-                        dt { "Downstreams" } dd { @for x in &d.downstreams { a href={"/ui/workflows/" (x)} { (x) } " " } }
+                        dt { "Downstreams" } dd { @for x in &d.downstreams { a href={"/ui/workflows/" (seg(x))} { (x) } " " } }
                     }
                     @if !d.params.is_empty() {
                         dt { "Parameters" } dd.mono.small { @for p in &d.params { div { (p.name) @if let Some(v) = &p.default { " = " (v) } } } }
@@ -502,7 +502,7 @@ pub(crate) async fn instance(
         )
     });
     let body = html! {
-        div.crumb { a href="/ui/instances" { "Instances" } " / " @if wf_visible { a href={"/ui/workflows/" (i.workflow)} { (i.workflow) } } }
+        div.crumb { a href="/ui/instances" { "Instances" } " / " @if wf_visible { a href={"/ui/workflows/" (seg(&i.workflow))} { (i.workflow) } } }
         div.top data-instance-live=[(!ended).then_some(i.id.0)] data-status=(i.status.as_str()) {
             div { h1 { "Instance " (i.id) " " (badge(i.status.as_str())) } div.sub { (i.workflow) " v" (i.workflow_version) " · " (i.trigger_kind) " for " (i.scheduled_for.format("%Y-%m-%d %H:%M UTC")) } }
             span.grow {}
