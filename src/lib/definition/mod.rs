@@ -160,14 +160,7 @@ fn finish(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 /// Refuses a document nested too deep or holding too many elements, before anything else reads it:
 /// the HTTP role answers this one with 400, as a malformed request rather than a definition to fix.
 pub fn check_document_limits(path: &Path, text: &str) -> Result<(), Diagnostic> {
-    xml::check_limits(text).map_err(|e| Diagnostic {
-        severity: Severity::Error,
-        file: path.to_path_buf(),
-        line: e.pos.line,
-        col: e.pos.col,
-        element: "xml".to_string(),
-        message: e.message,
-    })
+    xml::check_limits(text).map_err(|e| e.diagnostic(path))
 }
 
 /// Parses and validates in-memory files as one set (what `load_paths` does after reading).

@@ -43,6 +43,20 @@ pub(crate) struct XmlError {
     pub message: String,
 }
 
+impl XmlError {
+    /// The diagnostic of this error in `file`.
+    pub fn diagnostic(self, file: &std::path::Path) -> super::Diagnostic {
+        super::Diagnostic {
+            severity: super::Severity::Error,
+            file: file.to_path_buf(),
+            line: self.pos.line,
+            col: self.pos.col,
+            element: "xml".to_string(),
+            message: self.message,
+        }
+    }
+}
+
 /// Start offsets of every line, to turn byte offsets into positions.
 pub(crate) struct LineIndex<'a> {
     text: &'a str,

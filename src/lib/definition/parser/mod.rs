@@ -103,17 +103,7 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> (Option<Parsed>, Vec<Diagno
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let root = match xml::parse(text) {
         Ok(root) => root,
-        Err(e) => {
-            let d = Diagnostic {
-                severity: Severity::Error,
-                file: path.to_path_buf(),
-                line: e.pos.line,
-                col: e.pos.col,
-                element: "xml".to_string(),
-                message: e.message,
-            };
-            return (None, vec![d]);
-        }
+        Err(e) => return (None, vec![e.diagnostic(path)]),
     };
     let mut ctx = Ctx::new(path, text);
     let parsed = match root.name.as_str() {

@@ -152,14 +152,7 @@ pub(crate) async fn events(
         rows
     } else {
         // scoped: only events about workflows in scope (cluster-wide ones are not)
-        let dirs: std::collections::HashMap<String, String> = state
-            .engine
-            .store
-            .workflow_list()
-            .await?
-            .into_iter()
-            .map(|w| (w.name, w.dir))
-            .collect();
+        let dirs = super::workflow_dirs(&state).await?;
         rows.into_iter()
             .filter(|e| {
                 e.workflow

@@ -59,6 +59,20 @@ pub(crate) async fn visible_workflow(
     }
 }
 
+/// Every stored workflow's dir, by name: what scope checks over many names look up.
+pub(crate) async fn workflow_dirs(
+    state: &AppState,
+) -> ApiResult<std::collections::HashMap<String, String>> {
+    Ok(state
+        .engine
+        .store
+        .workflow_list()
+        .await?
+        .into_iter()
+        .map(|w| (w.name, w.dir))
+        .collect())
+}
+
 /// Whether the caller may see instances of `workflow` (whose row may be gone: then only an
 /// unscoped caller can).
 pub(crate) async fn sees_workflow(

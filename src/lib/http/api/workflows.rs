@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::visible_workflow;
+use super::{visible_workflow, workflow_dirs};
 use crate::engine::{CreateInstance, Created};
 use crate::http::auth::Caller;
 use crate::http::dag::{self, NodeView};
@@ -182,14 +182,7 @@ async fn visible_names(
     if caller.dir.is_none() {
         return Ok(names);
     }
-    let dirs: HashMap<String, String> = state
-        .engine
-        .store
-        .workflow_list()
-        .await?
-        .into_iter()
-        .map(|w| (w.name, w.dir))
-        .collect();
+    let dirs = workflow_dirs(state).await?;
     Ok(names
         .into_iter()
         .filter(|n| dirs.get(n).is_some_and(|d| caller.sees(d)))
@@ -497,21 +490,14 @@ pub(crate) async fn check_scope(
             "links are shared by every dir: only an unscoped admin may upload them",
         ));
     }
-    let dirs: HashMap<String, String> = state
-        .engine
-        .store
-        .workflow_list()
-        .await?
-        .into_iter()
-        .map(|w| (w.name, w.dir))
-        .chain(
-            prepared
-                .set
-                .workflows
-                .iter()
-                .map(|w| (w.workflow.name.clone(), w.workflow.dir.clone())),
-        )
-        .collect();
+    let mut dirs = workflow_dirs(state).await?;
+    dirs.extend(
+        prepared
+            .set
+            .workflows
+            .iter()
+            .map(|w| (w.workflow.name.clone(), w.workflow.dir.clone())),
+    );
     for w in &prepared.set.workflows {
         for (node, target) in w.workflow.sub_workflows() {
             if dirs.get(target).is_some_and(|d| !caller.sees(d)) {
