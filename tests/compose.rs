@@ -1,6 +1,6 @@
-//! No Docker engine runs here, so the compose file is checked statically: every akkaflow service's
-//! command is a valid invocation (`--help` of that subcommand succeeds), and the database URL and
-//! ports agree with the MySQL service.
+//! The compose file checked statically, in every `cargo test` (tests/compose/run.sh brings it up for
+//! real): every akkaflow service's command and health check is a valid invocation (`--help` of that
+//! subcommand succeeds), and the database URL and ports agree with the MySQL service.
 
 use std::collections::BTreeMap;
 use std::process::Command;

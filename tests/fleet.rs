@@ -275,6 +275,79 @@ mod cases {
             .count();
         assert_eq!((lost, ok), (4, 4), "{attempts:?}");
     }
+
+    /// `akkaflow health` speaks for the role beside it only: a worker by its own heartbeat, a
+    /// scheduler by its host's row, whatever the rest of the fleet does.
+    pub async fn health_is_about_one_role_only(env: &mut Env) {
+        let healthy = |env: &Env, args: &[&str]| {
+            let mut all = vec!["health"];
+            all.extend_from_slice(args);
+            env.run(&all).status.code()
+        };
+        env.ok(&["migrate"]);
+        assert_eq!(
+            healthy(env, &["--role", "scheduler"]),
+            Some(1),
+            "no scheduler yet"
+        );
+        assert_eq!(healthy(env, &["--role", "worker", "--name", "w1"]), Some(1));
+        let w1 = env.spawn("w1", &["worker", "--slots", "1", "--name", "w1"]);
+        env.spawn("w2", &["worker", "--slots", "1", "--name", "w2"]);
+        for name in ["w1", "w2"] {
+            wait_for(LONG, &format!("{name} healthy"), || async {
+                match healthy(env, &["--role", "worker", "--name", name]) {
+                    Some(0) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+        }
+        assert_eq!(
+            healthy(env, &["--role", "scheduler"]),
+            Some(1),
+            "still no scheduler"
+        );
+        env.spawn("scheduler", &["scheduler"]);
+        wait_for(LONG, "the scheduler healthy", || async {
+            match healthy(env, &["--role", "scheduler"]) {
+                Some(0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        // a dead worker turns unhealthy once its heartbeat is older than the limit; the other stays
+        env.stop(w1, Signal::SIGKILL);
+        wait_for(LONG, "the killed w1 unhealthy", || async {
+            match healthy(
+                env,
+                &["--role", "worker", "--name", "w1", "--max-age-secs", "2"],
+            ) {
+                Some(1) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(healthy(env, &["--role", "worker", "--name", "w2"]), Some(0));
+        // the HTTP role: unhealthy until it serves on its address (checked on loopback)
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("0.0.0.0:{port}");
+        assert_eq!(
+            healthy(env, &["--role", "http", "--listen", &listen]),
+            Some(1)
+        );
+        env.spawn("http", &["http", "--listen", &format!("127.0.0.1:{port}")]);
+        wait_for(LONG, "the HTTP role healthy", || async {
+            match healthy(env, &["--role", "http", "--listen", &listen]) {
+                Some(0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
 }
 
 e2e!(
@@ -282,4 +355,5 @@ e2e!(
     a_standby_takes_over_when_the_master_is_sigkilled,
     sigterm_hands_running_tasks_back_without_counting_an_attempt,
     a_sigkilled_workers_tasks_are_all_rescued,
+    health_is_about_one_role_only,
 );

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Every command acts on the database directly
 //! through the same engine operations the roles and the HTTP API use.
 
+mod health;
 mod inspect;
 mod operate;
 mod roles;
@@ -92,6 +93,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Is the scheduler, worker or HTTP role beside this command alive (exit 0), for health checks
+    Health(health::HealthArgs),
     /// Check the run-state invariants (exit 1 when any is broken)
     Check {
         /// A running task whose lease expired longer ago than this (and whose worker is silent) is stuck
@@ -360,6 +363,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             stuck_after_secs,
             json,
         } => inspect::check(&cfg, stuck_after_secs, json).await,
+        Command::Health(args) => health::health(&cfg, args).await,
         Command::Scheduler => roles::scheduler(&cfg).await,
         Command::Worker(args) => roles::worker(&cfg, &args).await,
         Command::Http(args) => roles::http(&cfg, &args).await,
