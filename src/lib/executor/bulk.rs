@@ -76,7 +76,18 @@ pub(crate) fn ready<'a>(
             }
             Ok(Ready::Hex(hex))
         }
-        ColType::Timestamp { tz: false, .. } | ColType::Time { tz: false, .. } => {
+        // MySQL refuses a FLOAT spelled by its shortest text when that rounds above FLT_MAX as a
+        // double (3.4028235e38): spell the float's exact value instead
+        ColType::Float { double: false } if dialect == Dialect::Mysql => match v.parse::<f32>() {
+            Ok(f) if f.is_finite() => {
+                Ok(Ready::Text(Cow::Owned(super::db::float_text(f64::from(f)))))
+            }
+            _ => Err("not a number MySQL's FLOAT holds".into()),
+        },
+        // MySQL takes no zone in a value (its sessions here run in UTC)
+        ColType::Timestamp { tz, .. } | ColType::Time { tz, .. }
+            if !tz || dialect == Dialect::Mysql =>
+        {
             let v = match zone_start(v) {
                 Some(at) => Cow::Owned(to_utc(v, at)?),
                 None => Cow::Borrowed(v),
