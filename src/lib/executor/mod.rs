@@ -1,6 +1,7 @@
 //! Executors: what each action kind does when a worker runs it. One file per family of kinds:
 //! `process` (script, shell, file-executor), `sql`, `monitor` (file-monitor, data-monitor),
-//! `transfer`, `metadata`; `links` resolves link names and `db` opens the connections they name.
+//! `transfer` (with `typemap`, `bulk` and `delimited` for its types, bulk paths and files), `metadata`;
+//! `links` resolves link names and `db` opens the connections they name.
 //!
 //! An executor never touches run state: it gets an [`AttemptContext`], writes output lines to the
 //! attempt's [`LogSink`], honours the kill token and the timeout through one [`Stopper`], and returns
