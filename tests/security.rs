@@ -505,9 +505,22 @@ mod cases {
         assert!(instances_of(&s, &root, "wf_a").is_empty());
         let id = trigger(&s, &a_ops, "wf_a2", "");
         assert_eq!(s.ended(id, &a_ops)["instance"]["status"], "succeeded");
-        // the unscoped operator may
+        // the unscoped operator may; the scoped one cannot rerun that instance either
         let id = trigger(&s, &root, "wf_a", "");
         assert_eq!(s.ended(id, &root)["instance"]["status"], "succeeded");
+        let r = s.post(&format!("/api/v1/instances/{id}/rerun"), Some(&a_ops), "");
+        assert_eq!(r.status, 403, "{}", r.text);
+        hides_b(&r.text);
+        let r = s.get(
+            &format!("/akkaflow/workflow/instance/{id}?action=rerun"),
+            Some(&a_ops),
+        );
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(
+            instances_of(&s, &root, "wf_b").len(),
+            1,
+            "only the root's run"
+        );
 
         // a scoped viewer sees no /b names among dependencies
         let r = s.get("/api/v1/workflows/wf_a2", Some(&a_view));

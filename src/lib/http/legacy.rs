@@ -164,6 +164,8 @@ async fn workflow_get(
                 .ok_or_else(|| {
                     ApiError::conflict(format!("workflow {name} has no finished instance to reset"))
                 })?;
+            let blood = last.trigger_kind == TriggerKind::Blood;
+            workflows::check_reach(&state, &caller, &name, blood).await?;
             let status = state
                 .engine
                 .rerun_instance(last.id, false, &caller.actor())
@@ -251,6 +253,8 @@ async fn instance_get(
             )
         }
         "rerun" => {
+            let blood = inst.trigger_kind == TriggerKind::Blood;
+            workflows::check_reach(&state, &caller, &inst.workflow, blood).await?;
             let status = state
                 .engine
                 .rerun_instance(inst.id, false, &caller.actor())

@@ -209,6 +209,8 @@ pub(crate) async fn rerun(
 ) -> ApiResult<Json<InstanceState>> {
     caller.require(TokenRole::Operator)?;
     let inst = visible_instance(&state, &caller, id).await?;
+    let blood = inst.trigger_kind == crate::state::TriggerKind::Blood;
+    super::workflows::check_reach(&state, &caller, &inst.workflow, blood).await?;
     let status = state
         .engine
         .rerun_instance(inst.id, body.recover, &caller.actor())
@@ -258,7 +260,9 @@ pub(crate) async fn task_retry(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TaskRetried>> {
     caller.require(TokenRole::Operator)?;
-    let (task, _) = visible_task(&state, &caller, id).await?;
+    let (task, inst) = visible_task(&state, &caller, id).await?;
+    // the instance continues from the retried task: it may yet reach its sub-workflows
+    super::workflows::check_reach(&state, &caller, &inst.workflow, false).await?;
     let instance_status = state.engine.retry_task(task.id, &caller.actor()).await?;
     Ok(Json(TaskRetried {
         task_id: task.id,

@@ -347,10 +347,15 @@ pub(crate) async fn start(
     })
 }
 
-/// Refuses a start by a scoped caller that would start work outside its dirs: through a
-/// `<sub-workflow>` node (at any depth), or, for a blood trigger, as a downstream workflow. The
-/// message names only what the caller can see.
-async fn check_reach(state: &AppState, caller: &Caller, root: &str, blood: bool) -> ApiResult<()> {
+/// Refuses a start (trigger, run, rerun, retry) by a scoped caller that would start work outside
+/// its dirs: through a `<sub-workflow>` node (at any depth), or, for a blood trigger, as a
+/// downstream workflow. The message names only what the caller can see.
+pub(crate) async fn check_reach(
+    state: &AppState,
+    caller: &Caller,
+    root: &str,
+    blood: bool,
+) -> ApiResult<()> {
     let Some(scope) = caller.dir.as_deref() else {
         return Ok(());
     };
