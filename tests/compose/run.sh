@@ -160,7 +160,9 @@ teardown() {
         fi
         log "tearing down"
         compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+        # the images stay as a cache; superseded ones and build steps unused for a day go
         "$DOCKER" image prune -f >/dev/null 2>&1 || true
+        "$DOCKER" builder prune -f --filter until=24h >/dev/null 2>&1 || true
     fi
     engine_stop
     log "done (exit $rc)"
@@ -297,7 +299,7 @@ new_master() {
 wait_for 90 "a new master" new_master
 read -r h p _ < <(master)
 log "new master: $(service_of_host "$h") ($h pid $p)"
-akkaflow workflow trigger chain_ingest --wait >/dev/null || fail "chain_ingest after the failover"
+compose exec -T http timeout 120 akkaflow workflow trigger chain_ingest --wait >/dev/null || fail "chain_ingest after the failover"
 # chain_clean and chain_report fire on their upstream's success: the new master's work
 more_reports() { [ "$(instances_of chain_report)" -gt "$reports" ] && succeeded chain_report; }
 wait_for 120 "chain_report to fire again on chain_ingest's success" more_reports
