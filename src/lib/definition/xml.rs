@@ -32,8 +32,12 @@ pub(crate) struct Element {
 #[derive(Clone, Debug)]
 pub(crate) enum Child {
     Element(Element),
-    /// Unescaped character data; CDATA sections included, as their content.
+    /// Unescaped character data.
     Text(String),
+    /// A CDATA section's content (kept apart so the editor writes it back in the same form).
+    CData(String),
+    /// A comment's text: the parser skips it, the editor keeps it beside its node.
+    Comment(String),
 }
 
 /// Malformed XML, at the position of the problem.
@@ -99,7 +103,7 @@ impl Element {
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|c| match c {
             Child::Element(e) => Some(e),
-            Child::Text(_) => None,
+            _ => None,
         })
     }
 
@@ -115,7 +119,7 @@ impl Element {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for c in &self.children {
-            if let Child::Text(t) = c {
+            if let Child::Text(t) | Child::CData(t) = c {
                 out.push_str(t);
             }
         }
@@ -172,6 +176,12 @@ pub(crate) fn check_limits(text: &str) -> Result<(), XmlError> {
 
 /// Parses a whole document into its root element (refusing documents over the limits first).
 pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
+    parse_document(text).map(|(_, root)| root)
+}
+
+/// Parses a whole document: the comments before its root element, and the root (refusing documents
+/// over the limits first).
+pub(crate) fn parse_document(text: &str) -> Result<(Vec<String>, Element), XmlError> {
     check_limits(text)?;
     let lines = LineIndex::new(text);
     let err = |offset: usize, message: String| XmlError {
@@ -181,6 +191,7 @@ pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut prolog = Vec::new();
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| {
@@ -224,7 +235,7 @@ pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
                     .decode()
                     .map_err(|e| err(before, format!("malformed xml: {e}")))?;
                 match stack.last_mut() {
-                    Some(top) => top.children.push(Child::Text(value.into_owned())),
+                    Some(top) => top.children.push(Child::CData(value.into_owned())),
                     None => {
                         return Err(err(
                             before,
@@ -235,7 +246,16 @@ pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
                 None
             }
             Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => None,
+            Event::Comment(c) => {
+                let value = String::from_utf8_lossy(&c).into_owned();
+                match stack.last_mut() {
+                    Some(top) => top.children.push(Child::Comment(value)),
+                    None if root.is_none() => prolog.push(value),
+                    None => {} // after the root: nothing to attach it to
+                }
+                None
+            }
+            Event::Decl(_) | Event::PI(_) | Event::DocType(_) => None,
         };
         if let Some(el) = done {
             match stack.last_mut() {
@@ -256,7 +276,8 @@ pub(crate) fn parse(text: &str) -> Result<Element, XmlError> {
             message: format!("malformed xml: element <{}> is never closed", open.name),
         });
     }
-    root.ok_or_else(|| err(0, "malformed xml: no root element".into()))
+    let root = root.ok_or_else(|| err(0, "malformed xml: no root element".into()))?;
+    Ok((prolog, root))
 }
 
 fn element(

@@ -2,6 +2,7 @@
 //! scoped lookups every handler starts with (missing and out-of-scope both answer 404).
 
 pub(crate) mod admin;
+pub(crate) mod editor;
 pub(crate) mod logs;
 pub(crate) mod runs;
 pub(crate) mod workflows;
@@ -45,6 +46,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/links/file", get(admin::file_links))
         .route("/tokens", get(admin::tokens).post(admin::token_create))
         .route("/tokens/{name}", delete(admin::token_revoke))
+        .route("/editor/workflows/{name}", get(editor::open))
+        .route("/editor/layout", post(editor::layout))
+        .route("/editor/check", post(editor::check))
+        .route("/editor/save", post(editor::save))
+        .route("/editor/cron", get(editor::cron))
 }
 
 /// The workflow, if it exists and the caller may see it.

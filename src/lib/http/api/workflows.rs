@@ -543,7 +543,7 @@ pub(crate) async fn invalid_for(state: &AppState, caller: &Caller, e: crate::Err
 
 /// Diagnostics a scoped caller may see: none about the stored files of workflows outside its
 /// scope (their names and dirs are not its business), with a count of what was left out.
-async fn visible_diagnostics(
+pub(crate) async fn visible_diagnostics(
     state: &AppState,
     caller: &Caller,
     diags: &[crate::definition::Diagnostic],

@@ -5,8 +5,9 @@
 //! Login exchanges a token for a session cookie (`HttpOnly; SameSite=Strict`; the secret itself is
 //! never stored in the browser). A page without a valid session redirects to the login page.
 
+mod editor;
 mod pages;
-mod svg;
+pub(crate) mod svg;
 
 pub(crate) use pages::dashboard;
 
@@ -36,6 +37,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/instances", get(pages::instances))
         .route("/instances/{id}", get(pages::instance))
         .route("/cluster", get(pages::cluster))
+        .route("/editor", get(editor::new_workflow))
+        .route("/editor/{name}", get(editor::edit_workflow))
+        .route("/assets/editor.js", get(editor::script))
+        .route("/assets/editor.css", get(editor::style))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route(

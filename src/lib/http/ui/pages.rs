@@ -269,6 +269,7 @@ pub(crate) async fn workflows(
             div { h1 { "Workflows" } div.sub { (list.len()) " workflows in " (by_dir.len()) " folders · " (enabled) " enabled" } }
             span.grow {}
             input #wf-filter .filter type="search" placeholder="Filter by name or folder…";
+            @if caller.can(TokenRole::Admin) { a.btn.primary #new-workflow href="/ui/editor" { "+ New workflow" } }
         }
         div.card.tree {
             @if list.is_empty() { div.empty { "No workflow yet: " code { "akkaflow sync xmlconfig" } " or upload one with " code { "POST /api/v1/definitions" } "." } } @else {
@@ -386,6 +387,7 @@ pub(crate) async fn workflow(
             span.grow {}
             @if op {
                 div.actions {
+                    @if caller.can(TokenRole::Admin) { a.btn #edit-workflow href={"/ui/editor/" (name_enc)} { "✎ Edit" } }
                     button.btn.primary data-post={"/api/v1/workflows/" (name_enc) "/trigger"} data-go="1" { "▶ Trigger" }
                     button.btn data-post={"/api/v1/workflows/" (name_enc) "/run"} data-go="1" { "Run" }
                     @if w.enabled { button.btn.danger data-post={"/api/v1/workflows/" (name_enc) "/disable"} data-confirm="Disable?" { "Disable" } }

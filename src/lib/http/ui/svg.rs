@@ -38,12 +38,16 @@ impl Columns {
     }
 }
 
-/// The DAG; `states` (node → task status) colours it, as on an instance page.
-pub(crate) fn dag(nodes: &[NodeView], states: &BTreeMap<String, String>) -> Markup {
+/// Where the DAG view draws each node (its centre) and how big the drawing is; the editor opens
+/// a workflow with the same placement.
+pub(crate) struct Placement {
+    pub at: BTreeMap<String, (f64, f64)>,
+    pub width: f64,
+    pub height: f64,
+}
+
+pub(crate) fn placement(nodes: &[NodeView]) -> Placement {
     let l = layout(nodes);
-    if nodes.is_empty() {
-        return html! { div.empty { "no nodes" } };
-    }
     let mut len = vec![0usize; l.layers];
     let mut control_only = vec![true; l.layers];
     for n in nodes {
@@ -64,9 +68,24 @@ pub(crate) fn dag(nodes: &[NodeView], states: &BTreeMap<String, String>) -> Mark
         len,
         breadth: l.breadth,
     };
-    let at = |name: &str| l.pos.get(name).map(|&p| cols.center(p));
-    let width = cols.width();
-    let height = PAD * 2.0 + (l.breadth.max(1) - 1) as f64 * ROW + H + 12.0;
+    Placement {
+        at: l
+            .pos
+            .iter()
+            .map(|(n, &p)| (n.clone(), cols.center(p)))
+            .collect(),
+        width: cols.width(),
+        height: PAD * 2.0 + (l.breadth.max(1) - 1) as f64 * ROW + H + 12.0,
+    }
+}
+
+/// The DAG; `states` (node → task status) colours it, as on an instance page.
+pub(crate) fn dag(nodes: &[NodeView], states: &BTreeMap<String, String>) -> Markup {
+    if nodes.is_empty() {
+        return html! { div.empty { "no nodes" } };
+    }
+    let Placement { at, width, height } = placement(nodes);
+    let at = |name: &str| at.get(name).copied();
     let half = |kind: &str| if is_control(kind) { 17.0 } else { W / 2.0 };
     let kinds: BTreeMap<&str, &str> = nodes
         .iter()
