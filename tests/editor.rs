@@ -368,7 +368,7 @@ async fn editor_edit_of_an_original_file_changes_only_the_edited_line() {
         changed,
         vec![(
             "  <action name=\"script\" desc=\"执行脚本\">",
-            "  <action name=\"script\" desc=\"执行脚本\" retry-times=\"3\">"
+            "  <action name=\"script\" retry-times=\"3\" desc=\"执行脚本\">"
         )],
         "{after}"
     );
@@ -385,4 +385,75 @@ async fn editor_edit_of_an_original_file_changes_only_the_edited_line() {
     shot(&d, "editor-edit.png");
     drop(d);
     drop(env);
+}
+
+/// The editor's endpoints without a browser: roles, a dir-scoped admin kept in its dir, a stale
+/// save refused, and a tree that is not well-formed XML refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editor_endpoints_keep_roles_scope_and_versions() {
+    let mut env = Env::new(common::Db::Sqlite, "editor_api")
+        .await
+        .expect("sqlite always works");
+    setup(&env);
+    let admin = token(&env, "ed-admin", "admin", None);
+    let scoped = token(&env, "ed-scoped", "admin", Some("/drawn"));
+    let viewer = token(&env, "ed-viewer", "viewer", None);
+    let s = start(&mut env, "server", &[]);
+
+    let opened = s.get("/ui/editor/api/workflows/seed", Some(&admin));
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    assert_eq!(opened.json["version"], 1);
+    assert!(opened.json["layout"]["a"].is_array(), "{}", opened.text);
+    assert_eq!(
+        s.get("/ui/editor/api/workflows/seed", Some(&viewer)).status,
+        403
+    );
+    let mut doc = opened.json["document"].clone();
+    let body = |doc: &Value, base: Value| {
+        serde_json::json!({ "document": doc, "base_version": base, "opened": "seed" }).to_string()
+    };
+
+    // the scoped admin may save inside /drawn, not move the workflow out of it
+    doc["root"]["attrs"] = serde_json::json!([["name", "seed"], ["dir", "/elsewhere"]]);
+    let checked = s.post(
+        "/ui/editor/api/check",
+        Some(&scoped),
+        &serde_json::json!({ "document": doc }).to_string(),
+    );
+    assert_eq!(checked.json["valid"], false, "{}", checked.text);
+    assert!(
+        checked.text.contains("outside the token's scope"),
+        "{}",
+        checked.text
+    );
+    let refused = s.post("/ui/editor/api/save", Some(&scoped), &body(&doc, 1.into()));
+    assert_eq!(refused.status, 403, "{}", refused.text);
+
+    doc["root"]["attrs"] = serde_json::json!([["name", "seed"], ["dir", "/drawn/sub"]]);
+    let saved = s.post("/ui/editor/api/save", Some(&scoped), &body(&doc, 1.into()));
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    assert_eq!(saved.json["version"], 2);
+    // a save from an editor opened at version 1 is now stale
+    let stale = s.post("/ui/editor/api/save", Some(&admin), &body(&doc, 1.into()));
+    assert_eq!(stale.status, 409, "{}", stale.text);
+
+    // not well-formed: refused with the reason, nothing stored
+    doc["root"]["attrs"] = serde_json::json!([["name", "seed"], ["bad name", "x"]]);
+    let bad = s.post("/ui/editor/api/save", Some(&admin), &body(&doc, 2.into()));
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.text.contains("bad name"), "{}", bad.text);
+    let after = s.get("/api/v1/workflows/seed", Some(&admin));
+    assert_eq!(after.json["workflow"]["version"], 2);
+
+    // the cron preview in words, in the zone asked for
+    let cron = s.get(
+        "/ui/editor/api/cron?expr=30%201%20*%20*%20*&timezone=Asia/Shanghai",
+        Some(&admin),
+    );
+    assert_eq!(cron.status, 200, "{}", cron.text);
+    assert_eq!(cron.json["summary"], "at 01:30 every day");
+    assert_eq!(cron.json["next"].as_array().unwrap().len(), 5);
+    assert!(cron.json["next"][0].as_str().unwrap().ends_with("01:30"));
+    let bad_cron = s.get("/ui/editor/api/cron?expr=61%20*%20*%20*%20*", Some(&admin));
+    assert_eq!(bad_cron.status, 400, "{}", bad_cron.text);
 }

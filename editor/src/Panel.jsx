@@ -376,7 +376,7 @@ function CronPreview({ cron, timezone }) {
       try {
         const q = new URLSearchParams({ expr: cron });
         if (timezone) q.set('timezone', timezone);
-        setP(await get(`/api/v1/editor/cron?${q}`));
+        setP(await get(`/ui/editor/api/cron?${q}`));
       } catch (e) { setP({ error: e.message }); }
     }, 250);
     return () => clearTimeout(h);

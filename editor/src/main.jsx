@@ -107,7 +107,7 @@ function Editor({ opened, scope }) {
     setChecking(true);
     const h = setTimeout(async () => {
       try {
-        const r = await post('/api/v1/editor/check', { document: doc });
+        const r = await post('/ui/editor/api/check', { document: doc });
         if (mine === seq.current) setCheck(r);
       } catch (e) {
         if (mine === seq.current) setCheck({ valid: false, xml: '', findings: [{ severity: 'error', line: 0, col: 0, message: e.message }] });
@@ -218,7 +218,7 @@ function Editor({ opened, scope }) {
 
   const relayout = async () => {
     try {
-      const r = await post('/api/v1/editor/layout', { document: doc });
+      const r = await post('/ui/editor/api/layout', { document: doc });
       const p = {};
       nodeElements(doc).forEach((e) => {
         const n = attr(e, 'name'); const c = r.layout[n];
@@ -239,7 +239,7 @@ function Editor({ opened, scope }) {
   const wfName = attr(doc.root, 'name') || '';
   const save = async () => {
     try {
-      const r = await post('/api/v1/editor/save', { document: doc, base_version: saved.version ?? null, opened: saved.name || null });
+      const r = await post('/ui/editor/api/save', { document: doc, base_version: saved.version ?? null, opened: saved.name || null });
       setSaved({ version: r.version, name: r.workflow, dirty: false });
       const what = r.report.added ? 'created' : r.report.updated ? 'saved' : 'unchanged';
       say(`${r.workflow}: ${what} (version ${r.version})`);
@@ -384,7 +384,7 @@ function App() {
       setOpened({ document: newDocument(scope || '/tmp'), layout: {}, version: null, name: null, xml: '' });
       return;
     }
-    get(`/api/v1/editor/workflows/${encodeURIComponent(name)}`)
+    get(`/ui/editor/api/workflows/${encodeURIComponent(name)}`)
       .then((r) => setOpened({ ...r, name }))
       .catch((e) => setError(e.message));
   }, [name, scope]);

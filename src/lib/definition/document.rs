@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::parser::{ACTION_ATTRS, ROOT_ATTRS};
 use super::xml::{self, Child};
 
 /// A whole file: the comments before the root element, and the root.
@@ -45,10 +46,7 @@ pub enum Item {
 
 impl Element {
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        xml::attr_value(&self.attrs, name)
     }
 
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
@@ -118,18 +116,11 @@ impl Printed {
     }
 }
 
-/// Attribute order per element, after `name`; attributes not listed follow in their given order.
+/// Attribute order per element, after `name` (the parser's own lists where it has one); attributes
+/// not listed follow in their given order.
 fn attr_order(element: &str) -> &'static [&'static str] {
     match element {
-        "work-flow" | "workflow" => &[
-            "creator",
-            "desc",
-            "dir",
-            "mail-level",
-            "mail-receivers",
-            "instance-limit",
-            "create-time",
-        ],
+        "work-flow" | "workflow" => ROOT_ATTRS,
         "coordinator" => &[
             "is-enabled",
             "start-time",
@@ -138,14 +129,7 @@ fn attr_order(element: &str) -> &'static [&'static str] {
             "dir",
             "desc",
         ],
-        "action" => &[
-            "desc",
-            "host",
-            "retry-times",
-            "interval",
-            "timeout",
-            "is-ignore",
-        ],
+        "action" => ACTION_ATTRS,
         "file" => &["file-link", "min-num", "min-each-size"],
         "source" | "min" | "max" | "target" => &[
             "type",
@@ -414,7 +398,7 @@ mod tests {
         assert_eq!(model(&printed.xml), model(ORIGINAL), "{}", printed.xml);
         let xml = &printed.xml;
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<work-flow name=\"wf\" creator=\"Kent\" desc=\"demo\" dir=\"/x\">\n"), "{xml}");
-        assert!(xml.contains("  <!-- say hello -->\n  <action name=\"a\" desc=\"hi &amp; bye\" retry-times=\"2\">\n"), "{xml}");
+        assert!(xml.contains("  <!-- say hello -->\n  <action name=\"a\" retry-times=\"2\" desc=\"hi &amp; bye\">\n"), "{xml}");
         assert!(
             xml.contains("<command>echo \"a &lt; b\"</command>"),
             "{xml}"

@@ -94,10 +94,7 @@ impl<'a> LineIndex<'a> {
 
 impl Element {
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        attr_value(&self.attrs, name)
     }
 
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
@@ -125,6 +122,14 @@ impl Element {
         }
         out
     }
+}
+
+/// The value of attribute `name` in a list of attributes.
+pub(crate) fn attr_value<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Deepest element nesting a document may have. The tree is built without recursion, but dropping,

@@ -15,7 +15,8 @@ use super::super::template::Template;
 use super::super::xml::Element;
 use super::{dedent, parse_size, Ctx, Edge, RefKind};
 
-const ACTION_ATTRS: &[&str] = &[
+/// Also the order the editor's printer writes them in.
+pub(crate) const ACTION_ATTRS: &[&str] = &[
     "name",
     "host",
     "retry-times",

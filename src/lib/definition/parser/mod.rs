@@ -10,6 +10,9 @@ mod actions;
 mod coordinator;
 mod workflow;
 
+pub(crate) use actions::ACTION_ATTRS;
+pub(crate) use workflow::ROOT_ATTRS;
+
 use std::path::{Path, PathBuf};
 
 use super::links;

@@ -5,7 +5,8 @@ use super::super::model::{MailLevel, Node, NodeKind, ParamDecl, Workflow};
 use super::super::xml::Element;
 use super::{actions, coordinator, Ctx, Edge, NodeInfo, ParsedWorkflow};
 
-const ROOT_ATTRS: &[&str] = &[
+/// Also the order the editor's printer writes them in.
+pub(crate) const ROOT_ATTRS: &[&str] = &[
     "name",
     "creator",
     "desc",

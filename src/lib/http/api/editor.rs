@@ -2,8 +2,8 @@
 //! [`Document`] tree; every XML it shows, checks or saves is printed here by the one canonical
 //! printer, and checked and saved through the same functions as `POST /definitions/validate` and
 //! `POST /definitions` (the validator of `akkaflow validate`, the sync transaction, the event with
-//! the actor). These endpoints serve the UI and are not part of the OpenAPI document: scripts upload
-//! XML.
+//! the actor). They are the UI's own, served under `/ui/editor/api/` and left out of the documented
+//! `/api/v1`: scripts upload XML.
 
 use std::collections::BTreeMap;
 

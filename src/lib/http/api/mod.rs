@@ -46,11 +46,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/links/file", get(admin::file_links))
         .route("/tokens", get(admin::tokens).post(admin::token_create))
         .route("/tokens/{name}", delete(admin::token_revoke))
-        .route("/editor/workflows/{name}", get(editor::open))
-        .route("/editor/layout", post(editor::layout))
-        .route("/editor/check", post(editor::check))
-        .route("/editor/save", post(editor::save))
-        .route("/editor/cron", get(editor::cron))
 }
 
 /// The workflow, if it exists and the caller may see it.

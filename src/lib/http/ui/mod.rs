@@ -20,6 +20,7 @@ use axum::{Form, Router};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
+use super::api::editor as api_editor;
 use super::auth::{self, Caller, SESSION_COOKIE, SESSION_TTL};
 use super::error::{ApiError, InternalCause};
 use super::AppState;
@@ -39,6 +40,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cluster", get(pages::cluster))
         .route("/editor", get(editor::new_workflow))
         .route("/editor/{name}", get(editor::edit_workflow))
+        // the editor's JSON endpoints: the UI's own, outside the documented /api/v1
+        .route("/editor/api/workflows/{name}", get(api_editor::open))
+        .route("/editor/api/layout", post(api_editor::layout))
+        .route("/editor/api/check", post(api_editor::check))
+        .route("/editor/api/save", post(api_editor::save))
+        .route("/editor/api/cron", get(api_editor::cron))
         .route("/assets/editor.js", get(editor::script))
         .route("/assets/editor.css", get(editor::style))
         .route("/login", get(login_page).post(login))
