@@ -324,6 +324,16 @@ fn xml_attr(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Where a posted file's diagnostics point, unless it replaces a stored workflow (which keeps its
+/// stored path). Keyed per workflow: uploads that share a file name must not read as one file
+/// (each would list the others as its own).
+pub fn upload_path(file_name: &str, text: &str) -> PathBuf {
+    match root_workflow_name(text).filter(|n| !n.is_empty()) {
+        Some(workflow) => PathBuf::from(format!("upload/{workflow}/{file_name}")),
+        None => PathBuf::from(format!("upload/{file_name}")),
+    }
+}
+
 /// Validates one posted file the way `sync` validates a directory: together with every workflow and
 /// link already stored (so references to them resolve and a duplicate name is caught), replacing the
 /// stored workflow of the same name. Only the posted file's content goes into the returned set.
@@ -336,12 +346,7 @@ pub async fn prepare_upload(
     file_name: &str,
     text: String,
 ) -> Result<PreparedUpload> {
-    // keyed per workflow: uploads that share a file name must not read as one file (each would
-    // list the others as its own)
-    let upload_path = match root_workflow_name(&text).filter(|n| !n.is_empty()) {
-        Some(workflow) => PathBuf::from(format!("upload/{workflow}/{file_name}")),
-        None => PathBuf::from(format!("upload/{file_name}")),
-    };
+    let upload_path = upload_path(file_name, &text);
     let diag = |message: String| {
         Error::Invalid(vec![definition::Diagnostic {
             severity: definition::Severity::Error,

@@ -200,10 +200,15 @@ pub(crate) async fn check(
     let file = posted_file(Some(&new_file_name(&body.document)), &printed.xml)?;
     // an upload replacing a stored workflow keeps its stored path; a new one goes under upload/
     let own = match body.document.root.attr("name") {
-        Some(n) => state.engine.store.workflow_get(n).await?.map(|w| w.file_path),
+        Some(n) => state
+            .engine
+            .store
+            .workflow_get(n)
+            .await?
+            .map(|w| w.file_path),
         None => None,
     }
-    .unwrap_or_else(|| format!("upload/{file}"));
+    .unwrap_or_else(|| sync::upload_path(&file, &printed.xml).display().to_string());
     let mut findings = Vec::new();
     let diags = match sync::prepare_upload(&state.engine.store, &file, printed.xml.clone()).await {
         Ok(prepared) => {
@@ -216,7 +221,11 @@ pub(crate) async fn check(
         Err(e) => return Err(e.into()),
     };
     for d in diags {
-        let severity = if d.severity == "error" { "error" } else { "warning" };
+        let severity = if d.severity == "error" {
+            "error"
+        } else {
+            "warning"
+        };
         if d.file == own {
             findings.push(place(&printed, severity, d.line, d.col, d.message));
         } else {
