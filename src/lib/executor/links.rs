@@ -81,10 +81,10 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
-/// Reads the db link `name` from the store.
+/// Reads the db link `name` through the executor port.
 pub(crate) async fn db_link(ctx: &AttemptContext, name: &str) -> Result<DbLink, String> {
-    ctx.store
-        .db_link_get(name)
+    ctx.port
+        .db_link(name)
         .await
         .map_err(|e| format!("cannot read db link `{name}`: {e}"))?
         .ok_or_else(|| {
@@ -95,8 +95,8 @@ pub(crate) async fn db_link(ctx: &AttemptContext, name: &str) -> Result<DbLink, 
 /// Reads the file link `name`; `local` is implied when no row defines it.
 pub(crate) async fn file_link(ctx: &AttemptContext, name: &str) -> Result<FileLink, String> {
     let found = ctx
-        .store
-        .file_link_get(name)
+        .port
+        .file_link(name)
         .await
         .map_err(|e| format!("cannot read file link `{name}`: {e}"))?;
     match found {

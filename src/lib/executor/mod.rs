@@ -6,8 +6,9 @@
 //! An executor never touches run state: it gets an [`AttemptContext`], writes output lines to the
 //! attempt's [`LogSink`], honours the kill token and the timeout through one [`Stopper`], and returns
 //! how the attempt ended. Timeouts and kills stop the whole process group, or cancel the running
-//! query on the database server and roll back. The only store calls an executor makes are reads of
-//! links and the data-monitor history insert; passwords never reach the log or an error message.
+//! query on the database server and roll back. An executor never sees the store: what it needs from
+//! akkaflow's database (link lookup, recording a data-monitor check) comes through the narrow
+//! [`ExecutorPort`], which the worker implements; passwords never reach the log or an error message.
 
 mod bulk;
 mod db;
@@ -33,8 +34,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::definition::template::{RenderContext, Template};
 use crate::definition::{Action, ActionKind};
+use crate::definition::{DbLink, FileLink};
 use crate::state::{AttemptEnd, InstanceId, TaskId};
-use crate::store::{LogLine, LogStream, Store};
+use crate::store::{LogLine, LogStream, NewDataMonitorCheck, StoreError};
+
+/// What an executor may ask of akkaflow's own database, and nothing more: the port keeps run state
+/// out of reach of executor code (the worker implements it over the store).
+#[async_trait::async_trait]
+pub trait ExecutorPort: Send + Sync {
+    /// The db link `name`, if `sync` wrote one.
+    async fn db_link(&self, name: &str) -> Result<Option<DbLink>, StoreError>;
+    /// The file link `name`, if `sync` wrote one.
+    async fn file_link(&self, name: &str) -> Result<Option<FileLink>, StoreError>;
+    /// Records one data-monitor check in the `data_monitor` history.
+    async fn monitor_check_record(&self, check: &NewDataMonitorCheck) -> Result<(), StoreError>;
+}
 
 /// Tunables of the data executors, from the configuration file.
 #[derive(Clone, Debug)]
@@ -76,8 +90,8 @@ pub struct AttemptContext {
     pub stop: CancellationToken,
     /// How long a stopped process group gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
-    /// akkaflow's own database: link lookup and the data-monitor history only.
-    pub store: Arc<dyn Store>,
+    /// akkaflow's own database, as far as an executor may see it.
+    pub port: Arc<dyn ExecutorPort>,
     pub settings: ExecutorSettings,
 }
 

@@ -8,7 +8,7 @@
 //! "wait for the file" sensor. Listing runs on the blocking pool.
 //!
 //! data-monitor evaluates its source and bounds (SQL first cell, COMMAND stdout, NUM literal) as
-//! numbers, checks once, and records every check in `data_monitor` through the store, whether it
+//! numbers, checks once, and records every check in `data_monitor` through the executor port, whether it
 //! passed, failed, or could not be evaluated. A violation fails the attempt with the rendered
 //! `warn-msg` in the message, or, with `is-exceed-error="false"`, passes with a warning line.
 
@@ -372,8 +372,8 @@ pub(super) async fn run_data(ctx: &AttemptContext, stop: &Stopper, m: &DataMonit
             bound(check.max_value, "∞")
         )
     });
-    ctx.store
-        .data_monitor_insert(&check)
+    ctx.port
+        .monitor_check_record(&check)
         .await
         .map_err(|e| format!("cannot record the check in data_monitor: {e}"))?;
     match violation {

@@ -11,10 +11,29 @@ use tracing::Instrument;
 
 use super::{RunningMap, StopReason, WorkerConfig};
 use crate::definition::NodeKind;
+use crate::definition::{DbLink, FileLink};
 use crate::engine::Engine;
-use crate::executor::{self, AttemptContext, LogMsg, LogSink};
+use crate::executor::{self, AttemptContext, ExecutorPort, LogMsg, LogSink};
 use crate::state::AttemptEnd;
-use crate::store::ClaimedTask;
+use crate::store::{ClaimedTask, NewDataMonitorCheck, Store, StoreError};
+
+/// The executor port over the store: the three calls an executor may make, and no others.
+struct StorePort(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl ExecutorPort for StorePort {
+    async fn db_link(&self, name: &str) -> Result<Option<DbLink>, StoreError> {
+        self.0.db_link_get(name).await
+    }
+
+    async fn file_link(&self, name: &str) -> Result<Option<FileLink>, StoreError> {
+        self.0.file_link_get(name).await
+    }
+
+    async fn monitor_check_record(&self, check: &NewDataMonitorCheck) -> Result<(), StoreError> {
+        self.0.data_monitor_insert(check).await
+    }
+}
 
 pub(super) struct Runner {
     pub engine: Engine,
@@ -140,7 +159,7 @@ impl Runner {
             log: log.clone(),
             stop: self.stop.clone(),
             kill_grace: Duration::from_secs(5),
-            store: self.engine.store.clone(),
+            port: Arc::new(StorePort(self.engine.store.clone())),
             settings: self.cfg.executor.clone(),
         })
     }
