@@ -16,6 +16,10 @@ pub enum Error {
     /// A concurrent writer changed a row this operation relied on; the operation is retried.
     #[error("concurrent change: {0}")]
     Conflict(String),
+    /// An operation would lock this instance after one with a higher id (a child's end reporting to
+    /// its parent): the engine runs it again with this instance locked first. Never leaves the engine.
+    #[error("instance {0} must be locked before the instances this transaction holds")]
+    LockOrder(crate::state::InstanceId),
     #[error("configuration: {0}")]
     Config(String),
     #[error("{context}: {source}")]
@@ -42,7 +46,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Store(e) => e.is_retryable(),
-            Error::Conflict(_) => true,
+            Error::Conflict(_) | Error::LockOrder(_) => true,
             _ => false,
         }
     }

@@ -70,14 +70,10 @@ pub async fn sync_set(
     set: &DefinitionSet,
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
-    let mut attempt = 0;
-    loop {
-        let tx = store.begin().await?;
-        match apply(tx, set, opts).await {
-            Err(Error::Store(e)) if e.is_retryable() && attempt < 5 => attempt += 1,
-            other => return other,
-        }
-    }
+    crate::store::retry::retrying(crate::store::retry::ENGINE, || async {
+        apply(store.begin().await?, set, opts).await
+    })
+    .await
 }
 
 async fn apply(

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::dag::InstanceEnd;
 use super::Engine;
 use crate::alert::{self, InstanceFacts, TaskFacts};
-use crate::dag::InstanceEnd;
 use crate::definition::template::RenderContext;
 use crate::definition::{ActionKind, MailLevel, NodeKind, Workflow};
 use crate::error::Result;

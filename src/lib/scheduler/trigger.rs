@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::definition::cron::CronSpec;
-use crate::engine::{CreateInstance, Engine};
+use crate::engine::{Advance, CreateInstance, Engine};
 use crate::error::{Error, Result};
 use crate::state::TriggerKind;
 use crate::store::{CoordinatorRow, StoreTx};
@@ -200,25 +200,26 @@ impl Trigger {
         if fires.is_empty() {
             return Vec::new();
         }
+        let fires = &fires;
         let together = self
             .engine
-            .retrying(|| async {
-                let mut tx = self.engine.store.begin().await?;
-                let mut fired = Vec::with_capacity(fires.len());
-                for f in &fires {
-                    match self.fire_in_tx(&mut *tx, f, now).await? {
-                        Some(created) => fired.push(Some(created)),
-                        // a race lost part-way (the slot won, the dependencies not) must not
-                        // commit the part that won
-                        None if f.deps > 0 => {
-                            tx.rollback().await?;
-                            return Ok(None);
+            .advance(&self.actor, |adv: &mut Advance<'_>| {
+                Box::pin(async move {
+                    let mut fired = Vec::with_capacity(fires.len());
+                    for f in fires {
+                        match self.fire_in_tx(adv, f, now).await? {
+                            Some(created) => fired.push(Some(created)),
+                            // a race lost part-way (the slot won, the dependencies not) must not
+                            // commit the part that won
+                            None if f.deps > 0 => {
+                                adv.abandon();
+                                return Ok(None);
+                            }
+                            None => fired.push(None),
                         }
-                        None => fired.push(None),
                     }
-                }
-                tx.commit().await?;
-                Ok(Some(fired))
+                    Ok(Some(fired))
+                })
             })
             .await;
         match together {
@@ -235,7 +236,7 @@ impl Trigger {
                     tracing::debug!(error = %e, n = fires.len(), "fires together failed; firing one by one");
                 }
                 let mut out = Vec::with_capacity(fires.len());
-                for f in &fires {
+                for f in fires {
                     out.push((f.req.workflow.clone(), self.fire_one(f, now).await));
                 }
                 out
@@ -282,14 +283,14 @@ impl Trigger {
     /// One fire in its own transaction.
     async fn fire_one(&self, f: &CronFire, now: DateTime<Utc>) -> Result<Option<bool>> {
         self.engine
-            .retrying(|| async {
-                let mut tx = self.engine.store.begin().await?;
-                let fired = self.fire_in_tx(&mut *tx, f, now).await?;
-                match fired {
-                    Some(_) => tx.commit().await?,
-                    None => tx.rollback().await?,
-                }
-                Ok(fired)
+            .advance(&self.actor, |adv: &mut Advance<'_>| {
+                Box::pin(async move {
+                    let fired = self.fire_in_tx(adv, f, now).await?;
+                    if fired.is_none() {
+                        adv.abandon();
+                    }
+                    Ok(fired)
+                })
             })
             .await
     }
@@ -298,20 +299,21 @@ impl Trigger {
     /// master fired the slot first: the transaction must then be rolled back.
     async fn fire_in_tx(
         &self,
-        tx: &mut dyn StoreTx,
+        adv: &mut Advance<'_>,
         f: &CronFire,
         now: DateTime<Utc>,
     ) -> Result<Option<bool>> {
         let workflow = &f.req.workflow;
-        if !tx
+        if !adv
+            .tx()
             .coordinator_fire(workflow, f.due, f.next, f.slot)
             .await?
             .applied()
-            || !clear_dependencies(tx, workflow, f.deps).await?
+            || !clear_dependencies(adv.tx(), workflow, f.deps).await?
         {
             return Ok(None);
         }
-        let created = self.engine.create_in_tx(tx, &f.req, now).await?;
+        let created = adv.create(&f.req, now).await?;
         Ok(Some(created.id.is_some()))
     }
 
@@ -325,19 +327,20 @@ impl Trigger {
             .store
             .coordinator_depend_list(&c.workflow)
             .await?;
-        let req = self.request(c, TriggerKind::Dependency, None);
+        let req = &self.request(c, TriggerKind::Dependency, None);
+        let deps = &deps;
         let fired = self
             .engine
-            .retrying(|| async {
-                let now = self.engine.store.now().await?;
-                let mut tx = self.engine.store.begin().await?;
-                if !clear_dependencies(&mut *tx, &c.workflow, deps.len()).await? {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                let created = self.engine.create_in_tx(&mut *tx, &req, now).await?;
-                tx.commit().await?;
-                Ok(Some(created.id.is_some()))
+            .advance(&self.actor, |adv: &mut Advance<'_>| {
+                Box::pin(async move {
+                    let now = self.engine.store.now().await?;
+                    if !clear_dependencies(adv.tx(), &c.workflow, deps.len()).await? {
+                        adv.abandon();
+                        return Ok(None);
+                    }
+                    let created = adv.create(req, now).await?;
+                    Ok(Some(created.id.is_some()))
+                })
             })
             .await;
         self.count(fired, &c.workflow, report)

@@ -25,6 +25,7 @@ mod common;
 mod conformance;
 mod mysql;
 mod postgres;
+pub mod retry;
 mod session_lock;
 mod sqlite;
 mod types;

@@ -32,8 +32,7 @@ use crate::store::{TaskClaimParams, WorkerRegistration};
 /// How long a busy worker with less than half its slots free waits for more to free before claiming.
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
-/// The queue of tasks that are not pinned to a host.
-pub const DEFAULT_QUEUE: &str = "default";
+pub use crate::state::DEFAULT_QUEUE;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {

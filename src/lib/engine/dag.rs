@@ -16,8 +16,8 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use super::state::{InstanceStatus, TaskStatus};
 use crate::definition::{NodeKind, Workflow};
-use crate::state::{InstanceStatus, TaskStatus};
 
 /// One change to a node's row: `from` is what the guarded UPDATE expects.
 #[derive(Clone, Debug, PartialEq, Eq)]
