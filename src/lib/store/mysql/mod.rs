@@ -45,9 +45,6 @@ use super::*;
 use crate::definition::{DbLink, FileLink};
 use crate::state::{InstanceId, TaskId, TaskStatus};
 
-/// How often a statement that deadlocked or timed out on a lock is tried in all.
-const RETRY_ATTEMPTS: u32 = 5;
-
 /// Server error number of a duplicate key.
 const ER_DUP_ENTRY: u16 = 1062;
 
@@ -173,27 +170,15 @@ fn lock_name(database: &str) -> String {
     )
 }
 
-/// Runs `op` again after a deadlock or lock wait timeout, a bounded number of times, with a short
-/// jittered backoff. Only for operations that are one statement or open their own transaction: the
-/// server rolled back the whole statement or transaction, so running it again is safe.
-async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+/// Runs `op` again after a deadlock or lock wait timeout, by the store's one policy
+/// ([`super::retry::STATEMENT`]). Only for operations that are one statement or open their own
+/// transaction: the server rolled back the whole statement or transaction, so running it again is safe.
+async fn retrying<T, F, Fut>(op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(e) if e.is_retryable() && attempt < RETRY_ATTEMPTS => {
-                let backoff = 5u64 << attempt;
-                tracing::debug!(error = %e, attempt, "deadlock or lock wait timeout; retrying");
-                tokio::time::sleep(Duration::from_millis(backoff + fastrand::u64(0..backoff)))
-                    .await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    super::retry::retrying(super::retry::STATEMENT, op).await
 }
 
 /// Whether `e` is a duplicate key on the named unique key.
