@@ -93,6 +93,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Opens the configured database (applying migrations).
+    pub async fn connect(&self) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+        let opts = crate::store::ConnectOptions::new(self.database_url.clone());
+        Ok(crate::store::connect(&opts).await?)
+    }
+
     /// Reads `path` (or `./akkaflow.toml` when it exists), then the environment, then `database_url`.
     pub fn load(path: Option<&Path>, database_url: Option<String>) -> Result<Config> {
         let file = match path {

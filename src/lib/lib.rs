@@ -20,6 +20,7 @@ pub mod cli;
 pub mod executor;
 pub mod http;
 pub mod scheduler;
+pub mod supervisor;
 #[doc(hidden)]
 pub mod testkit;
 

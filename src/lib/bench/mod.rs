@@ -157,7 +157,7 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
     if args.reset {
         db::reset(&url).await?;
     }
-    let store = crate::cli::connect(cfg).await?;
+    let store = cfg.connect().await?;
     let db = db::Db::connect(&url).await?;
     let mut report = Report {
         backend: store.backend().as_str().into(),
@@ -236,7 +236,8 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
     }
     report.wall_s = started.elapsed().as_secs_f64();
     if args.json {
-        crate::cli::print_json(&report);
+        let json = serde_json::to_string_pretty(&report).expect("the report serialises");
+        println!("{json}");
     } else {
         print_human(&report);
     }

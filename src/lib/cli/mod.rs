@@ -4,7 +4,6 @@
 mod health;
 mod inspect;
 mod operate;
-mod roles;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -15,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{self, ConnectOptions, Store};
+use crate::store::Store;
+use crate::supervisor;
 
 /// akkaflow: a distributed ETL workflow scheduler whose whole coordination lives in a shared SQL database.
 #[derive(Debug, Parser)]
@@ -364,14 +364,16 @@ pub async fn run(cli: Cli) -> Result<i32> {
             json,
         } => inspect::check(&cfg, stuck_after_secs, json).await,
         Command::Health(args) => health::health(&cfg, args).await,
-        Command::Scheduler => roles::scheduler(&cfg).await,
-        Command::Worker(args) => roles::worker(&cfg, &args).await,
-        Command::Http(args) => roles::http(&cfg, &args).await,
+        Command::Scheduler => supervisor::run_scheduler(&cfg).await.map(|()| 0),
+        Command::Worker(args) => supervisor::run_worker(&cfg, &args.into()).await.map(|()| 0),
+        Command::Http(args) => supervisor::run_http(&cfg, &args.into()).await.map(|()| 0),
         Command::Standalone {
             xmlconfig,
             worker,
             http,
-        } => roles::standalone(&cfg, xmlconfig, &worker, &http).await,
+        } => supervisor::run_standalone(&cfg, xmlconfig, &worker.into(), &http.into(), os_actor())
+            .await
+            .map(|()| 0),
         Command::Token(c) => tokens::token(&cfg, c).await,
         Command::Bench(args) => crate::bench::run(&cfg, cli.config.as_deref(), args).await,
     }
@@ -379,7 +381,27 @@ pub async fn run(cli: Cli) -> Result<i32> {
 
 /// Opens the configured database (applying migrations).
 pub(crate) async fn connect(cfg: &Config) -> Result<Arc<dyn Store>> {
-    Ok(store::connect(&ConnectOptions::new(cfg.database_url.clone())).await?)
+    cfg.connect().await
+}
+
+impl From<WorkerArgs> for supervisor::WorkerOptions {
+    fn from(a: WorkerArgs) -> Self {
+        supervisor::WorkerOptions {
+            slots: a.slots,
+            queues: a.queues,
+            name: a.name,
+            bench_noop: a.bench_noop,
+        }
+    }
+}
+
+impl From<HttpArgs> for supervisor::HttpOptions {
+    fn from(a: HttpArgs) -> Self {
+        supervisor::HttpOptions {
+            listen: a.listen,
+            no_auth: a.no_auth,
+        }
+    }
 }
 
 /// Who is at the keyboard, for event rows.

@@ -1,4 +1,7 @@
-//! The long-running roles: scheduler, worker, standalone. SIGTERM or SIGINT stops them gracefully.
+//! The process supervisor: starts the long-running roles (scheduler, worker, HTTP server, or all
+//! three in one `standalone` process), owns the signals (SIGTERM or SIGINT stops them gracefully),
+//! and in standalone mode re-syncs the definition directory when it changes. The CLI parses its
+//! arguments into the options here and calls one `run_*` function; nothing here parses.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -6,13 +9,33 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{connect, os_actor, HttpArgs, WorkerArgs};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::scheduler::{self, SchedulerConfig};
+use crate::state::DEFAULT_QUEUE;
 use crate::sync::{self, SyncOptions};
-use crate::worker::{self, WorkerConfig, DEFAULT_QUEUE};
+use crate::worker::{self, WorkerConfig};
+
+/// What the command line says about a worker role.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerOptions {
+    /// How many tasks run at once.
+    pub slots: usize,
+    /// Queues to serve; empty means `default`.
+    pub queues: Vec<String>,
+    /// The name `host` attributes pin to; `None` means the host name.
+    pub name: Option<String>,
+    /// For `akkaflow bench`: attempts succeed without running.
+    pub bench_noop: bool,
+}
+
+/// What the command line says about the HTTP role.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub listen: String,
+    pub no_auth: bool,
+}
 
 /// A token cancelled on the first SIGTERM or SIGINT.
 fn shutdown_token() -> Result<CancellationToken> {
@@ -57,7 +80,7 @@ fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
     })
 }
 
-fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
+fn worker_config(cfg: &Config, args: &WorkerOptions) -> WorkerConfig {
     let name = args.name.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
@@ -82,47 +105,50 @@ fn worker_config(cfg: &Config, args: &WorkerArgs) -> WorkerConfig {
     }
 }
 
-pub(super) async fn scheduler(cfg: &Config) -> Result<i32> {
+/// Runs the scheduler role until a signal stops it.
+pub async fn run_scheduler(cfg: &Config) -> Result<()> {
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(connect(cfg).await?, cfg);
+    let engine = Engine::for_config(cfg.connect().await?, cfg);
     let sched = scheduler_config(cfg, &engine)?;
-    scheduler::run(engine, sched, stop).await?;
-    Ok(0)
+    scheduler::run(engine, sched, stop).await
 }
 
-pub(super) async fn worker(cfg: &Config, args: &WorkerArgs) -> Result<i32> {
+/// Runs a worker until a signal stops it (running attempts are handed back or finished).
+pub async fn run_worker(cfg: &Config, args: &WorkerOptions) -> Result<()> {
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(connect(cfg).await?, cfg);
-    worker::run(engine, worker_config(cfg, args), stop).await?;
-    Ok(0)
+    let engine = Engine::for_config(cfg.connect().await?, cfg);
+    worker::run(engine, worker_config(cfg, args), stop).await
 }
 
-fn http_config(cfg: &Config, args: &HttpArgs) -> Result<crate::http::HttpConfig> {
+fn http_config(cfg: &Config, args: &HttpOptions) -> Result<crate::http::HttpConfig> {
     crate::http::HttpConfig::resolve(&args.listen, args.no_auth, cfg.public_url.as_deref())
 }
 
-pub(super) async fn http(cfg: &Config, args: &HttpArgs) -> Result<i32> {
+/// Serves the HTTP API and UI until a signal stops it.
+pub async fn run_http(cfg: &Config, args: &HttpOptions) -> Result<()> {
     let http_cfg = http_config(cfg, args)?;
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(connect(cfg).await?, cfg);
-    crate::http::serve(engine, http_cfg, stop).await?;
-    Ok(0)
+    let engine = Engine::for_config(cfg.connect().await?, cfg);
+    crate::http::serve(engine, http_cfg, stop).await
 }
 
-pub(super) async fn standalone(
+/// Scheduler, worker and HTTP server in one process, syncing `xmlconfig` at start and whenever it
+/// changes; `actor` signs the syncs.
+pub async fn run_standalone(
     cfg: &Config,
     xmlconfig: PathBuf,
-    args: &WorkerArgs,
-    http: &HttpArgs,
-) -> Result<i32> {
+    args: &WorkerOptions,
+    http: &HttpOptions,
+    actor: String,
+) -> Result<()> {
     let http_cfg = http_config(cfg, http)?;
     let stop = shutdown_token()?;
-    let store = connect(cfg).await?;
+    let store = cfg.connect().await?;
     let engine = Engine::for_config(store.clone(), cfg);
     let opts = SyncOptions {
         dry_run: false,
         prune: false,
-        actor: os_actor(),
+        actor,
         default_timezone: cfg.timezone,
     };
     let mut seen = None;
@@ -188,7 +214,7 @@ pub(super) async fn standalone(
         }
     }
     while roles.join_next().await.is_some() {}
-    Ok(0)
+    Ok(())
 }
 
 /// Names, sizes and modification times of every XML file below `dir`: cheap change detection.
