@@ -13,6 +13,13 @@ use serde_json::Value;
 use support::browser::{browser_or_skip, Driver};
 use support::{start, token, Server};
 
+/// Whether all eight nodes of the drawn workflow lie inside the canvas.
+const ALL_NODES_IN_VIEW: &str =
+    "const c = document.querySelector('.canvas').getBoundingClientRect(); \
+    const ns = [...document.querySelectorAll('.react-flow__node')]; \
+    return ns.length === 8 && ns.every(n => { const r = n.getBoundingClientRect(); \
+      return r.left >= c.left && r.right <= c.right && r.top >= c.top && r.bottom <= c.bottom; });";
+
 /// Ctrl+A: WebDriver keys select everything in a field, so typed text replaces it.
 const SELECT_ALL: &str = "\u{E009}a\u{E000}";
 
@@ -200,13 +207,7 @@ async fn editor_draws_a_fork_join_workflow_validates_saves_and_runs_it() {
     choose(&d, "coord-add-dep", "seed");
     widen(&d);
     click(&d, "relayout");
-    d.wait_true(
-        "const c = document.querySelector('.canvas').getBoundingClientRect(); \
-         const ns = [...document.querySelectorAll('.react-flow__node')]; \
-         return ns.length === 8 && ns.every(n => { const r = n.getBoundingClientRect(); \
-           return r.left >= c.left && r.right <= c.right && r.top >= c.top && r.bottom <= c.bottom; });",
-        "the tidied graph to fit the canvas",
-    );
+    d.wait_true(ALL_NODES_IN_VIEW, "the tidied graph to fit the canvas");
     wait_text(&d, "validity", "valid");
     shot(&d, "editor-workflow.png");
     let sql_node = d.wait(&tid("node-sql"), "the sql node");
@@ -215,6 +216,7 @@ async fn editor_draws_a_fork_join_workflow_validates_saves_and_runs_it() {
     shot(&d, "editor.png");
     click(&d, "xml-tab");
     wait_text(&d, "xml", "<fork name=\"fork\">");
+    d.wait_true(ALL_NODES_IN_VIEW, "the graph to fit the narrower canvas");
     shot(&d, "editor-xml.png");
 
     // save: the definition upload's path, with the token as the actor

@@ -268,7 +268,7 @@ function Editor({ opened, scope }) {
         </span>
         <button type="button" className={`btn${selected ? '' : ' on'}`} onClick={() => setSelected(null)} data-testid="workflow-settings">⚙ Workflow</button>
         <button type="button" className="btn" onClick={relayout} data-testid="relayout">Tidy layout</button>
-        <button type="button" className={`btn${showXml ? ' on' : ''}`} onClick={() => setShowXml((v) => !v)} data-testid="xml-tab">XML</button>
+        <button type="button" className={`btn${showXml ? ' on' : ''}`} onClick={() => { setShowXml((v) => !v); setTimeout(() => flow.fitView({ padding: 0.15, duration: 200 }), 250); }} data-testid="xml-tab">XML</button>
         <button type="button" className="btn" onClick={() => download(`${wfName || 'workflow'}.xml`, check.xml)} disabled={!check.xml} data-testid="export">Export</button>
         <button type="button" className="btn primary" onClick={save} disabled={!check.valid || checking} data-testid="save">Save</button>
         {saved.name && !saved.dirty ? <a className="btn" href={`/ui/workflows/${encodeURIComponent(saved.name)}`} data-testid="open-workflow">Open ↗</a> : null}
