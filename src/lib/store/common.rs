@@ -242,9 +242,11 @@ where
     qb
 }
 
-/// The multi-row `task_attempt` INSERT of the server backends (SQLite stores its times as text).
-pub(crate) fn attempt_insert<'a, DB>(
+/// The multi-row `task_attempt` INSERT of every backend; `time` turns a time into the form the
+/// backend stores (the time itself on the servers, text on SQLite).
+pub(crate) fn attempt_insert<'a, DB, T>(
     attempts: &'a [super::AttemptRow],
+    time: fn(chrono::DateTime<chrono::Utc>) -> T,
 ) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: Database,
@@ -253,8 +255,8 @@ where
     TaskId: Encode<'a, DB> + Type<DB>,
     AttemptOutcome: Encode<'a, DB> + Type<DB>,
     &'a Option<String>: Encode<'a, DB> + Type<DB>,
-    Option<chrono::DateTime<chrono::Utc>>: Encode<'a, DB> + Type<DB>,
-    chrono::DateTime<chrono::Utc>: Encode<'a, DB> + Type<DB>,
+    T: 'a + Encode<'a, DB> + Type<DB>,
+    Option<T>: Encode<'a, DB> + Type<DB>,
 {
     let mut qb = sqlx::QueryBuilder::<DB>::new(
         "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
@@ -266,8 +268,8 @@ where
             .push_bind(a.outcome)
             .push_bind(a.exit_code)
             .push_bind(&a.error)
-            .push_bind(a.started_at)
-            .push_bind(a.ended_at);
+            .push_bind(a.started_at.map(time))
+            .push_bind(time(a.ended_at));
     });
     qb
 }

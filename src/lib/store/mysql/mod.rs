@@ -478,7 +478,7 @@ impl MysqlTx {
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
         for attempts in attempts.chunks(ROWS_PER_INSERT) {
-            super::common::attempt_insert::<MySql>(attempts)
+            super::common::attempt_insert::<MySql, _>(attempts, std::convert::identity)
                 .build()
                 .execute(&mut *self.tx)
                 .await?;

@@ -336,7 +336,7 @@ impl PostgresTx {
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
         for attempts in attempts.chunks(ROWS_PER_INSERT) {
-            super::common::attempt_insert::<Postgres>(attempts)
+            super::common::attempt_insert::<Postgres, _>(attempts, std::convert::identity)
                 .build()
                 .execute(&mut *self.tx)
                 .await?;

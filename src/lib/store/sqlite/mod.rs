@@ -362,20 +362,10 @@ impl SqliteTx {
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
         for attempts in attempts.chunks(ROWS_PER_INSERT) {
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) ",
-            );
-            qb.push_values(attempts, |mut b, a| {
-                b.push_bind(a.task_id)
-                    .push_bind(a.attempt)
-                    .push_bind(&a.worker_id)
-                    .push_bind(a.outcome)
-                    .push_bind(a.exit_code)
-                    .push_bind(&a.error)
-                    .push_bind(ts_opt(a.started_at))
-                    .push_bind(ts(a.ended_at));
-            });
-            qb.build().execute(&mut *self.tx).await?;
+            super::common::attempt_insert::<Sqlite, _>(attempts, ts)
+                .build()
+                .execute(&mut *self.tx)
+                .await?;
         }
         self.flush_events().await
     }
