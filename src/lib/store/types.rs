@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
@@ -265,36 +265,14 @@ pub struct AttemptRow {
     pub ended_at: DateTime<Utc>,
 }
 
-/// Which stream a log line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-    System,
-}
-
-impl LogStream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogStream::Stdout => "stdout",
-            LogStream::Stderr => "stderr",
-            LogStream::System => "system",
-        }
+crate::state::string_enum!(
+    /// Which stream a log line came from.
+    LogStream {
+        Stdout => "stdout",
+        Stderr => "stderr",
+        System => "system",
     }
-}
-
-impl std::str::FromStr for LogStream {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "stdout" => Ok(LogStream::Stdout),
-            "stderr" => Ok(LogStream::Stderr),
-            "system" => Ok(LogStream::System),
-            other => Err(other.to_string()),
-        }
-    }
-}
+);
 
 /// One line of a task's output.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
@@ -410,48 +388,18 @@ pub struct QueueDepth {
     pub running: i64,
 }
 
-/// What an API token may do; each role includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenRole {
-    /// Reads everything in its scope.
-    Viewer,
-    /// Also triggers, runs, kills, reruns and retries.
-    Operator,
-    /// Also changes definitions, links and tokens.
-    Admin,
-}
-
-impl TokenRole {
-    pub const ALL: &'static [TokenRole] =
-        &[TokenRole::Viewer, TokenRole::Operator, TokenRole::Admin];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TokenRole::Viewer => "viewer",
-            TokenRole::Operator => "operator",
-            TokenRole::Admin => "admin",
-        }
+crate::state::string_enum!(
+    /// What an API token may do; each role includes the ones before it.
+    #[derive(PartialOrd, Ord)]
+    TokenRole {
+        /// Reads everything in its scope.
+        Viewer => "viewer",
+        /// Also triggers, runs, kills, reruns and retries.
+        Operator => "operator",
+        /// Also changes definitions, links and tokens.
+        Admin => "admin",
     }
-}
-
-impl std::str::FromStr for TokenRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "viewer" => Ok(TokenRole::Viewer),
-            "operator" => Ok(TokenRole::Operator),
-            "admin" => Ok(TokenRole::Admin),
-            other => Err(other.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for TokenRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// An `api_token` row; the secret's hash never leaves the store.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
