@@ -148,8 +148,17 @@ mod cases {
         );
         assert_ne!(first, second);
         // the new master fires: make the next slot due now
-        let c = store.coordinator_get("fo").await.unwrap().unwrap();
-        let due = c.next_fire_at.expect("scheduled") - chrono::Duration::minutes(1);
+        // the first master may have died before it scheduled the coordinator: wait for a slot
+        let next = wait_for(LONG, "the coordinator to be scheduled", || async {
+            let c = store
+                .coordinator_get("fo")
+                .await
+                .map_err(|e| e.to_string())?;
+            c.and_then(|c| c.next_fire_at)
+                .ok_or_else(|| "next_fire_at not set yet".to_string())
+        })
+        .await;
+        let due = next - chrono::Duration::minutes(1);
         common::set_next_fire_at(env, "fo", due).await;
         let fired = wait_for(LONG, "the new master to fire the slot", || async {
             let list = common::instances_of(&*store, "fo").await?;
