@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::alert::{AlertPolicy, SmtpSettings, TlsMode};
+use crate::alert::{AlertPolicy, ChannelFile, ChannelSettings, SmtpSettings, TlsMode};
 use crate::error::{Error, Result};
 
 /// The default database: an SQLite file in the working directory, created if missing.
@@ -69,6 +69,9 @@ pub struct AlertsFile {
     pub backoff_initial_secs: Option<f64>,
     pub backoff_max_secs: Option<f64>,
     pub deliver_interval_secs: Option<f64>,
+    /// `[[alerts.channels]]`: chat robots, webhooks and mail lists alerts also go to.
+    #[serde(default)]
+    pub channels: Vec<ChannelFile>,
 }
 
 /// The resolved configuration.
@@ -90,6 +93,8 @@ pub struct Config {
     pub alerts: AlertPolicy,
     /// `public_url` (checked when the HTTP role starts).
     pub public_url: Option<String>,
+    /// The alert channels with their URLs and secrets (the routes alone are in `alerts`).
+    pub channels: Vec<ChannelSettings>,
 }
 
 impl Config {
@@ -118,7 +123,7 @@ impl Config {
             .parse()
             .map_err(|_| Error::Config(format!("unknown timezone `{tz_name}`")))?;
         let secs = |v: Option<u64>, d: u64| Duration::from_secs(v.unwrap_or(d));
-        let cfg = Config {
+        let mut cfg = Config {
             database_url,
             timezone,
             work_dir: env("AKKAFLOW_WORK_DIR")
@@ -153,9 +158,14 @@ impl Config {
             smtp: file
                 .smtp
                 .map(|s| smtp_settings(s, env("AKKAFLOW_SMTP_PASSWORD"))),
-            alerts: alert_policy(file.alerts.unwrap_or_default())?,
+            alerts: AlertPolicy::default(),
             public_url: env("AKKAFLOW_PUBLIC_URL").or(file.public_url),
+            channels: Vec::new(),
         };
+        let mut alerts = file.alerts.unwrap_or_default();
+        cfg.channels = crate::alert::resolve_channels(std::mem::take(&mut alerts.channels))?;
+        cfg.alerts = alert_policy(alerts)?;
+        cfg.alerts.routes = cfg.channels.iter().map(|c| c.route.clone()).collect();
         if let Some(smtp) = &cfg.smtp {
             smtp.from_mailbox()?;
         }
@@ -237,6 +247,7 @@ fn alert_policy(f: AlertsFile) -> Result<AlertPolicy> {
             "deliver_interval_secs",
             d.deliver_interval,
         )?,
+        routes: Vec::new(),
     })
 }
 

@@ -62,16 +62,19 @@ fn shutdown_token() -> Result<CancellationToken> {
 }
 
 fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
-    let deliverer = match &cfg.smtp {
-        Some(smtp) => Some(std::sync::Arc::new(crate::alert::Deliverer::new(
+    if cfg.smtp.is_none() {
+        tracing::info!("no [smtp] configured: mails stay in the outbox (table `alert`)");
+    }
+    let deliverer = if cfg.smtp.is_some() || !cfg.channels.is_empty() {
+        Some(std::sync::Arc::new(crate::alert::Deliverer::new(
             engine.store.clone(),
-            smtp,
+            cfg.smtp.as_ref(),
+            &cfg.channels,
+            cfg.public_url.clone(),
             cfg.alerts.clone(),
-        )?)),
-        None => {
-            tracing::info!("no [smtp] configured: alerts stay in the outbox (table `alert`)");
-            None
-        }
+        )?))
+    } else {
+        None
     };
     Ok(SchedulerConfig {
         lease_ttl: cfg.lease_ttl,
@@ -150,6 +153,7 @@ pub async fn run_standalone(
         prune: false,
         actor,
         default_timezone: cfg.timezone,
+        alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),
     };
     let mut seen = None;
     if xmlconfig.exists() {

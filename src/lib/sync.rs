@@ -24,6 +24,8 @@ pub struct SyncOptions {
     pub actor: String,
     /// Zone for coordinators that name none.
     pub default_timezone: Tz,
+    /// The configured alert channels a workflow's `alert-channels` may name; `None`: not checked.
+    pub alert_channels: Option<Vec<String>>,
 }
 
 /// What a sync did (or, with `dry_run`, would do).
@@ -70,10 +72,48 @@ pub async fn sync_set(
     set: &DefinitionSet,
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
+    if let Some(known) = &opts.alert_channels {
+        check_alert_channels(set, known)?;
+    }
     crate::store::retry::retrying(crate::store::retry::ENGINE, || async {
         apply(store.begin().await?, set, opts).await
     })
     .await
+}
+
+/// Refuses workflows whose `alert-channels` name a channel that is not configured, with the file and
+/// line of the attribute.
+fn check_alert_channels(set: &DefinitionSet, known: &[String]) -> Result<()> {
+    let mut diags = Vec::new();
+    for lw in &set.workflows {
+        for name in &lw.workflow.alert_channels {
+            if known.iter().any(|k| k == name) {
+                continue;
+            }
+            let line = lw
+                .source_xml
+                .lines()
+                .position(|l| l.contains("alert-channels"))
+                .map_or(1, |i| i + 1);
+            diags.push(definition::Diagnostic {
+                severity: definition::Severity::Error,
+                file: lw.file.clone(),
+                line: line as u32,
+                col: 1,
+                element: "work-flow".into(),
+                message: format!(
+                    "workflow \"{}\": alert-channels names `{name}`, which is not in [[alerts.channels]] (configured: {})",
+                    lw.workflow.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            });
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(diags))
+    }
 }
 
 async fn apply(

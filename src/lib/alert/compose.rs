@@ -120,6 +120,10 @@ pub fn email_node(
         subject: one_line(&subject),
         body_text: html_to_text(body_html),
         body_html: body_html.to_string(),
+        channel: None,
+        event: "email".into(),
+        state: task.status.as_str().into(),
+        scheduled_for: Some(instance.scheduled_for),
     }
 }
 
@@ -211,6 +215,13 @@ fn instance_mail(
         subject,
         body_text: text,
         body_html: page(body),
+        channel: None,
+        event: match kind {
+            AlertKind::Kill => "killed".into(),
+            _ => f.status.to_string(),
+        },
+        state: f.status.to_string(),
+        scheduled_for: Some(inst.scheduled_for),
     }
 }
 
@@ -251,7 +262,32 @@ fn task_mail(
         subject,
         body_text: text,
         body_html: page(body),
+        channel: None,
+        event: kind.to_string(),
+        state: t.status.as_str().into(),
+        scheduled_for: Some(inst.scheduled_for),
     }
+}
+
+/// The copy of `alert` for one chat or webhook channel: the subject and one line of detail (the
+/// first error line, or why), which each channel formats its own way when it sends.
+pub fn for_channel(alert: &NewAlert, channel: &str, detail: &str) -> NewAlert {
+    NewAlert {
+        recipients: Vec::new(),
+        body_text: first_line(detail),
+        body_html: String::new(),
+        channel: Some(channel.to_string()),
+        ..alert.clone()
+    }
+}
+
+/// The first non-empty line of `s`, trimmed.
+pub fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// `2/3` for an action that ran; `-` for control nodes and nodes never reached.

@@ -7,39 +7,66 @@
 //! The claim comes first so a master that dies mid-send leaves the row pending, retried after the
 //! backoff; the CAS on `attempts` keeps two overlapping masters from sending the same attempt.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::channel::{Channel, ChannelKind, ChannelSettings, RobotChannel, SendError};
+use super::smtp::MailChannel;
 use super::{AlertPolicy, SmtpSettings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::AlertStatus;
 use crate::store::{AlertRow, AlertTransition, OutageLog, Store};
 
 /// Alerts handled per pass.
 const BATCH: i64 = 20;
+/// How long one POST to a chat channel may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Deliverer {
     store: Arc<dyn Store>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
+    /// The mail to each alert's receivers; `None` without `[smtp]` (those rows wait).
+    mail: Option<MailChannel>,
+    /// The configured channels by name.
+    channels: HashMap<String, Box<dyn Channel>>,
     policy: AlertPolicy,
     /// How long one send may take (the claim pushes the next try past it).
     send_timeout: Duration,
 }
 
 impl Deliverer {
-    pub fn new(store: Arc<dyn Store>, smtp: &SmtpSettings, policy: AlertPolicy) -> Result<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        smtp: Option<&SmtpSettings>,
+        channels: &[ChannelSettings],
+        public_url: Option<String>,
+        policy: AlertPolicy,
+    ) -> Result<Self> {
+        let mut by_name: HashMap<String, Box<dyn Channel>> = HashMap::new();
+        for c in channels {
+            let channel: Box<dyn Channel> = match c.route.kind {
+                ChannelKind::Email => {
+                    let smtp = smtp.ok_or_else(|| {
+                        Error::Config(format!(
+                            "[[alerts.channels]] `{}` is an email channel but there is no [smtp]",
+                            c.route.name
+                        ))
+                    })?;
+                    Box::new(MailChannel::new(smtp, Some(&c.url))?)
+                }
+                _ => Box::new(RobotChannel::new(c, public_url.clone(), HTTP_TIMEOUT)),
+            };
+            by_name.insert(c.route.name.clone(), channel);
+        }
         Ok(Deliverer {
             store,
-            transport: smtp.transport()?,
-            from: smtp.from_mailbox()?,
+            mail: smtp.map(|s| MailChannel::new(s, None)).transpose()?,
+            channels: by_name,
             policy,
-            send_timeout: smtp.timeout,
+            send_timeout: smtp.map_or(HTTP_TIMEOUT, |s| s.timeout.max(HTTP_TIMEOUT)),
         })
     }
 
@@ -50,7 +77,11 @@ impl Deliverer {
     /// Sends what is due; returns how many were delivered.
     pub async fn run_once(&self) -> Result<usize> {
         let mut sent = 0;
-        for alert in self.store.alert_due(BATCH).await? {
+        for alert in self
+            .store
+            .alert_due(BATCH, self.mail.is_some())
+            .await?
+        {
             let attempts = alert.attempts + 1;
             let claim = AlertTransition {
                 id: alert.id,
@@ -71,13 +102,14 @@ impl Deliverer {
                 }
                 Err(SendError::Transient(e)) => (AlertStatus::Pending, Some(e)),
             };
+            let channel = alert.channel.as_deref().unwrap_or("mail");
             match (&to, &error) {
                 (AlertStatus::Sent, _) => {
-                    tracing::info!(alert_id = alert.id, kind = %alert.kind, recipients = %alert.recipients, "alert sent");
+                    tracing::info!(alert_id = alert.id, kind = %alert.kind, channel, recipients = %alert.recipients, "alert sent");
                     sent += 1;
                 }
                 (_, Some(e)) => {
-                    tracing::warn!(alert_id = alert.id, kind = %alert.kind, attempt = attempts,
+                    tracing::warn!(alert_id = alert.id, kind = %alert.kind, channel, attempt = attempts,
                         outcome = %to, error = %e, "alert not delivered")
                 }
                 _ => {}
@@ -101,38 +133,19 @@ impl Deliverer {
     }
 
     async fn send(&self, alert: &AlertRow) -> std::result::Result<(), SendError> {
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(alert.subject.clone());
-        let recipients = alert.recipient_list();
-        if recipients.is_empty() {
-            return Err(SendError::Permanent("the alert has no recipients".into()));
-        }
-        for r in recipients {
-            let mailbox: Mailbox = r
-                .parse()
-                .map_err(|e| SendError::Permanent(format!("recipient `{r}`: {e}")))?;
-            builder = builder.to(mailbox);
-        }
-        let message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                alert.body_text.clone(),
-                alert.body_html.clone(),
-            ))
-            .map_err(|e| SendError::Permanent(format!("cannot build the mail: {e}")))?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP: {e}"))),
-            Err(e) => Err(SendError::Transient(format!("SMTP: {e}"))),
+        match &alert.channel {
+            None => match &self.mail {
+                Some(mail) => mail.send(alert).await,
+                None => Err(SendError::Transient("no [smtp] configured".into())),
+            },
+            Some(name) => match self.channels.get(name) {
+                Some(channel) => channel.send(alert).await,
+                None => Err(SendError::Permanent(format!(
+                    "channel `{name}` is not configured on this master"
+                ))),
+            },
         }
     }
-}
-
-enum SendError {
-    /// The server refused this mail for good (5xx) or it cannot be built: retrying cannot help.
-    Permanent(String),
-    /// Connection, TLS, timeout or 4xx: try again later.
-    Transient(String),
 }
 
 /// Delivers while `is_master` says this process holds the master lock, until `stop`.

@@ -5,14 +5,21 @@
 //! SMTP outage delays mail but loses none. Delivery is at least once: a master that dies between the
 //! SMTP "250 OK" and marking the row sent sends that mail again after the retry delay.
 
+mod channel;
 mod compose;
 mod deliver;
+mod http_post;
 mod smtp;
 
 use std::time::Duration;
 
+pub use channel::{
+    dingtalk_sign, feishu_sign, instance_link, resolve_channels, Channel, ChannelFile,
+    ChannelKind, ChannelRoute, ChannelSettings, RobotChannel, SendError, EVENTS,
+};
 pub use compose::{
-    completion, email_node, kill_node, recovery, retry_failure, timeout, InstanceFacts, TaskFacts,
+    completion, email_node, first_line, for_channel, kill_node, recovery, retry_failure, timeout,
+    InstanceFacts, TaskFacts,
 };
 pub use deliver::{run as run_deliverer, Deliverer};
 pub use smtp::{SmtpSettings, TlsMode};
@@ -34,6 +41,8 @@ pub struct AlertPolicy {
     pub backoff_max: Duration,
     /// How often the master looks for due alerts.
     pub deliver_interval: Duration,
+    /// Which alerts each configured channel takes (`[[alerts.channels]]`, without URLs or secrets).
+    pub routes: Vec<ChannelRoute>,
 }
 
 impl Default for AlertPolicy {
@@ -45,6 +54,7 @@ impl Default for AlertPolicy {
             backoff_initial: Duration::from_secs(5),
             backoff_max: Duration::from_secs(600),
             deliver_interval: Duration::from_secs(5),
+            routes: Vec::new(),
         }
     }
 }

@@ -3,13 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::message::Mailbox;
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
+use super::channel::{Channel, SendError};
 use crate::error::{Error, Result};
+use crate::store::AlertRow;
 
 /// How the connection to the SMTP server is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -98,6 +101,65 @@ impl SmtpSettings {
         }
         b.build()
             .map_err(|e| Error::Config(format!("[smtp] TLS settings: {e}")))
+    }
+}
+
+/// Mail through `[smtp]`: to each alert's receivers, or to an email channel's fixed addresses.
+pub struct MailChannel {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// An email channel's `mailto:` addresses; `None`: the alert's own recipients.
+    to: Option<String>,
+}
+
+impl MailChannel {
+    pub fn new(smtp: &SmtpSettings, mailto: Option<&str>) -> Result<Self> {
+        Ok(MailChannel {
+            transport: smtp.transport()?,
+            from: smtp.from_mailbox()?,
+            to: mailto.map(|m| m.trim_start_matches("mailto:").to_string()),
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for MailChannel {
+    async fn send(&self, alert: &AlertRow) -> std::result::Result<(), SendError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(alert.subject.clone());
+        let recipients = match &self.to {
+            Some(to) => super::merge_recipients([to.as_str()]),
+            None => alert
+                .recipient_list()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        };
+        if recipients.is_empty() {
+            return Err(SendError::Permanent("the alert has no recipients".into()));
+        }
+        for r in recipients {
+            let mailbox: Mailbox = r
+                .parse()
+                .map_err(|e| SendError::Permanent(format!("recipient `{r}`: {e}")))?;
+            builder = builder.to(mailbox);
+        }
+        let built = if alert.body_html.is_empty() {
+            builder.singlepart(SinglePart::plain(alert.body_text.clone()))
+        } else {
+            builder.multipart(MultiPart::alternative_plain_html(
+                alert.body_text.clone(),
+                alert.body_html.clone(),
+            ))
+        };
+        let message =
+            built.map_err(|e| SendError::Permanent(format!("cannot build the mail: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(SendError::Transient(format!("SMTP: {e}"))),
+        }
     }
 }
 

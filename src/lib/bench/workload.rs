@@ -102,6 +102,7 @@ async fn sync_files(
         prune: false,
         actor: ACTOR.into(),
         default_timezone: cfg.timezone,
+        alert_channels: None,
     };
     let result = sync_chunked(store, &dir, &opts).await;
     let _ = std::fs::remove_dir_all(&dir);

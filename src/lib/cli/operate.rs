@@ -30,6 +30,7 @@ pub(super) async fn sync(
         prune,
         actor: os_actor(),
         default_timezone: cfg.timezone,
+        alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),
     };
     let report = sync::sync_set(&store, &set, &opts).await?;
     if json {

@@ -19,6 +19,9 @@ pub struct Workflow {
     pub dir: String,
     pub mail_level: Vec<MailLevel>,
     pub mail_receivers: Vec<String>,
+    /// `alert-channels`: the configured channels this workflow's alerts go to (empty: by their dirs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alert_channels: Vec<String>,
     pub instance_limit: u32,
     pub coordinator: Option<Coordinator>,
     /// Run-time parameters (ours: `<param-list>` directly under `<work-flow>`), with optional defaults.

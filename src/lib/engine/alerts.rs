@@ -1,6 +1,8 @@
 //! Which alerts a state change writes, in its own transaction: the completion or kill-node mail when
 //! an instance ends, retry-failure, recovery and timeout mails when an attempt ends, and the mail of
-//! an `<email>` node, which the engine "runs" when it is reached (no worker, exactly once).
+//! an `<email>` node, which the engine "runs" when it is reached (no worker, exactly once). Each
+//! alert also gets one row per configured channel that takes it (its `kinds`, `dirs`, and the
+//! workflow's `alert-channels`).
 
 use std::collections::BTreeMap;
 
@@ -8,14 +10,40 @@ use chrono::{DateTime, Utc};
 
 use super::dag::InstanceEnd;
 use super::Engine;
-use crate::alert::{self, InstanceFacts, TaskFacts};
+use crate::alert::{self, ChannelRoute, InstanceFacts, TaskFacts};
 use crate::definition::template::RenderContext;
 use crate::definition::{ActionKind, MailLevel, NodeKind, Workflow};
 use crate::error::Result;
 use crate::state::{AfterAttempt, AttemptEnd, InstanceStatus, TaskStatus};
-use crate::store::{InstanceRow, StoreTx, TaskRow};
+use crate::store::{InstanceRow, NewAlert, StoreTx, TaskRow};
 
 impl Engine {
+    /// The channels that take an alert about `event` of `def`.
+    fn channels_for(&self, def: &Workflow, event: &str) -> Vec<&ChannelRoute> {
+        self.alerts
+            .routes
+            .iter()
+            .filter(|r| r.takes(event, &def.dir, &def.alert_channels))
+            .collect()
+    }
+
+    /// Writes `alert` as a mail when it has recipients, and one copy per channel in `channels`.
+    async fn queue_alert(
+        tx: &mut dyn StoreTx,
+        alert: &NewAlert,
+        channels: &[&ChannelRoute],
+        detail: &str,
+    ) -> Result<()> {
+        if !alert.recipients.is_empty() {
+            tx.alert_insert(alert).await?;
+        }
+        for c in channels {
+            tx.alert_insert(&alert::for_channel(alert, &c.name, detail))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Who an alert about `def` goes to: the workflows that depend on it, and the receivers of the
     /// workflow plus theirs, deduplicated.
     async fn alert_audience(
@@ -51,12 +79,21 @@ impl Engine {
             InstanceStatus::Killed => Some(MailLevel::Killed),
             _ => None,
         };
-        let wanted = end.kill_node.is_some() || level.is_some_and(|l| def.mail_level.contains(&l));
-        if !wanted {
+        let mail_wanted =
+            end.kill_node.is_some() || level.is_some_and(|l| def.mail_level.contains(&l));
+        let event = match &end.kill_node {
+            Some(_) => "killed".to_string(),
+            None => end.status.to_string(),
+        };
+        let channels = self.channels_for(&def, &event);
+        if !mail_wanted && channels.is_empty() {
             return Ok(());
         }
-        let (downstream, recipients) = self.alert_audience(tx, &def).await?;
-        if recipients.is_empty() {
+        let (downstream, mut recipients) = self.alert_audience(tx, &def).await?;
+        if !mail_wanted {
+            recipients.clear();
+        }
+        if recipients.is_empty() && channels.is_empty() {
             return Ok(());
         }
         let mut tasks = tx.task_list(inst.id).await?;
@@ -83,7 +120,13 @@ impl Engine {
             Some((node, message)) => alert::kill_node(&facts, node, message, recipients),
             None => alert::completion(&facts, recipients),
         };
-        Ok(tx.alert_insert(&mail).await?)
+        // the chat line: the kill node's message, else the first failed node's error, else why
+        let detail = match (&end.kill_node, tasks.iter().find(|t| t.error.is_some() && t.status == TaskStatus::Failed)) {
+            (Some((node, message)), _) if !message.is_empty() => format!("{node}: {message}"),
+            (_, Some(t)) => format!("{}: {}", t.node, alert::first_line(t.error.as_deref().unwrap_or(""))),
+            _ => end.reason.clone(),
+        };
+        Self::queue_alert(tx, &mail, &channels, &detail).await
     }
 
     /// Timeout, retry-failure and recovery mails for an attempt that just ended (`task` as it ran).
@@ -115,8 +158,14 @@ impl Engine {
         let def = self
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
+        let event = match mail {
+            Mail::Timeout(_) => "timeout",
+            Mail::RetryFailure(_) => "retry_failure",
+            Mail::Recovery => "recovery",
+        };
+        let channels = self.channels_for(&def, event);
         let (_, recipients) = self.alert_audience(tx, &def).await?;
-        if recipients.is_empty() {
+        if recipients.is_empty() && channels.is_empty() {
             return Ok(());
         }
         let error = end.error();
@@ -130,7 +179,12 @@ impl Engine {
             Mail::RetryFailure(secs) => alert::retry_failure(&facts, secs, recipients),
             Mail::Recovery => alert::recovery(&facts, recipients),
         };
-        Ok(tx.alert_insert(&alert).await?)
+        let detail = format!(
+            "{}: {}",
+            task.node,
+            alert::first_line(error.as_deref().unwrap_or("succeeded"))
+        );
+        Self::queue_alert(tx, &alert, &channels, &detail).await
     }
 
     /// Queues an `<email>` node's mail; the node's final status and what to record.

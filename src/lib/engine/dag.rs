@@ -383,6 +383,7 @@ mod tests {
             dir: "/".into(),
             mail_level: vec![],
             mail_receivers: vec![],
+            alert_channels: vec![],
             instance_limit: 1,
             coordinator: None,
             params: vec![],

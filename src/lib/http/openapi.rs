@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, logs, runs, workflows};
+use super::api::{admin, alerts, logs, runs, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,12 +26,13 @@ use super::api::{admin, logs, runs, workflows};
         admin::workers, admin::schedulers, admin::cluster, admin::events,
         admin::db_links, admin::file_links,
         admin::tokens, admin::token_create, admin::token_revoke,
+        alerts::list, alerts::resend,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "workflows"), (name = "definitions"), (name = "instances"), (name = "tasks"),
-        (name = "logs"), (name = "cluster"), (name = "links"), (name = "tokens"),
+        (name = "logs"), (name = "cluster"), (name = "links"), (name = "tokens"), (name = "alerts"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -226,8 +226,11 @@ pub fn redact_url(url: &str) -> String {
 /// The only way the engine touches the database. Methods are alphabetical.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Pending alerts whose next attempt is due by the database clock, oldest first.
-    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>>;
+    /// Pending alerts whose next attempt is due by the database clock, oldest first: those to a
+    /// channel, and the mails to receivers too when `with_mail` (this process has `[smtp]`).
+    async fn alert_due(&self, limit: i64, with_mail: bool) -> Result<Vec<AlertRow>>;
+    /// Makes a `failed` alert pending again with its attempts counted afresh.
+    async fn alert_resend(&self, id: i64) -> Result<Cas>;
     /// Alerts, newest first.
     async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>>;
     async fn alert_transition(&self, p: &AlertTransition) -> Result<Cas>;

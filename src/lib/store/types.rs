@@ -609,9 +609,16 @@ pub struct NewAlert {
     pub subject: String,
     pub body_text: String,
     pub body_html: String,
+    /// The configured channel this row goes to; `None`: the mail to `recipients`.
+    pub channel: Option<String>,
+    /// What happened, as a channel's `kinds` names it (`failed`, `deadline`, ...).
+    pub event: String,
+    /// The run's state when the alert was written (`failed`, `running`, ...).
+    pub state: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
-/// An `alert` row: one mail in the outbox.
+/// An `alert` row: one message in the outbox (a mail, or one alert to one channel).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct AlertRow {
     pub id: i64,
@@ -630,6 +637,10 @@ pub struct AlertRow {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub channel: Option<String>,
+    pub event: String,
+    pub state: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl AlertRow {

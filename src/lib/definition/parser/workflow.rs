@@ -13,6 +13,7 @@ pub(crate) const ROOT_ATTRS: &[&str] = &[
     "dir",
     "mail-level",
     "mail-receivers",
+    "alert-channels",
     "instance-limit",
     "create-time",
 ];
@@ -45,6 +46,14 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
     };
     let mail_receivers = root
         .attr("mail-receivers")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let alert_channels = root
+        .attr("alert-channels")
         .unwrap_or("")
         .split(',')
         .map(str::trim)
@@ -107,6 +116,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         dir,
         mail_level,
         mail_receivers,
+        alert_channels,
         instance_limit,
         coordinator,
         params,

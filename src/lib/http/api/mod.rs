@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod editor;
+pub(crate) mod alerts;
 pub(crate) mod logs;
 pub(crate) mod runs;
 pub(crate) mod workflows;
@@ -42,6 +43,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/schedulers", get(admin::schedulers))
         .route("/cluster", get(admin::cluster))
         .route("/events", get(admin::events))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}/resend", post(alerts::resend))
         .route("/links/db", get(admin::db_links))
         .route("/links/file", get(admin::file_links))
         .route("/tokens", get(admin::tokens).post(admin::token_create))

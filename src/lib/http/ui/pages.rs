@@ -647,3 +647,38 @@ pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiC
     };
     Ok(page(&caller, Nav::Cluster, "Cluster", body))
 }
+
+/// The alert outbox: every mail and channel message, where it stands, and a resend for failed ones.
+pub(crate) async fn alerts(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
+    let rows = crate::http::api::alerts::visible_alerts(&state, &caller, 200).await?;
+    let now = Utc::now();
+    let op = caller.can(TokenRole::Operator);
+    let count = |s: crate::state::AlertStatus| rows.iter().filter(|a| a.status == s).count();
+    let body = html! {
+        div.top { div { h1 { "Alerts" } div.sub {
+            (count(crate::state::AlertStatus::Pending)) " pending · "
+            (count(crate::state::AlertStatus::Sent)) " sent · "
+            (count(crate::state::AlertStatus::Failed)) " failed (newest 200)"
+        } } }
+        div.card { div.flush {
+            @if rows.is_empty() { div.empty { "No alert yet. Alerts go to the workflow's mail receivers and to each configured " code { "[[alerts.channels]]" } "." } } @else {
+                table { thead { tr { th { "Created" } th { "Channel" } th { "Kind" } th { "Workflow" } th { "Subject" } th { "Status" } th.num { "Attempts" } th { "Last error" } th {} } }
+                    tbody { @for a in &rows { tr {
+                        td.small { (when(now, Some(a.created_at))) }
+                        td.mono { (a.channel) }
+                        td { (a.kind) }
+                        td { @if let Some(w) = &a.workflow { a href={"/ui/workflows/" (w)} { (w) } } }
+                        td.small { @if let Some(id) = a.instance_id { a href={"/ui/instances/" (id)} { (a.subject) } } @else { (a.subject) } }
+                        td { (badge(a.status.as_str())) }
+                        td.num { (a.attempts) }
+                        td.small.muted { (a.last_error.as_deref().unwrap_or("")) }
+                        td { @if op && a.status == crate::state::AlertStatus::Failed {
+                            button.btn data-post={"/api/v1/alerts/" (a.id) "/resend"} data-done="queued again" { "Resend" }
+                        } }
+                    } } }
+                }
+            }
+        } }
+    };
+    Ok(page(&caller, Nav::Alerts, "Alerts", body))
+}

@@ -16,6 +16,10 @@ fn mail(subject: &str) -> NewAlert {
         subject: subject.into(),
         body_text: "第一行\nline 2".into(),
         body_html: "<p>第一行</p>".into(),
+        channel: None,
+        event: "failed".into(),
+        state: "failed".into(),
+        scheduled_for: None,
     }
 }
 
@@ -28,7 +32,7 @@ pub(super) async fn alert_outbox_is_transactional_and_cas(store: &dyn Store) {
     let mut tx = store.begin().await.unwrap();
     tx.alert_insert(&mail("工作流 wf failed")).await.unwrap();
     tx.commit().await.unwrap();
-    let due = store.alert_due(10).await.unwrap();
+    let due = store.alert_due(10, true).await.unwrap();
     assert_eq!(due.len(), 1);
     let a = &due[0];
     assert_eq!(a.subject, "工作流 wf failed");
@@ -61,7 +65,7 @@ pub(super) async fn alert_outbox_is_transactional_and_cas(store: &dyn Store) {
         .unwrap()
         .applied());
     assert!(
-        store.alert_due(10).await.unwrap().is_empty(),
+        store.alert_due(10, true).await.unwrap().is_empty(),
         "not due for an hour"
     );
     // a failed send due at once again, its error kept
@@ -76,7 +80,7 @@ pub(super) async fn alert_outbox_is_transactional_and_cas(store: &dyn Store) {
         .await
         .unwrap()
         .applied());
-    let again = store.alert_due(10).await.unwrap();
+    let again = store.alert_due(10, true).await.unwrap();
     assert_eq!(
         again[0].last_error.as_deref(),
         Some("SMTP: connection refused")
@@ -93,7 +97,7 @@ pub(super) async fn alert_outbox_is_transactional_and_cas(store: &dyn Store) {
         .await
         .unwrap()
         .applied());
-    assert!(store.alert_due(10).await.unwrap().is_empty());
+    assert!(store.alert_due(10, true).await.unwrap().is_empty());
     let listed = store.alert_list(10).await.unwrap();
     assert_eq!(
         (listed[0].status, listed[0].attempts),
@@ -150,4 +154,46 @@ pub(super) async fn alert_facts_are_read_in_the_transaction(store: &dyn Store) {
     assert_eq!(got, ["z@example.com", "x@example.com, y@example.com"]);
     assert!(tx.workflow_receivers(&[]).await.unwrap().is_empty());
     tx.rollback().await.unwrap();
+}
+
+/// A channel's copy is due without `[smtp]`, a mail is not; a failed alert can be resent once.
+pub(super) async fn channel_rows_are_due_without_smtp_and_resend_once(store: &dyn Store) {
+    let mut tx = store.begin().await.unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    tx.alert_insert(&mail("to mail")).await.unwrap();
+    tx.alert_insert(&NewAlert {
+        channel: Some("dw-oncall".into()),
+        scheduled_for: Some(at),
+        ..mail("to chat")
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let due = store.alert_due(10, false).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    let chat = &due[0];
+    assert_eq!(
+        (chat.channel.as_deref(), chat.event.as_str(), chat.scheduled_for),
+        (Some("dw-oncall"), "failed", Some(at))
+    );
+    assert_eq!(store.alert_due(10, true).await.unwrap().len(), 2);
+    assert!(!store.alert_resend(chat.id).await.unwrap().applied(), "pending is not resent");
+    assert!(store
+        .alert_transition(&AlertTransition {
+            id: chat.id,
+            expected_attempts: 0,
+            to: AlertStatus::Failed,
+            attempts: 1,
+            retry_in: Duration::ZERO,
+            last_error: Some("HTTP 404".into()),
+        })
+        .await
+        .unwrap()
+        .applied());
+    assert!(store.alert_resend(chat.id).await.unwrap().applied());
+    assert!(!store.alert_resend(chat.id).await.unwrap().applied());
+    let again = store.alert_due(10, false).await.unwrap();
+    assert_eq!((again[0].id, again[0].attempts), (chat.id, 0));
 }

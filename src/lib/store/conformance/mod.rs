@@ -62,6 +62,7 @@ conformance!(
     http_listings_scope_summarise_and_hide_passwords,
     alert_outbox_is_transactional_and_cas,
     alert_facts_are_read_in_the_transaction,
+    channel_rows_are_due_without_smtp_and_resend_once,
 );
 
 mod access;

@@ -12,12 +12,14 @@ use crate::store::{AlertRow, AlertTransition, Cas, NewAlert};
 const COLUMNS: &str = "id, created_at, CAST(kind AS CHAR) AS kind, CAST(workflow AS CHAR) AS workflow, \
      instance_id, task_id, CAST(recipients AS CHAR) AS recipients, CAST(subject AS CHAR) AS subject, \
      CAST(body_text AS CHAR) AS body_text, CAST(body_html AS CHAR) AS body_html, \
-     CAST(status AS CHAR) AS status, attempts, next_attempt_at, CAST(last_error AS CHAR) AS last_error, sent_at";
+     CAST(status AS CHAR) AS status, attempts, next_attempt_at, CAST(last_error AS CHAR) AS last_error, sent_at, \
+     CAST(channel AS CHAR) AS channel, CAST(event AS CHAR) AS event, CAST(state AS CHAR) AS state, scheduled_for";
 
-pub(super) async fn due(pool: &MySqlPool, limit: i64) -> Result<Vec<AlertRow>> {
+pub(super) async fn due(with_mail: bool, pool: &MySqlPool, limit: i64) -> Result<Vec<AlertRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= NOW(6) ORDER BY id LIMIT ?"
+        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= NOW(6) AND (channel IS NOT NULL OR ?) ORDER BY id LIMIT ?"
     ))
+    .bind(with_mail)
     .bind(limit)
     .fetch_all(pool)
     .await?)
@@ -50,10 +52,21 @@ pub(super) async fn transition(pool: &MySqlPool, p: &AlertTransition) -> Result<
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
+/// A failed alert made pending again, its attempts counted afresh (an operator's resend).
+pub(super) async fn resend(pool: &MySqlPool, id: i64) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE alert SET status = 'pending', attempts = 0, next_attempt_at = NOW(6) WHERE id = ? AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
 pub(super) async fn insert(conn: &mut MySqlConnection, a: &NewAlert) -> Result<()> {
     sqlx::query::<MySql>(
         "INSERT INTO alert (created_at, kind, workflow, instance_id, task_id, recipients, subject, body_text, \
-         body_html, status, attempts, next_attempt_at) VALUES (NOW(6), ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, NOW(6))",
+         body_html, status, attempts, next_attempt_at, channel, event, state, scheduled_for) VALUES (NOW(6), ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, NOW(6), ?, ?, ?, ?)",
     )
     .bind(a.kind)
     .bind(&a.workflow)
@@ -63,6 +76,10 @@ pub(super) async fn insert(conn: &mut MySqlConnection, a: &NewAlert) -> Result<(
     .bind(&a.subject)
     .bind(&a.body_text)
     .bind(&a.body_html)
+    .bind(&a.channel)
+    .bind(&a.event)
+    .bind(&a.state)
+    .bind(a.scheduled_for)
     .execute(conn)
     .await?;
     Ok(())

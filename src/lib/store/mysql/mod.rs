@@ -205,8 +205,12 @@ where
 
 #[async_trait]
 impl Store for MysqlStore {
-    async fn alert_due(&self, limit: i64) -> Result<Vec<AlertRow>> {
-        alerts::due(&self.pool, limit).await
+    async fn alert_due(&self, limit: i64, with_mail: bool) -> Result<Vec<AlertRow>> {
+        alerts::due(with_mail, &self.pool, limit).await
+    }
+
+    async fn alert_resend(&self, id: i64) -> Result<Cas> {
+        alerts::resend(&self.pool, id).await
     }
 
     async fn alert_list(&self, limit: i64) -> Result<Vec<AlertRow>> {

@@ -9,13 +9,14 @@ use crate::store::{AlertRow, AlertTransition, Cas, NewAlert};
 
 const COLUMNS: &str =
     "id, created_at, kind, workflow, instance_id, task_id, recipients, subject, body_text, \
-     body_html, status, attempts, next_attempt_at, last_error, sent_at";
+     body_html, status, attempts, next_attempt_at, last_error, sent_at, channel, event, state, scheduled_for";
 
-pub(super) async fn due(pool: &PgPool, limit: i64) -> Result<Vec<AlertRow>> {
+pub(super) async fn due(with_mail: bool, pool: &PgPool, limit: i64) -> Result<Vec<AlertRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $1"
+        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= now() AND (channel IS NOT NULL OR $2) ORDER BY id LIMIT $1"
     ))
     .bind(limit)
+    .bind(with_mail)
     .fetch_all(pool)
     .await?)
 }
@@ -47,10 +48,21 @@ pub(super) async fn transition(pool: &PgPool, p: &AlertTransition) -> Result<Cas
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
+/// A failed alert made pending again, its attempts counted afresh (an operator's resend).
+pub(super) async fn resend(pool: &PgPool, id: i64) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE alert SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
 pub(super) async fn insert(conn: &mut PgConnection, a: &NewAlert) -> Result<()> {
     sqlx::query(
         "INSERT INTO alert (created_at, kind, workflow, instance_id, task_id, recipients, subject, body_text, \
-         body_html, status, attempts, next_attempt_at) VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, now())",
+         body_html, status, attempts, next_attempt_at, channel, event, state, scheduled_for) VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, now(), $9, $10, $11, $12)",
     )
     .bind(a.kind)
     .bind(&a.workflow)
@@ -60,6 +72,10 @@ pub(super) async fn insert(conn: &mut PgConnection, a: &NewAlert) -> Result<()> 
     .bind(&a.subject)
     .bind(&a.body_text)
     .bind(&a.body_html)
+    .bind(&a.channel)
+    .bind(&a.event)
+    .bind(&a.state)
+    .bind(a.scheduled_for)
     .execute(conn)
     .await?;
     Ok(())

@@ -10,12 +10,13 @@ use crate::store::{AlertRow, AlertTransition, Cas, NewAlert};
 
 const COLUMNS: &str =
     "id, created_at, kind, workflow, instance_id, task_id, recipients, subject, body_text, \
-     body_html, status, attempts, next_attempt_at, last_error, sent_at";
+     body_html, status, attempts, next_attempt_at, last_error, sent_at, channel, event, state, scheduled_for";
 
-pub(super) async fn due(pool: &SqlitePool, limit: i64) -> Result<Vec<AlertRow>> {
+pub(super) async fn due(with_mail: bool, pool: &SqlitePool, limit: i64) -> Result<Vec<AlertRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= {NOW} ORDER BY id LIMIT ?"
+        "SELECT {COLUMNS} FROM alert WHERE status = 'pending' AND next_attempt_at <= {NOW} AND (channel IS NOT NULL OR ?) ORDER BY id LIMIT ?"
     ))
+    .bind(with_mail)
     .bind(limit)
     .fetch_all(pool)
     .await?)
@@ -48,10 +49,21 @@ pub(super) async fn transition(pool: &SqlitePool, p: &AlertTransition) -> Result
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
+/// A failed alert made pending again, its attempts counted afresh (an operator's resend).
+pub(super) async fn resend(pool: &SqlitePool, id: i64) -> Result<Cas> {
+    let r = sqlx::query(&format!(
+        "UPDATE alert SET status = 'pending', attempts = 0, next_attempt_at = {NOW} WHERE id = ? AND status = 'failed'"
+    ))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
 pub(super) async fn insert(conn: &mut SqliteConnection, a: &NewAlert) -> Result<()> {
     sqlx::query::<Sqlite>(&format!(
         "INSERT INTO alert (created_at, kind, workflow, instance_id, task_id, recipients, subject, body_text, \
-         body_html, status, attempts, next_attempt_at) VALUES ({NOW}, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, {NOW})"
+         body_html, status, attempts, next_attempt_at, channel, event, state, scheduled_for) VALUES ({NOW}, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, {NOW}, ?, ?, ?, ?)"
     ))
     .bind(a.kind)
     .bind(&a.workflow)
@@ -61,6 +73,10 @@ pub(super) async fn insert(conn: &mut SqliteConnection, a: &NewAlert) -> Result<
     .bind(&a.subject)
     .bind(&a.body_text)
     .bind(&a.body_html)
+    .bind(&a.channel)
+    .bind(&a.event)
+    .bind(&a.state)
+    .bind(a.scheduled_for)
     .execute(conn)
     .await?;
     Ok(())
