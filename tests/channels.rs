@@ -204,12 +204,15 @@ mod cases {
         assert_eq!(inst.status, InstanceStatus::Failed);
         let rows = settled(&*store, 5).await;
         assert_eq!(rows.len(), 5, "one row per channel, no mail: {rows:?}");
-        assert!(rows.iter().all(|r| r.status == AlertStatus::Sent), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r.status == AlertStatus::Sent),
+            "{rows:?}"
+        );
         let subject = format!("[akkaflow] workflow orders failed (instance {id})");
         let link = format!("https://flow.example.com/ui/instances/{id}");
         let slot = inst.scheduled_for.format("%Y-%m-%d %H:%M UTC").to_string();
         let markdown = format!(
-            "**{subject}**\n\n- Workflow: orders\n- Slot: {slot}\n- State: failed\n- Detail: load: table ods.orders is locked\n\n[Open the instance]({link})\n"
+            "**{subject}**\n\n- Workflow: orders\n- Slot: {slot}\n- State: failed\n- Detail: load: exited with code 3\n\n[Open the instance]({link})\n"
         );
 
         let ding = sink.to("/ding/");
@@ -251,7 +254,7 @@ mod cases {
         assert_eq!(
             slack[0].body["blocks"][0]["text"],
             serde_json::json!({"type": "mrkdwn", "text": format!(
-                "*{subject}*\nWorkflow: orders\nSlot: {slot}\nState: failed\nDetail: load: table ods.orders is locked\n<{link}|Open the instance>\n")})
+                "*{subject}*\nWorkflow: orders\nSlot: {slot}\nState: failed\nDetail: load: exited with code 3\n<{link}|Open the instance>\n")})
         );
 
         let hook = sink.to("/hook/");
@@ -265,7 +268,7 @@ mod cases {
                 "scheduled_for": inst.scheduled_for.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "status": "failed",
                 "subject": subject,
-                "text": "load: table ods.orders is locked",
+                "text": "load: exited with code 3",
                 "url": link,
             })
         );
@@ -274,7 +277,10 @@ mod cases {
         let stored = serde_json::to_string(&rows).unwrap();
         for secret in [TOKEN, DING_SECRET, FEISHU_SECRET] {
             for role in ["scheduler", "worker"] {
-                assert!(!env.log(role).contains(secret), "the {role} logged `{secret}`");
+                assert!(
+                    !env.log(role).contains(secret),
+                    "the {role} logged `{secret}`"
+                );
             }
             assert!(!stored.contains(secret), "the outbox holds `{secret}`");
         }
@@ -309,7 +315,10 @@ mod cases {
         env.sync(&[
             ("ods.xml", &failing("ods", "/dw/ods", "")),
             ("dwx.xml", &failing("dwx", "/dwx", "")),
-            ("named.xml", &failing("named", "/finance", r#"alert-channels="ops""#)),
+            (
+                "named.xml",
+                &failing("named", "/finance", r#"alert-channels="ops""#),
+            ),
         ]);
         fleet(env);
         let store = env.store().await;
@@ -373,7 +382,12 @@ mod cases {
         let per_instance = |id: i64| {
             sink.received()
                 .iter()
-                .filter(|r| r.body["markdown"]["title"].as_str().unwrap_or("").contains(&format!("instance {id})")))
+                .filter(|r| {
+                    r.body["markdown"]["title"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains(&format!("instance {id})"))
+                })
                 .count()
         };
         assert_eq!((per_instance(id.0), per_instance(second.0)), (4, 1));

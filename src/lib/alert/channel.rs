@@ -466,6 +466,9 @@ mod tests {
             dirs: None,
         };
         let shown = format!("{f:?} {:?}", resolve_channels(vec![f.clone()]).unwrap());
-        assert!(!shown.contains("tok-123") && !shown.contains("SEC-456"), "{shown}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("SEC-456"),
+            "{shown}"
+        );
     }
 }

@@ -77,11 +77,7 @@ impl Deliverer {
     /// Sends what is due; returns how many were delivered.
     pub async fn run_once(&self) -> Result<usize> {
         let mut sent = 0;
-        for alert in self
-            .store
-            .alert_due(BATCH, self.mail.is_some())
-            .await?
-        {
+        for alert in self.store.alert_due(BATCH, self.mail.is_some()).await? {
             let attempts = alert.attempts + 1;
             let claim = AlertTransition {
                 id: alert.id,

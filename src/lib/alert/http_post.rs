@@ -46,7 +46,11 @@ async fn post(url: &str, body: String) -> Result<Answer, String> {
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("").to_string();
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str())
+        .unwrap_or("")
+        .to_string();
     let path = uri
         .path_and_query()
         .map(|p| p.as_str())
@@ -54,7 +58,10 @@ async fn post(url: &str, body: String) -> Result<Answer, String> {
         .to_string();
     let request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )
         .header(hyper::header::USER_AGENT, "akkaflow")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("request: {e}"))?;

@@ -14,8 +14,8 @@ mod smtp;
 use std::time::Duration;
 
 pub use channel::{
-    dingtalk_sign, feishu_sign, instance_link, resolve_channels, Channel, ChannelFile,
-    ChannelKind, ChannelRoute, ChannelSettings, RobotChannel, SendError, EVENTS,
+    dingtalk_sign, feishu_sign, instance_link, resolve_channels, Channel, ChannelFile, ChannelKind,
+    ChannelRoute, ChannelSettings, RobotChannel, SendError, EVENTS,
 };
 pub use compose::{
     completion, email_node, first_line, for_channel, kill_node, recovery, retry_failure, timeout,

@@ -121,9 +121,18 @@ impl Engine {
             None => alert::completion(&facts, recipients),
         };
         // the chat line: the kill node's message, else the first failed node's error, else why
-        let detail = match (&end.kill_node, tasks.iter().find(|t| t.error.is_some() && t.status == TaskStatus::Failed)) {
+        let detail = match (
+            &end.kill_node,
+            tasks
+                .iter()
+                .find(|t| t.error.is_some() && t.status == TaskStatus::Failed),
+        ) {
             (Some((node, message)), _) if !message.is_empty() => format!("{node}: {message}"),
-            (_, Some(t)) => format!("{}: {}", t.node, alert::first_line(t.error.as_deref().unwrap_or(""))),
+            (_, Some(t)) => format!(
+                "{}: {}",
+                t.node,
+                alert::first_line(t.error.as_deref().unwrap_or(""))
+            ),
             _ => end.reason.clone(),
         };
         Self::queue_alert(tx, &mail, &channels, &detail).await

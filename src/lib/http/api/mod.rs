@@ -2,8 +2,8 @@
 //! scoped lookups every handler starts with (missing and out-of-scope both answer 404).
 
 pub(crate) mod admin;
-pub(crate) mod editor;
 pub(crate) mod alerts;
+pub(crate) mod editor;
 pub(crate) mod logs;
 pub(crate) mod runs;
 pub(crate) mod workflows;

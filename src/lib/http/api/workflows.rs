@@ -593,7 +593,15 @@ fn sync_options(state: &AppState, caller: &Caller, dry_run: bool) -> SyncOptions
         prune: false,
         actor: caller.actor(),
         default_timezone: state.engine.timezone,
-        alert_channels: Some(state.engine.alerts.routes.iter().map(|r| r.name.clone()).collect()),
+        alert_channels: Some(
+            state
+                .engine
+                .alerts
+                .routes
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+        ),
     }
 }
 

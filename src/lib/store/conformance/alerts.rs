@@ -175,11 +175,18 @@ pub(super) async fn channel_rows_are_due_without_smtp_and_resend_once(store: &dy
     assert_eq!(due.len(), 1, "{due:?}");
     let chat = &due[0];
     assert_eq!(
-        (chat.channel.as_deref(), chat.event.as_str(), chat.scheduled_for),
+        (
+            chat.channel.as_deref(),
+            chat.event.as_str(),
+            chat.scheduled_for
+        ),
         (Some("dw-oncall"), "failed", Some(at))
     );
     assert_eq!(store.alert_due(10, true).await.unwrap().len(), 2);
-    assert!(!store.alert_resend(chat.id).await.unwrap().applied(), "pending is not resent");
+    assert!(
+        !store.alert_resend(chat.id).await.unwrap().applied(),
+        "pending is not resent"
+    );
     assert!(store
         .alert_transition(&AlertTransition {
             id: chat.id,
