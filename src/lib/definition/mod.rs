@@ -6,7 +6,6 @@
 
 pub mod cron;
 pub mod document;
-mod links;
 pub mod model;
 mod parser;
 pub mod template;
@@ -17,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub(crate) use links::implied_local;
+pub(crate) use parser::implied_local;
 pub use model::*;
 
 /// How bad a diagnostic is: errors fail validation, warnings are shown and do not.

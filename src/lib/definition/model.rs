@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::template::Param;
 use super::template::Template;
 
 /// One workflow: the root `<work-flow>` element and everything below it.
@@ -140,12 +141,6 @@ pub struct ParamDecl {
     pub default: Option<Template>,
 }
 
-/// A coordinator parameter, evaluated in order at fire time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Param {
-    pub name: String,
-    pub value: Template,
-}
 
 /// When a workflow fires on its own: cron, dependencies, both, or neither (manual only).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

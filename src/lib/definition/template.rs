@@ -22,7 +22,13 @@ use chrono::{DateTime, Days, Months, NaiveDateTime, TimeDelta};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::model::Param;
+/// A coordinator parameter, evaluated in order at fire time (a name and the template of its value).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub value: Template,
+}
+
 
 /// Parsed text; serialises as its source string.
 ///

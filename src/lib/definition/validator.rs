@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::links::implied_local;
+use super::parser::implied_local;
 use super::model::{DbLink, FileLink, NodeKind};
 use super::parser::{LegacyCoordinator, ParamUse, Parsed, ParsedWorkflow, Ref, RefKind, Site};
 use super::{Diagnostic, Severity};

@@ -111,7 +111,7 @@ impl Caller {
     }
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(super) fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, secret) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
@@ -233,29 +233,6 @@ impl FromRequestParts<AppState> for Caller {
         let caller = authenticate(state, parts).await?;
         parts.extensions.insert(caller.clone());
         Ok(caller)
-    }
-}
-
-/// A caller that authenticated with a bearer token (or auth is off): the legacy GET routes change
-/// things, so they never act on a browser's cookie.
-pub(crate) struct BearerCaller(pub Caller);
-
-impl FromRequestParts<AppState> for BearerCaller {
-    /// Refusals keep the original's envelope.
-    type Rejection = super::legacy::LegacyError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<BearerCaller, Self::Rejection> {
-        if state.auth && bearer(parts).is_none() {
-            return Err(ApiError::unauthorized(
-                "the /akkaflow routes take `Authorization: Bearer <token>` only",
-            )
-            .into());
-        }
-        Ok(BearerCaller(
-            Caller::from_request_parts(parts, state).await?,
-        ))
     }
 }
 

@@ -18,7 +18,8 @@
 //! Errors keep the envelope with `result: "error"` and a proper HTTP status. These routes act only on
 //! bearer tokens, never on a browser's session cookie: they change things on GET.
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{admin, visible_instance, visible_workflow, workflows};
-use super::auth::{BearerCaller, Caller};
+use super::auth::Caller;
 use super::error::{ApiError, InternalCause};
 use super::extract::{ApiPath, ApiQuery, XmlBody};
 use super::AppState;
@@ -294,3 +295,27 @@ async fn cluster(
         serde_json::to_value(c).expect("cluster status serialises"),
     )
 }
+
+/// A caller that authenticated with a bearer token (or auth is off): the legacy GET routes change
+/// things, so they never act on a browser's cookie.
+pub(crate) struct BearerCaller(pub Caller);
+
+impl FromRequestParts<AppState> for BearerCaller {
+    /// Refusals keep the original's envelope.
+    type Rejection = LegacyError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<BearerCaller, Self::Rejection> {
+        if state.auth && super::auth::bearer(parts).is_none() {
+            return Err(ApiError::unauthorized(
+                "the /akkaflow routes take `Authorization: Bearer <token>` only",
+            )
+            .into());
+        }
+        Ok(BearerCaller(
+            Caller::from_request_parts(parts, state).await?,
+        ))
+    }
+}
+

@@ -8,6 +8,7 @@
 
 mod actions;
 mod coordinator;
+mod links;
 mod workflow;
 
 pub(crate) use actions::ACTION_ATTRS;
@@ -15,7 +16,8 @@ pub(crate) use workflow::ROOT_ATTRS;
 
 use std::path::{Path, PathBuf};
 
-use super::links;
+pub(crate) use links::implied_local;
+
 use super::model::{Coordinator, DbLink, FileLink, Workflow};
 use super::template::Template;
 use super::xml::{self, Element, Pos};

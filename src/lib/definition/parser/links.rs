@@ -3,9 +3,9 @@
 //! Recognised by their root element (`<db-links>`, `<file-links>`), wherever they lie in the set.
 //! A file link named `local` (the local file system) is implied when no file defines one.
 
-use super::model::{DbKind, DbLink, FileKind, FileLink};
-use super::parser::{Ctx, Site};
-use super::xml::Element;
+use super::super::model::{DbKind, DbLink, FileKind, FileLink};
+use super::{Ctx, Site};
+use super::super::xml::Element;
 
 pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, Site)> {
     ctx.allow_attrs(root, "<db-links>", &[]);
