@@ -188,6 +188,47 @@ impl Engine {
         .await
     }
 
+    /// Rescues a batch of lost attempts in one transaction (instances locked in id order); like
+    /// [`Self::complete_attempts`], a batch that fails for a reason other than the database being
+    /// away is done again one task at a time.
+    pub async fn rescue_tasks(&self, lost: &[TaskRow], actor: &str) -> Result<Vec<Cas>> {
+        if let [one] = lost {
+            return Ok(vec![self.rescue_task(one, actor).await?]);
+        }
+        let mut order: Vec<usize> = (0..lost.len()).collect();
+        order.sort_by_key(|&i| (lost[i].instance_id.0, lost[i].id.0));
+        let order = &order;
+        let together = self
+            .advance(actor, |adv: &mut Advance<'_>| {
+                Box::pin(async move {
+                    let mut cas = vec![Cas::Stale; lost.len()];
+                    for &i in order {
+                        let Some(worker_id) = lost[i].worker_id.clone() else {
+                            continue;
+                        };
+                        let fence = Fence {
+                            worker_id,
+                            attempt: lost[i].attempt,
+                        };
+                        cas[i] = adv.rescue(&lost[i], &fence).await?;
+                    }
+                    Ok(cas)
+                })
+            })
+            .await;
+        match together {
+            Err(e) if !matches!(&e, Error::Store(s) if s.is_connection()) => {
+                tracing::debug!(error = %e, n = lost.len(), "batched rescue failed; rescuing one by one");
+                let mut out = Vec::with_capacity(lost.len());
+                for task in lost {
+                    out.push(self.rescue_task(task, actor).await?);
+                }
+                Ok(out)
+            }
+            other => other,
+        }
+    }
+
     /// Graceful stop: gives a running task back to `ready`; the attempt keeps its number (and its
     /// log) but does not count against the retry budget.
     pub async fn hand_back(&self, claimed: &ClaimedTask, worker_id: &str) -> Result<Cas> {

@@ -1,14 +1,12 @@
-//! Scheduler: contends for the master lock; the holder runs the master services (trigger, rescuer,
-//! starter), the others wait as hot standbys.
+//! Scheduler: contends for the master lock (`elector`); the holder runs the master services
+//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer), the others wait as hot
+//! standbys. This file is the duty cycle: each tick, one election step, then, while master, a
+//! trigger pass and (every `maintenance`) a rescue pass and the pending starts.
 //!
-//! ```text
-//!  standby ──try_acquire ok──> master ──still_held false / any lock error──> standby
-//!     ^  └── every tick ──┘      │ each tick: still_held? then trigger, rescue, start pending
-//!     └──────────────────────────┘
-//! ```
 //! Everything the master writes is conditional (CAS on `next_fire_at`, unique fire slots, fenced task
 //! updates), so two masters overlapping for a moment cannot duplicate or lose work.
 
+mod elector;
 mod rescuer;
 mod trigger;
 
@@ -18,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::store::{OutageLog, SchedulerBeat};
+use crate::store::OutageLog;
 
-pub use rescuer::Rescuer;
+use elector::Elector;
+pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
 pub use trigger::{Trigger, TriggerReport};
 
 #[derive(Clone)]
@@ -38,6 +37,8 @@ pub struct SchedulerConfig {
     /// fires, rescue, pending starts); at most a third of the lease. Due cron slots are checked
     /// every tick, every other tick once a cycle found nothing to do.
     pub maintenance: Duration,
+    /// The rescuer's batches.
+    pub rescuer: RescuerConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -48,6 +49,7 @@ impl Default for SchedulerConfig {
             lease_ttl: Duration::from_secs(15),
             deliverer: None,
             maintenance: Duration::from_secs(5),
+            rescuer: RescuerConfig::default(),
         }
     }
 }
@@ -59,14 +61,11 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         .unwrap_or_else(|_| "localhost".into());
     let id = format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..));
     let actor = format!("scheduler:{id}");
-    let mut lock = engine.store.master_lock(&id).await?;
     let trigger = Trigger::new(engine.clone(), actor.clone());
-    let rescuer = Rescuer::new(engine.clone(), actor.clone());
-    let mut epoch: Option<i64> = None;
+    let rescuer = Rescuer::new(engine.clone(), actor.clone(), cfg.rescuer.clone())?;
+    let (mut elector, master_rx) =
+        Elector::new(engine.store.clone(), id.clone(), host, cfg.heartbeat).await?;
     let mut outage = OutageLog::new("scheduler");
-    let mut last_beat: Option<tokio::time::Instant> = None;
-    // since when this process has reached the database without an error
-    let mut connected_since = tokio::time::Instant::now();
     // an idle fleet's traffic is mostly this loop: see `maintenance`
     let maintenance = cfg.maintenance.min(cfg.lease_ttl / 3).max(cfg.tick);
     let mut last_full: Option<tokio::time::Instant> = None;
@@ -75,7 +74,6 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
-    let (is_master, master_rx) = tokio::sync::watch::channel(false);
     // owned by this function: cancelled and awaited below, so no send outlives the master role
     let delivering = stop.child_token();
     let deliverer = cfg.deliverer.clone().map(|d| {
@@ -91,56 +89,19 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
             _ = tick.tick() => {}
         }
         let full = !quiet || last_full.is_none_or(|t| t.elapsed() >= maintenance);
-        skip = epoch.is_some() && quiet && !full && !skip;
+        skip = elector.epoch().is_some() && quiet && !full && !skip;
         if skip {
             continue;
         }
-        let was = epoch;
-        epoch = match epoch {
-            None => lock.try_acquire().await.unwrap_or_else(|e| {
-                connected_since = tokio::time::Instant::now();
-                outage.failed(&e);
-                None
-            }),
-            Some(e) => match lock.still_held().await {
-                Ok(true) => Some(e),
-                Ok(false) => None,
-                Err(err) => {
-                    connected_since = tokio::time::Instant::now();
-                    outage.failed(&err);
-                    None
-                }
-            },
-        };
-        is_master.send_if_modified(|m| std::mem::replace(m, epoch.is_some()) != epoch.is_some());
-        match (was, epoch) {
-            (None, Some(e)) => tracing::info!(scheduler_id = %id, epoch = e, "elected master"),
-            (Some(_), None) => {
-                tracing::warn!(scheduler_id = %id, "lost the master lock; stepping down")
-            }
-            _ => {}
-        }
-        if last_beat.is_none_or(|t| t.elapsed() >= cfg.heartbeat) || was != epoch {
-            let beat = SchedulerBeat {
-                id: id.clone(),
-                host: host.clone(),
-                pid: i64::from(std::process::id()),
-                state: if epoch.is_some() { "master" } else { "standby" },
-                epoch,
-            };
-            if engine.store.scheduler_heartbeat(&beat).await.is_ok() {
-                last_beat = Some(tokio::time::Instant::now());
-            }
-        }
-        if epoch.is_none() {
+        if elector.step(&mut outage).await.is_none() {
             continue;
         }
         // two lease periods: one for workers to reconnect and heartbeat, one for slack
-        let trust_leases = connected_since.elapsed() >= cfg.lease_ttl * 2;
+        let trust_leases = elector.connected_for() >= cfg.lease_ttl * 2;
         let cycle = async {
             let fired = trigger.run_pass(full).await?;
             let rescued = if trust_leases && full {
-                rescuer.run_once().await?
+                rescuer.run_once().await?.rescued
             } else {
                 0
             };
@@ -172,17 +133,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     if let Some(d) = deliverer {
         let _ = d.await;
     }
-    if epoch.is_some() {
-        let _ = lock.release().await;
-    }
-    let beat = SchedulerBeat {
-        id: id.clone(),
-        host,
-        pid: i64::from(std::process::id()),
-        state: "stopped",
-        epoch: None,
-    };
-    let _ = engine.store.scheduler_heartbeat(&beat).await;
+    elector.stop().await;
     tracing::info!(scheduler_id = %id, "scheduler stopped");
     Ok(())
 }
