@@ -1,9 +1,11 @@
 //! akkaflow: a distributed ETL workflow scheduler whose whole coordination lives in a shared SQL database.
 //!
 //! Modules, one concern each: `definition` (XML model, parser, validator), `store` (the one seam to
-//! SQL), `dag` (pure DAG advance), `state` (run-state vocabulary), `engine` (every run-state operation),
-//! `sync`, `scheduler` (master services), `worker` (claim, run, heartbeat), `executor` (node kinds),
-//! `token` (API tokens), `http` (REST API, legacy routes and web UI), `cli`.
+//! SQL), `engine` (every run-state operation; its `state` and `dag` are the pure core and `advance`
+//! the one loop that moves a run forward), `sync`, `scheduler` (elector and master services),
+//! `worker` (claim, run, heartbeat, report), `executor` (node kinds, behind a narrow port),
+//! `token` (API tokens), `http` (REST API, legacy routes and web UI), `supervisor` (starts the
+//! roles, owns the signals), `cli` (parses and calls), `bench`.
 
 pub mod alert;
 pub mod config;
