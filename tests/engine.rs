@@ -709,6 +709,64 @@ mod cases {
         println!("rescue: the task was back in the queue {rescued_after:.1}s after its worker was SIGKILLed (lease 3 s)");
     }
 
+    pub async fn rescuer_works_through_lost_leases_in_batches(env: &mut Env) {
+        env.sync(&[(
+            "lost.xml",
+            r#"<work-flow name="lost">
+  <start name="start" to="split"/>
+  <fork name="split"><path to="a"/><path to="b"/><path to="c"/><path to="d"/><path to="e"/></fork>
+  <action name="a" retry-times="1"><shell><command>true</command></shell><ok to="j"/></action>
+  <action name="b" retry-times="1"><shell><command>true</command></shell><ok to="j"/></action>
+  <action name="c" retry-times="1"><shell><command>true</command></shell><ok to="j"/></action>
+  <action name="d" retry-times="1"><shell><command>true</command></shell><ok to="j"/></action>
+  <action name="e" retry-times="1"><shell><command>true</command></shell><ok to="j"/></action>
+  <join name="j" to="end"/>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        let store = env.store().await;
+        let id = trigger(env, "lost");
+        // a worker that claims all five branches and dies: nobody heartbeats their leases
+        let claimed = store
+            .task_claim(&akkaflow::store::TaskClaimParams {
+                worker_id: "ghost".into(),
+                queues: vec!["default".into()],
+                limit: 10,
+                lease_ttl: Duration::from_secs(1),
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 5, "{claimed:?}");
+        wait_for(LONG, "the five leases to expire", || async {
+            let lost = store.task_lease_expired(10).await.map_err(|e| e.to_string())?;
+            if lost.len() == 5 {
+                Ok(())
+            } else {
+                Err(format!("{} expired", lost.len()))
+            }
+        })
+        .await;
+        let engine = akkaflow::engine::Engine::new(store.clone(), chrono_tz::UTC);
+        let cfg = akkaflow::scheduler::RescuerConfig {
+            batch_size: 2,
+            batch_pause: Duration::from_millis(1),
+            max_batches: 10,
+        };
+        let rescuer = akkaflow::scheduler::Rescuer::new(engine, "test".into(), cfg).unwrap();
+        let report = rescuer.run_once().await.unwrap();
+        assert_eq!((report.rescued, report.batches), (5, 3), "{report:?}");
+        // each had a retry left: back to ready, the lost attempt counted
+        for node in ["a", "b", "c", "d", "e"] {
+            let t = task(&*store, id, node).await;
+            assert_eq!((t.status, t.attempt), (TaskStatus::Ready, 1), "{node}");
+        }
+        let lost = store.task_attempt_list(id).await.unwrap();
+        assert_eq!(lost.len(), 5);
+        assert!(lost.iter().all(|a| a.outcome.as_str() == "lost"), "{lost:?}");
+        let again = rescuer.run_once().await.unwrap();
+        assert!(again.is_empty(), "a rescued task is not rescued twice: {again:?}");
+    }
+
     const CHILD: &str = r#"<work-flow name="child" instance-limit="10">
   <param-list><param name="who"/><param name="fail" value="no"/><param name="nap" value="0"/></param-list>
   <start name="start" to="c"/>
@@ -863,6 +921,7 @@ e2e!(
     task_kill_stops_a_sleeping_shell_task,
     rerun_recover_keeps_succeeded_nodes,
     sigkilled_workers_task_is_rescued_and_completes,
+    rescuer_works_through_lost_leases_in_batches,
     invariant_checker_reports_damage,
     host_pins_an_action_to_a_named_worker,
     script_runs_with_shebang_arguments_attachments_and_parameters,
