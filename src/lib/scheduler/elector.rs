@@ -113,7 +113,7 @@ impl Elector {
         let _ = self.beat("stopped").await;
     }
 
-    async fn beat(&self, state: &'static str) -> crate::store::Result<()> {
+    async fn beat(&mut self, state: &'static str) -> crate::store::Result<()> {
         let beat = SchedulerBeat {
             id: self.id.clone(),
             host: self.host.clone(),
