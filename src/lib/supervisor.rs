@@ -35,6 +35,8 @@ pub struct WorkerOptions {
 pub struct HttpOptions {
     pub listen: String,
     pub no_auth: bool,
+    /// `GET /metrics` without a token.
+    pub metrics_public: bool,
 }
 
 /// A token cancelled on the first SIGTERM or SIGINT.
@@ -124,7 +126,12 @@ pub async fn run_worker(cfg: &Config, args: &WorkerOptions) -> Result<()> {
 }
 
 fn http_config(cfg: &Config, args: &HttpOptions) -> Result<crate::http::HttpConfig> {
-    crate::http::HttpConfig::resolve(&args.listen, args.no_auth, cfg.public_url.as_deref())
+    crate::http::HttpConfig::resolve(&args.listen, args.no_auth, cfg.public_url.as_deref()).map(
+        |c| crate::http::HttpConfig {
+            metrics_public: args.metrics_public,
+            ..c
+        },
+    )
 }
 
 /// Serves the HTTP API and UI until a signal stops it.

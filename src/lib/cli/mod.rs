@@ -134,6 +134,9 @@ pub struct HttpArgs {
     /// Serve without authentication (every request acts as an admin); refused unless the address is loopback
     #[arg(long)]
     pub no_auth: bool,
+    /// Serve GET /metrics without a token (for a Prometheus on a trusted network)
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +403,7 @@ impl From<HttpArgs> for supervisor::HttpOptions {
         supervisor::HttpOptions {
             listen: a.listen,
             no_auth: a.no_auth,
+            metrics_public: a.metrics_public,
         }
     }
 }

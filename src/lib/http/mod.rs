@@ -19,6 +19,7 @@ mod dag;
 mod error;
 mod extract;
 mod legacy;
+mod metrics;
 mod openapi;
 pub mod origin;
 mod ui;
@@ -48,6 +49,8 @@ pub struct HttpConfig {
     /// its name is accepted as `Host` and `Origin`, and an https one makes the session cookie
     /// `Secure`.
     pub public_url: Option<origin::PublicUrl>,
+    /// Whether `GET /metrics` answers without a token (`--metrics-public`).
+    pub metrics_public: bool,
 }
 
 impl HttpConfig {
@@ -69,6 +72,7 @@ impl HttpConfig {
             listen: addr,
             auth: !no_auth,
             public_url: public_url.map(origin::parse_public_url).transpose()?,
+            metrics_public: false,
         })
     }
 }
@@ -84,6 +88,8 @@ pub(crate) struct AppState {
     pub origins: std::sync::Arc<origin::Origins>,
     /// Whether the session cookie gets `Secure` (an https `public_url`).
     pub secure_cookie: bool,
+    /// `GET /metrics` without a token.
+    pub metrics_public: bool,
 }
 
 /// Binds the listening socket (so a taken port fails at start, with its address in the message).
@@ -128,6 +134,7 @@ pub async fn serve_on(
         stop: stop.clone(),
         origins: std::sync::Arc::new(origin::Origins::new(bound, cfg.public_url.as_ref())),
         secure_cookie: cfg.public_url.as_ref().is_some_and(|u| u.https),
+        metrics_public: cfg.metrics_public,
     };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())
@@ -142,6 +149,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::routes())
         .nest("/akkaflow", legacy::routes())
         // `/ui/` itself: a nested router's "/" only matches `/ui`

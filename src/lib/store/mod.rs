@@ -23,6 +23,7 @@
 mod common;
 #[cfg(test)]
 mod conformance;
+pub mod metrics;
 mod mysql;
 mod postgres;
 pub mod retry;
@@ -296,6 +297,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A handle on the master lock, held on a connection of its own.
     async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>>;
+
+    /// One scrape's rows for `GET /metrics` (see [`metrics`] for what it costs).
+    async fn metrics_read(&self) -> Result<metrics::MetricsSnapshot>;
 
     async fn migrate(&self) -> Result<()>;
 

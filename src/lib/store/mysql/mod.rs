@@ -352,6 +352,10 @@ impl Store for MysqlStore {
         Ok(Box::new(SessionMaster::new(lock, holder)))
     }
 
+    async fn metrics_read(&self) -> Result<super::metrics::MetricsSnapshot> {
+        super::metrics::metrics_read!(&self.pool)
+    }
+
     async fn migrate(&self) -> Result<()> {
         let migrator = sqlx::migrate!("sql/mysql");
         // a role running under a least-privilege user has no DDL rights: only migrate when needed

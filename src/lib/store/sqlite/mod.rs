@@ -228,6 +228,10 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn metrics_read(&self) -> Result<super::metrics::MetricsSnapshot> {
+        super::metrics::metrics_read!(&self.pool)
+    }
+
     async fn migrate(&self) -> Result<()> {
         let migrator = sqlx::migrate!("sql/sqlite");
         // a role running under a least-privilege user has no DDL rights: only migrate when needed
