@@ -96,7 +96,7 @@ mod cases {
         }
 
         let r = s.get("/metrics", Some(&viewer));
-        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.status, 200, "{}\n{}", r.text, env.log("server"));
         assert!(
             r.content_type.starts_with("text/plain"),
             "{}",

@@ -27,49 +27,67 @@ pub struct MetricsSnapshot {
     pub alerts_pending: i64,
     /// (workflow, started, ended) of finished attempts of the last [`RECENT_TASKS`] tasks.
     pub attempts: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
-    /// (workflow, slot, first task started) of the last [`RECENT_INSTANCES`] instances that started
-    /// a worker task.
+    /// (workflow, slot, first attempt started) of the last [`RECENT_INSTANCES`] instances with a
+    /// finished attempt.
     pub first_starts: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
 }
 
-pub(crate) const INSTANCE_COUNTS: &str =
-    "SELECT workflow, status, COUNT(*) FROM workflow_instance GROUP BY status, workflow";
+/// How a backend reads a text column as a string: MariaDB returns some as binary without a cast.
+pub(crate) type TextCast = fn(&str) -> String;
+
+pub(crate) fn plain_text(column: &str) -> String {
+    column.to_string()
+}
+
+pub(crate) fn instance_counts_sql(text: TextCast) -> String {
+    format!(
+        "SELECT {}, {}, COUNT(*) FROM workflow_instance GROUP BY status, workflow",
+        text("workflow"),
+        text("status")
+    )
+}
 
 pub(crate) const ALERTS_PENDING: &str = "SELECT COUNT(*) FROM alert WHERE status = 'pending'";
 
-pub(crate) fn recent_attempts_sql() -> String {
+pub(crate) fn recent_attempts_sql(text: TextCast) -> String {
     format!(
-        "SELECT w.workflow, a.started_at, a.ended_at FROM task_attempt a \
+        "SELECT {}, a.started_at, a.ended_at FROM task_attempt a \
          JOIN task t ON t.id = a.task_id JOIN workflow_instance w ON w.id = t.instance_id \
          WHERE a.task_id > (SELECT COALESCE(MAX(id), 0) FROM task) - {RECENT_TASKS} \
-         AND a.started_at IS NOT NULL"
+         AND a.started_at IS NOT NULL",
+        text("w.workflow")
     )
 }
 
-/// Worker tasks only (`worker_id` set): control nodes complete inside the scheduler's transaction.
-pub(crate) fn first_starts_sql() -> String {
+/// From attempts, which only worker tasks have (control nodes complete inside the scheduler's
+/// transaction); an instance counts once its first attempt has ended.
+pub(crate) fn first_starts_sql(text: TextCast) -> String {
     format!(
-        "SELECT w.workflow, w.scheduled_for, MIN(t.started_at) FROM workflow_instance w \
-         JOIN task t ON t.instance_id = w.id \
+        "SELECT {}, w.scheduled_for, MIN(a.started_at) FROM workflow_instance w \
+         JOIN task t ON t.instance_id = w.id JOIN task_attempt a ON a.task_id = t.id \
          WHERE w.id > (SELECT COALESCE(MAX(id), 0) FROM workflow_instance) - {RECENT_INSTANCES} \
-         AND t.worker_id IS NOT NULL AND t.started_at IS NOT NULL \
-         GROUP BY w.id, w.workflow, w.scheduled_for"
+         AND a.started_at IS NOT NULL \
+         GROUP BY w.id, w.workflow, w.scheduled_for",
+        text("w.workflow")
     )
 }
 
-/// The body of `Store::metrics_read` for a backend whose pool is `$pool`.
+/// The body of `Store::metrics_read` for a backend whose pool is `$pool`, reading text columns
+/// through `$text` (a [`TextCast`]).
 macro_rules! metrics_read {
-    ($pool:expr) => {{
+    ($pool:expr, $text:expr) => {{
         use $crate::store::metrics as m;
         Ok(m::MetricsSnapshot {
-            instances: sqlx::query_as(m::INSTANCE_COUNTS).fetch_all($pool).await?,
+            instances: sqlx::query_as(&m::instance_counts_sql($text))
+                .fetch_all($pool)
+                .await?,
             alerts_pending: sqlx::query_scalar(m::ALERTS_PENDING)
                 .fetch_one($pool)
                 .await?,
-            attempts: sqlx::query_as(&m::recent_attempts_sql())
+            attempts: sqlx::query_as(&m::recent_attempts_sql($text))
                 .fetch_all($pool)
                 .await?,
-            first_starts: sqlx::query_as(&m::first_starts_sql())
+            first_starts: sqlx::query_as(&m::first_starts_sql($text))
                 .fetch_all($pool)
                 .await?,
         })

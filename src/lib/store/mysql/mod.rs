@@ -353,7 +353,7 @@ impl Store for MysqlStore {
     }
 
     async fn metrics_read(&self) -> Result<super::metrics::MetricsSnapshot> {
-        super::metrics::metrics_read!(&self.pool)
+        super::metrics::metrics_read!(&self.pool, |c| format!("CAST({c} AS CHAR)"))
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -209,7 +209,7 @@ impl Store for PostgresStore {
     }
 
     async fn metrics_read(&self) -> Result<super::metrics::MetricsSnapshot> {
-        super::metrics::metrics_read!(&self.pool)
+        super::metrics::metrics_read!(&self.pool, super::metrics::plain_text)
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -229,7 +229,7 @@ impl Store for SqliteStore {
     }
 
     async fn metrics_read(&self) -> Result<super::metrics::MetricsSnapshot> {
-        super::metrics::metrics_read!(&self.pool)
+        super::metrics::metrics_read!(&self.pool, super::metrics::plain_text)
     }
 
     async fn migrate(&self) -> Result<()> {
