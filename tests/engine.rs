@@ -220,6 +220,13 @@ mod cases {
             store.instance_get(second).await.unwrap().unwrap().status,
             InstanceStatus::Pending
         );
+        let info = env.ok(&["instance", "info", &second.to_string()]);
+        assert!(
+            info.contains(&format!(
+                "waiting    for a free slot: instance-limit 1 of `il` is taken by running instance(s) {first}"
+            )),
+            "a pending instance says why:\n{info}"
+        );
         fleet(env);
         let a = ended(&*store, first).await;
         let b = ended(&*store, second).await;
@@ -405,9 +412,16 @@ mod cases {
             Some(1),
             "retrying a skipped task is refused"
         );
+        let first = store.instance_get(id).await.unwrap().unwrap();
         std::fs::write(&marker, "").unwrap();
         env.ok(&["task", "retry", &a.id.to_string()]);
-        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let retried = ended(&*store, id).await;
+        assert_eq!(retried.status, InstanceStatus::Succeeded);
+        assert_eq!(
+            retried.started_at, first.started_at,
+            "a retry does not move the instance's start"
+        );
+        assert!(retried.ended_at > first.ended_at);
         let a = task(&*store, id, "a").await;
         assert_eq!((a.status, a.attempt), (TaskStatus::Succeeded, 2));
         assert_eq!(task(&*store, id, "b").await.status, TaskStatus::Succeeded);

@@ -134,12 +134,25 @@ fn http_config(cfg: &Config, args: &HttpOptions) -> Result<crate::http::HttpConf
     )
 }
 
+/// Binds the HTTP port before anything else happens: a second server on a taken port stops at
+/// once, before it syncs or touches the database, with exit code 2 (the environment is wrong).
+async fn bind_first(http_cfg: &crate::http::HttpConfig) -> Result<tokio::net::TcpListener> {
+    crate::http::bind(http_cfg).await.map_err(|e| match e {
+        Error::Io { source, .. } => Error::Config(format!(
+            "cannot listen on {}: {source} (is another akkaflow already serving there? choose another address with --listen)",
+            http_cfg.listen
+        )),
+        other => other,
+    })
+}
+
 /// Serves the HTTP API and UI until a signal stops it.
 pub async fn run_http(cfg: &Config, args: &HttpOptions) -> Result<()> {
     let http_cfg = http_config(cfg, args)?;
+    let listener = bind_first(&http_cfg).await?;
     let stop = shutdown_token()?;
     let engine = Engine::for_config(cfg.connect().await?, cfg);
-    crate::http::serve(engine, http_cfg, stop).await
+    crate::http::serve_on(engine, http_cfg, listener, stop).await
 }
 
 /// Scheduler, worker and HTTP server in one process, syncing `xmlconfig` at start and whenever it
@@ -152,6 +165,7 @@ pub async fn run_standalone(
     actor: String,
 ) -> Result<()> {
     let http_cfg = http_config(cfg, http)?;
+    let listener = bind_first(&http_cfg).await?;
     let stop = shutdown_token()?;
     let store = cfg.connect().await?;
     let engine = Engine::for_config(store.clone(), cfg);
@@ -183,8 +197,6 @@ pub async fn run_standalone(
         worker_config(cfg, args),
         stop.clone(),
     ));
-    // bind before the loop, so a taken port stops the process at start rather than later
-    let listener = crate::http::bind(&http_cfg).await?;
     roles.spawn(crate::http::serve_on(
         engine.clone(),
         http_cfg,

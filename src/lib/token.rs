@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::store::{normalize_dir_prefix, NewEvent, NewToken, Store, TokenRole, TokenRow};
 
+/// The whole command a new user runs to get in: the login page, the server's start message and the
+/// README all quote it, so they cannot drift apart (a test runs it).
+pub const FIRST_TOKEN_COMMAND: &str = "akkaflow token create --name admin --role admin";
+
 /// What the caller shows once: the stored row and the secret itself.
 #[derive(Clone, Debug)]
 pub struct CreatedToken {

@@ -249,3 +249,145 @@ fn original_legacy_files_that_load_work_with_their_coordinators() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `akkaflow upgrade` turns the legacy corpus into a set that loads: everything but the looping
+/// workflow (and the coordinator folded into it) comes over, the rest of each file unchanged.
+#[test]
+fn original_legacy_files_upgrade_to_a_set_that_validates() {
+    let Some(dir) = original() else { return };
+    let legacy = dir.join("legacy");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let report = akkaflow::definition::upgrade::upgrade(&legacy, &out).unwrap();
+
+    let manual: Vec<(String, u32, &str)> = report
+        .manual
+        .iter()
+        .map(|n| (n.file.display().to_string(), n.line, n.message.as_str()))
+        .collect();
+    assert_eq!(manual.len(), 2, "{manual:#?}");
+    assert_eq!(
+        (manual[0].0.as_str(), manual[0].1),
+        ("coordinator/example/coor_loop_job.xml", 1)
+    );
+    assert!(manual[0]
+        .2
+        .contains("workflow/example/wf_loop_job.xml, which is not written"));
+    assert_eq!(
+        (manual[1].0.as_str(), manual[1].1),
+        ("workflow/example/wf_loop_job.xml", 3)
+    );
+    assert!(
+        manual[1].2.contains(
+            "a workflow may not loop; to try an action again use retry-times and interval"
+        ),
+        "{}",
+        manual[1].2
+    );
+    assert_eq!(report.folded.len(), 6, "{:?}", report.folded);
+    assert_eq!(report.links.len(), 1, "one connection, one link");
+    assert_eq!(
+        (report.links[0].name.as_str(), report.links[0].uses),
+        ("mysql_localhost_wf", 12)
+    );
+
+    // `validate OUT` passes, with every convertible workflow and its coordinator
+    let set = load_paths(std::slice::from_ref(&out)).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let mut names: Vec<&str> = set
+        .workflows
+        .iter()
+        .map(|w| w.workflow.name.as_str())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "wf_import_item",
+            "wf_import_order",
+            "wf_join_order_and_item",
+            "wf_parall_sum",
+            "wf_rm_tmp_file",
+            "wf_test"
+        ]
+    );
+    assert!(
+        set.warnings
+            .iter()
+            .all(|w| w.message.contains("size-warn-message")),
+        "only the ignored legacy element is left to warn about:\n{}",
+        render(&set.warnings)
+    );
+    let join = workflow(&set, "wf_join_order_and_item");
+    let c = join.coordinator.as_ref().unwrap();
+    assert_eq!(
+        (c.enabled, c.cron.as_deref(), c.depends.as_slice()),
+        (
+            false,
+            Some("*/30 * * * *"),
+            &["wf_import_item".to_string(), "wf_import_order".to_string()][..]
+        )
+    );
+    assert_eq!(c.params.len(), 4);
+    let rm = workflow(&set, "wf_rm_tmp_file")
+        .coordinator
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        rm.cron.as_deref(),
+        Some("0 * * * *"),
+        "six fields cut to five"
+    );
+    assert_eq!(rm.start_time.unwrap().to_string(), "2016-09-10 10:00:00");
+    match action(
+        workflow(&set, "wf_import_order"),
+        "create_if_not_exist_table",
+    ) {
+        ActionKind::Sql { db_link, .. } => assert_eq!(db_link, "mysql_localhost_wf"),
+        other => panic!("{other:?}"),
+    }
+    match action(workflow(&set, "wf_test"), "data_monitor") {
+        ActionKind::DataMonitor(m) => {
+            assert!(
+                matches!(&m.source, DataSource::Sql { db_link, .. } if db_link == "mysql_localhost_wf")
+            );
+            assert!(matches!(&m.min, Some(DataSource::Num { value }) if value.as_str() == "5"));
+            assert!(
+                matches!(&m.max, Some(DataSource::Sql { query, .. }) if query.as_str().starts_with("select count(1)+10"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(set.db_links.len(), 1);
+    assert_eq!(
+        set.db_links[0].password, "root",
+        "the password moved into the link"
+    );
+
+    // the rest of each file is as it was: every source line without an inline connection or a
+    // threshold is in the output, in order; no password is left in a workflow
+    for rel in [
+        "workflow/example/wf_import_item.xml",
+        "workflow/example/wf_import_order.xml",
+        "workflow/example/wf_parall_sum.xml",
+    ] {
+        let before = std::fs::read_to_string(legacy.join(rel)).unwrap();
+        let after = std::fs::read_to_string(out.join(rel)).unwrap();
+        assert!(!after.contains("password"), "{rel}");
+        let mut rest = after.lines();
+        for line in before.lines().filter(|l| {
+            !["jdbc-url", "username=", "threshold", "<target type"]
+                .iter()
+                .any(|w| l.contains(w))
+        }) {
+            assert!(
+                rest.any(|o| o == line),
+                "{rel}: line `{line}` is not kept as it was"
+            );
+        }
+    }
+    assert!(!out.join("workflow/example/wf_loop_job.xml").exists());
+    assert!(
+        !out.join("coordinator").exists(),
+        "folded coordinator files are not copied"
+    );
+}

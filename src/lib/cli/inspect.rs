@@ -11,9 +11,18 @@ use crate::config::Config;
 use crate::definition::{self, NodeKind, Severity};
 use crate::error::{Error, Result};
 use crate::state::{InstanceId, InstanceStatus, TaskId};
-use crate::store::{InstanceFilter, LogQuery, LogStream};
+use crate::store::{
+    CoordinatorRow, InstanceFilter, InstanceRow, LogLine, LogQuery, LogStream, Store,
+};
 
-pub(super) async fn validate(paths: Vec<PathBuf>, json: bool) -> Result<i32> {
+pub(super) async fn validate(mut paths: Vec<PathBuf>, json: bool) -> Result<i32> {
+    let links = definition::nearby_link_files(&paths);
+    if !json {
+        for l in &links {
+            eprintln!("using links from {}", l.display());
+        }
+    }
+    paths.extend(links);
     let loaded = tokio::task::spawn_blocking(move || definition::load_paths(&paths))
         .await
         .map_err(|e| Error::Config(format!("definition loader crashed: {e}")))?;
@@ -52,6 +61,80 @@ pub(super) async fn validate(paths: Vec<PathBuf>, json: bool) -> Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
+pub(super) async fn upgrade(src: PathBuf, out: PathBuf, json: bool) -> Result<i32> {
+    let (src2, out2) = (src.clone(), out.clone());
+    let report = tokio::task::spawn_blocking(move || definition::upgrade::upgrade(&src2, &out2))
+        .await
+        .map_err(|e| Error::Config(format!("upgrade crashed: {e}")))?
+        .map_err(|e| match e {
+            definition::upgrade::UpgradeError::Refused(m) => Error::refused(m),
+            definition::upgrade::UpgradeError::Io { context, source } => {
+                Error::Io { context, source }
+            }
+        })?;
+    let code = if report.manual.is_empty() { 0 } else { 1 };
+    if json {
+        print_json(&report);
+        return Ok(code);
+    }
+    let converted: std::collections::BTreeSet<_> = report
+        .changes
+        .iter()
+        .map(|n| &n.file)
+        .chain(report.folded.iter().map(|(_, w)| w))
+        .collect();
+    println!(
+        "{} → {}: {} file(s) written ({} converted), {} coordinator file(s) folded into their workflows, {} db link(s) added, {} place(s) to fix by hand",
+        src.display(),
+        out.display(),
+        report.written.len(),
+        converted.len(),
+        report.folded.len(),
+        report.links.len(),
+        report.manual.len()
+    );
+    if !report.changes.is_empty() {
+        println!("\nconverted:");
+        for n in &report.changes {
+            println!("  {n}");
+        }
+    }
+    if !report.folded.is_empty() {
+        println!("\nfolded:");
+        for (c, w) in &report.folded {
+            println!("  {} → {}", c.display(), w.display());
+        }
+    }
+    if !report.links.is_empty() {
+        println!(
+            "\ndb links added to {} (with their passwords; keep that file private):",
+            out.join("db_links.xml").display()
+        );
+        for l in &report.links {
+            println!(
+                "  {} ({}, user `{}`), used {} time(s)",
+                l.name, l.kind, l.username, l.uses
+            );
+        }
+    }
+    if !report.warnings.is_empty() {
+        println!("\nwarnings (accepted as they are):");
+        for n in &report.warnings {
+            println!("  {n}");
+        }
+    }
+    if !report.manual.is_empty() {
+        println!(
+            "\nnot converted, not written (fix these by hand in the source and run upgrade again):"
+        );
+        for n in &report.manual {
+            println!("  {n}");
+        }
+    }
+    println!("\nnext: akkaflow validate {}", out.display());
+    Ok(code)
+}
+
 pub(super) async fn workflow_list(cfg: &Config, json: bool) -> Result<i32> {
     let store = connect(cfg).await?;
     let rows = store.workflow_list().await?;
@@ -59,31 +142,64 @@ pub(super) async fn workflow_list(cfg: &Config, json: bool) -> Result<i32> {
         print_json(&rows);
         return Ok(0);
     }
+    let coordinators: std::collections::HashMap<String, CoordinatorRow> = store
+        .coordinator_list()
+        .await?
+        .into_iter()
+        .map(|c| (c.workflow.clone(), c))
+        .collect();
     let mut t = table(&[
         "NAME",
         "DIR",
         "VERSION",
         "ENABLED",
-        "CRON",
+        "TRIGGER",
         "NEXT FIRE (UTC)",
         "DESCRIPTION",
     ]);
     for w in &rows {
-        let c = store.coordinator_get(&w.name).await?;
+        let c = coordinators.get(&w.name);
+        let (trigger, next) = schedule(w.enabled, c);
         t.add_row(vec![
             w.name.clone(),
             w.dir.clone(),
             w.version.to_string(),
-            w.enabled.to_string(),
-            c.as_ref()
-                .and_then(|c| c.cron.clone())
-                .unwrap_or_else(|| "-".into()),
-            fmt_time(c.and_then(|c| c.next_fire_at)),
+            if w.enabled { "yes" } else { "no" }.to_string(),
+            trigger,
+            next,
             w.description.clone(),
         ]);
     }
     println!("{t}");
     Ok(0)
+}
+
+/// What `workflow list` says fires a workflow, and when next: a disabled coordinator, or none at
+/// all, never shows a cron or a next fire time as if it would fire.
+fn schedule(workflow_enabled: bool, c: Option<&CoordinatorRow>) -> (String, String) {
+    let Some(c) = c else {
+        return ("manual only (no coordinator)".into(), "-".into());
+    };
+    let depends: Vec<String> = serde_json::from_str(&c.depends).unwrap_or_default();
+    let mut what = Vec::new();
+    if let Some(cron) = &c.cron {
+        what.push(format!("cron {cron}"));
+    }
+    if !depends.is_empty() {
+        what.push(format!("after {}", depends.join(", ")));
+    }
+    let what = if what.is_empty() {
+        "manual only".to_string()
+    } else {
+        what.join(" + ")
+    };
+    if !c.enabled {
+        return (format!("off: coordinator disabled ({what})"), "-".into());
+    }
+    if !workflow_enabled {
+        return (format!("off: workflow disabled ({what})"), "-".into());
+    }
+    (what, fmt_time(c.next_fire_at))
 }
 
 pub(super) async fn workflow_info(cfg: &Config, name: &str, json: bool) -> Result<i32> {
@@ -236,6 +352,9 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
     if let Some(e) = &inst.error {
         println!("reason     {e}");
     }
+    if inst.status == InstanceStatus::Pending {
+        println!("waiting    {}", pending_reason(&*store, &inst).await?);
+    }
     let mut t = table(&[
         "TASK", "NODE", "KIND", "STATUS", "ATTEMPT", "WORKER", "DURATION", "ERROR",
     ]);
@@ -251,7 +370,13 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
             format!("{}/{}", task.attempt, task.max_attempts),
             task.worker_id.clone().unwrap_or_default(),
             fmt_duration(task.started_at, task.ended_at),
-            task.error.clone().unwrap_or_default(),
+            // a task that will run again keeps its last attempt's error in the row; that error
+            // belongs to the attempt (listed below), not to the task as it is now
+            if task.status.is_terminal() {
+                task.error.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
         ]);
     }
     println!("\n{t}");
@@ -273,6 +398,41 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
         println!("\nattempts\n{a}");
     }
     Ok(0)
+}
+
+/// Why a pending instance has not started: the runs of its workflow that hold its instance-limit.
+async fn pending_reason(store: &dyn Store, inst: &InstanceRow) -> Result<String> {
+    let limit = store
+        .workflow_get(&inst.workflow)
+        .await?
+        .map(|w| w.instance_limit)
+        .unwrap_or(1);
+    let running = store
+        .instance_list(&InstanceFilter {
+            workflow: Some(inst.workflow.clone()),
+            status: Some(InstanceStatus::Running),
+            since: None,
+            before_id: None,
+            dir_prefix: None,
+            limit: limit.max(1) + 1,
+        })
+        .await?;
+    Ok(pending_text(limit, &running))
+}
+
+fn pending_text(limit: i64, running: &[InstanceRow]) -> String {
+    if (running.len() as i64) < limit {
+        return format!(
+            "for the scheduler to start it ({} of instance-limit {limit} running)",
+            running.len()
+        );
+    }
+    let ids: Vec<String> = running.iter().map(|i| i.id.to_string()).collect();
+    format!(
+        "for a free slot: instance-limit {limit} of `{}` is taken by running instance(s) {}",
+        running.first().map(|i| i.workflow.as_str()).unwrap_or("?"),
+        ids.join(", ")
+    )
 }
 
 pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> Result<i32> {
@@ -315,12 +475,7 @@ pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> 
             let lines = store.task_log_read(&query).await?;
             for l in &lines {
                 let node = names.get(&l.task_id).map(String::as_str).unwrap_or("?");
-                let tag = match l.stream {
-                    LogStream::Stdout => "",
-                    LogStream::Stderr => " stderr",
-                    LogStream::System => " akkaflow",
-                };
-                println!("[{node}#{}{tag}] {}", l.attempt, l.line);
+                println!("{}", log_line(node, l));
             }
             if let Some(last) = lines.last() {
                 query.after = Some((last.task_id, last.attempt, last.seq));
@@ -334,6 +489,25 @@ pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// One line of `akkaflow logs`: when it was written (UTC), where it comes from, the text.
+/// The worker's own lines are stored with a `[akkaflow]` prefix (so the UI shows them apart); the
+/// stream tag says the same here, so the prefix is not repeated.
+fn log_line(node: &str, l: &LogLine) -> String {
+    let (tag, text) = match l.stream {
+        LogStream::Stdout => ("", l.line.as_str()),
+        LogStream::Stderr => (" stderr", l.line.as_str()),
+        LogStream::System => (
+            " akkaflow",
+            l.line.strip_prefix("[akkaflow] ").unwrap_or(&l.line),
+        ),
+    };
+    format!(
+        "{} [{node}#{}{tag}] {text}",
+        l.logged_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+        l.attempt
+    )
 }
 
 pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
@@ -415,4 +589,96 @@ pub(super) async fn check(cfg: &Config, stuck_after_secs: u64, json: bool) -> Re
         }
     }
     Ok(if found.is_empty() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(stream: LogStream, text: &str) -> LogLine {
+        LogLine {
+            task_id: TaskId(7),
+            attempt: 2,
+            seq: 1,
+            logged_at: chrono::DateTime::parse_from_rfc3339("2024-05-01T08:30:00.250Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            stream,
+            line: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn log_lines_have_a_timestamp_and_one_prefix() {
+        let cases = [
+            (
+                LogStream::System,
+                "[akkaflow] attempt 2 ended: succeeded",
+                "2024-05-01 08:30:00.250 [ingest#2 akkaflow] attempt 2 ended: succeeded",
+            ),
+            (
+                LogStream::Stdout,
+                "[akkaflow] printed by the script",
+                "2024-05-01 08:30:00.250 [ingest#2] [akkaflow] printed by the script",
+            ),
+            (
+                LogStream::Stderr,
+                "oops",
+                "2024-05-01 08:30:00.250 [ingest#2 stderr] oops",
+            ),
+        ];
+        for (stream, text, want) in cases {
+            assert_eq!(log_line("ingest", &line(stream, text)), want);
+        }
+    }
+
+    fn coordinator(enabled: bool, cron: Option<&str>, depends: &str) -> CoordinatorRow {
+        CoordinatorRow {
+            workflow: "w".into(),
+            cron: cron.map(str::to_string),
+            timezone: "UTC".into(),
+            depends: depends.into(),
+            params: "[]".into(),
+            enabled,
+            start_time: None,
+            end_time: None,
+            next_fire_at: Some(
+                chrono::DateTime::parse_from_rfc3339("2024-05-01T09:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            last_fire_at: None,
+        }
+    }
+
+    #[test]
+    fn workflow_list_shows_a_cron_as_firing_only_when_it_fires() {
+        let on = coordinator(true, Some("0 * * * *"), "[]");
+        let off = coordinator(false, Some("0 * * * *"), "[]");
+        let deps = coordinator(true, None, r#"["a","b"]"#);
+        let cases = [
+            (true, None, "manual only (no coordinator)", "-"),
+            (true, Some(&on), "cron 0 * * * *", "2024-05-01 09:00:00"),
+            (
+                true,
+                Some(&off),
+                "off: coordinator disabled (cron 0 * * * *)",
+                "-",
+            ),
+            (
+                false,
+                Some(&on),
+                "off: workflow disabled (cron 0 * * * *)",
+                "-",
+            ),
+            (true, Some(&deps), "after a, b", "2024-05-01 09:00:00"),
+        ];
+        for (enabled, c, trigger, next) in cases {
+            assert_eq!(
+                schedule(enabled, c),
+                (trigger.to_string(), next.to_string()),
+                "{c:?}"
+            );
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub struct Cli {
     )]
     pub database_url: Option<String>,
     /// Configuration file (default: ./akkaflow.toml when it exists)
-    #[arg(long, global = true, env = "AKKAFLOW_CONFIG")]
+    #[arg(long, global = true, env = "AKKAFLOW_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -49,13 +49,29 @@ pub enum LogFormat {
 pub enum Command {
     /// Check definition files or directories; needs no database (exit 0 valid, 1 not)
     Validate {
-        #[arg(required = true)]
+        /// Files or directories; a single file also reads the db_links.xml and file_links.xml
+        /// beside it or in a directory above it, as sync of the whole directory would
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Print the result and every diagnostic as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a converted copy of original akkaflow files that `validate` accepts: inline
+    /// connections become links in OUT_DIR/db_links.xml, legacy coordinator files are folded into
+    /// their workflows; what cannot be converted is listed with file:line (exit 1 when anything is)
+    Upgrade {
+        /// The original files (an xmlconfig directory)
+        src_dir: PathBuf,
+        /// Where the converted copy goes (must not exist yet, or be empty)
+        out_dir: PathBuf,
+        /// Print the report as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Validate a directory and load it into the database in one transaction
     Sync {
+        /// The definitions directory
         #[arg(default_value = "xmlconfig")]
         dir: PathBuf,
         /// Validate and compute the changes, then roll back
@@ -64,6 +80,7 @@ pub enum Command {
         /// Disable workflows whose file is gone (their history is kept)
         #[arg(long)]
         prune: bool,
+        /// Print the counts and changed names as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +99,7 @@ pub enum Command {
     Logs {
         /// Instance id (or task id with --task)
         id: i64,
+        /// ID is a task id: print only that task's log
         #[arg(long)]
         task: bool,
         /// Keep printing new lines until it ends
@@ -90,6 +108,7 @@ pub enum Command {
     },
     /// Master, standbys, workers with heartbeat age and running tasks, queue depth
     Status {
+        /// Print schedulers, workers and queues as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +119,7 @@ pub enum Command {
         /// A running task whose lease expired longer ago than this (and whose worker is silent) is stuck
         #[arg(long, default_value_t = 60)]
         stuck_after_secs: u64,
+        /// Print what is broken as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -143,23 +163,31 @@ pub struct HttpArgs {
 pub enum TokenCommand {
     /// Create a token and print its secret (shown only this once)
     Create {
+        /// A unique name for the token (it is the actor in the event log)
         #[arg(long)]
         name: String,
+        /// viewer reads; operator also triggers, kills, reruns and retries; admin also changes
+        /// definitions and tokens
         #[arg(long, value_parser = parse_role)]
         role: crate::store::TokenRole,
         /// Confine the token to workflows whose dir is this prefix or below it (e.g. /dw)
         #[arg(long)]
         dir: Option<String>,
+        /// Print the token and its secret as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// List tokens (never their secrets)
     List {
+        /// Print the tokens as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token; its UI sessions end with it
-    Revoke { name: String },
+    Revoke {
+        /// The token's name
+        name: String,
+    },
 }
 
 fn parse_role(s: &str) -> std::result::Result<crate::store::TokenRole, String> {
@@ -187,17 +215,21 @@ pub struct WorkerArgs {
 pub enum WorkflowCommand {
     /// List workflows
     List {
+        /// Print the workflows as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// A workflow's nodes, coordinator, upstreams and downstreams
     Info {
+        /// The workflow's name
         name: String,
+        /// Print the workflow, its nodes and coordinator as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Start an instance with the coordinator's parameters; its success propagates downstream
     Trigger {
+        /// The workflow's name
         name: String,
         /// Parameter override, repeatable: --param stadate=2024-01-01
         #[arg(long = "param", value_parser = parse_param)]
@@ -208,51 +240,72 @@ pub enum WorkflowCommand {
         /// Return when the instance ends; exit code 0 only if it succeeded
         #[arg(long)]
         wait: bool,
+        /// Print the instance id and status as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Start an instance with only the given parameters; no propagation downstream
     Run {
+        /// The workflow's name
         name: String,
+        /// Parameter, repeatable: --param stadate=2024-01-01
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Return when the instance ends; exit code 0 only if it succeeded
         #[arg(long)]
         wait: bool,
+        /// Print the instance id and status as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Enable a workflow (its coordinator fires again)
-    Enable { name: String },
+    Enable {
+        /// The workflow's name
+        name: String,
+    },
     /// Disable a workflow (no new instances; running ones continue)
-    Disable { name: String },
+    Disable {
+        /// The workflow's name
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
     /// List instances, newest first
     List {
+        /// Only instances of this workflow
         #[arg(long)]
         workflow: Option<String>,
+        /// Only instances in this state: pending, running, succeeded, failed or killed
         #[arg(long)]
         status: Option<crate::state::InstanceStatus>,
         /// Only instances created at or after this time (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC)
         #[arg(long, value_parser = parse_time)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many, newest first
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Print the instances as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// An instance with its tasks, attempts, durations and errors
     Info {
+        /// The instance id (from `instance list`)
         id: i64,
+        /// Print the instance, its tasks and attempts as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Kill a pending or running instance
-    Kill { id: i64 },
+    Kill {
+        /// The instance id
+        id: i64,
+    },
     /// Run a finished instance again
     Rerun {
+        /// The instance id
         id: i64,
         /// Keep the nodes that succeeded
         #[arg(long)]
@@ -263,9 +316,15 @@ pub enum InstanceCommand {
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Run a failed or killed task again; its instance continues from there
-    Retry { id: i64 },
+    Retry {
+        /// The task id (first column of `instance info`)
+        id: i64,
+    },
     /// Kill a task (a running one through its worker, within a heartbeat)
-    Kill { id: i64 },
+    Kill {
+        /// The task id (first column of `instance info`)
+        id: i64,
+    },
 }
 
 fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
@@ -292,6 +351,9 @@ fn parse_time(s: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, Str
 /// Parses the process's arguments, runs the command, and returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if !is_role(&cli.command) && !matches!(cli.command, Command::Bench(_)) {
+        quiet_on_closed_stdout();
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -324,16 +386,36 @@ fn report_error(e: &Error) {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let role = matches!(
-        cli.command,
+/// The long-running roles: they log at info by default.
+fn is_role(command: &Command) -> bool {
+    matches!(
+        command,
         Command::Scheduler | Command::Worker(_) | Command::Standalone { .. } | Command::Http(_)
-    );
-    let default = if role { "info" } else { "warn" };
+    )
+}
+
+/// `akkaflow instance info 20 | head`: when the reader goes away, end quietly as `cat` would,
+/// instead of panicking with "failed printing to stdout: Broken pipe". Only for short commands:
+/// a role (or bench, which runs a fleet) writes to its children's pipes and must see EPIPE as an error, not die of it.
+fn quiet_on_closed_stdout() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called before any thread starts; SIG_DFL installs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let default = if is_role(&cli.command) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AKKAFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // colour codes only for a person at a terminal, never into a redirected log file
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
@@ -346,6 +428,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let cfg = Config::load(cli.config.as_deref(), cli.database_url.clone())?;
     match cli.command {
         Command::Validate { paths, json } => inspect::validate(paths, json).await,
+        Command::Upgrade {
+            src_dir,
+            out_dir,
+            json,
+        } => inspect::upgrade(src_dir, out_dir, json).await,
         Command::Sync {
             dir,
             dry_run,
@@ -450,5 +537,50 @@ pub(crate) fn fmt_duration(
         (Some(s), Some(e)) => format!("{:.1}s", (e - s).num_milliseconds() as f64 / 1000.0),
         (Some(_), None) => "running".into(),
         _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option and positional argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "akkaflow", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help text:\n  {}",
+            missing.join("\n  ")
+        );
+    }
+
+    #[test]
+    fn the_first_token_command_is_a_valid_command() {
+        let args = crate::token::FIRST_TOKEN_COMMAND.split_whitespace();
+        let cli = Cli::try_parse_from(args).expect("the quoted command parses");
+        assert!(matches!(
+            cli.command,
+            Command::Token(TokenCommand::Create {
+                role: crate::store::TokenRole::Admin,
+                ..
+            })
+        ));
     }
 }

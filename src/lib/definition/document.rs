@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parser::{ACTION_ATTRS, ROOT_ATTRS};
+use super::parser::schema;
 use super::xml::{self, Child};
 
 /// A whole file: the comments before the root element, and the root.
@@ -120,7 +120,7 @@ impl Printed {
 /// not listed follow in their given order.
 fn attr_order(element: &str) -> &'static [&'static str] {
     match element {
-        "work-flow" | "workflow" => ROOT_ATTRS,
+        "work-flow" | "workflow" => schema::WORKFLOW.attrs,
         "coordinator" => &[
             "is-enabled",
             "start-time",
@@ -129,7 +129,7 @@ fn attr_order(element: &str) -> &'static [&'static str] {
             "dir",
             "desc",
         ],
-        "action" => ACTION_ATTRS,
+        "action" => schema::ACTION.attrs,
         "file" => &["file-link", "min-num", "min-each-size"],
         "source" | "min" | "max" | "target" => &[
             "type",

@@ -9,6 +9,7 @@ pub mod document;
 pub mod model;
 mod parser;
 pub mod template;
+pub mod upgrade;
 mod validator;
 mod xml;
 
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use parser::implied_local;
 pub use model::*;
+pub use parser::schema;
 
 /// How bad a diagnostic is: errors fail validation, warnings are shown and do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,42 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<DefinitionSet, Vec<Diagnostic>> {
         Ok(set) => Err(finish(diags.into_iter().chain(set.warnings).collect())),
         Err(more) => Err(finish(diags.into_iter().chain(more).collect())),
     }
+}
+
+/// The link files' conventional names, which `validate FILE` looks for beside and above the file.
+pub const LINK_FILE_NAMES: [&str; 2] = ["db_links.xml", "file_links.xml"];
+
+/// For `validate one_file.xml`: the `db_links.xml` and `file_links.xml` nearest to each file given
+/// on its own (in its directory or the closest one above it, not above the working directory when
+/// the file lies below it), so its links resolve as they do when `sync` loads the whole directory.
+/// Files already covered by the given paths are not added again.
+pub fn nearby_link_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let given: Vec<PathBuf> = paths.iter().filter_map(|p| canonical(p)).collect();
+    let covered = |found: &Path| given.iter().any(|g| found.starts_with(g));
+    let cwd = std::env::current_dir().ok().and_then(|d| canonical(&d));
+    let mut out: Vec<PathBuf> = Vec::new();
+    for file in paths.iter().filter(|p| p.is_file()) {
+        let Some(abs) = canonical(file) else { continue };
+        let stop = cwd.as_ref().filter(|c| abs.starts_with(c));
+        for name in LINK_FILE_NAMES {
+            let mut dir = abs.parent();
+            while let Some(d) = dir {
+                let candidate = d.join(name);
+                if candidate.is_file() {
+                    if !covered(&candidate) && !out.contains(&candidate) {
+                        out.push(candidate);
+                    }
+                    break;
+                }
+                if stop.is_some_and(|s| d == s.as_path()) {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+    }
+    out
 }
 
 fn collect_xml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), (PathBuf, std::io::Error)> {

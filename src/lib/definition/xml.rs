@@ -27,6 +27,8 @@ pub(crate) struct Element {
     pub pos: Pos,
     /// Byte range of the raw content between the start and end tags (empty for `<x/>`).
     pub inner: Range<usize>,
+    /// Byte range of the start tag itself, `<` to `>` (what `upgrade` rewrites in place).
+    pub tag: Range<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +75,12 @@ impl<'a> LineIndex<'a> {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         LineIndex { text, starts }
+    }
+
+    /// The byte offset where a 1-based line starts (the end of the text past the last line).
+    pub fn offset_of_line(&self, line: u32) -> usize {
+        let i = line.saturating_sub(1) as usize;
+        self.starts.get(i).copied().unwrap_or(self.text.len())
     }
 
     pub fn pos(&self, offset: usize) -> Pos {
@@ -208,11 +216,17 @@ pub(crate) fn parse_document(text: &str) -> Result<(Vec<String>, Element), XmlEr
         let done = match event {
             Event::Start(start) => {
                 let mut el = element(&start, before, &lines)?;
-                el.inner = reader.buffer_position() as usize..reader.buffer_position() as usize;
+                let after = reader.buffer_position() as usize;
+                el.inner = after..after;
+                el.tag = before..after;
                 stack.push(el);
                 None
             }
-            Event::Empty(start) => Some(element(&start, before, &lines)?),
+            Event::Empty(start) => {
+                let mut el = element(&start, before, &lines)?;
+                el.tag = before..reader.buffer_position() as usize;
+                Some(el)
+            }
             Event::End(_) => {
                 // quick-xml has checked that the names match.
                 let mut el = stack
@@ -325,6 +339,7 @@ fn element(
         children: Vec::new(),
         pos: lines.pos(offset),
         inner: 0..0,
+        tag: 0..0,
     })
 }
 
@@ -398,6 +413,12 @@ mod tests {
             &text[email.inner.clone()],
             "\n <table><tr><td>1</td></tr></table>\n"
         );
+        assert_eq!(&text[email.tag.clone()], "<email>");
+        let td = root.child("email").unwrap().child("table").unwrap();
+        assert_eq!(&text[td.tag.clone()], "<table>");
+        let empty = "<r>\n  <a x = \"1\" />\n</r>";
+        let a = parse(empty).unwrap();
+        assert_eq!(&empty[a.child("a").unwrap().tag.clone()], "<a x = \"1\" />");
     }
 
     #[test]

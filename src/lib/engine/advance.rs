@@ -617,7 +617,9 @@ impl<'e> Advance<'e> {
                 id: inst.id,
                 from: vec![InstanceStatus::Pending],
                 to: InstanceStatus::Running,
-                started_at: Some(now),
+                // its first start: a rerun or `task retry` does not move it (the events say when
+                // those happened), so the instance's duration covers the whole run
+                started_at: inst.started_at.is_none().then_some(now),
                 ended_at: None,
                 error: None,
             })

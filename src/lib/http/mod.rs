@@ -121,7 +121,8 @@ pub async fn serve_on(
         let tokens = engine.store.token_list().await?;
         if tokens.iter().all(|t| t.revoked_at.is_some()) {
             tracing::warn!(
-                "no API token exists yet: create one with `akkaflow token create --name NAME --role admin`"
+                "no API token exists yet: create one with `{}` and log in with its secret",
+                crate::token::FIRST_TOKEN_COMMAND
             );
         }
         tracing::info!(listen = %addr, "http: serving /api/v1, /akkaflow and the UI at http://{addr}/ui/ (auth on)");

@@ -26,6 +26,7 @@ mod conformance;
 pub mod metrics;
 mod mysql;
 mod postgres;
+mod preflight;
 pub mod retry;
 mod session_lock;
 mod sqlite;
@@ -195,6 +196,7 @@ impl ConnectOptions {
 /// Opens the store the URL names and applies pending migrations.
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     let url = opts.url.as_str();
+    preflight::check(url).await?;
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(sqlite::SqliteStore::connect(opts).await?)
     } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {

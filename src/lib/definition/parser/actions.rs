@@ -13,40 +13,16 @@ use super::super::model::{
 };
 use super::super::template::Template;
 use super::super::xml::Element;
+use super::schema::{self, ElementSpec};
 use super::{dedent, parse_size, Ctx, Edge, RefKind};
 
-/// Also the order the editor's printer writes them in.
-pub(crate) const ACTION_ATTRS: &[&str] = &[
-    "name",
-    "host",
-    "retry-times",
-    "interval",
-    "timeout",
-    "is-ignore",
-    "desc",
-];
-const KINDS: &[&str] = &[
-    "script",
-    "shell",
-    "file-executor",
-    "sql",
-    "file-monitor",
-    "file-watcher",
-    "data-monitor",
-    "transfer",
-    "email",
-    "metadata",
-    "sub-workflow",
-];
 /// Attributes that mark an inline connection in the original's pre-db-link files.
 const INLINE_CONNECTION: &[&str] = &["jdbc-url", "username", "password"];
 const INLINE_DB_TYPES: &[&str] = &["MYSQL", "ORACLE", "HIVE", "POSTGRESQL", "SQLITE"];
 
 pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Vec<Edge>) -> Action {
-    ctx.allow_attrs(el, label, ACTION_ATTRS);
-    let mut known: Vec<&str> = KINDS.to_vec();
-    known.extend(["ok", "error"]);
-    ctx.allow_children(el, label, &known);
+    ctx.allow(el, label, &schema::ACTION);
+    let kinds_known: Vec<&str> = schema::action_kinds().collect();
 
     let host = ctx.optional(el, "host").filter(|h| h != "-1");
     let retry_times = ctx.number_attr(el, label, "retry-times", 0u32, 0);
@@ -67,7 +43,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
 
     let kinds: Vec<&Element> = el
         .elements()
-        .filter(|c| KINDS.contains(&c.name.as_str()))
+        .filter(|c| kinds_known.contains(&c.name.as_str()))
         .collect();
     let kind = match kinds.as_slice() {
         [] => {
@@ -75,7 +51,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
                 el,
                 format!(
                     "{label} has no kind element: expected one of <{}>",
-                    KINDS.join(">, <")
+                    kinds_known.join(">, <")
                 ),
             );
             None
@@ -126,7 +102,12 @@ fn transition(
         ctx.error(second, format!("{label} has more than one <{which}>"));
     }
     let subject = format!("<{which}> of {label}");
-    ctx.allow_attrs(first, &subject, &["to"]);
+    let spec = if which == "ok" {
+        &schema::OK
+    } else {
+        &schema::ERROR
+    };
+    ctx.allow(first, &subject, spec);
     let to = ctx.required(first, &subject, "to")?;
     let via = if which == "ok" { "<ok>" } else { "<error>" };
     edges.push(Edge {
@@ -142,9 +123,13 @@ fn kind(ctx: &mut Ctx<'_>, el: &Element, label: &str) -> Option<ActionKind> {
     match el.name.as_str() {
         "script" => script(ctx, el, &subject),
         "shell" | "file-executor" => {
-            ctx.allow_attrs(el, &subject, &[]);
-            ctx.allow_children(el, &subject, &["command"]);
-            let command = required_body(ctx, el, &subject, "command")?;
+            let spec = if el.name == "shell" {
+                &schema::SHELL
+            } else {
+                &schema::FILE_EXECUTOR
+            };
+            ctx.allow(el, &subject, spec);
+            let command = required_body(ctx, el, &subject, &schema::COMMAND)?;
             if el.name == "shell" {
                 Some(ActionKind::Shell { command })
             } else {
@@ -161,8 +146,7 @@ fn kind(ctx: &mut Ctx<'_>, el: &Element, label: &str) -> Option<ActionKind> {
         "email" => email(ctx, el, &subject),
         "metadata" => metadata(ctx, el, &subject),
         "sub-workflow" => {
-            ctx.allow_attrs(el, &subject, &["name", "wait"]);
-            ctx.allow_children(el, &subject, &[]);
+            ctx.allow(el, &subject, &schema::SUB_WORKFLOW);
             let workflow = ctx.required(el, &subject, "name")?;
             ctx.reference(RefKind::SubWorkflow, &workflow, el);
             let wait = ctx.bool_attr(el, &subject, "wait", true);
@@ -173,12 +157,18 @@ fn kind(ctx: &mut Ctx<'_>, el: &Element, label: &str) -> Option<ActionKind> {
 }
 
 /// The dedented text of a required child (`<code>`, `<command>`), as a template.
-fn required_body(ctx: &mut Ctx<'_>, el: &Element, subject: &str, child: &str) -> Option<Template> {
+fn required_body(
+    ctx: &mut Ctx<'_>,
+    el: &Element,
+    subject: &str,
+    spec: &ElementSpec,
+) -> Option<Template> {
+    let child = spec.name;
     let Some(c) = el.child(child) else {
         ctx.error(el, format!("{subject} has no <{child}>"));
         return None;
     };
-    ctx.allow_attrs(c, &format!("<{child}> of {subject}"), &[]);
+    ctx.allow(c, &format!("<{child}> of {subject}"), spec);
     let text = dedent(&c.text());
     if text.is_empty() {
         ctx.error(c, format!("<{child}> of {subject} is empty"));
@@ -188,17 +178,30 @@ fn required_body(ctx: &mut Ctx<'_>, el: &Element, subject: &str, child: &str) ->
 }
 
 fn script(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    ctx.allow_attrs(el, subject, &[]);
-    ctx.allow_children(el, subject, &["code", "param-line", "attach-list"]);
-    let code = required_body(ctx, el, subject, "code");
+    ctx.allow(el, subject, &schema::SCRIPT);
+    let code = required_body(ctx, el, subject, &schema::SCRIPT_CODE);
     let param_line = el.child("param-line").map(|p| {
+        ctx.allow(
+            p,
+            &format!("<param-line> of {subject}"),
+            &schema::PARAM_LINE,
+        );
         let text = p.text().trim().to_string();
         ctx.template(p, &format!("<param-line> of {subject}"), &text)
     });
     let mut attachments = Vec::new();
     for list in el.children_named("attach-list") {
-        ctx.allow_children(list, &format!("<attach-list> of {subject}"), &["file"]);
+        ctx.allow(
+            list,
+            &format!("<attach-list> of {subject}"),
+            &schema::ATTACH_LIST,
+        );
         for f in list.children_named("file") {
+            ctx.allow(
+                f,
+                &format!("<file> in <attach-list> of {subject}"),
+                &schema::ATTACH_FILE,
+            );
             let path = f.text().trim().to_string();
             if path.is_empty() {
                 ctx.error(f, format!("<file> in <attach-list> of {subject} is empty"));
@@ -229,8 +232,7 @@ fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
         );
         return None;
     }
-    ctx.allow_attrs(el, subject, &["db-link"]);
-    ctx.allow_children(el, subject, &[]);
+    ctx.allow(el, subject, &schema::SQL);
     let db_link = ctx.required(el, subject, "db-link");
     if let Some(l) = &db_link {
         ctx.reference(RefKind::DbLink, l, el);
@@ -248,11 +250,17 @@ fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
 }
 
 fn file_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    ctx.allow_attrs(el, subject, &[]);
+    let spec = if el.name == "file-watcher" {
+        &schema::FILE_WATCHER
+    } else {
+        &schema::FILE_MONITOR
+    };
+    ctx.allow_attrs(el, subject, spec.attrs);
     let legacy = el.name == "file-watcher";
     for c in el.elements() {
         match c.name.as_str() {
-            "file" | "warn-msg" => {}
+            "file" => {}
+            "warn-msg" => ctx.allow(c, &format!("<warn-msg> of {subject}"), &schema::WARN_MSG),
             "size-warn-message" if legacy => ctx.warn(
                 c,
                 format!(
@@ -267,11 +275,7 @@ fn file_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Action
         return None;
     };
     let fsub = format!("<file> of {subject}");
-    ctx.allow_attrs(
-        file,
-        &fsub,
-        &["file-link", "min-num", "min-each-size", "dir"],
-    );
+    ctx.allow(file, &fsub, &schema::MONITOR_FILE);
     let file_link = ctx
         .optional(file, "file-link")
         .unwrap_or_else(|| "local".to_string());
@@ -345,20 +349,11 @@ fn warn_msg(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Template> 
 
 fn data_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
     // `is-saved` is accepted and ignored: every check is recorded in the history table.
-    ctx.allow_attrs(
-        el,
-        subject,
-        &[
-            "category",
-            "source-name",
-            "is-saved",
-            "is-exceed-error",
-            "time-mark",
-        ],
-    );
+    ctx.allow_attrs(el, subject, schema::DATA_MONITOR.attrs);
     for c in el.elements() {
         match c.name.as_str() {
-            "source" | "min" | "max" | "warn-msg" => {}
+            "source" | "min" | "max" => {}
+            "warn-msg" => ctx.allow(c, &format!("<warn-msg> of {subject}"), &schema::WARN_MSG),
             legacy @ ("min-threshold" | "max-threshold") => {
                 let new = if legacy == "min-threshold" {
                     "min"
@@ -425,12 +420,24 @@ fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSour
         );
         return None;
     }
-    ctx.allow_attrs(el, &subject, &["type", "db-link"]);
+    let spec = match el.name.as_str() {
+        "min" => &schema::DATA_MIN,
+        "max" => &schema::DATA_MAX,
+        _ => &schema::DATA_SOURCE,
+    };
+    ctx.allow_attrs(el, &subject, spec.attrs);
     let body = match el.child("code") {
-        Some(code) if ty == "COMMAND" => dedent(&code.text()),
+        Some(code) if ty == "COMMAND" => {
+            ctx.allow(code, &format!("<code> of {subject}"), &schema::DATA_CODE);
+            dedent(&code.text())
+        }
         _ => dedent(&el.text()),
     };
-    ctx.allow_children(el, &subject, if ty == "COMMAND" { &["code"] } else { &[] });
+    ctx.allow_children(
+        el,
+        &subject,
+        if ty == "COMMAND" { spec.children } else { &[] },
+    );
     if body.is_empty() {
         ctx.error(el, format!("{subject} is empty"));
         return None;
@@ -464,8 +471,7 @@ fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSour
 }
 
 fn transfer(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    ctx.allow_attrs(el, subject, &[]);
-    ctx.allow_children(el, subject, &["source", "target", "script"]);
+    ctx.allow(el, subject, &schema::TRANSFER);
     if let Some(s) = el.child("script") {
         if el.child("source").is_some() || el.child("target").is_some() {
             ctx.error(
@@ -474,9 +480,20 @@ fn transfer(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind
             );
             return None;
         }
-        ctx.allow_attrs(s, &format!("<script> of {subject}"), &[]);
+        ctx.allow(
+            s,
+            &format!("<script> of {subject}"),
+            &schema::TRANSFER_SCRIPT,
+        );
         let body = match s.child("code") {
-            Some(code) => dedent(&code.text()),
+            Some(code) => {
+                ctx.allow(
+                    code,
+                    &format!("<code> of {subject}"),
+                    &schema::TRANSFER_CODE,
+                );
+                dedent(&code.text())
+            }
             None => dedent(&s.text()),
         };
         if body.is_empty() {
@@ -581,8 +598,7 @@ fn transfer_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
     let subject = format!("<source> of {parent}");
     match endpoint_type(ctx, el, &subject, parent)? {
         "DB" => {
-            ctx.allow_attrs(el, &subject, &["type", "db-link"]);
-            ctx.allow_children(el, &subject, &[]);
+            ctx.allow(el, &subject, &schema::TRANSFER_DB_SOURCE);
             let db_link = ctx.required(el, &subject, "db-link");
             if let Some(l) = &db_link {
                 ctx.reference(RefKind::DbLink, l, el);
@@ -599,12 +615,7 @@ fn transfer_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
             })
         }
         _ => {
-            ctx.allow_attrs(
-                el,
-                &subject,
-                &["type", "path", "delimited", "file-link", "header"],
-            );
-            ctx.allow_children(el, &subject, &[]);
+            ctx.allow(el, &subject, &schema::TRANSFER_FILE_SOURCE);
             let file_link = file_link(ctx, el);
             let delimiter = delimiter(el);
             let header = ctx.bool_attr(el, &subject, "header", false);
@@ -623,13 +634,8 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
     let subject = format!("<target> of {parent}");
     match endpoint_type(ctx, el, &subject, parent)? {
         "DB" => {
-            ctx.allow_attrs(
-                el,
-                &subject,
-                &["type", "db-link", "table", "is-pre-truncate", "task-num"],
-            );
             // `<pre-sql>`/`<after-sql>` are the original's older names.
-            ctx.allow_children(el, &subject, &["pre", "after", "pre-sql", "after-sql"]);
+            ctx.allow(el, &subject, &schema::TRANSFER_DB_TARGET);
             let db_link = ctx.required(el, &subject, "db-link");
             if let Some(l) = &db_link {
                 ctx.reference(RefKind::DbLink, l, el);
@@ -639,16 +645,23 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
                 .map(|t| ctx.template(el, &subject, &t));
             let pre_truncate = ctx.bool_attr(el, &subject, "is-pre-truncate", false);
             let task_num = ctx.number_attr(el, &subject, "task-num", 1u32, 1);
-            let mut sql_child = |names: [&str; 2]| {
-                let c = el.elements().find(|c| names.contains(&c.name.as_str()))?;
+            let mut sql_child = |specs: [&ElementSpec; 2]| {
+                let c = el
+                    .elements()
+                    .find(|c| specs.iter().any(|s| s.name == c.name))?;
+                let spec = specs
+                    .iter()
+                    .find(|s| s.name == c.name)
+                    .expect("found by this name");
+                ctx.allow(c, &format!("<{}> of {subject}", c.name), spec);
                 let text = dedent(&c.text());
                 if text.is_empty() {
                     return None;
                 }
                 Some(ctx.template(c, &format!("<{}> of {subject}", c.name), &text))
             };
-            let pre = sql_child(["pre", "pre-sql"]);
-            let after = sql_child(["after", "after-sql"]);
+            let pre = sql_child([&schema::TRANSFER_PRE, &schema::TRANSFER_PRE_SQL]);
+            let after = sql_child([&schema::TRANSFER_AFTER, &schema::TRANSFER_AFTER_SQL]);
             Some(TransferTarget::Db {
                 db_link: db_link?,
                 table: table?,
@@ -659,12 +672,7 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
             })
         }
         _ => {
-            ctx.allow_attrs(
-                el,
-                &subject,
-                &["type", "path", "delimited", "file-link", "header"],
-            );
-            ctx.allow_children(el, &subject, &[]);
+            ctx.allow(el, &subject, &schema::TRANSFER_FILE_TARGET);
             let file_link = file_link(ctx, el);
             let delimiter = delimiter(el);
             let header = ctx.bool_attr(el, &subject, "header", false);
@@ -680,7 +688,7 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
 }
 
 fn email(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    ctx.allow_attrs(el, subject, &["subject"]);
+    ctx.allow_attrs(el, subject, schema::EMAIL.attrs);
     // The body is HTML: with markup inside, keep it as written; plain text or CDATA is unescaped.
     let body = if el.elements().next().is_some() {
         dedent(&ctx.text[el.inner.clone()])
@@ -702,8 +710,7 @@ fn email(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
 }
 
 fn metadata(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    ctx.allow_attrs(el, subject, &["table", "db-link", "from"]);
-    ctx.allow_children(el, subject, &["table-comment", "column-comment"]);
+    ctx.allow(el, subject, &schema::METADATA);
     let db_link = ctx.required(el, subject, "db-link");
     if let Some(l) = &db_link {
         ctx.reference(RefKind::DbLink, l, el);
@@ -720,13 +727,18 @@ fn metadata(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind
             ctx.error(c, format!("{subject} has more than one <table-comment>"));
             continue;
         }
+        ctx.allow(
+            c,
+            &format!("<table-comment> of {subject}"),
+            &schema::TABLE_COMMENT,
+        );
         let text = c.text().trim().to_string();
         table_comment = Some(ctx.template(c, &format!("<table-comment> of {subject}"), &text));
     }
     let mut column_comments = BTreeMap::new();
     for c in el.children_named("column-comment") {
         let csub = format!("<column-comment> of {subject}");
-        ctx.allow_attrs(c, &csub, &["name"]);
+        ctx.allow(c, &csub, &schema::COLUMN_COMMENT);
         let Some(name) = ctx.required(c, &csub, "name") else {
             continue;
         };

@@ -11,24 +11,32 @@ use chrono_tz::Tz;
 use super::super::cron::CronSpec;
 use super::super::model::{Coordinator, Param};
 use super::super::xml::Element;
+use super::schema::{self, ElementSpec};
 use super::{Ctx, LegacyCoordinator, RefKind, Site};
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 pub(super) fn parse_inline(ctx: &mut Ctx<'_>, el: &Element) -> Option<Coordinator> {
     let subject = "<coordinator>";
-    ctx.allow_attrs(
-        el,
-        subject,
-        &["is-enabled", "start-time", "end-time", "timezone"],
-    );
-    ctx.allow_children(el, subject, &["depend-list", "param-list"]);
+    ctx.allow(el, subject, &schema::COORDINATOR);
     let mut c = common(ctx, el, subject, "start-time", "end-time");
     for list in el.children_named("depend-list") {
-        depend_list(ctx, list, &mut c, "workflow", "name");
+        depend_list(
+            ctx,
+            list,
+            &mut c,
+            &schema::DEPEND_LIST,
+            &schema::DEPEND_WORKFLOW,
+            "name",
+        );
     }
     if let Some(list) = el.child("param-list") {
-        c.params = params(ctx, list);
+        c.params = params(
+            ctx,
+            list,
+            &schema::COORDINATOR_PARAM_LIST,
+            &schema::COORDINATOR_PARAM,
+        );
     }
     Some(c)
 }
@@ -40,32 +48,7 @@ pub(super) fn parse_legacy(ctx: &mut Ctx<'_>, root: &Element) -> Option<LegacyCo
         None => "<coordinator>".to_string(),
     };
     // `dir` and `desc` described the coordinator itself; it now lives in the workflow, which has its own.
-    ctx.allow_attrs(
-        root,
-        &subject,
-        &[
-            "name",
-            "is-enabled",
-            "dir",
-            "desc",
-            "start",
-            "end",
-            "start-time",
-            "end-time",
-            "timezone",
-        ],
-    );
-    ctx.allow_children(
-        root,
-        &subject,
-        &[
-            "trigger",
-            "depend-list",
-            "trigger-list",
-            "workflow-list",
-            "param-list",
-        ],
-    );
+    ctx.allow(root, &subject, &schema::LEGACY_COORDINATOR);
     let (start_attr, end_attr) = if root.attr("start").is_some() || root.attr("end").is_some() {
         ("start", "end")
     } else {
@@ -73,30 +56,53 @@ pub(super) fn parse_legacy(ctx: &mut Ctx<'_>, root: &Element) -> Option<LegacyCo
     };
     let mut c = common(ctx, root, &subject, start_attr, end_attr);
     for list in root.children_named("depend-list") {
-        depend_list(ctx, list, &mut c, "workflow", "name");
+        depend_list(
+            ctx,
+            list,
+            &mut c,
+            &schema::LEGACY_DEPEND_LIST,
+            &schema::LEGACY_DEPEND_WORKFLOW,
+            "name",
+        );
     }
     for trigger in root.children_named("trigger") {
         let tsub = format!("<trigger> of {subject}");
-        ctx.allow_attrs(trigger, &tsub, &[]);
-        ctx.allow_children(trigger, &tsub, &["cron", "depend-list"]);
+        ctx.allow(trigger, &tsub, &schema::LEGACY_TRIGGER);
         for cron in trigger.children_named("cron") {
-            ctx.allow_attrs(cron, &format!("<cron> of {subject}"), &["config"]);
+            ctx.allow(cron, &format!("<cron> of {subject}"), &schema::LEGACY_CRON);
             if let Some(text) = ctx.required(cron, &format!("<cron> of {subject}"), "config") {
                 set_cron(ctx, cron, &mut c, &text);
             }
         }
         for list in trigger.children_named("depend-list") {
-            depend_list(ctx, list, &mut c, "depend", "wf");
+            depend_list(
+                ctx,
+                list,
+                &mut c,
+                &schema::LEGACY_DEPEND_LIST,
+                &schema::LEGACY_DEPEND,
+                "wf",
+            );
         }
     }
     let mut targets = Vec::new();
-    for (list_name, attr) in [("trigger-list", "name"), ("workflow-list", "path")] {
-        for list in root.children_named(list_name) {
-            let lsub = format!("<{list_name}> of {subject}");
-            ctx.allow_attrs(list, &lsub, &[]);
-            ctx.allow_children(list, &lsub, &["workflow"]);
+    for (list_spec, item_spec, attr) in [
+        (
+            &schema::LEGACY_TRIGGER_LIST,
+            &schema::LEGACY_TRIGGER_WORKFLOW,
+            "name",
+        ),
+        (
+            &schema::LEGACY_WORKFLOW_LIST,
+            &schema::LEGACY_LISTED_WORKFLOW,
+            "path",
+        ),
+    ] {
+        for list in root.children_named(list_spec.name) {
+            let lsub = format!("<{}> of {subject}", list_spec.name);
+            ctx.allow(list, &lsub, list_spec);
             for w in list.children_named("workflow") {
-                ctx.allow_attrs(w, &format!("<workflow> in {lsub}"), &[attr]);
+                ctx.allow(w, &format!("<workflow> in {lsub}"), item_spec);
                 if let Some(target) = ctx.required(w, &format!("<workflow> in {lsub}"), attr) {
                     targets.push((target, ctx.site(w)));
                 }
@@ -110,7 +116,12 @@ pub(super) fn parse_legacy(ctx: &mut Ctx<'_>, root: &Element) -> Option<LegacyCo
         );
     }
     if let Some(list) = root.child("param-list") {
-        c.params = params(ctx, list);
+        c.params = params(
+            ctx,
+            list,
+            &schema::COORDINATOR_PARAM_LIST,
+            &schema::COORDINATOR_PARAM,
+        );
     }
     Some(LegacyCoordinator {
         name: name?,
@@ -193,15 +204,23 @@ fn set_cron(ctx: &mut Ctx<'_>, el: &Element, c: &mut Coordinator, text: &str) {
     }
 }
 
-/// `<depend-list cron>` with upstream workflows named by `child`'s `attr`.
-fn depend_list(ctx: &mut Ctx<'_>, list: &Element, c: &mut Coordinator, child: &str, attr: &str) {
-    ctx.allow_attrs(list, "<depend-list>", &["cron"]);
+/// `<depend-list cron>` with upstream workflows named by `item`'s `attr`.
+fn depend_list(
+    ctx: &mut Ctx<'_>,
+    list: &Element,
+    c: &mut Coordinator,
+    spec: &ElementSpec,
+    item: &ElementSpec,
+    attr: &str,
+) {
+    ctx.allow_attrs(list, "<depend-list>", spec.attrs);
+    let child = item.name;
     ctx.allow_children(list, "<depend-list>", &[child]);
     if let Some(cron) = ctx.optional(list, "cron") {
         set_cron(ctx, list, c, &cron);
     }
     for w in list.children_named(child) {
-        ctx.allow_attrs(w, &format!("<{child}> in <depend-list>"), &[attr]);
+        ctx.allow(w, &format!("<{child}> in <depend-list>"), item);
         let Some(name) = ctx.required(w, &format!("<{child}> in <depend-list>"), attr) else {
             continue;
         };
@@ -218,12 +237,16 @@ fn depend_list(ctx: &mut Ctx<'_>, list: &Element, c: &mut Coordinator, child: &s
 }
 
 /// Coordinator parameters, in order; each use of `${param:x}` is tagged with its parameter's index.
-fn params(ctx: &mut Ctx<'_>, list: &Element) -> Vec<Param> {
-    ctx.allow_attrs(list, "<param-list>", &[]);
-    ctx.allow_children(list, "<param-list>", &["param"]);
+fn params(
+    ctx: &mut Ctx<'_>,
+    list: &Element,
+    list_spec: &ElementSpec,
+    param_spec: &ElementSpec,
+) -> Vec<Param> {
+    ctx.allow(list, "<param-list>", list_spec);
     let mut out: Vec<Param> = Vec::new();
     for p in list.children_named("param") {
-        ctx.allow_attrs(p, "<param>", &["name", "value"]);
+        ctx.allow(p, "<param>", param_spec);
         let Some(name) = ctx.required(p, "<param>", "name") else {
             continue;
         };

@@ -4,24 +4,19 @@
 //! A file link named `local` (the local file system) is implied when no file defines one.
 
 use super::super::model::{DbKind, DbLink, FileKind, FileLink};
-use super::{Ctx, Site};
 use super::super::xml::Element;
+use super::schema;
+use super::{Ctx, Site};
 
 pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, Site)> {
-    ctx.allow_attrs(root, "<db-links>", &[]);
-    ctx.allow_children(root, "<db-links>", &["link"]);
+    ctx.allow(root, "<db-links>", &schema::DB_LINKS);
     let mut out = Vec::new();
     for el in root.children_named("link") {
         let Some(name) = ctx.required(el, "db <link>", "name") else {
             continue;
         };
         let subject = format!("db link \"{name}\"");
-        ctx.allow_attrs(
-            el,
-            &subject,
-            &["name", "type", "jdbc-url", "username", "password", "desc"],
-        );
-        ctx.allow_children(el, &subject, &["properties"]);
+        ctx.allow(el, &subject, &schema::DB_LINK);
         let kind = ctx.required(el, &subject, "type").and_then(|t| {
             let kind = match t.to_ascii_uppercase().as_str() {
                 "MYSQL" => DbKind::Mysql,
@@ -42,10 +37,14 @@ pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, 
         let url = ctx.required(el, &subject, "jdbc-url");
         let mut properties = Vec::new();
         for props in el.children_named("properties") {
-            ctx.allow_children(props, &format!("<properties> of {subject}"), &["property"]);
+            ctx.allow(
+                props,
+                &format!("<properties> of {subject}"),
+                &schema::DB_LINK_PROPERTIES,
+            );
             for p in props.children_named("property") {
                 let psub = format!("<property> of {subject}");
-                ctx.allow_attrs(p, &psub, &["name"]);
+                ctx.allow(p, &psub, &schema::DB_LINK_PROPERTY);
                 if let Some(pname) = ctx.required(p, &psub, "name") {
                     properties.push((pname, p.text().trim().to_string()));
                 }
@@ -68,22 +67,14 @@ pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, 
 }
 
 pub(crate) fn parse_file_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(FileLink, Site)> {
-    ctx.allow_attrs(root, "<file-links>", &[]);
-    ctx.allow_children(root, "<file-links>", &["link"]);
+    ctx.allow(root, "<file-links>", &schema::FILE_LINKS);
     let mut out = Vec::new();
     for el in root.children_named("link") {
         let Some(name) = ctx.required(el, "file <link>", "name") else {
             continue;
         };
         let subject = format!("file link \"{name}\"");
-        ctx.allow_attrs(
-            el,
-            &subject,
-            &[
-                "name", "type", "host", "port", "username", "password", "desc",
-            ],
-        );
-        ctx.allow_children(el, &subject, &[]);
+        ctx.allow(el, &subject, &schema::FILE_LINK);
         let kind = ctx.required(el, &subject, "type").and_then(|t| {
             match t.to_ascii_uppercase().as_str() {
                 "LOCAL" => Some(FileKind::Local),

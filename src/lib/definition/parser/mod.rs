@@ -9,10 +9,9 @@
 mod actions;
 mod coordinator;
 mod links;
+pub mod schema;
 mod workflow;
 
-pub(crate) use actions::ACTION_ATTRS;
-pub(crate) use workflow::ROOT_ATTRS;
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +184,12 @@ impl<'a> Ctx<'a> {
 
     pub fn warn(&mut self, el: &Element, message: impl Into<String>) {
         self.push(Severity::Warning, el, message.into());
+    }
+
+    /// Warns about attributes and child elements that `spec` does not list.
+    pub fn allow(&mut self, el: &Element, subject: &str, spec: &schema::ElementSpec) {
+        self.allow_attrs(el, subject, spec.attrs);
+        self.allow_children(el, subject, spec.children);
     }
 
     /// Warns about attributes not in `known` (typos that would otherwise be silently ignored).

@@ -3,35 +3,12 @@
 
 use super::super::model::{MailLevel, Node, NodeKind, ParamDecl, Workflow};
 use super::super::xml::Element;
+use super::schema;
 use super::{actions, coordinator, Ctx, Edge, NodeInfo, ParsedWorkflow};
-
-/// Also the order the editor's printer writes them in.
-pub(crate) const ROOT_ATTRS: &[&str] = &[
-    "name",
-    "creator",
-    "desc",
-    "dir",
-    "mail-level",
-    "mail-receivers",
-    "alert-channels",
-    "instance-limit",
-    "create-time",
-];
-const ROOT_CHILDREN: &[&str] = &[
-    "coordinator",
-    "param-list",
-    "start",
-    "end",
-    "kill",
-    "fork",
-    "join",
-    "action",
-];
 
 pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow> {
     let subject = format!("<{}>", root.name);
-    ctx.allow_attrs(root, &subject, ROOT_ATTRS);
-    ctx.allow_children(root, &subject, ROOT_CHILDREN);
+    ctx.allow(root, &subject, &schema::WORKFLOW);
     let name = ctx.required(root, &subject, "name");
     if let Some(n) = &name {
         ctx.safe_name(root, "workflow", n);
@@ -159,11 +136,10 @@ fn mail_levels(ctx: &mut Ctx<'_>, root: &Element, subject: &str, value: &str) ->
 
 /// The run-time `<param-list>` directly under the root (ours).
 fn param_decls(ctx: &mut Ctx<'_>, list: &Element) -> Vec<ParamDecl> {
-    ctx.allow_attrs(list, "<param-list>", &[]);
-    ctx.allow_children(list, "<param-list>", &["param"]);
+    ctx.allow(list, "<param-list>", &schema::WORKFLOW_PARAM_LIST);
     let mut out: Vec<ParamDecl> = Vec::new();
     for p in list.children_named("param") {
-        ctx.allow_attrs(p, "<param>", &["name", "value"]);
+        ctx.allow(p, "<param>", &schema::WORKFLOW_PARAM);
         let Some(name) = ctx.required(p, "<param>", "name") else {
             continue;
         };
@@ -192,21 +168,21 @@ fn node(ctx: &mut Ctx<'_>, el: &Element) -> Option<(Node, NodeInfo)> {
     let mut edges = Vec::new();
     let kind = match kind_name {
         "start" => {
-            ctx.allow_attrs(el, &label, &["name", "to"]);
-            ctx.allow_children(el, &label, &[]);
+            ctx.allow(el, &label, &schema::START);
             let to = to_attr(ctx, el, &label, &mut edges);
             NodeKind::Start {
                 to: to.unwrap_or_default(),
             }
         }
         "end" => {
-            ctx.allow_attrs(el, &label, &["name"]);
-            ctx.allow_children(el, &label, &[]);
+            ctx.allow(el, &label, &schema::END);
             NodeKind::End
         }
         "kill" => {
-            ctx.allow_attrs(el, &label, &["name"]);
-            ctx.allow_children(el, &label, &["message"]);
+            ctx.allow(el, &label, &schema::KILL);
+            if let Some(m) = el.child("message") {
+                ctx.allow(m, &format!("<message> of {label}"), &schema::KILL_MESSAGE);
+            }
             let text = el
                 .child("message")
                 .map(|m| m.text().trim().to_string())
@@ -217,11 +193,10 @@ fn node(ctx: &mut Ctx<'_>, el: &Element) -> Option<(Node, NodeInfo)> {
             }
         }
         "fork" => {
-            ctx.allow_attrs(el, &label, &["name"]);
-            ctx.allow_children(el, &label, &["path"]);
+            ctx.allow(el, &label, &schema::FORK);
             let mut paths = Vec::new();
             for p in el.children_named("path") {
-                ctx.allow_attrs(p, &format!("<path> of {label}"), &["to"]);
+                ctx.allow(p, &format!("<path> of {label}"), &schema::FORK_PATH);
                 if let Some(to) = ctx.required(p, &format!("<path> of {label}"), "to") {
                     edges.push(Edge {
                         to: to.clone(),
@@ -234,8 +209,7 @@ fn node(ctx: &mut Ctx<'_>, el: &Element) -> Option<(Node, NodeInfo)> {
             NodeKind::Fork { paths }
         }
         "join" => {
-            ctx.allow_attrs(el, &label, &["name", "to"]);
-            ctx.allow_children(el, &label, &[]);
+            ctx.allow(el, &label, &schema::JOIN);
             let to = to_attr(ctx, el, &label, &mut edges);
             NodeKind::Join {
                 to: to.unwrap_or_default(),

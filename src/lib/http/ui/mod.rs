@@ -252,7 +252,7 @@ fn login_form(message: Option<&str>) -> Markup {
                 div.brand style="color:var(--ink);justify-content:center;padding-bottom:18px" { (PreEscaped(LOGO)) "akkaflow" }
                 div.card {
                     h1 { "Log in" }
-                    p { "Paste an API token. Create one with " code { "akkaflow token create" } "." }
+                    p { "Paste an API token. Create one with " code { (crate::token::FIRST_TOKEN_COMMAND) } " (it prints the secret once)." }
                     @if let Some(m) = message { div.msg { (m) } }
                     form method="post" action="/ui/login" {
                         label for="token" { b { "Token" } }
