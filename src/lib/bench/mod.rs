@@ -49,8 +49,10 @@ pub enum ExecutorKind {
 
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
+    /// What to measure: a backlog drained, a steady load, an idle fleet, or due coordinators
     #[arg(long, value_enum, default_value = "burn-down")]
     pub mode: Mode,
+    /// What each task runs: nothing (the engine's own cost) or the shell command below
     #[arg(long, value_enum, default_value = "noop")]
     pub executor: ExecutorKind,
     /// The shell executor's command
@@ -65,8 +67,10 @@ pub struct BenchArgs {
     /// Tasks in each branch, one after the other
     #[arg(long, default_value_t = 1)]
     pub depth: usize,
+    /// Scheduler processes to start
     #[arg(long, default_value_t = 1)]
     pub schedulers: usize,
+    /// Worker processes to start
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Slots per worker (also the raw loop's batch size)
