@@ -43,6 +43,17 @@ fn workflow<'a>(set: &'a DefinitionSet, name: &str) -> &'a Workflow {
         .workflow
 }
 
+/// The set's workflow names, sorted.
+fn names(set: &DefinitionSet) -> Vec<&str> {
+    let mut names: Vec<&str> = set
+        .workflows
+        .iter()
+        .map(|w| w.workflow.name.as_str())
+        .collect();
+    names.sort();
+    names
+}
+
 fn action<'a>(wf: &'a Workflow, name: &str) -> &'a ActionKind {
     match &wf
         .node(name)

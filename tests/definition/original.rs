@@ -26,14 +26,8 @@ fn original_v2_12_1_files_load_as_one_set() {
     let set = load_paths(&[dir.join("v2.12.1")])
         .unwrap_or_else(|d| panic!("v2.12.1 refused:\n{}", render(&d)));
     assert!(set.warnings.is_empty(), "{}", render(&set.warnings));
-    let mut names: Vec<&str> = set
-        .workflows
-        .iter()
-        .map(|w| w.workflow.name.as_str())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        names(&set),
         [
             "job_1",
             "job_2",
@@ -293,14 +287,8 @@ fn original_legacy_files_upgrade_to_a_set_that_validates() {
 
     // `validate OUT` passes, with every convertible workflow and its coordinator
     let set = load_paths(std::slice::from_ref(&out)).unwrap_or_else(|d| panic!("{}", render(&d)));
-    let mut names: Vec<&str> = set
-        .workflows
-        .iter()
-        .map(|w| w.workflow.name.as_str())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        names(&set),
         [
             "wf_import_item",
             "wf_import_order",
