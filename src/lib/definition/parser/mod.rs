@@ -12,7 +12,6 @@ mod links;
 pub mod schema;
 mod workflow;
 
-
 use std::path::{Path, PathBuf};
 
 pub(crate) use links::implied_local;
