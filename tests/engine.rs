@@ -752,7 +752,10 @@ mod cases {
             .unwrap();
         assert_eq!(claimed.len(), 5, "{claimed:?}");
         wait_for(LONG, "the five leases to expire", || async {
-            let lost = store.task_lease_expired(10).await.map_err(|e| e.to_string())?;
+            let lost = store
+                .task_lease_expired(10)
+                .await
+                .map_err(|e| e.to_string())?;
             if lost.len() == 5 {
                 Ok(())
             } else {
@@ -776,9 +779,15 @@ mod cases {
         }
         let lost = store.task_attempt_list(id).await.unwrap();
         assert_eq!(lost.len(), 5);
-        assert!(lost.iter().all(|a| a.outcome.as_str() == "lost"), "{lost:?}");
+        assert!(
+            lost.iter().all(|a| a.outcome.as_str() == "lost"),
+            "{lost:?}"
+        );
         let again = rescuer.run_once().await.unwrap();
-        assert!(again.is_empty(), "a rescued task is not rescued twice: {again:?}");
+        assert!(
+            again.is_empty(),
+            "a rescued task is not rescued twice: {again:?}"
+        );
     }
 
     const CHILD: &str = r#"<work-flow name="child" instance-limit="10">

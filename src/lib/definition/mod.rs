@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub(crate) use parser::implied_local;
 pub use model::*;
+pub(crate) use parser::implied_local;
 pub use parser::schema;
 
 /// How bad a diagnostic is: errors fail validation, warnings are shown and do not.

@@ -141,7 +141,6 @@ pub struct ParamDecl {
     pub default: Option<Template>,
 }
 
-
 /// When a workflow fires on its own: cron, dependencies, both, or neither (manual only).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Coordinator {

@@ -29,7 +29,6 @@ pub struct Param {
     pub value: Template,
 }
 
-
 /// Parsed text; serialises as its source string.
 ///
 /// One pointer wide (shared, immutable): the model holds many templates, and a two-`Vec` value made

@@ -9,8 +9,8 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::parser::implied_local;
 use super::model::{DbLink, FileLink, NodeKind};
+use super::parser::implied_local;
 use super::parser::{LegacyCoordinator, ParamUse, Parsed, ParsedWorkflow, Ref, RefKind, Site};
 use super::{Diagnostic, Severity};
 

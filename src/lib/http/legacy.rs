@@ -318,4 +318,3 @@ impl FromRequestParts<AppState> for BearerCaller {
         ))
     }
 }
-
