@@ -1090,6 +1090,8 @@ mod cases {
             ("get", "/api/v1/tokens"),
             ("post", "/api/v1/tokens"),
             ("delete", "/api/v1/tokens/{name}"),
+            ("get", "/api/v1/alerts"),
+            ("post", "/api/v1/alerts/{id}/resend"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -1101,7 +1103,7 @@ mod cases {
                 .values()
                 .map(|p| p.as_object().unwrap().len())
                 .sum::<usize>(),
-            29
+            31
         );
     }
 
