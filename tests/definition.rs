@@ -245,6 +245,33 @@ fn warnings_do_not_fail_and_are_returned() {
     assert_eq!(set.warnings[1].to_string(), "w.xml:3:5: warning: cron `*/30 * * * * *` has 6 fields: only the first five (`*/30 * * * *`) are used, as the original did");
 }
 
+/// A `${param:x}` no `<param-list>` declares is a run-time parameter: a warning naming it once (its
+/// first use), and the set loads; a coordinator parameter built from it is no error either.
+#[test]
+fn an_undeclared_parameter_is_a_warning_naming_it() {
+    let xml = r#"<work-flow name="rt">
+  <coordinator>
+    <param-list><param name="out" value="${param:dir}/out"/></param-list>
+  </coordinator>
+  <start name="start" to="a"/>
+  <action name="a">
+    <shell><command>ls ${param:dir} ${param:out} ${param:dir|sh}</command></shell>
+    <ok to="end"/>
+  </action>
+  <end name="end"/>
+</work-flow>"#;
+    let set =
+        load_sources(vec![source("rt.xml", xml)]).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let got: Vec<String> = set.warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        got,
+        ["rt.xml:3:17: warning: parameter \"dir\" is declared nowhere: it must be given when the workflow is run"]
+    );
+    let wf = workflow(&set, "rt");
+    assert!(wf.check_given_params([&"dir".to_string()]).is_ok());
+    assert!(wf.check_given_params([&"PATH".to_string()]).is_err());
+}
+
 #[test]
 fn a_failed_load_returns_warnings_too_sorted_by_file_and_position() {
     let diags = load_sources(vec![

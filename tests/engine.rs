@@ -308,9 +308,11 @@ mod cases {
         assert_eq!(slots.len(), c1.len(), "one instance per cron slot: {c1:?}");
     }
 
-    /// Due slots fire in groups, one transaction each: a fire that is refused (here a parameter
-    /// nobody gives) must not take the slots due with it down.
-    pub async fn a_refused_fire_does_not_hold_back_slots_due_with_it(env: &mut Env) {
+    /// Due slots fire in groups, one transaction each. A fire that would leave a run-time
+    /// parameter undefined (declared nowhere, or declared without a value) fails its instance,
+    /// naming the parameter, and holds back none of the slots due with it; a caller who leaves one
+    /// out is refused, naming it, and one who gives it runs.
+    pub async fn a_fire_missing_a_parameter_fails_its_instance_alone(env: &mut Env) {
         let wf = |name: &str, params: &str| {
             (
                 format!("{name}.xml"),
@@ -321,15 +323,65 @@ mod cases {
             )
         };
         let needy = wf("needy", r#"<param-list><param name="who"/></param-list>"#);
+        let runtime = wf("runtime", "");
         let fine = wf(
             "fine",
             r#"<param-list><param name="who" value="me"/></param-list>"#,
         );
-        env.sync(&[(&needy.0, &needy.1), (&fine.0, &fine.1)]);
-        fleet(env);
+        env.sync(&[
+            (&needy.0, &needy.1),
+            (&runtime.0, &runtime.1),
+            (&fine.0, &fine.1),
+        ]);
+        let out = env.run(&["validate", "xmlconfig"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("runtime.xml:2:")
+                && text.contains("warning: parameter \"who\" is declared nowhere: it must be given when the workflow is run"),
+            "{text}"
+        );
         let store = env.store().await;
+        // a caller: refused without it (naming it), refused with a parameter the workflow does not
+        // use, run with it
+        for name in ["needy", "runtime"] {
+            let out = env.run(&["workflow", "trigger", name]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("needs parameter(s) `who`"), "{err}");
+            let out = env.run(&[
+                "workflow",
+                "run",
+                name,
+                "--param",
+                "who=x",
+                "--param",
+                "BASH_ENV=y",
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("`BASH_ENV`"), "{err}");
+        }
+        assert!(common::instances_of(&*store, "runtime")
+            .await
+            .unwrap()
+            .is_empty());
+        fleet(env);
+        let given = InstanceId(
+            env.ok(&["workflow", "run", "runtime", "--param", "who=given"])
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            ended(&*store, given).await.status,
+            InstanceStatus::Succeeded
+        );
+        let logs = env.ok(&["logs", &given.to_string()]);
+        assert!(logs.contains("[a#1] given"), "{logs}");
         let mut due = None;
-        for name in ["needy", "fine"] {
+        for name in ["needy", "runtime", "fine"] {
             let c = wait_for(LONG, "the first slot to be scheduled", || async {
                 let c = store
                     .coordinator_get(name)
@@ -341,21 +393,42 @@ mod cases {
             .await;
             due = Some(c - chrono::Duration::minutes(1));
         }
-        // the same due time for both: they are read and fired together
+        // the same due time for all three: they are read and fired together
         let due = due.unwrap();
-        common::set_next_fire_at(env, "needy", due).await;
-        common::set_next_fire_at(env, "fine", due).await;
-        let inst = wait_for(LONG, "fine to fire", || async {
-            let l = common::instances_of(&*store, "fine").await?;
-            l.into_iter().next().ok_or_else(|| "none".to_string())
-        })
-        .await;
-        assert_eq!(
-            ended(&*store, inst.id).await.status,
-            InstanceStatus::Succeeded
-        );
+        for name in ["needy", "runtime", "fine"] {
+            common::set_next_fire_at(env, name, due).await;
+        }
+        for name in ["fine", "needy", "runtime"] {
+            let inst = wait_for(LONG, "the fire", || async {
+                let l = common::instances_of(&*store, name).await?;
+                l.into_iter()
+                    .find(|i| i.trigger_kind == akkaflow::state::TriggerKind::Cron)
+                    .ok_or_else(|| "none".to_string())
+            })
+            .await;
+            let inst = ended(&*store, inst.id).await;
+            if name == "fine" {
+                assert_eq!(inst.status, InstanceStatus::Succeeded);
+                continue;
+            }
+            assert_eq!(inst.status, InstanceStatus::Failed, "{inst:?}");
+            assert_eq!(inst.scheduled_for, due, "{inst:?}");
+            let error = inst.error.clone().unwrap_or_default();
+            assert!(
+                error.contains(&format!("workflow `{name}` needs parameter(s) `who`")),
+                "{error}"
+            );
+            assert_eq!(
+                task(&*store, inst.id, "a").await.status,
+                TaskStatus::Skipped
+            );
+        }
+        // the failed fire counted as the slot's: it does not fire again
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let needy = common::instances_of(&*store, "needy").await.unwrap();
-        assert!(needy.is_empty(), "a refused fire created {needy:?}");
+        let slots: std::collections::BTreeSet<_> = needy.iter().map(|i| i.scheduled_for).collect();
+        assert_eq!(slots.len(), needy.len(), "one instance per slot: {needy:?}");
+        common::assert_invariants(env).await;
     }
 
     pub async fn blood_trigger_runs_the_downstream_chain(env: &mut Env) {
@@ -938,7 +1011,7 @@ e2e!(
     kill_node_kills_the_instance_with_its_message,
     instance_limit_holds_extra_instances_pending,
     cron_chain_fires_once_per_slot_with_two_schedulers,
-    a_refused_fire_does_not_hold_back_slots_due_with_it,
+    a_fire_missing_a_parameter_fails_its_instance_alone,
     blood_trigger_runs_the_downstream_chain,
     task_retry_reruns_a_failed_task_and_the_instance_continues,
     task_kill_stops_a_sleeping_shell_task,

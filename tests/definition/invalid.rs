@@ -41,7 +41,6 @@ const INVALID: &[(&str, &[(u32, &str)])] = &[
     ("sql_without_db_link.xml", &[(4, "<sql> of action \"q\" has no db-link attribute")]),
     ("two_kinds.xml", &[(5, "action \"a\" has more than one kind element: <shell>, <script>")]),
     ("two_starts.xml", &[(3, "has more than one <start>: \"start\" (line 2) and \"again\"")]),
-    ("undefined_param.xml", &[(10, "parameter \"region\" is not defined")]),
     ("unknown_db_link.xml", &[(4, "unknown db-link \"warehouse\"")]),
     ("unknown_entity.xml", &[(5, "unknown entity `&nbsp;`")]),
     ("unknown_file_link.xml", &[(5, "unknown file-link \"ftp\"")]),

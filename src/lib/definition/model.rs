@@ -60,13 +60,18 @@ impl Workflow {
             .collect()
     }
 
-    /// The parameters a caller may give: declared (run-time, coordinator) or used.
+    /// The parameters a caller may give: declared (run-time, coordinator) or used (by a node, a
+    /// default or a coordinator parameter).
     pub fn accepted_params(&self) -> std::collections::BTreeSet<String> {
         let mut accepted = self.param_refs();
         accepted.extend(self.params.iter().map(|p| p.name.clone()));
-        if let Some(c) = &self.coordinator {
-            accepted.extend(c.params.iter().map(|p| p.name.clone()));
+        // what defaults and coordinator parameters are built from is used too
+        let defaults = self.params.iter().filter_map(|p| p.default.as_ref());
+        let coordinator = self.coordinator.iter().flat_map(|c| &c.params);
+        for t in defaults.chain(coordinator.clone().map(|p| &p.value)) {
+            accepted.extend(t.param_refs().into_iter().map(str::to_string));
         }
+        accepted.extend(coordinator.map(|p| p.name.clone()));
         accepted
     }
 

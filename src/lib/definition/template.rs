@@ -488,18 +488,44 @@ pub fn evaluate_params(
     given: &BTreeMap<String, String>,
     now: DateTime<Tz>,
 ) -> Result<BTreeMap<String, String>, RenderError> {
+    let (values, missing) = evaluate_params_leniently(params, given, now)?;
+    match missing.into_iter().next() {
+        Some(name) => Err(RenderError::UndefinedParam(name)),
+        None => Ok(values),
+    }
+}
+
+/// [`evaluate_params`], going on past undefined parameters: the values it could compute (a parameter
+/// built from an undefined one is left out) and the undefined names, in order of first use.
+pub fn evaluate_params_leniently(
+    params: &[Param],
+    given: &BTreeMap<String, String>,
+    now: DateTime<Tz>,
+) -> Result<(BTreeMap<String, String>, Vec<String>), RenderError> {
     let mut values = given.clone();
+    let mut missing: Vec<String> = Vec::new();
     for param in params {
         if given.contains_key(&param.name) {
             continue;
         }
-        let value = param.value.render(&RenderContext {
+        let rendered = param.value.render(&RenderContext {
             params: &values,
             now,
-        })?;
-        values.insert(param.name.clone(), value);
+        });
+        match rendered {
+            Ok(value) => {
+                values.insert(param.name.clone(), value);
+            }
+            Err(RenderError::UndefinedParam(name)) => {
+                values.remove(&param.name);
+                if !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(values)
+    Ok((values, missing))
 }
 
 #[cfg(test)]

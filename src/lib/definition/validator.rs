@@ -46,8 +46,16 @@ struct Diags<'a>(&'a mut Vec<Diagnostic>);
 
 impl Diags<'_> {
     fn error(&mut self, file: &Path, site: &Site, message: String) {
+        self.push(Severity::Error, file, site, message);
+    }
+
+    fn warning(&mut self, file: &Path, site: &Site, message: String) {
+        self.push(Severity::Warning, file, site, message);
+    }
+
+    fn push(&mut self, severity: Severity, file: &Path, site: &Site, message: String) {
         self.0.push(Diagnostic {
-            severity: Severity::Error,
+            severity,
             file: file.to_path_buf(),
             line: site.pos.line,
             col: site.pos.col,
@@ -300,8 +308,10 @@ fn check_ref(
     d.error(file, &r.site, msg);
 }
 
-/// Every `${param:x}` must be a run-time parameter or a coordinator parameter (for a use inside a
-/// coordinator parameter: one declared before it).
+/// A `${param:x}` declared nowhere is a run-time parameter: a warning naming it (once per
+/// workflow), since whoever runs the workflow must give it; the engine refuses a start that leaves it
+/// undefined. Inside a coordinator parameter, a use of a coordinator parameter declared after it is an
+/// error (parameters are evaluated in order).
 fn check_params(d: &mut Diags<'_>, e: &Entry, legacies: &[(PathBuf, LegacyCoordinator)]) {
     let wf = &e.pw.workflow;
     let declared: BTreeSet<&str> = wf.params.iter().map(|p| p.name.as_str()).collect();
@@ -310,22 +320,26 @@ fn check_params(d: &mut Diags<'_>, e: &Entry, legacies: &[(PathBuf, LegacyCoordi
         .iter()
         .flat_map(|c| c.params.iter().map(|p| p.name.as_str()))
         .collect();
-    let check = |d: &mut Diags<'_>, file: &Path, uses: &[ParamUse]| {
+    let mut warned: BTreeSet<String> = BTreeSet::new();
+    let mut check = |d: &mut Diags<'_>, file: &Path, uses: &[ParamUse]| {
         for u in uses {
             let n = u.name.as_str();
+            if declared.contains(n) {
+                continue;
+            }
             match u.coord_param {
-                None if !declared.contains(n) && !coord.contains(&n) => {
-                    let msg = format!(
-                        "parameter \"{n}\" is not defined: declare it in the workflow's <param-list> or in its coordinator's <param-list>"
-                    );
-                    d.error(file, &u.site, msg);
-                }
-                Some(i) if !declared.contains(n) && !coord[..i.min(coord.len())].contains(&n) => {
+                Some(i) if coord.contains(&n) && !coord[..i.min(coord.len())].contains(&n) => {
                     let owner = coord.get(i).copied().unwrap_or("?");
                     let msg = format!(
                         "coordinator parameter \"{owner}\" uses \"{n}\", which is not defined before it"
                     );
                     d.error(file, &u.site, msg);
+                }
+                _ if !coord.contains(&n) && warned.insert(n.to_string()) => {
+                    let msg = format!(
+                        "parameter \"{n}\" is declared nowhere: it must be given when the workflow is run"
+                    );
+                    d.warning(file, &u.site, msg);
                 }
                 _ => {}
             }

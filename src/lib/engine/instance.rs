@@ -11,7 +11,7 @@ use super::advance::{states, Effect};
 use super::dag;
 use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind, DEFAULT_QUEUE};
 use super::{Advance, Engine};
-use crate::definition::template::evaluate_params;
+use crate::definition::template::evaluate_params_leniently;
 use crate::definition::{NodeKind, Param, Workflow};
 use crate::error::{Error, Result};
 use crate::store::{InstanceTransition, NewEvent, NewInstance, NewTask, TaskTransition};
@@ -155,7 +155,13 @@ impl Advance<'_> {
         }
         let def = self.engine.definition(&head.name, head.version).await?;
         let mut scheduled_for = req.scheduled_for.unwrap_or(now);
-        let params = evaluate(self.engine.timezone, &def, req, scheduled_for)?;
+        let (params, missing) = evaluate(self.engine.timezone, &def, req, scheduled_for)?;
+        // a fire nobody is waiting on records its failure as an instance; a caller is refused
+        let failure = match missing.is_empty() {
+            true => None,
+            false if req.trigger.is_automatic() => Some(missing_message(&def, &missing)),
+            false => return Err(Error::refused(missing_message(&def, &missing))),
+        };
         let manual = req.scheduled_for.is_none();
         let mut tries = 0;
         let id = loop {
@@ -202,6 +208,22 @@ impl Advance<'_> {
                 ..Default::default()
             }])
             .await?;
+        if let Some(why) = failure {
+            // ends at once, failed, with every node skipped: the mail and the event name the
+            // parameters, and the slot counts as fired
+            self.lock(id).await?;
+            let plan = dag::end_instance(
+                &def,
+                &states(&self.held(id).tasks),
+                InstanceStatus::Failed,
+                why,
+            );
+            let created = Created {
+                id: Some(id),
+                status: InstanceStatus::Failed,
+            };
+            return Ok((created, Some(Effect::Plan { instance: id, plan })));
+        }
         let running = self.tx().instance_count_running(&head.name).await?;
         if running >= head.instance_limit {
             let created = Created {
@@ -298,12 +320,14 @@ impl Advance<'_> {
     }
 }
 
+/// An instance's parameters, and the names it needs that nothing gave (run-time parameters declared
+/// nowhere, or a coordinator parameter built from one).
 fn evaluate(
     server_zone: Tz,
     def: &Workflow,
     req: &CreateInstance,
     at: DateTime<Utc>,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<(BTreeMap<String, String>, Vec<String>)> {
     if req.parent.is_none() {
         // a child gets its parent's parameters; anything else was given by a caller
         def.check_given_params(req.params.keys())
@@ -327,25 +351,29 @@ fn evaluate(
     if req.coordinator_params {
         list.extend(coordinator.map(|c| c.params.clone()).unwrap_or_default());
     }
-    let params = evaluate_params(&list, &req.params, at.with_timezone(&tz))
-        .map_err(|e| Error::refused(format!("workflow `{}`: {e}", def.name)))?;
-    let missing: Vec<String> = def
-        .param_refs()
-        .into_iter()
-        .filter(|p| !params.contains_key(p))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::refused(format!(
-            "workflow `{}` needs parameter(s) {}: give them with --param NAME=VALUE",
-            def.name,
-            missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+    let (params, mut missing) =
+        evaluate_params_leniently(&list, &req.params, at.with_timezone(&tz))
+            .map_err(|e| Error::refused(format!("workflow `{}`: {e}", def.name)))?;
+    for p in def.param_refs() {
+        if !params.contains_key(&p) && !missing.contains(&p) && !list.iter().any(|l| l.name == p) {
+            missing.push(p);
+        }
     }
-    Ok(params)
+    Ok((params, missing))
+}
+
+/// The refusal (or, for a fire nobody watches, the failure) of a start that leaves parameters
+/// undefined: it names each.
+fn missing_message(def: &Workflow, missing: &[String]) -> String {
+    format!(
+        "workflow `{}` needs parameter(s) {}: give them with --param NAME=VALUE",
+        def.name,
+        missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// One task row per node: actions carry their retry policy and queue; control nodes complete inline.

@@ -125,6 +125,12 @@ impl TriggerKind {
             TriggerKind::Cron | TriggerKind::Dependency | TriggerKind::Trigger
         )
     }
+
+    /// Whether the scheduler started it on its own (nobody to refuse): a start that cannot get its
+    /// parameters is then recorded as a failed instance rather than refused.
+    pub fn is_automatic(self) -> bool {
+        matches!(self, TriggerKind::Cron | TriggerKind::Dependency)
+    }
 }
 
 string_enum!(
