@@ -22,6 +22,26 @@ fn linear(name: &str, action: &str) -> String {
     )
 }
 
+/// A coordinator's first scheduled slot, once the trigger has computed it.
+async fn first_slot(store: &dyn Store, name: &str) -> chrono::DateTime<chrono::Utc> {
+    wait_for(LONG, "the first slot to be scheduled", || async {
+        let c = coordinator(store, name).await?;
+        c.next_fire_at.ok_or_else(|| "NULL".to_string())
+    })
+    .await
+}
+
+async fn coordinator(
+    store: &dyn Store,
+    name: &str,
+) -> Result<akkaflow::store::CoordinatorRow, String> {
+    store
+        .coordinator_get(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no row".to_string())
+}
+
 /// Starts one scheduler and one worker.
 fn fleet(env: &mut Env) {
     env.spawn("scheduler", &["scheduler"]);
@@ -382,15 +402,7 @@ mod cases {
         assert!(logs.contains("[a#1] given"), "{logs}");
         let mut due = None;
         for name in ["needy", "runtime", "fine"] {
-            let c = wait_for(LONG, "the first slot to be scheduled", || async {
-                let c = store
-                    .coordinator_get(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("no row")?;
-                c.next_fire_at.ok_or_else(|| "NULL".to_string())
-            })
-            .await;
+            let c = first_slot(&*store, name).await;
             due = Some(c - chrono::Duration::minutes(1));
         }
         // the same due time for all three: they are read and fired together
@@ -726,6 +738,144 @@ mod cases {
         );
     }
 
+    /// The three missed-run policies after the scheduler was "down" across three daily slots (their
+    /// `next_fire_at` moved three days back, the newest missed slot half a day old): `latest` fires
+    /// it once, `all` fires all three oldest first (`max-catchup="2"`: the newest two, the third
+    /// reported), `none` fires nothing and waits for the next slot; each with its slot's
+    /// parameters.
+    pub async fn missed_slots_follow_the_catchup_policy(env: &mut Env) {
+        let store = env.store().await;
+        // the slot's hour half a day from now: the newest missed slot is hours old
+        let hour = (store.now().await.unwrap() + chrono::Duration::hours(12))
+            .format("%H")
+            .to_string();
+        let wf = |name: &str, attrs: &str| {
+            (
+                format!("{name}.xml"),
+                format!(
+                    r#"<work-flow name="{name}" instance-limit="5"><coordinator {attrs}>
+    <depend-list cron="0 {hour} * * *"/>
+    <param-list><param name="day" value="${{time.today|yyyy-MM-dd}}"/></param-list>
+  </coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo ${{param:day}}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+                ),
+            )
+        };
+        let files = [
+            wf("c_default", ""),
+            wf("c_latest", r#"catchup="latest""#),
+            wf("c_all", r#"catchup="all""#),
+            wf("c_max", r#"catchup="all" max-catchup="2""#),
+            wf("c_none", r#"catchup="none""#),
+        ];
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(f, x)| (f.as_str(), x.as_str()))
+            .collect();
+        env.sync(&refs);
+        fleet(env);
+        let names = ["c_default", "c_latest", "c_all", "c_max", "c_none"];
+        let mut next = None;
+        for name in names {
+            let c = first_slot(&*store, name).await;
+            next = Some(c);
+        }
+        let next = next.unwrap();
+        let day = chrono::Duration::days(1);
+        // as if no scheduler had run for three days
+        for name in names {
+            common::set_next_fire_at(env, name, next - day * 3).await;
+        }
+        let slots_of = |l: &[InstanceRow]| {
+            let mut s: Vec<_> = l.iter().map(|i| i.scheduled_for).collect();
+            s.sort();
+            s
+        };
+        for (name, want) in [
+            ("c_default", vec![next - day]),
+            ("c_latest", vec![next - day]),
+            ("c_all", vec![next - day * 3, next - day * 2, next - day]),
+            ("c_max", vec![next - day * 2, next - day]),
+        ] {
+            let got = wait_for(LONG, "the catch-up fires", || async {
+                let l = common::instances_of(&*store, name).await?;
+                if l.len() < want.len() {
+                    return Err(format!("{} of {}", l.len(), want.len()));
+                }
+                Ok(l)
+            })
+            .await;
+            assert_eq!(slots_of(&got), want, "{name}");
+            // oldest first: instance ids follow the slots
+            let mut by_id = got.clone();
+            by_id.sort_by_key(|i| i.id);
+            assert_eq!(
+                by_id.iter().map(|i| i.scheduled_for).collect::<Vec<_>>(),
+                want,
+                "{name}"
+            );
+            for inst in &got {
+                let inst = ended(&*store, inst.id).await;
+                assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
+                let params: serde_json::Value = serde_json::from_str(&inst.params).unwrap();
+                assert_eq!(
+                    params["day"],
+                    inst.scheduled_for.format("%Y-%m-%d").to_string()
+                );
+            }
+            let c = store.coordinator_get(name).await.unwrap().unwrap();
+            assert_eq!(c.next_fire_at, Some(next), "{name}");
+        }
+        let c = wait_for(LONG, "c_none to skip to its next slot", || async {
+            let c = coordinator(&*store, "c_none").await?;
+            (c.next_fire_at == Some(next))
+                .then_some(c.clone())
+                .ok_or_else(|| format!("{:?}", c.next_fire_at))
+        })
+        .await;
+        assert_eq!(c.last_fire_at, None, "nothing fired");
+        assert!(common::instances_of(&*store, "c_none")
+            .await
+            .unwrap()
+            .is_empty());
+        let events = store
+            .event_list(&akkaflow::store::EventFilter {
+                instance_id: None,
+                after_id: None,
+                limit: 10000,
+            })
+            .await
+            .unwrap();
+        let skipped = |name: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.kind == "catchup_skipped" && e.workflow.as_deref() == Some(name))
+                .map(|e| e.message.clone())
+                .collect()
+        };
+        // (workflow, skipped count, first and last skipped slot in days before `next`, what it says)
+        let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        for (name, count, first, last, why) in [
+            ("c_max", 1, 3, 3, "max-catchup=2"),
+            ("c_none", 3, 3, 1, "catchup=\"none\""),
+            ("c_latest", 2, 3, 2, "catchup=\"latest\""),
+            ("c_default", 2, 3, 2, "catchup=\"latest\""),
+        ] {
+            let said = skipped(name);
+            let want = format!(
+                "{count} missed slot(s) from {} to {} skipped: ",
+                fmt(next - day * first),
+                fmt(next - day * last)
+            );
+            assert!(
+                said.len() == 1 && said[0].starts_with(&want) && said[0].contains(why),
+                "{name}: {said:?}"
+            );
+        }
+        assert!(skipped("c_all").is_empty());
+        common::assert_invariants(env).await;
+    }
+
     pub async fn invariant_checker_reports_damage(env: &mut Env) {
         env.sync(&[(
             "ic.xml",
@@ -1023,6 +1173,7 @@ e2e!(
     script_runs_with_shebang_arguments_attachments_and_parameters,
     output_past_the_cap_is_truncated_with_a_marker,
     missed_slots_fire_once_with_parameters_of_the_slot,
+    missed_slots_follow_the_catchup_policy,
     sub_workflow_waits_for_its_child_and_takes_its_result,
     killing_the_parent_kills_the_child,
     sub_workflow_without_wait_moves_on_at_once,

@@ -264,6 +264,9 @@ async fn sync_coordinator(
         end_time: local_to_utc(tz, c.end_time),
         next_fire_at: None,
         last_fire_at: None,
+        catchup: c.catchup.as_str().to_string(),
+        max_catchup: i64::from(c.max_catchup),
+        calendar: None,
     };
     if let Some(old) = existing {
         row.last_fire_at = old.last_fire_at;

@@ -5,6 +5,10 @@ use super::*;
 /// Each broken file, loaded with the valid links, gives exactly these errors: (line, message part).
 const INVALID: &[(&str, &[(u32, &str)])] = &[
     ("bad_bool.xml", &[(3, "action \"a\": is-ignore must be true or false, not \"yes\"")]),
+    ("bad_catchup.xml", &[
+        (2, "<coordinator>: catchup must be latest, all or none, not \"some\""),
+        (2, "max-catchup must be at least 1, not 0"),
+    ]),
     ("bad_cron.xml", &[(3, "cron `61 * * * *`: minute value 61 out of range 0-59")]),
     ("bad_db_link_type.xml", &[(3, "db link \"mssql\" has unknown type \"MSSQL\"")]),
     ("bad_mail_level.xml", &[(1, "unknown mail-level \"W_DONE\"")]),

@@ -648,6 +648,9 @@ mod tests {
                     .with_timezone(&Utc),
             ),
             last_fire_at: None,
+            catchup: "latest".into(),
+            max_catchup: 100,
+            calendar: None,
         }
     }
 

@@ -160,6 +160,53 @@ pub struct Coordinator {
     /// Window outside which the coordinator does not fire, in the coordinator's zone.
     pub start_time: Option<chrono::NaiveDateTime>,
     pub end_time: Option<chrono::NaiveDateTime>,
+    /// `catchup`: which cron slots missed while no scheduler ran still fire.
+    #[serde(default)]
+    pub catchup: Catchup,
+    /// `max-catchup`: with `catchup="all"`, at most this many missed slots fire (the newest).
+    #[serde(default = "default_max_catchup")]
+    pub max_catchup: u32,
+}
+
+/// The default `max-catchup`.
+pub const DEFAULT_MAX_CATCHUP: u32 = 100;
+
+fn default_max_catchup() -> u32 {
+    DEFAULT_MAX_CATCHUP
+}
+
+/// The missed-run policy of a coordinator (`catchup`): what fires for cron slots that came due while
+/// no scheduler was running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Catchup {
+    /// The most recent missed slot fires, once.
+    #[default]
+    Latest,
+    /// Every missed slot fires, oldest first, at most `max-catchup` (the newest ones).
+    All,
+    /// Missed slots are skipped: the next slot to come fires.
+    None,
+}
+
+impl Catchup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Catchup::Latest => "latest",
+            Catchup::All => "all",
+            Catchup::None => "none",
+        }
+    }
+
+    /// Reads `latest`, `all` or `none`.
+    pub fn parse(text: &str) -> Option<Catchup> {
+        match text {
+            "latest" => Some(Catchup::Latest),
+            "all" => Some(Catchup::All),
+            "none" => Some(Catchup::None),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,16 +3,21 @@
 //! State lives in the `coordinator` row (`next_fire_at`, `last_fire_at`) and in `coordinator_depend`
 //! (which upstreams succeeded since the last fire), so a restart or failover loses nothing. A fire is
 //! one transaction: CAS `next_fire_at` from the value read, clear the dependency progress, insert the
-//! instance (unique per slot). After downtime only the latest missed slot fires.
+//! instance (unique per slot). After downtime the coordinator's `catchup` decides what fires: the
+//! latest missed slot (`latest`, the default), every missed slot up to `max-catchup` (`all`), or
+//! nothing until the next slot (`none`).
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::definition::cron::CronSpec;
+use crate::definition::Catchup;
 use crate::engine::{Advance, CreateInstance, Engine};
 use crate::error::{Error, Result};
 use crate::state::TriggerKind;
-use crate::store::{CoordinatorRow, StoreTx};
+use crate::store::{CoordinatorRow, NewEvent, StoreTx};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,23 +39,46 @@ pub struct Trigger {
     actor: String,
 }
 
-/// A due cron slot, ready to fire.
+/// Due cron slots, ready to fire.
 struct CronFire {
     /// `next_fire_at` as read: the fire's compare-and-set.
     due: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-    slot: DateTime<Utc>,
+    /// The slots to fire, oldest first: one, or with `catchup="all"` every missed one kept; none
+    /// when the policy skips them all.
+    slots: Vec<DateTime<Utc>>,
+    /// Missed slots the policy skipped, recorded as an event.
+    skipped: Option<Skipped>,
     /// Upstream progress rows to clear.
     deps: usize,
+    /// The request of every slot (its `scheduled_for` set per slot).
     req: CreateInstance,
 }
 
-/// A coordinator's schedule: its cron in its zone, bounded by its window.
+/// Missed slots that do not fire: how many, the oldest and the newest, and why.
+struct Skipped {
+    count: usize,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    why: String,
+}
+
+/// A slot reached more than this after its time was missed (no scheduler was running): with
+/// `catchup="none"` it does not fire.
+const ON_TIME: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// At most this many missed slots are walked through when a coordinator comes back (an every-minute
+/// cron down for about two years).
+const MAX_WALK: usize = 1_000_000;
+
+/// A coordinator's schedule: its cron in its zone, bounded by its window, and its missed-run policy.
 struct Schedule {
     cron: CronSpec,
     tz: Tz,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
+    catchup: Catchup,
+    max_catchup: usize,
 }
 
 impl Schedule {
@@ -62,6 +90,8 @@ impl Schedule {
             tz,
             start: c.start_time,
             end: c.end_time,
+            catchup: Catchup::parse(&c.catchup).unwrap_or_default(),
+            max_catchup: usize::try_from(c.max_catchup.max(1)).unwrap_or(usize::MAX),
         })
     }
 
@@ -78,19 +108,68 @@ impl Schedule {
             .filter(|n| self.end.is_none_or(|e| *n <= e))
     }
 
-    /// The latest slot at or before `now`, starting from a due slot (catch-up fires only the latest).
-    fn latest_due(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, usize) {
-        let (mut slot, mut missed) = (due, 0);
-        while missed < 1_000_000 {
-            match self.next_after(slot) {
-                Some(n) if n <= now => {
-                    slot = n;
-                    missed += 1;
-                }
-                _ => break,
+    /// The slots from `due` (due) up to `now`: how many, the newest `keep` of them (oldest first)
+    /// and the newest of those dropped.
+    fn due_slots(
+        &self,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        keep: usize,
+    ) -> (usize, VecDeque<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let (mut total, mut kept, mut dropped) = (0, VecDeque::new(), None);
+        let mut slot = Some(due);
+        while let Some(s) = slot.filter(|s| *s <= now || total == 0) {
+            total += 1;
+            kept.push_back(s);
+            if kept.len() > keep {
+                dropped = kept.pop_front();
             }
+            if total >= MAX_WALK {
+                break;
+            }
+            slot = self.next_after(s);
         }
-        (slot, missed)
+        (total, kept, dropped)
+    }
+
+    /// What the due slot `due` fires at `now` under the missed-run policy: the slots (oldest
+    /// first), the next slot after them and the slots skipped.
+    fn catch_up(
+        &self,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Skipped>) {
+        let keep = match self.catchup {
+            Catchup::All => self.max_catchup,
+            Catchup::Latest | Catchup::None => 1,
+        };
+        let (total, kept, dropped) = self.due_slots(due, now, keep);
+        let newest = *kept.back().expect("the due slot is kept");
+        let mut slots: Vec<DateTime<Utc>> = kept.into_iter().collect();
+        let mut skipped = dropped.map(|last| Skipped {
+            count: total - slots.len(),
+            first: due,
+            last,
+            why: match self.catchup {
+                Catchup::All => format!(
+                    "catchup=\"all\" fires at most max-catchup={} missed slots, the newest",
+                    self.max_catchup
+                ),
+                Catchup::Latest => "catchup=\"latest\" fires only the latest missed slot".into(),
+                Catchup::None => "catchup=\"none\" skips missed slots".into(),
+            },
+        });
+        if self.catchup == Catchup::None && now - newest > ON_TIME {
+            // the newest slot was missed too: nothing fires until the next one
+            skipped = Some(Skipped {
+                count: total,
+                first: due,
+                last: newest,
+                why: "catchup=\"none\" skips missed slots".into(),
+            });
+            slots.clear();
+        }
+        (slots, self.next_after(newest), skipped)
     }
 }
 
@@ -267,16 +346,22 @@ impl Trigger {
             }
             deps.len()
         };
-        let (slot, missed) = schedule.latest_due(due, now);
-        if missed > 0 {
-            tracing::info!(workflow = %c.workflow, missed, slot = %slot, "missed cron slots while down; firing the latest");
+        let (mut slots, mut next, skipped) = schedule.catch_up(due, now);
+        if deps > 0 && slots.len() > 1 {
+            // each slot waits for its own upstream successes: the rest fire as they come
+            next = slots.get(1).copied();
+            slots.truncate(1);
+        }
+        if let Some(s) = &skipped {
+            tracing::warn!(workflow = %c.workflow, skipped = s.count, first = %s.first, last = %s.last, firing = slots.len(), "missed cron slots: {}", s.why);
         }
         Ok(Some(CronFire {
             due,
-            next: schedule.next_after(slot),
-            slot,
+            next,
+            slots,
+            skipped,
             deps,
-            req: self.request(c, TriggerKind::Cron, Some(slot)),
+            req: self.request(c, TriggerKind::Cron, None),
         }))
     }
 
@@ -295,8 +380,8 @@ impl Trigger {
             .await
     }
 
-    /// CAS the slot, clear the dependency progress, create the instance. `None` when another
-    /// master fired the slot first: the transaction must then be rolled back.
+    /// CAS the slot, clear the dependency progress, record skipped slots, create the instances.
+    /// `None` when another master fired the slot first: the transaction must then be rolled back.
     async fn fire_in_tx(
         &self,
         adv: &mut Advance<'_>,
@@ -306,15 +391,39 @@ impl Trigger {
         let workflow = &f.req.workflow;
         if !adv
             .tx()
-            .coordinator_fire(workflow, f.due, f.next, f.slot)
+            .coordinator_fire(workflow, f.due, f.next, f.slots.last().copied())
             .await?
             .applied()
             || !clear_dependencies(adv.tx(), workflow, f.deps).await?
         {
             return Ok(None);
         }
-        let created = adv.create(&f.req, now).await?;
-        Ok(Some(created.id.is_some()))
+        if let Some(s) = &f.skipped {
+            let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+            let event = NewEvent {
+                workflow: Some(workflow.clone()),
+                kind: "catchup_skipped",
+                message: format!(
+                    "{} missed slot(s) from {} to {} skipped: {}",
+                    s.count,
+                    fmt(s.first),
+                    fmt(s.last),
+                    s.why
+                ),
+                actor: self.actor.clone(),
+                ..Default::default()
+            };
+            adv.tx().event_insert_many(&[event]).await?;
+        }
+        let mut created_any = false;
+        for slot in &f.slots {
+            let req = CreateInstance {
+                scheduled_for: Some(*slot),
+                ..f.req.clone()
+            };
+            created_any |= adv.create(&req, now).await?.id.is_some();
+        }
+        Ok(Some(created_any))
     }
 
     async fn fire_dependencies(

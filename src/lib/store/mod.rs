@@ -368,13 +368,14 @@ pub trait StoreTx: Send {
         upstream: &str,
         instance: InstanceId,
     ) -> Result<u64>;
-    /// Moves `next_fire_at` from `expected` to `next` and records the fire; the fence against a second master.
+    /// Moves `next_fire_at` from `expected` to `next` and records the slot fired (`None`: the due
+    /// slots were skipped, `last_fire_at` stays); the fence against a second master.
     async fn coordinator_fire(
         &mut self,
         workflow: &str,
         expected: DateTime<Utc>,
         next: Option<DateTime<Utc>>,
-        fired: DateTime<Utc>,
+        fired: Option<DateTime<Utc>>,
     ) -> Result<Cas>;
     async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>>;
     async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()>;

@@ -74,6 +74,12 @@ pub struct CoordinatorRow {
     pub end_time: Option<DateTime<Utc>>,
     pub next_fire_at: Option<DateTime<Utc>>,
     pub last_fire_at: Option<DateTime<Utc>>,
+    /// The missed-run policy: `latest`, `all` or `none`.
+    pub catchup: String,
+    /// With `catchup = 'all'`, at most this many missed slots fire.
+    pub max_catchup: i64,
+    /// The business calendar its slots follow (a `calendar` row), if any.
+    pub calendar: Option<String>,
 }
 
 /// A `coordinator_depend` row: progress of one upstream.

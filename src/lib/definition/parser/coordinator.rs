@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::super::cron::CronSpec;
-use super::super::model::{Coordinator, Param};
+use super::super::model::{Catchup, Coordinator, Param, DEFAULT_MAX_CATCHUP};
 use super::super::xml::Element;
 use super::schema::{self, ElementSpec};
 use super::{Ctx, LegacyCoordinator, RefKind, Site};
@@ -20,6 +20,16 @@ pub(super) fn parse_inline(ctx: &mut Ctx<'_>, el: &Element) -> Option<Coordinato
     let subject = "<coordinator>";
     ctx.allow(el, subject, &schema::COORDINATOR);
     let mut c = common(ctx, el, subject, "start-time", "end-time");
+    if let Some(v) = ctx.optional(el, "catchup") {
+        match Catchup::parse(&v) {
+            Some(p) => c.catchup = p,
+            None => ctx.error(
+                el,
+                format!("{subject}: catchup must be latest, all or none, not \"{v}\""),
+            ),
+        }
+    }
+    c.max_catchup = ctx.number_attr(el, subject, "max-catchup", DEFAULT_MAX_CATCHUP, 1);
     for list in el.children_named("depend-list") {
         depend_list(
             ctx,
@@ -185,6 +195,8 @@ fn common(
         params: Vec::new(),
         start_time,
         end_time,
+        catchup: Catchup::default(),
+        max_catchup: DEFAULT_MAX_CATCHUP,
     }
 }
 

@@ -218,6 +218,9 @@ pub(super) async fn http_listings_scope_summarise_and_hide_passwords(store: &dyn
         end_time: None,
         next_fire_at: None,
         last_fire_at: None,
+        catchup: "latest".into(),
+        max_catchup: 100,
+        calendar: None,
     })
     .await
     .unwrap();

@@ -181,6 +181,9 @@ fn coordinator(workflow: &str, cron: Option<&str>, next: Option<DateTime<Utc>>) 
         end_time: None,
         next_fire_at: next,
         last_fire_at: None,
+        catchup: "all".to_string(),
+        max_catchup: 7,
+        calendar: Some("cn_workday".to_string()),
     }
 }
 
@@ -299,7 +302,7 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
     // Two masters read the same due slot; only the first fire applies.
     let mut tx = store.begin().await.unwrap();
     assert_eq!(
-        tx.coordinator_fire("hourly", slot, Some(next), slot)
+        tx.coordinator_fire("hourly", slot, Some(next), Some(slot))
             .await
             .unwrap(),
         Cas::Applied
@@ -307,7 +310,7 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
     assert_eq!(
-        tx.coordinator_fire("hourly", slot, Some(next), slot)
+        tx.coordinator_fire("hourly", slot, Some(next), Some(slot))
             .await
             .unwrap(),
         Cas::Stale
@@ -321,7 +324,7 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
     // The last slot of a schedule leaves nothing next.
     let mut tx = store.begin().await.unwrap();
     assert_eq!(
-        tx.coordinator_fire("hourly", next, None, next)
+        tx.coordinator_fire("hourly", next, None, Some(next))
             .await
             .unwrap(),
         Cas::Applied

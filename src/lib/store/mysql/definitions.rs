@@ -6,7 +6,8 @@ macro_rules! coordinator_cols {
     () => {
         "CAST(c.workflow AS CHAR) AS workflow, CAST(c.cron AS CHAR) AS cron, CAST(c.timezone AS CHAR) AS timezone, \
          CAST(c.depends AS CHAR) AS depends, CAST(c.params AS CHAR) AS params, c.enabled, c.start_time, \
-         c.end_time, c.next_fire_at, c.last_fire_at"
+         c.end_time, c.next_fire_at, c.last_fire_at, CAST(c.catchup AS CHAR) AS catchup, c.max_catchup, \
+         CAST(c.calendar AS CHAR) AS calendar"
     };
 }
 
@@ -195,10 +196,11 @@ pub(super) async fn coordinator_fire(
     workflow: &str,
     expected: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-    fired: DateTime<Utc>,
+    fired: Option<DateTime<Utc>>,
 ) -> Result<Cas> {
     let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = ? WHERE workflow = ? AND next_fire_at = ?",
+        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = COALESCE(?, last_fire_at) \
+         WHERE workflow = ? AND next_fire_at = ?",
     )
     .bind(next)
     .bind(fired)
@@ -265,10 +267,12 @@ pub(super) async fn coordinator_upsert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO coordinator (workflow, cron, timezone, depends, params, enabled, start_time, end_time, \
-         next_fire_at, last_fire_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(6)) \
+         next_fire_at, last_fire_at, catchup, max_catchup, calendar, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(6)) \
          ON DUPLICATE KEY UPDATE cron = VALUES(cron), timezone = VALUES(timezone), depends = VALUES(depends), \
          params = VALUES(params), enabled = VALUES(enabled), start_time = VALUES(start_time), \
          end_time = VALUES(end_time), next_fire_at = VALUES(next_fire_at), last_fire_at = VALUES(last_fire_at), \
+         catchup = VALUES(catchup), max_catchup = VALUES(max_catchup), calendar = VALUES(calendar), \
          updated_at = VALUES(updated_at)",
     )
     .bind(&c.workflow)
@@ -281,6 +285,9 @@ pub(super) async fn coordinator_upsert(
     .bind(c.end_time)
     .bind(c.next_fire_at)
     .bind(c.last_fire_at)
+    .bind(&c.catchup)
+    .bind(c.max_catchup)
+    .bind(&c.calendar)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -5,7 +5,7 @@ use super::*;
 macro_rules! coordinator_cols {
     () => {
         "c.workflow, c.cron, c.timezone, c.depends, c.params, c.enabled, c.start_time, c.end_time, c.next_fire_at, \
-         c.last_fire_at"
+         c.last_fire_at, c.catchup, c.max_catchup, c.calendar"
     };
 }
 
@@ -192,10 +192,11 @@ pub(super) async fn coordinator_fire(
     workflow: &str,
     expected: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-    fired: DateTime<Utc>,
+    fired: Option<DateTime<Utc>>,
 ) -> Result<Cas> {
     let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = $1, last_fire_at = $2 WHERE workflow = $3 AND next_fire_at = $4",
+        "UPDATE coordinator SET next_fire_at = $1, last_fire_at = COALESCE($2, last_fire_at) \
+         WHERE workflow = $3 AND next_fire_at = $4",
     )
     .bind(next)
     .bind(fired)
@@ -254,11 +255,13 @@ pub(super) async fn coordinator_set_next(
 pub(super) async fn coordinator_upsert(conn: &mut PgConnection, c: &CoordinatorRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO coordinator (workflow, cron, timezone, depends, params, enabled, start_time, end_time, \
-         next_fire_at, last_fire_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) \
+         next_fire_at, last_fire_at, catchup, max_catchup, calendar, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now()) \
          ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
          depends = excluded.depends, params = excluded.params, enabled = excluded.enabled, \
          start_time = excluded.start_time, end_time = excluded.end_time, next_fire_at = excluded.next_fire_at, \
-         last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at",
+         last_fire_at = excluded.last_fire_at, catchup = excluded.catchup, max_catchup = excluded.max_catchup, \
+         calendar = excluded.calendar, updated_at = excluded.updated_at",
     )
     .bind(&c.workflow)
     .bind(&c.cron)
@@ -270,6 +273,9 @@ pub(super) async fn coordinator_upsert(conn: &mut PgConnection, c: &CoordinatorR
     .bind(c.end_time)
     .bind(c.next_fire_at)
     .bind(c.last_fire_at)
+    .bind(&c.catchup)
+    .bind(c.max_catchup)
+    .bind(&c.calendar)
     .execute(&mut *conn)
     .await?;
     Ok(())

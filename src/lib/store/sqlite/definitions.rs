@@ -3,7 +3,8 @@
 use super::*;
 
 const COORDINATOR_COLUMNS: &str =
-    "workflow, cron, timezone, depends, params, enabled, start_time, end_time, next_fire_at, last_fire_at";
+    "workflow, cron, timezone, depends, params, enabled, start_time, end_time, next_fire_at, last_fire_at, \
+     catchup, max_catchup, calendar";
 
 const WORKFLOW_COLUMNS: &str =
     "name, version, content_hash, source_xml, definition, file_path, dir, creator, \
@@ -127,13 +128,14 @@ pub(super) async fn coordinator_fire(
     workflow: &str,
     expected: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-    fired: DateTime<Utc>,
+    fired: Option<DateTime<Utc>>,
 ) -> Result<Cas> {
     let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = ? WHERE workflow = ? AND next_fire_at = ?",
+        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = COALESCE(?, last_fire_at) \
+         WHERE workflow = ? AND next_fire_at = ?",
     )
     .bind(ts_opt(next))
-    .bind(ts(fired))
+    .bind(ts_opt(fired))
     .bind(workflow)
     .bind(ts(expected))
     .execute(&mut *conn)
@@ -195,11 +197,12 @@ pub(super) async fn coordinator_upsert(
     c: &CoordinatorRow,
 ) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO coordinator ({COORDINATOR_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}) \
+        "INSERT INTO coordinator ({COORDINATOR_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}) \
          ON CONFLICT (workflow) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
          depends = excluded.depends, params = excluded.params, enabled = excluded.enabled, \
          start_time = excluded.start_time, end_time = excluded.end_time, next_fire_at = excluded.next_fire_at, \
-         last_fire_at = excluded.last_fire_at, updated_at = excluded.updated_at"
+         last_fire_at = excluded.last_fire_at, catchup = excluded.catchup, max_catchup = excluded.max_catchup, \
+         calendar = excluded.calendar, updated_at = excluded.updated_at"
     ))
     .bind(&c.workflow)
     .bind(&c.cron)
@@ -211,6 +214,9 @@ pub(super) async fn coordinator_upsert(
     .bind(ts_opt(c.end_time))
     .bind(ts_opt(c.next_fire_at))
     .bind(ts_opt(c.last_fire_at))
+    .bind(&c.catchup)
+    .bind(c.max_catchup)
+    .bind(&c.calendar)
     .execute(&mut *conn)
     .await?;
     Ok(())

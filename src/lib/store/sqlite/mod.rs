@@ -430,7 +430,7 @@ impl StoreTx for SqliteTx {
         workflow: &str,
         expected: DateTime<Utc>,
         next: Option<DateTime<Utc>>,
-        fired: DateTime<Utc>,
+        fired: Option<DateTime<Utc>>,
     ) -> Result<Cas> {
         definitions::coordinator_fire(&mut self.tx, workflow, expected, next, fired).await
     }
