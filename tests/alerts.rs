@@ -217,7 +217,15 @@ mod cases {
             html.contains("<table") && html.contains("disk full on /data"),
             "{html}"
         );
-        let rows = alerts(&*store).await;
+        // the sink has the mail a moment before the deliverer marks its row sent
+        let rows = wait_for(Duration::from_secs(30), "the row marked sent", || async {
+            let rows = alerts(&*store).await;
+            match rows.iter().all(|r| r.status != AlertStatus::Pending) {
+                true => Ok(rows),
+                false => Err(format!("{rows:?}")),
+            }
+        })
+        .await;
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].kind, rows[0].status),

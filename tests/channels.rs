@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use akkaflow::state::{AlertStatus, InstanceStatus};
 use akkaflow::store::{AlertRow, Store};
-use common::{ended, trigger, wait_for, Env};
+use common::{ended, exec_sql, instances_of, set_next_fire_at, trigger, wait_for, Db, Env};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -162,6 +162,23 @@ async fn settled(store: &dyn Store, n: usize) -> Vec<AlertRow> {
         }
     })
     .await
+}
+
+/// Moves how far a coordinator's deadlines are checked, as a master that lost its last checks
+/// would have left it.
+async fn set_checked_through(env: &Env, workflow: &str, at: chrono::DateTime<chrono::Utc>) {
+    let at = match env.db {
+        Db::Sqlite => at.format("'%Y-%m-%d %H:%M:%S%.3f'").to_string(),
+        Db::Mysql => at.format("'%Y-%m-%d %H:%M:%S'").to_string(),
+        Db::Postgres => at.format("'%Y-%m-%d %H:%M:%S+00'").to_string(),
+    };
+    exec_sql(
+        env,
+        &format!(
+            "UPDATE coordinator_deadline SET checked_through = {at} WHERE workflow = '{workflow}'"
+        ),
+    )
+    .await;
 }
 
 fn query_param(target: &str, key: &str) -> String {
@@ -394,10 +411,164 @@ mod cases {
         assert!(!env.log("scheduler").contains(TOKEN));
         assert!(env.log("scheduler").contains("errcode 130101"));
     }
+    /// A slot whose run is still going at its deadline and a slot that never got a run because
+    /// its upstream failed: one `deadline` alert each, saying why; a check repeated after a
+    /// failover writes nothing twice; the late run's success then sends `late_done`.
+    pub async fn deadlines_say_what_is_late_and_why_once(env: &mut Env) {
+        use chrono::{Timelike, Utc};
+        let sink = HttpSink::start("ok").await;
+        channels(
+            env,
+            &format!(
+                "[[alerts.channels]]\nname = \"late\"\nkind = \"webhook\"\nurl = \"{}\"\nkinds = [\"deadline\", \"late_done\"]\n",
+                sink.url("/late")
+            ),
+        );
+        // a daily slot ten minutes ago whose deadline, five minutes after it, has passed
+        let slot = (Utc::now() - chrono::Duration::minutes(10))
+            .with_second(0)
+            .unwrap()
+            .with_nanosecond(0)
+            .unwrap();
+        let cron = format!("{} {} * * *", slot.minute(), slot.hour());
+        let go = env.path().join("go");
+        let slow = format!(
+            r#"<work-flow name="slow" dir="/dw" mail-receivers="oncall@example.com">
+  <coordinator timezone="UTC" deadline="+5m"><depend-list cron="{cron}"/></coordinator>
+  <start name="start" to="load"/>
+  <action name="load"><shell><command>while [ ! -f {} ]; do sleep 0.2; done</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+            go.display()
+        );
+        let down = format!(
+            r#"<work-flow name="down" dir="/dw">
+  <coordinator timezone="UTC" deadline="+5m"><depend-list cron="{cron}"><workflow name="up"/></depend-list></coordinator>
+  <start name="start" to="report"/>
+  <action name="report"><shell><command>echo ok</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#
+        );
+        env.sync(&[
+            ("up.xml", &failing("up", "/dw", "")),
+            ("slow.xml", &slow),
+            ("down.xml", &down),
+        ]);
+        fleet(env);
+        let store = env.store().await;
+        let up = trigger(env, "up");
+        assert_eq!(ended(&*store, up).await.status, InstanceStatus::Failed);
+        for wf in ["slow", "down"] {
+            set_next_fire_at(env, wf, slot).await;
+        }
+        let late = wait_for(LONG, "the slow slot fired", || async {
+            match instances_of(&*store, "slow").await?.first() {
+                Some(i) => Ok(i.clone()),
+                None => Err("no instance yet".into()),
+            }
+        })
+        .await;
+        assert_eq!(late.scheduled_for, slot);
+        // watched since before the slot (the first check only starts the watch)
+        for wf in ["slow", "down"] {
+            set_checked_through(env, wf, slot - chrono::Duration::hours(1)).await;
+        }
+        let deadline_posts = || {
+            sink.to("/late")
+                .into_iter()
+                .filter(|r| r.body["kind"] == "deadline")
+                .collect::<Vec<_>>()
+        };
+        wait_for(LONG, "two deadline alerts", || async {
+            let got = deadline_posts();
+            (got.len() >= 2).then_some(()).ok_or(format!("{got:?}"))
+        })
+        .await;
+        let got = deadline_posts();
+        let about = |wf: &str| -> String {
+            let mine: Vec<_> = got.iter().filter(|r| r.body["workflow"] == wf).collect();
+            assert_eq!(mine.len(), 1, "one deadline alert for {wf}: {got:?}");
+            assert_eq!(
+                mine[0].body["scheduled_for"],
+                slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            mine[0].body["text"].as_str().unwrap().to_string()
+        };
+        let why_slow = about("slow");
+        assert!(
+            why_slow.starts_with(&format!("instance {} is ", late.id)),
+            "{why_slow}"
+        );
+        let why_down = about("down");
+        assert!(
+            why_down.contains(&format!(
+                "waiting for upstream up (its latest run, instance {up}"
+            )) && why_down.contains("is failed"),
+            "{why_down}"
+        );
+        // the mail to the receivers is in the outbox too, with the same why
+        let mails: Vec<AlertRow> = alerts(&*store)
+            .await
+            .into_iter()
+            .filter(|a| a.channel.is_none() && a.event == "deadline")
+            .collect();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(mails[0].recipients, "oncall@example.com");
+        assert!(
+            mails[0].body_text.contains(&why_slow),
+            "{}",
+            mails[0].body_text
+        );
+
+        // a failover whose new master checks the same slots again writes nothing twice
+        env.stop(0, nix::sys::signal::Signal::SIGKILL);
+        for wf in ["slow", "down"] {
+            set_checked_through(env, wf, slot - chrono::Duration::hours(1)).await;
+        }
+        env.spawn("scheduler2", &["scheduler"]);
+        wait_for(LONG, "the new master re-checked both slots", || async {
+            let watched = store
+                .deadline_watch_list()
+                .await
+                .map_err(|e| e.to_string())?;
+            let rechecked = watched
+                .iter()
+                .all(|w| w.checked_through.is_some_and(|t| t > slot));
+            rechecked.then_some(()).ok_or(format!("{watched:?}"))
+        })
+        .await;
+        let misses = store.deadline_miss_list(None, 10).await.unwrap();
+        assert_eq!(misses.len(), 2, "{misses:?}");
+
+        // the late run succeeds: one late_done, and the miss is closed
+        std::fs::write(&go, "").unwrap();
+        assert_eq!(
+            ended(&*store, late.id).await.status,
+            InstanceStatus::Succeeded
+        );
+        wait_for(LONG, "the late_done alert", || async {
+            let done: Vec<_> = sink
+                .to("/late")
+                .into_iter()
+                .filter(|r| r.body["kind"] == "late_done")
+                .collect();
+            (done.len() == 1 && done[0].body["workflow"] == "slow")
+                .then_some(())
+                .ok_or(format!("{done:?}"))
+        })
+        .await;
+        assert_eq!(deadline_posts().len(), 2, "no deadline alert twice");
+        let slow_miss = store.deadline_miss_list(Some("slow"), 10).await.unwrap();
+        assert!(slow_miss[0].done_at.is_some(), "{slow_miss:?}");
+        let info = env.ok(&["workflow", "info", "down"]);
+        assert!(info.contains("deadline   +5m"), "{info}");
+        assert!(info.contains("waiting for upstream up"), "{info}");
+    }
 }
 
 e2e!(
     each_channel_gets_its_own_format_and_signature,
     routing_follows_kinds_dirs_and_alert_channels,
     a_channel_down_then_up_gets_its_alert_once,
+    deadlines_say_what_is_late_and_why_once,
 );

@@ -467,6 +467,23 @@ mod cases {
             "sleepy to run",
             |j| task_of(j, "a")["status"] == "running",
         );
+        // a second run waits behind the instance-limit, and says so (the running one: no reason)
+        let sid3 = trigger(&s, &ops, "sleepy");
+        let pending = s.get(&format!("/api/v1/instances/{sid3}"), Some(&ops));
+        assert_eq!(pending.json["instance"]["status"], "pending");
+        assert_eq!(
+            pending.json["waiting"],
+            format!("for a free slot: instance-limit 1 of `sleepy` is taken by running instance(s) {sid2}")
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/instances/{sid2}"), Some(&ops)).json["waiting"],
+            Value::Null
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/instances/{sid3}/kill"), Some(&ops), "")
+                .status,
+            200
+        );
         assert_eq!(
             s.post(&format!("/api/v1/instances/{sid2}/kill"), Some(&ops), "")
                 .status,

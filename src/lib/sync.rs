@@ -244,6 +244,7 @@ async fn sync_coordinator(
     let Some(c) = &lw.workflow.coordinator else {
         if existing.is_some() {
             tx.coordinator_delete(name).await?;
+            tx.coordinator_deadline_set(name, None).await?;
         }
         return Ok(());
     };
@@ -281,6 +282,9 @@ async fn sync_coordinator(
     }
     tx.coordinator_upsert(&row).await?;
     tx.coordinator_depend_set(name, &c.depends).await?;
+    let deadline = c.deadline.map(|d| d.to_string());
+    tx.coordinator_deadline_set(name, deadline.as_deref())
+        .await?;
     Ok(())
 }
 

@@ -127,6 +127,87 @@ pub fn email_node(
     }
 }
 
+/// What a deadline alert is about: the slot, its deadline, and the run (if any) it concerns.
+pub struct DeadlineFacts<'a> {
+    pub workflow: &'a str,
+    pub slot: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    /// The deadline as written (`07:00`, `+2h`).
+    pub deadline: &'a str,
+    pub instance_id: Option<crate::state::InstanceId>,
+    /// The run's state now (`running`, `failed`, `missing`, `succeeded`).
+    pub state: &'a str,
+}
+
+/// A slot that had not succeeded by its deadline, and why.
+pub fn deadline(f: &DeadlineFacts<'_>, why: &str, recipients: Vec<String>) -> NewAlert {
+    let subject = format!(
+        "[akkaflow] {} is late: the {} run had not succeeded by {}",
+        f.workflow,
+        stamp(Some(f.slot)),
+        stamp(Some(f.deadline_at))
+    );
+    deadline_mail(AlertKind::Deadline, subject, why, f, recipients)
+}
+
+/// A slot that missed its deadline has succeeded since.
+pub fn late_done(
+    f: &DeadlineFacts<'_>,
+    ended_at: DateTime<Utc>,
+    recipients: Vec<String>,
+) -> NewAlert {
+    let subject = format!(
+        "[akkaflow] {} was late, now done: the {} run succeeded at {}",
+        f.workflow,
+        stamp(Some(f.slot)),
+        stamp(Some(ended_at))
+    );
+    let line = format!(
+        "Succeeded at {}, {} after its deadline.",
+        stamp(Some(ended_at)),
+        duration(Some(f.deadline_at), Some(ended_at))
+    );
+    deadline_mail(AlertKind::LateDone, subject, &line, f, recipients)
+}
+
+fn deadline_mail(
+    kind: AlertKind,
+    subject: String,
+    line: &str,
+    f: &DeadlineFacts<'_>,
+    recipients: Vec<String>,
+) -> NewAlert {
+    let facts = [
+        ("Workflow", f.workflow.to_string()),
+        ("Slot", stamp(Some(f.slot))),
+        (
+            "Deadline",
+            format!("{} ({})", stamp(Some(f.deadline_at)), f.deadline),
+        ),
+        (
+            "Instance",
+            f.instance_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "none".into()),
+        ),
+    ];
+    let (text, body) = line_and_facts(&subject, line, &facts);
+    NewAlert {
+        kind,
+        workflow: Some(f.workflow.to_string()),
+        instance_id: f.instance_id,
+        task_id: None,
+        recipients,
+        subject: one_line(&subject),
+        body_text: text,
+        body_html: body,
+        channel: None,
+        event: kind.to_string(),
+        state: f.state.to_string(),
+        scheduled_for: Some(f.slot),
+    }
+}
+
 fn instance_mail(
     kind: AlertKind,
     subject: String,
@@ -242,17 +323,7 @@ fn task_mail(
         ("Started", stamp(t.started_at)),
         ("Error", f.error.unwrap_or("").to_string()),
     ];
-    let mut text = format!("{line}\n\n");
-    for (k, v) in &facts {
-        text.push_str(&format!("{k}: {v}\n"));
-    }
-    let body = html! {
-        h2 { (subject) }
-        p { (line) }
-        table border="0" cellpadding="3" {
-            @for (k, v) in &facts { tr { th align="left" { (k) } td { (v) } } }
-        }
-    };
+    let (text, body) = line_and_facts(&subject, &line, &facts);
     NewAlert {
         kind,
         workflow: Some(inst.workflow.clone()),
@@ -261,12 +332,28 @@ fn task_mail(
         recipients,
         subject,
         body_text: text,
-        body_html: page(body),
+        body_html: body,
         channel: None,
         event: kind.to_string(),
         state: t.status.as_str().into(),
         scheduled_for: Some(inst.scheduled_for),
     }
+}
+
+/// A short mail: one line saying what happened, then a table of facts; as text and as HTML.
+fn line_and_facts(subject: &str, line: &str, facts: &[(&str, String)]) -> (String, String) {
+    let mut text = format!("{line}\n\n");
+    for (k, v) in facts {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    let body = html! {
+        h2 { (subject) }
+        p { (line) }
+        table border="0" cellpadding="3" {
+            @for (k, v) in facts { tr { th align="left" { (k) } td { (v) } } }
+        }
+    };
+    (text, page(body))
 }
 
 /// The copy of `alert` for one chat or webhook channel: the subject and one line of detail (the

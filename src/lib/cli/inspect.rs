@@ -11,9 +11,7 @@ use crate::config::Config;
 use crate::definition::{self, NodeKind, Severity};
 use crate::error::{Error, Result};
 use crate::state::{InstanceId, InstanceStatus, TaskId};
-use crate::store::{
-    CoordinatorRow, InstanceFilter, InstanceRow, LogLine, LogQuery, LogStream, Store,
-};
+use crate::store::{CoordinatorRow, InstanceFilter, LogLine, LogQuery, LogStream};
 
 pub(super) async fn validate(mut paths: Vec<PathBuf>, json: bool) -> Result<i32> {
     let links = definition::nearby_link_files(&paths);
@@ -213,10 +211,13 @@ pub(super) async fn workflow_info(cfg: &Config, name: &str, json: bool) -> Resul
     let coordinator = store.coordinator_get(name).await?;
     let upstreams = store.coordinator_depend_list(name).await?;
     let downstreams = store.coordinator_downstream(name).await?;
+    let deadline = def.coordinator.as_ref().and_then(|c| c.deadline);
+    let misses = store.deadline_miss_list(Some(name), 10).await?;
     if json {
         print_json(&json!({
             "workflow": w, "nodes": def.nodes, "coordinator": coordinator,
             "upstreams": upstreams, "downstreams": downstreams,
+            "deadline": deadline.map(|d| d.to_string()), "deadline_misses": misses,
         }));
         return Ok(0);
     }
@@ -255,6 +256,21 @@ pub(super) async fn workflow_info(cfg: &Config, name: &str, json: bool) -> Resul
     }
     for d in &downstreams {
         println!("downstream {d}");
+    }
+    if let Some(d) = deadline {
+        println!("deadline   {d} (each cron slot's run must have succeeded by then)");
+    }
+    for m in &misses {
+        let done = match m.done_at {
+            Some(t) => format!("done late at {}", fmt_time(Some(t))),
+            None => "not done".into(),
+        };
+        println!(
+            "missed     slot {} (deadline {}), {done}: {}",
+            fmt_time(Some(m.scheduled_for)),
+            fmt_time(Some(m.deadline_at)),
+            m.reason
+        );
     }
     let mut t = table(&["NODE", "KIND", "NEXT"]);
     for n in &def.nodes {
@@ -353,7 +369,10 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
         println!("reason     {e}");
     }
     if inst.status == InstanceStatus::Pending {
-        println!("waiting    {}", pending_reason(&*store, &inst).await?);
+        println!(
+            "waiting    {}",
+            crate::engine::why::pending(&*store, &inst).await?
+        );
     }
     let mut t = table(&[
         "TASK", "NODE", "KIND", "STATUS", "ATTEMPT", "WORKER", "DURATION", "ERROR",
@@ -398,41 +417,6 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
         println!("\nattempts\n{a}");
     }
     Ok(0)
-}
-
-/// Why a pending instance has not started: the runs of its workflow that hold its instance-limit.
-async fn pending_reason(store: &dyn Store, inst: &InstanceRow) -> Result<String> {
-    let limit = store
-        .workflow_get(&inst.workflow)
-        .await?
-        .map(|w| w.instance_limit)
-        .unwrap_or(1);
-    let running = store
-        .instance_list(&InstanceFilter {
-            workflow: Some(inst.workflow.clone()),
-            status: Some(InstanceStatus::Running),
-            since: None,
-            before_id: None,
-            dir_prefix: None,
-            limit: limit.max(1) + 1,
-        })
-        .await?;
-    Ok(pending_text(limit, &running))
-}
-
-fn pending_text(limit: i64, running: &[InstanceRow]) -> String {
-    if (running.len() as i64) < limit {
-        return format!(
-            "for the scheduler to start it ({} of instance-limit {limit} running)",
-            running.len()
-        );
-    }
-    let ids: Vec<String> = running.iter().map(|i| i.id.to_string()).collect();
-    format!(
-        "for a free slot: instance-limit {limit} of `{}` is taken by running instance(s) {}",
-        running.first().map(|i| i.workflow.as_str()).unwrap_or("?"),
-        ids.join(", ")
-    )
 }
 
 pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> Result<i32> {

@@ -5,6 +5,7 @@
 //! Never touches the database; `store` persists what this module produced.
 
 pub mod cron;
+pub mod deadline;
 pub mod document;
 pub mod model;
 mod parser;

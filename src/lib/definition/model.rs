@@ -166,6 +166,9 @@ pub struct Coordinator {
     /// `max-catchup`: with `catchup="all"`, at most this many missed slots fire (the newest).
     #[serde(default = "default_max_catchup")]
     pub max_catchup: u32,
+    /// When a cron slot's run must have succeeded; missing it writes a `deadline` alert.
+    #[serde(default)]
+    pub deadline: Option<super::deadline::Deadline>,
 }
 
 /// The default `max-catchup`.

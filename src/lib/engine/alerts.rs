@@ -44,6 +44,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes an alert about `def` that no run change causes (a missed deadline, a late success):
+    /// to its receivers and to every channel that takes `event`; `build` gets the recipients.
+    pub(crate) async fn queue_workflow_alert(
+        &self,
+        tx: &mut dyn StoreTx,
+        def: &Workflow,
+        event: &str,
+        detail: &str,
+        build: impl FnOnce(Vec<String>) -> NewAlert + Send,
+    ) -> Result<()> {
+        let channels = self.channels_for(def, event);
+        let (_, recipients) = self.alert_audience(tx, def).await?;
+        if recipients.is_empty() && channels.is_empty() {
+            return Ok(());
+        }
+        Self::queue_alert(tx, &build(recipients), &channels, detail).await
+    }
+
     /// Who an alert about `def` goes to: the workflows that depend on it, and the receivers of the
     /// workflow plus theirs, deduplicated.
     async fn alert_audience(

@@ -20,6 +20,7 @@ pub mod dag;
 mod instance;
 pub mod state;
 mod task;
+pub mod why;
 mod workflow;
 
 use std::collections::HashMap;

@@ -154,6 +154,10 @@ string_enum!(
         Kill => "kill",
         Timeout => "timeout",
         Email => "email",
+        /// A cron slot had not succeeded by its coordinator's deadline.
+        Deadline => "deadline",
+        /// A slot that missed its deadline has succeeded since.
+        LateDone => "late_done",
     }
 );
 

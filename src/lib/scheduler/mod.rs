@@ -6,6 +6,7 @@
 //! Everything the master writes is conditional (CAS on `next_fire_at`, unique fire slots, fenced task
 //! updates), so two masters overlapping for a moment cannot duplicate or lose work.
 
+mod deadline;
 mod elector;
 mod rescuer;
 mod trigger;
@@ -18,6 +19,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::store::OutageLog;
 
+pub use deadline::{DeadlineConfig, DeadlineReport, DeadlineWatch};
 use elector::Elector;
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
 pub use trigger::{Trigger, TriggerReport};
@@ -39,6 +41,8 @@ pub struct SchedulerConfig {
     pub maintenance: Duration,
     /// The rescuer's batches.
     pub rescuer: RescuerConfig,
+    /// The deadline watch's bounds.
+    pub deadlines: DeadlineConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +54,7 @@ impl Default for SchedulerConfig {
             deliverer: None,
             maintenance: Duration::from_secs(5),
             rescuer: RescuerConfig::default(),
+            deadlines: DeadlineConfig::default(),
         }
     }
 }
@@ -63,6 +68,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let actor = format!("scheduler:{id}");
     let trigger = Trigger::new(engine.clone(), actor.clone());
     let rescuer = Rescuer::new(engine.clone(), actor.clone(), cfg.rescuer.clone())?;
+    let deadlines = DeadlineWatch::new(engine.clone(), cfg.deadlines.clone())?;
     let (mut elector, master_rx) =
         Elector::new(engine.store.clone(), id.clone(), host, cfg.heartbeat).await?;
     let mut outage = OutageLog::new("scheduler");
@@ -110,6 +116,19 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
             } else {
                 0
             };
+            // after the fires and starts of this cycle, so a slot that just made it is not late
+            let late = if full {
+                deadlines.run_once().await?
+            } else {
+                DeadlineReport::default()
+            };
+            if late.missed > 0 || late.late_done > 0 {
+                tracing::debug!(
+                    missed = late.missed,
+                    late_done = late.late_done,
+                    "deadline watch"
+                );
+            }
             Ok::<_, crate::Error>((fired, rescued, started))
         };
         match cycle.await {

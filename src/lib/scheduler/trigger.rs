@@ -72,9 +72,9 @@ const ON_TIME: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 const MAX_WALK: usize = 1_000_000;
 
 /// A coordinator's schedule: its cron in its zone, bounded by its window, and its missed-run policy.
-struct Schedule {
+pub(super) struct Schedule {
     cron: CronSpec,
-    tz: Tz,
+    pub(super) tz: Tz,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     catchup: Catchup,
@@ -82,7 +82,7 @@ struct Schedule {
 }
 
 impl Schedule {
-    fn of(c: &CoordinatorRow) -> Option<Schedule> {
+    pub(super) fn of(c: &CoordinatorRow) -> Option<Schedule> {
         let cron = CronSpec::parse(c.cron.as_deref()?).ok()?.spec;
         let tz = c.timezone.parse().ok()?;
         Some(Schedule {
@@ -96,7 +96,7 @@ impl Schedule {
     }
 
     /// The first slot strictly after `after` inside the window.
-    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(super) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let after = match self.start {
             Some(s) if s - chrono::Duration::milliseconds(1) > after => {
                 s - chrono::Duration::milliseconds(1)

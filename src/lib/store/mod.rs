@@ -259,6 +259,17 @@ pub trait Store: Send + Sync + 'static {
     async fn coordinator_downstream(&self, upstream: &str) -> Result<Vec<String>>;
     async fn coordinator_list(&self) -> Result<Vec<CoordinatorRow>>;
 
+    /// Open deadline misses whose slot has since succeeded (for the `late_done` alert).
+    async fn deadline_late_done(&self, limit: i64) -> Result<Vec<LateDone>>;
+    /// Slots that missed their deadline, newest first; of one workflow or of all.
+    async fn deadline_miss_list(
+        &self,
+        workflow: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadlineMissRow>>;
+    /// Every coordinator with a deadline, with how far its slots are checked.
+    async fn deadline_watch_list(&self) -> Result<Vec<DeadlineWatch>>;
+
     /// Records one data-monitor check (time from the database clock).
     async fn data_monitor_insert(&self, check: &NewDataMonitorCheck) -> Result<()>;
     /// The checks recorded for an instance, oldest first.
@@ -285,6 +296,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DayCount>>;
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>>;
+    /// The newest top-level instance of `workflow` for the cron slot `slot`.
+    async fn instance_for_slot(
+        &self,
+        workflow: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<InstanceRow>>;
     /// The newest instance of every workflow that has one.
     async fn instance_latest_by_workflow(&self) -> Result<Vec<InstanceRow>>;
     async fn instance_list(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>>;
@@ -379,6 +396,24 @@ pub trait StoreTx: Send {
     ) -> Result<Cas>;
     async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>>;
     async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()>;
+    /// Sets (or, with `None`, drops) a coordinator's deadline; how far it was checked stays.
+    async fn coordinator_deadline_set(
+        &mut self,
+        workflow: &str,
+        deadline: Option<&str>,
+    ) -> Result<()>;
+
+    /// Moves how far a coordinator's deadlines are checked from `expected` to `through`.
+    async fn deadline_checked(
+        &mut self,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+    ) -> Result<Cas>;
+    /// Records a missed slot; false when it was recorded already (by this or another master).
+    async fn deadline_miss_insert(&mut self, m: &NewDeadlineMiss) -> Result<bool>;
+    /// Closes an open miss: its slot succeeded late.
+    async fn deadline_miss_done(&mut self, id: i64, done_at: DateTime<Utc>) -> Result<Cas>;
 
     async fn db_link_delete(&mut self, name: &str) -> Result<()>;
     async fn db_link_names(&mut self) -> Result<Vec<String>>;

@@ -679,3 +679,52 @@ pub(crate) struct LockedInstance {
     pub row: InstanceRow,
     pub db_now: DateTime<Utc>,
 }
+
+/// A coordinator with a deadline, as the deadline watch reads it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadlineWatch {
+    #[sqlx(flatten)]
+    pub coordinator: CoordinatorRow,
+    /// As written: `07:00` or `+2h`.
+    pub deadline: String,
+    /// Slots whose deadline is at or before this have been checked; `None`: not watched yet.
+    pub checked_through: Option<DateTime<Utc>>,
+}
+
+/// A `deadline_miss` row: a slot whose run had not succeeded by its deadline.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct DeadlineMissRow {
+    pub id: i64,
+    pub workflow: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub detected_at: DateTime<Utc>,
+    /// Why it was late, when it was found late.
+    pub reason: String,
+    /// The slot's instance when it was found late, if it had one.
+    pub instance_id: Option<InstanceId>,
+    /// When the slot's instance succeeded after all (the `late_done` alert).
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewDeadlineMiss {
+    pub workflow: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub reason: String,
+    pub instance_id: Option<InstanceId>,
+    /// Set when the slot had already succeeded, late, when it was checked.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// An open deadline miss whose slot has since succeeded.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LateDone {
+    pub miss_id: i64,
+    pub workflow: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub instance_id: InstanceId,
+    pub ended_at: DateTime<Utc>,
+}

@@ -9,6 +9,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::super::cron::CronSpec;
+use super::super::deadline::Deadline;
 use super::super::model::{Catchup, Coordinator, Param, DEFAULT_MAX_CATCHUP};
 use super::super::xml::Element;
 use super::schema::{self, ElementSpec};
@@ -39,6 +40,17 @@ pub(super) fn parse_inline(ctx: &mut Ctx<'_>, el: &Element) -> Option<Coordinato
             &schema::DEPEND_WORKFLOW,
             "name",
         );
+    }
+    if let Some(text) = ctx.optional(el, "deadline") {
+        match Deadline::parse(&text) {
+            // a deadline is counted from a cron slot: without one there is nothing to be late for
+            Ok(_) if c.cron.is_none() => ctx.error(
+                el,
+                format!("{subject}: deadline \"{text}\" needs a cron: a deadline is counted from each cron slot"),
+            ),
+            Ok(d) => c.deadline = Some(d),
+            Err(e) => ctx.error(el, format!("{subject}: {e}")),
+        }
     }
     if let Some(list) = el.child("param-list") {
         c.params = params(
@@ -197,6 +209,7 @@ fn common(
         end_time,
         catchup: Catchup::default(),
         max_catchup: DEFAULT_MAX_CATCHUP,
+        deadline: None,
     }
 }
 

@@ -45,7 +45,7 @@ schema! {
     WORKFLOW_PARAM_LIST = "param-list" in "`<param-list>` of `<work-flow>`", attrs [], children ["param"];
     WORKFLOW_PARAM = "param" in "`<param-list>` of `<work-flow>`", attrs ["name", "value"], children [];
     COORDINATOR = "coordinator" in "`<coordinator>` in `<work-flow>`",
-        attrs ["is-enabled", "start-time", "end-time", "timezone", "catchup", "max-catchup"],
+        attrs ["is-enabled", "start-time", "end-time", "timezone", "catchup", "max-catchup", "deadline"],
         children ["depend-list", "param-list"];
     DEPEND_LIST = "depend-list" in "`<coordinator>` in `<work-flow>`", attrs ["cron"], children ["workflow"];
     DEPEND_WORKFLOW = "workflow" in "`<coordinator>` in `<work-flow>`", attrs ["name"], children [];

@@ -124,6 +124,8 @@ pub(crate) struct TaskView {
 pub(crate) struct InstanceDetail {
     pub instance: InstanceRow,
     pub tasks: Vec<TaskView>,
+    /// Why a pending instance has not started yet (null once it has)
+    pub waiting: Option<String>,
 }
 
 pub(crate) async fn detail(
@@ -148,7 +150,15 @@ pub(crate) async fn detail(
             }
         })
         .collect();
-    Ok(InstanceDetail { instance, tasks })
+    let waiting = match instance.status {
+        InstanceStatus::Pending => Some(crate::engine::why::pending(&**store, &instance).await?),
+        _ => None,
+    };
+    Ok(InstanceDetail {
+        instance,
+        tasks,
+        waiting,
+    })
 }
 
 /// Get an instance with its tasks and their attempts

@@ -18,7 +18,7 @@ use crate::http::extract::{ApiPath, ApiQuery, OptJson, XmlBody};
 use crate::http::AppState;
 use crate::state::{InstanceId, InstanceStatus, TriggerKind};
 use crate::store::{
-    CoordinatorRow, DependRow, InstanceFilter, InstanceRow, TokenRole, WorkflowRow,
+    CoordinatorRow, DeadlineMissRow, DependRow, InstanceFilter, InstanceRow, TokenRole, WorkflowRow,
 };
 use crate::sync::{self, SyncOptions, SyncReport, UploadedWorkflow};
 
@@ -169,6 +169,10 @@ pub(crate) struct WorkflowDetail {
     pub downstreams: Vec<String>,
     /// The 20 newest instances
     pub recent_instances: Vec<InstanceRow>,
+    /// The coordinator's deadline as written (`07:00`, `+2h`), if it has one
+    pub deadline: Option<String>,
+    /// The 20 newest slots that missed the deadline, with why
+    pub deadline_misses: Vec<DeadlineMissRow>,
 }
 
 /// The names among `names` of workflows the caller may see (all of them for an unscoped caller),
@@ -225,6 +229,12 @@ pub(crate) async fn detail(
         downstreams: visible_names(state, caller, store.coordinator_downstream(&w.name).await?)
             .await?,
         recent_instances: recent,
+        deadline: def
+            .coordinator
+            .as_ref()
+            .and_then(|c| c.deadline)
+            .map(|d| d.to_string()),
+        deadline_misses: store.deadline_miss_list(Some(&w.name), 20).await?,
         workflow: w,
     })
 }

@@ -420,6 +420,7 @@ pub(crate) async fn workflow(
                         dt { "Schedule" } dd.mono { (c.cron.as_deref().unwrap_or("on dependencies")) " " span.muted { (c.timezone) } }
                         dt { "Next fire" } dd { @if c.enabled && w.enabled { (when(now, c.next_fire_at)) } @else { span.muted { "coordinator off" } } }
                         dt { "Last fire" } dd { (when(now, c.last_fire_at)) }
+                        @if let Some(dl) = &d.deadline { dt { "Deadline" } dd.mono { (dl) " " span.muted { "each slot's run must have succeeded by then" } } }
                     } @else { dt { "Schedule" } dd.muted { "manual only" } }
                     @if !d.upstreams.is_empty() {
                         dt { "Upstreams" } dd { @for u in &d.upstreams { div { a href={"/ui/workflows/" (seg(&u.upstream))} { (u.upstream) } " " @if u.satisfied_at.is_some() { (badge("succeeded")) } @else { (badge("waiting")) } } } }
@@ -433,6 +434,17 @@ pub(crate) async fn workflow(
                     dt { "File" } dd.mono.small { (w.file_path) }
                 }
             } }
+        }
+        @if !d.deadline_misses.is_empty() {
+            div.card #deadline-misses style="margin-top:16px" { h2 { "Missed deadlines" } div.flush { table {
+                thead { tr { th { "Slot" } th { "Deadline" } th { "Why it was late" } th { "Done" } } }
+                tbody { @for m in &d.deadline_misses { tr {
+                    td.small { (m.scheduled_for.format("%Y-%m-%d %H:%M UTC")) }
+                    td.small { (m.deadline_at.format("%Y-%m-%d %H:%M UTC")) }
+                    td { @if let Some(i) = m.instance_id { a href={"/ui/instances/" (i)} { (m.reason) } } @else { (m.reason) } }
+                    td { @if let Some(t) = m.done_at { (badge("succeeded")) " " span.small.muted { "late, " (when(now, Some(t))) } } @else { (badge("failed")) } }
+                } } }
+            } } }
         }
         div.card style="margin-top:16px" { details { summary { "Source XML" } pre.src { (d.source_xml) } } }
     };
@@ -528,6 +540,7 @@ pub(crate) async fn instance(
             @if let Some(p) = i.parent_instance_id { dt { "Parent" } dd { a href={"/ui/instances/" (p)} { "instance " (p) } } }
             @if !params.is_empty() { dt { "Parameters" } dd.mono.small { @for (k, v) in &params { span { (k) "=" (v) " " } } } }
             @if let Some(e) = &i.error { dt { "Reason" } dd.err { (e) } }
+            @if let Some(w) = &d.waiting { dt { "Waiting" } dd #waiting { (w) } }
         } } }
         div.card style="margin-bottom:16px" { h2 { "Graph" span.grow {} span.legend {
             span { i style="background:var(--ok-bg);border:1px solid var(--ok)" {} "succeeded" } span { i style="background:var(--run-bg);border:1px solid var(--run)" {} "running" }

@@ -35,10 +35,14 @@ use super::common::{
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
+#[macro_use]
 mod definitions;
 mod fleet;
 mod records;
+#[macro_use]
 mod runs;
+// after the modules whose column macros it uses
+mod deadlines;
 mod tokens;
 
 use super::*;
@@ -205,6 +209,30 @@ where
 
 #[async_trait]
 impl Store for MysqlStore {
+    async fn deadline_late_done(&self, limit: i64) -> Result<Vec<LateDone>> {
+        deadlines::late_done(&self.pool, limit).await
+    }
+
+    async fn deadline_miss_list(
+        &self,
+        workflow: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadlineMissRow>> {
+        deadlines::miss_list(&self.pool, workflow, limit).await
+    }
+
+    async fn deadline_watch_list(&self) -> Result<Vec<DeadlineWatch>> {
+        deadlines::watch_list(&self.pool).await
+    }
+
+    async fn instance_for_slot(
+        &self,
+        workflow: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<InstanceRow>> {
+        deadlines::instance_for_slot(&self.pool, workflow, slot).await
+    }
+
     async fn alert_due(&self, limit: i64, with_mail: bool) -> Result<Vec<AlertRow>> {
         alerts::due(with_mail, &self.pool, limit).await
     }
@@ -508,6 +536,31 @@ impl MysqlTx {
 
 #[async_trait]
 impl StoreTx for MysqlTx {
+    async fn coordinator_deadline_set(
+        &mut self,
+        workflow: &str,
+        deadline: Option<&str>,
+    ) -> Result<()> {
+        deadlines::set(&mut self.tx, workflow, deadline).await
+    }
+
+    async fn deadline_checked(
+        &mut self,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+    ) -> Result<Cas> {
+        deadlines::checked(&mut self.tx, workflow, expected, through).await
+    }
+
+    async fn deadline_miss_insert(&mut self, m: &NewDeadlineMiss) -> Result<bool> {
+        deadlines::miss_insert(&mut self.tx, m).await
+    }
+
+    async fn deadline_miss_done(&mut self, id: i64, done_at: DateTime<Utc>) -> Result<Cas> {
+        deadlines::miss_done(&mut self.tx, id, done_at).await
+    }
+
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
         alerts::insert(&mut self.tx, a).await
     }

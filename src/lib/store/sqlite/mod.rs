@@ -21,6 +21,7 @@ use super::common::{
     task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
 };
 mod alerts;
+mod deadlines;
 mod definitions;
 mod fleet;
 mod records;
@@ -81,6 +82,30 @@ async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlit
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn deadline_late_done(&self, limit: i64) -> Result<Vec<LateDone>> {
+        deadlines::late_done(&self.pool, limit).await
+    }
+
+    async fn deadline_miss_list(
+        &self,
+        workflow: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadlineMissRow>> {
+        deadlines::miss_list(&self.pool, workflow, limit).await
+    }
+
+    async fn deadline_watch_list(&self) -> Result<Vec<DeadlineWatch>> {
+        deadlines::watch_list(&self.pool).await
+    }
+
+    async fn instance_for_slot(
+        &self,
+        workflow: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<InstanceRow>> {
+        deadlines::instance_for_slot(&self.pool, workflow, slot).await
+    }
+
     async fn alert_due(&self, limit: i64, with_mail: bool) -> Result<Vec<AlertRow>> {
         alerts::due(with_mail, &self.pool, limit).await
     }
@@ -392,6 +417,31 @@ impl SqliteTx {
 
 #[async_trait]
 impl StoreTx for SqliteTx {
+    async fn coordinator_deadline_set(
+        &mut self,
+        workflow: &str,
+        deadline: Option<&str>,
+    ) -> Result<()> {
+        deadlines::set(&mut self.tx, workflow, deadline).await
+    }
+
+    async fn deadline_checked(
+        &mut self,
+        workflow: &str,
+        expected: Option<DateTime<Utc>>,
+        through: DateTime<Utc>,
+    ) -> Result<Cas> {
+        deadlines::checked(&mut self.tx, workflow, expected, through).await
+    }
+
+    async fn deadline_miss_insert(&mut self, m: &NewDeadlineMiss) -> Result<bool> {
+        deadlines::miss_insert(&mut self.tx, m).await
+    }
+
+    async fn deadline_miss_done(&mut self, id: i64, done_at: DateTime<Utc>) -> Result<Cas> {
+        deadlines::miss_done(&mut self.tx, id, done_at).await
+    }
+
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
         alerts::insert(&mut self.tx, a).await
     }

@@ -9,7 +9,7 @@ const IN_DIR: &str = "(? IS NULL OR workflow IN (SELECT name FROM workflow WHERE
 const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
      queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
 
-const INSTANCE_COLUMNS: &str =
+pub(super) const INSTANCE_COLUMNS: &str =
     "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
      parent_instance_id, parent_task_id, error, created_by, created_at, started_at, ended_at";
 

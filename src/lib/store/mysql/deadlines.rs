@@ -1,0 +1,133 @@
+//! MySQL/MariaDB: coordinators' deadlines, how far they are checked, and the slots that missed them.
+
+use super::*;
+
+const MISS_COLUMNS: &str =
+    "id, CAST(workflow AS CHAR) AS workflow, scheduled_for, deadline_at, detected_at, \
+     CAST(reason AS CHAR) AS reason, instance_id, done_at";
+
+pub(super) async fn watch_list(pool: &MySqlPool) -> Result<Vec<DeadlineWatch>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        coordinator_cols!(),
+        ", CAST(d.deadline AS CHAR) AS deadline, d.checked_through FROM coordinator_deadline d \
+         JOIN coordinator c ON c.workflow = d.workflow ORDER BY d.workflow"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn miss_list(
+    pool: &MySqlPool,
+    workflow: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeadlineMissRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MISS_COLUMNS} FROM deadline_miss WHERE (? IS NULL OR workflow = ?) ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(workflow)
+    .bind(workflow)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn late_done(pool: &MySqlPool, limit: i64) -> Result<Vec<LateDone>> {
+    Ok(sqlx::query_as(
+        "SELECT m.id AS miss_id, CAST(m.workflow AS CHAR) AS workflow, m.scheduled_for, m.deadline_at, \
+         i.id AS instance_id, i.ended_at FROM deadline_miss m JOIN workflow_instance i \
+         ON i.workflow = m.workflow AND i.scheduled_for = m.scheduled_for AND i.status = 'succeeded' \
+         WHERE m.done_at IS NULL ORDER BY m.id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn instance_for_slot(
+    pool: &MySqlPool,
+    workflow: &str,
+    slot: DateTime<Utc>,
+) -> Result<Option<InstanceRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        instance_cols!(),
+        " FROM workflow_instance i WHERE i.workflow = ? AND i.scheduled_for = ? \
+         AND i.parent_instance_id IS NULL ORDER BY i.id DESC LIMIT 1"
+    ))
+    .bind(workflow)
+    .bind(slot)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub(super) async fn set(
+    conn: &mut MySqlConnection,
+    workflow: &str,
+    deadline: Option<&str>,
+) -> Result<()> {
+    match deadline {
+        // how far it was checked stays: a changed deadline applies from there on
+        Some(d) => sqlx::query(
+            "INSERT INTO coordinator_deadline (workflow, deadline) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE deadline = VALUES(deadline)",
+        )
+        .bind(workflow)
+        .bind(d),
+        None => sqlx::query("DELETE FROM coordinator_deadline WHERE workflow = ?").bind(workflow),
+    }
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn checked(
+    conn: &mut MySqlConnection,
+    workflow: &str,
+    expected: Option<DateTime<Utc>>,
+    through: DateTime<Utc>,
+) -> Result<Cas> {
+    let r = sqlx::query(
+        "UPDATE coordinator_deadline SET checked_through = ? WHERE workflow = ? AND checked_through <=> ?",
+    )
+    .bind(through)
+    .bind(workflow)
+    .bind(expected)
+    .execute(conn)
+    .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn miss_insert(conn: &mut MySqlConnection, m: &NewDeadlineMiss) -> Result<bool> {
+    // Not INSERT IGNORE (it would swallow bad values too): only the slot's duplicate means "written already".
+    let r = sqlx::query(
+        "INSERT INTO deadline_miss (workflow, scheduled_for, deadline_at, detected_at, reason, instance_id, done_at) \
+         VALUES (?, ?, ?, NOW(6), ?, ?, ?)",
+    )
+    .bind(&m.workflow)
+    .bind(m.scheduled_for)
+    .bind(m.deadline_at)
+    .bind(&m.reason)
+    .bind(m.instance_id)
+    .bind(m.done_at)
+    .execute(conn)
+    .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate_on(&e, "deadline_miss_slot") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn miss_done(
+    conn: &mut MySqlConnection,
+    id: i64,
+    done_at: DateTime<Utc>,
+) -> Result<Cas> {
+    let r = sqlx::query("UPDATE deadline_miss SET done_at = ? WHERE id = ? AND done_at IS NULL")
+        .bind(done_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Cas::from_rows(r.rows_affected()))
+}
