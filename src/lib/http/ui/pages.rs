@@ -420,7 +420,7 @@ pub(crate) async fn workflow(
                         dt { "Schedule" } dd.mono { (c.cron.as_deref().unwrap_or("on dependencies")) " " span.muted { (c.timezone) } }
                         dt { "Next fire" } dd { @if c.enabled && w.enabled { (when(now, c.next_fire_at)) } @else { span.muted { "coordinator off" } } }
                         dt { "Last fire" } dd { (when(now, c.last_fire_at)) }
-                        @if let Some(dl) = &d.deadline { dt { "Deadline" } dd.mono { (dl) " " span.muted { "each slot's run must have succeeded by then" } } }
+                        @if let Some(dl) = &d.deadline { dt { "Deadline" } dd { span.mono { (dl) } " " span.small.muted { "each slot's run must have succeeded by then" } } }
                     } @else { dt { "Schedule" } dd.muted { "manual only" } }
                     @if !d.upstreams.is_empty() {
                         dt { "Upstreams" } dd { @for u in &d.upstreams { div { a href={"/ui/workflows/" (seg(&u.upstream))} { (u.upstream) } " " @if u.satisfied_at.is_some() { (badge("succeeded")) } @else { (badge("waiting")) } } } }
@@ -442,7 +442,7 @@ pub(crate) async fn workflow(
                     td.small { (m.scheduled_for.format("%Y-%m-%d %H:%M UTC")) }
                     td.small { (m.deadline_at.format("%Y-%m-%d %H:%M UTC")) }
                     td { @if let Some(i) = m.instance_id { a href={"/ui/instances/" (i)} { (m.reason) } } @else { (m.reason) } }
-                    td { @if let Some(t) = m.done_at { (badge("succeeded")) " " span.small.muted { "late, " (when(now, Some(t))) } } @else { (badge("failed")) } }
+                    td.nowrap { @if let Some(t) = m.done_at { (badge("succeeded")) " " span.small.muted { "late, " (when(now, Some(t))) } } @else { (badge("late")) } }
                 } } }
             } } }
         }
