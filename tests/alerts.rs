@@ -233,6 +233,70 @@ mod cases {
         );
     }
 
+    /// An `email` channel mails the addresses of its `mailto:` URL the short channel message,
+    /// for the kinds it takes only, through the same [smtp] and outbox as the receivers' mail.
+    pub async fn an_email_channel_mails_its_addresses(env: &mut Env) {
+        if !smtp_available() {
+            return;
+        }
+        let sink = mail_to_sink(env);
+        env.config(
+            "[[alerts.channels]]\nname = \"dw-mail\"\nkind = \"email\"\n\
+             url = \"mailto:dw@example.com,oncall@example.com\"\nkinds = [\"failed\"]\n",
+        );
+        let (store, id) = run_once(
+            env,
+            &[(
+                "nightly.xml",
+                r#"<work-flow name="nightly">
+  <start name="start" to="load"/>
+  <action name="load"><shell><command>echo "no space left on /dw" >&amp;2; exit 4</command></shell>
+    <ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+            )],
+            "nightly",
+            InstanceStatus::Failed,
+        )
+        .await;
+        let mails = sink.wait_mails(1).await;
+        assert_eq!(
+            mails.len(),
+            1,
+            "no receivers: only the channel mails: {mails:?}"
+        );
+        let m = &mails[0];
+        assert_eq!(rcpts(m), ["dw@example.com", "oncall@example.com"]);
+        assert_eq!(
+            text(m, "subject"),
+            format!("[akkaflow] workflow nightly failed (instance {id})")
+        );
+        assert!(
+            text(m, "text").contains("load: exited with code 4"),
+            "{}",
+            text(m, "text")
+        );
+        let rows = wait_for(Duration::from_secs(30), "the channel row sent", || async {
+            let rows = alerts(&*store).await;
+            match rows.iter().all(|r| r.status == AlertStatus::Sent) {
+                true => Ok(rows),
+                false => Err(format!("{rows:?}")),
+            }
+        })
+        .await;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].channel.as_deref(), Some("dw-mail"));
+        // a success is not among its kinds: nothing more is written
+        env.sync(&[(
+            "fine.xml",
+            r#"<work-flow name="fine" mail-level="W_SUCCESSED"><start name="start" to="a"/>
+  <action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        let ok = trigger(env, "fine");
+        assert_eq!(ended(&*store, ok).await.status, InstanceStatus::Succeeded);
+        assert_eq!(alerts(&*store).await.len(), 1);
+    }
+
     pub async fn success_mails_only_where_mail_level_asks(env: &mut Env) {
         if !smtp_available() {
             return;
@@ -558,4 +622,5 @@ e2e!(
     timeout_and_kill_node_mails,
     email_node_sends_its_rendered_html,
     smtp_outage_delays_mail_but_loses_none,
+    an_email_channel_mails_its_addresses,
 );
