@@ -89,6 +89,10 @@ async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
         ".dag g.n.st-running[data-node='a']",
         "the running node in the DAG",
     );
+    d.wait(
+        &format!("#timeline g.row[data-task='{task_id}'] rect.bar[data-state='running']"),
+        "the running attempt on the timeline",
+    );
     let kill = d.wait(
         &format!("tr[data-task='{task_id}'] button.kill-task"),
         "the task's kill button",
@@ -106,6 +110,10 @@ async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
     d.wait(
         ".dag g.n.st-killed[data-node='a']",
         "the DAG node to show killed",
+    );
+    d.wait(
+        &format!("#timeline g.row[data-task='{task_id}'] rect.bar[data-state='killed']"),
+        "the killed attempt on the timeline",
     );
     let title = d.wait("h1", "the heading");
     assert!(d.text(&title).contains("killed"), "{}", d.text(&title));

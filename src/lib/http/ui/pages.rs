@@ -515,6 +515,45 @@ pub(crate) async fn instance(
             "start" | "end" | "fork" | "join" | "kill"
         )
     });
+    let timeline: Vec<svg::GanttRow> = actions
+        .clone()
+        .map(|t| {
+            let task = &t.task;
+            let mut bars: Vec<_> = t
+                .attempts
+                .iter()
+                .filter_map(|a| {
+                    let what = format!(
+                        "{} attempt {}: {}{}",
+                        task.node,
+                        a.attempt,
+                        a.outcome.as_str(),
+                        a.error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    );
+                    Some((
+                        a.started_at?,
+                        a.ended_at,
+                        a.outcome.as_str().to_string(),
+                        what,
+                    ))
+                })
+                .collect();
+            if let (TaskStatus::Running, Some(start)) = (task.status, task.started_at) {
+                let what = format!("{} attempt {}: running", task.node, task.attempt);
+                bars.push((start, now, "running".to_string(), what));
+            }
+            svg::GanttRow {
+                node: task.node.clone(),
+                task_id: task.id.0,
+                queued_since: (task.status == TaskStatus::Ready)
+                    .then(|| task.run_at.unwrap_or(task.created_at).min(now)),
+                bars,
+            }
+        })
+        .collect();
     let body = html! {
         div.crumb { a href="/ui/instances" { "Instances" } " / " @if wf_visible { a href={"/ui/workflows/" (seg(&i.workflow))} { (i.workflow) } } }
         div.top data-instance-live=[(!ended).then_some(i.id.0)] data-status=(i.status.as_str()) {
@@ -547,6 +586,8 @@ pub(crate) async fn instance(
             span { i style="background:var(--bad-bg);border:1px solid var(--bad)" {} "failed" } span { i style="background:var(--warn-bg);border:1px solid var(--warn)" {} "killed" }
             span { i style="background:#fff;border:1px solid #cbd5e1" {} "waiting" } span { i style="background:#f8fafc;border:1px dashed #cbd5e1" {} "skipped" } } }
             div.dag { (svg::dag(&nodes, &states)) } }
+        div.card #timeline style="margin-bottom:16px" { h2 { "Timeline" span.grow {} span.small.muted { "each attempt from start to end; hover a bar for its outcome" } }
+            div.body { (svg::gantt(&timeline, now)) } }
         div.card style="margin-bottom:16px" {
             h2 { "Tasks" }
             div.flush { table #tasks {

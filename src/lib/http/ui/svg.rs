@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use crate::http::dag::{layout, NodeView};
@@ -228,6 +229,68 @@ pub(crate) fn chart(days: &[Day]) -> Markup {
             }
             @for (i, d) in days.iter().enumerate() {
                 text x=(left + slot * i as f64 + slot / 2.0) y=(h - 6.0) text-anchor="middle" { (d.label) }
+            }
+        }
+    }
+}
+
+/// One row of an instance's timeline: a task and its attempts.
+pub(crate) struct GanttRow {
+    pub node: String,
+    pub task_id: i64,
+    /// Waiting for a worker: from when it became ready until now (a ready task only).
+    pub queued_since: Option<DateTime<Utc>>,
+    /// `(start, end, state, what)` per attempt; the running one ends now.
+    pub bars: Vec<(DateTime<Utc>, DateTime<Utc>, String, String)>,
+}
+
+/// An instance's timeline: one row per task, one bar per attempt coloured by how it ended, so the
+/// critical path (the longest chain of bars) and every retry and lost attempt show.
+pub(crate) fn gantt(rows: &[GanttRow], now: DateTime<Utc>) -> Markup {
+    let starts = rows
+        .iter()
+        .flat_map(|r| r.bars.iter().map(|b| b.0).chain(r.queued_since));
+    // a queued task waits until now; otherwise the chart ends with the last attempt
+    let waiting = rows.iter().any(|r| r.queued_since.is_some()).then_some(now);
+    let ends = rows.iter().flat_map(|r| r.bars.iter().map(|b| b.1));
+    let (Some(t0), Some(t1)) = (starts.min(), ends.chain(waiting).max()) else {
+        return html! { p.muted.small { "No task has started yet." } };
+    };
+    let (label_w, w, row_h, top) = (170.0, 980.0, 26.0, 22.0);
+    let span = ((t1 - t0).num_milliseconds().max(1)) as f64;
+    let x_of = |t: DateTime<Utc>| {
+        label_w + (t - t0).num_milliseconds() as f64 / span * (w - label_w - 8.0)
+    };
+    let h = top + rows.len() as f64 * row_h + 6.0;
+    let secs = span / 1000.0;
+    let ticks: Vec<(f64, String)> = (0..=4)
+        .map(|i| {
+            let s = secs * i as f64 / 4.0;
+            let text = if secs >= 120.0 {
+                format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0)
+            } else {
+                format!("{s:.1}s")
+            };
+            (label_w + (w - label_w - 8.0) * i as f64 / 4.0, text)
+        })
+        .collect();
+    html! {
+        svg.gantt viewBox={"0 0 " (w) " " (h)} width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="task timeline" {
+            @for (x, text) in &ticks {
+                line.grid x1=(x) x2=(x) y1=(top - 4.0) y2=(h) {}
+                text.tick x=(x) y="12" text-anchor=(if *x >= w - 10.0 { "end" } else { "middle" }) { (text) }
+            }
+            @for (i, r) in rows.iter().enumerate() {
+                @let y = top + i as f64 * row_h;
+                g.row data-task=(r.task_id) data-node=(r.node) {
+                    text.label x=(label_w - 10.0) y=(y + row_h / 2.0 + 4.0) text-anchor="end" { (r.node) }
+                    @if let Some(q) = r.queued_since {
+                        rect.st-ready x=(x_of(q)) y=(y + 9.0) width=((x_of(now) - x_of(q)).max(2.0)) height="8" rx="2" { title { (r.node) ": waiting for a worker" } }
+                    }
+                    @for (start, end, state, what) in &r.bars {
+                        rect class={"bar st-" (state)} data-state=(state) x=(x_of(*start)) y=(y + 5.0) width=((x_of(*end) - x_of(*start)).max(2.0)) height=(row_h - 10.0) rx="3" { title { (what) } }
+                    }
+                }
             }
         }
     }
