@@ -36,7 +36,8 @@ async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
     let ops = token(&env, "browser-ops", "operator", None);
     let s = start(&mut env, "server", &[]);
     let quick = s.post("/api/v1/workflows/quick/trigger", Some(&ops), "");
-    s.ended(quick.json["instance_id"].as_i64().unwrap(), &ops);
+    let quick_id = quick.json["instance_id"].as_i64().unwrap();
+    s.ended(quick_id, &ops);
     let id = s
         .post("/api/v1/workflows/sleepy/trigger", Some(&ops), "")
         .json["instance_id"]
@@ -117,6 +118,20 @@ async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
     );
     let title = d.wait("h1", "the heading");
     assert!(d.text(&title).contains("killed"), "{}", d.text(&title));
+
+    // the workflow's run grid: the killed run's task, and the other workflow's succeeded one
+    d.go(&s.url("/ui/workflows/sleepy"));
+    d.wait(
+        &format!("#run-grid td.cell[data-instance='{id}'][data-node='a'][data-state='killed']"),
+        "the killed task in the run grid",
+    );
+    d.go(&s.url("/ui/workflows/quick"));
+    d.wait(
+        &format!(
+            "#run-grid td.cell[data-instance='{quick_id}'][data-node='a'][data-state='succeeded']"
+        ),
+        "the succeeded task in the run grid",
+    );
 
     // the API agrees, and the kill was recorded with the token's name
     let after = s.ended(id, &ops);

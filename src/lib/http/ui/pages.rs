@@ -380,6 +380,20 @@ pub(crate) async fn workflow(
             }
         }
     }
+    // the run grid: the newest runs (oldest on the left) × the action nodes, each cell a task's state
+    let grid_runs: Vec<&InstanceRow> = d.recent_instances.iter().take(15).rev().collect();
+    let mut grid: BTreeMap<(i64, String), String> = BTreeMap::new();
+    for inst in &grid_runs {
+        for t in state.engine.store.task_list(inst.id).await? {
+            grid.insert((inst.id.0, t.node), t.status.as_str().to_string());
+        }
+    }
+    let grid_nodes: Vec<&str> = d
+        .nodes
+        .iter()
+        .filter(|n| !svg::is_control(&n.kind))
+        .map(|n| n.name.as_str())
+        .collect();
     let body = html! {
         div.crumb { a href="/ui/workflows" { "Workflows" } " / " (w.dir) }
         div.top {
@@ -434,6 +448,22 @@ pub(crate) async fn workflow(
                     dt { "File" } dd.mono.small { (w.file_path) }
                 }
             } }
+        }
+        @if !grid_runs.is_empty() {
+            div.card #run-grid style="margin-top:16px" { h2 { "Run grid" span.grow {} span.small.muted { "the last " (grid_runs.len()) " runs × their tasks" } }
+                div.flush style="overflow-x:auto" { table.run-grid {
+                    thead { tr { th { "Node" } @for r in &grid_runs { th.cellh title=(r.scheduled_for.format("%Y-%m-%d %H:%M UTC")) { a href={"/ui/instances/" (r.id)} { (r.id) } div { span class={"sq st-" (r.status.as_str())} {} } } } } }
+                    tbody { @for n in &grid_nodes { tr {
+                        td.mono.small { (n) }
+                        @for r in &grid_runs {
+                            @let st = grid.get(&(r.id.0, n.to_string())).map(String::as_str).unwrap_or("none");
+                            td.cell data-instance=(r.id) data-node=(n) data-state=(st) {
+                                a href={"/ui/instances/" (r.id)} title={(n) " in instance " (r.id) ": " (st)} { span class={"sq st-" (st)} {} }
+                            }
+                        }
+                    } } }
+                } }
+            }
         }
         @if !d.deadline_misses.is_empty() {
             div.card #deadline-misses style="margin-top:16px" { h2 { "Missed deadlines" } div.flush { table {

@@ -14,7 +14,7 @@ const W: f64 = 150.0;
 const H: f64 = 46.0;
 const PAD: f64 = 16.0;
 
-fn is_control(kind: &str) -> bool {
+pub(crate) fn is_control(kind: &str) -> bool {
     matches!(kind, "start" | "end" | "kill" | "fork" | "join")
 }
 
