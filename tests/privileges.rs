@@ -46,6 +46,16 @@ fn statements(db: Db, database: &str, suffix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs a one-shot command as the database user of `url`.
+fn run_as(env: &Env, url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .current_dir(env.path())
+        .env("AKKAFLOW_DATABASE_URL", url)
+        .output()
+        .unwrap()
+}
+
 fn with_user(url: &str, user: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (_, host) = rest.rsplit_once('@').unwrap();
@@ -88,24 +98,22 @@ mod cases {
             "{}",
             env.log("worker")
         );
-        // the inspector reads but cannot change anything
-        let out = std::process::Command::new(common::BIN)
-            .args(["instance", "list"])
-            .current_dir(env.path())
-            .env("AKKAFLOW_DATABASE_URL", &inspector)
-            .output()
-            .unwrap();
+        // the scheduler's user may prune (its master does, by retention_days)
+        let out = run_as(env, &scheduler, &["prune", "--older-than", "0s"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = std::process::Command::new(common::BIN)
-            .args(["workflow", "trigger", "lp"])
-            .current_dir(env.path())
-            .env("AKKAFLOW_DATABASE_URL", &inspector)
-            .output()
-            .unwrap();
+        assert!(store.instance_get(id).await.unwrap().is_none(), "pruned");
+        // the inspector reads but cannot change anything
+        let out = run_as(env, &inspector, &["instance", "list"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run_as(env, &inspector, &["workflow", "trigger", "lp"]);
         assert!(!out.status.success(), "an inspector cannot trigger");
         assert!(
             !env.log("worker").contains("denied"),

@@ -32,6 +32,9 @@ pub struct FileConfig {
     pub file_monitor_recheck_secs: Option<f64>,
     /// Rows per INSERT batch in a transfer (default 1000).
     pub transfer_batch_rows: Option<usize>,
+    /// Days ended instances (and their rows) are kept before the master prunes them (default 30;
+    /// 0 keeps everything); a workflow's `retention-days` wins.
+    pub retention_days: Option<u64>,
     /// Command lines for `sql` on links this build has no driver for: `ORACLE = "sqlplus ..."`.
     pub sql_clients: Option<std::collections::BTreeMap<crate::definition::DbKind, String>>,
     /// The SMTP server alerts go through; without it alerts wait in the outbox.
@@ -95,6 +98,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The alert channels with their URLs and secrets (the routes alone are in `alerts`).
     pub channels: Vec<ChannelSettings>,
+    /// How long ended instances are kept (`retention_days`); `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl Config {
@@ -161,7 +166,18 @@ impl Config {
             alerts: AlertPolicy::default(),
             public_url: env("AKKAFLOW_PUBLIC_URL").or(file.public_url),
             channels: Vec::new(),
+            retention: None,
         };
+        let retention_days = match env("AKKAFLOW_RETENTION_DAYS") {
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                Error::Config(format!(
+                    "AKKAFLOW_RETENTION_DAYS must be a whole number of days, not `{v}`"
+                ))
+            })?,
+            None => file.retention_days.unwrap_or(30),
+        };
+        cfg.retention = (retention_days > 0)
+            .then(|| Duration::from_secs(retention_days.saturating_mul(86_400)));
         let mut alerts = file.alerts.unwrap_or_default();
         cfg.channels = crate::alert::resolve_channels(std::mem::take(&mut alerts.channels))?;
         cfg.alerts = alert_policy(alerts)?;

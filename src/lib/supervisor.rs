@@ -81,6 +81,10 @@ fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
     Ok(SchedulerConfig {
         lease_ttl: cfg.lease_ttl,
         deliverer,
+        pruner: cfg.retention.map(|retention| scheduler::PrunerConfig {
+            retention,
+            ..Default::default()
+        }),
         ..SchedulerConfig::default()
     })
 }

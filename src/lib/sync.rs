@@ -225,6 +225,7 @@ fn upsert_row(lw: &LoadedWorkflow, version: i64, enabled: bool) -> WorkflowUpser
         mail_receivers: w.mail_receivers.join(","),
         instance_limit: i64::from(w.instance_limit),
         enabled,
+        retention_days: w.retention_days.map(i64::from),
     }
 }
 

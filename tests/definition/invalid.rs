@@ -42,6 +42,7 @@ const INVALID: &[(&str, &[(u32, &str)])] = &[
     ("no_ok.xml", &[(4, "action \"load\" has no <ok> transition")]),
     ("no_start.xml", &[(1, "workflow \"no_start\" has no <start> node")]),
     ("not_a_number.xml", &[(5, "\"many\" is not a number")]),
+    ("retention_days_zero.xml", &[(1, "retention-days must be at least 1, not 0")]),
     ("sql_without_db_link.xml", &[(4, "<sql> of action \"q\" has no db-link attribute")]),
     ("two_kinds.xml", &[(5, "action \"a\" has more than one kind element: <shell>, <script>")]),
     ("two_starts.xml", &[(3, "has more than one <start>: \"start\" (line 2) and \"again\"")]),

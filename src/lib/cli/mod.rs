@@ -4,6 +4,7 @@
 mod health;
 mod inspect;
 mod operate;
+mod prune;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,20 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         stuck_after_secs: u64,
         /// Print what is broken as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete ended instances older than their retention with all their rows (tasks, attempts, logs,
+    /// events, alerts), old events and alerts of no instance, and dead workers; prints rows per table
+    Prune {
+        /// Prune what ended longer ago than this, whatever a workflow's retention-days says (90d,
+        /// 12h, 30m; 0s prunes every ended instance); default: the configured retention_days
+        #[arg(long, value_parser = prune::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Count what would be deleted; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the counts per table as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -454,6 +469,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             json,
         } => inspect::check(&cfg, stuck_after_secs, json).await,
         Command::Health(args) => health::health(&cfg, args).await,
+        Command::Prune {
+            older_than,
+            dry_run,
+            json,
+        } => prune::prune(&cfg, older_than, dry_run, json).await,
         Command::Scheduler => supervisor::run_scheduler(&cfg).await.map(|()| 0),
         Command::Worker(args) => supervisor::run_worker(&cfg, &args.into()).await.map(|()| 0),
         Command::Http(args) => supervisor::run_http(&cfg, &args.into()).await.map(|()| 0),

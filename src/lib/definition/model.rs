@@ -24,6 +24,9 @@ pub struct Workflow {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alert_channels: Vec<String>,
     pub instance_limit: u32,
+    /// `retention-days`: how long ended instances are kept; `None`: the configured `retention_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
     pub coordinator: Option<Coordinator>,
     /// Run-time parameters (ours: `<param-list>` directly under `<work-flow>`), with optional defaults.
     pub params: Vec<ParamDecl>,

@@ -385,6 +385,7 @@ mod tests {
             mail_receivers: vec![],
             alert_channels: vec![],
             instance_limit: 1,
+            retention_days: None,
             coordinator: None,
             params: vec![],
             nodes,

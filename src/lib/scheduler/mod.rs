@@ -1,5 +1,5 @@
 //! Scheduler: contends for the master lock (`elector`); the holder runs the master services
-//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer), the others wait as hot
+//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer, the `pruner`), the others wait as hot
 //! standbys. This file is the duty cycle: each tick, one election step, then, while master, a
 //! trigger pass and (every `maintenance`) a rescue pass and the pending starts.
 //!
@@ -8,6 +8,7 @@
 
 mod deadline;
 mod elector;
+mod pruner;
 mod rescuer;
 mod trigger;
 
@@ -21,6 +22,7 @@ use crate::store::OutageLog;
 
 pub use deadline::{DeadlineConfig, DeadlineReport, DeadlineWatch};
 use elector::Elector;
+pub use pruner::{PruneOptions, PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
 pub use trigger::{Trigger, TriggerReport};
 
@@ -43,6 +45,8 @@ pub struct SchedulerConfig {
     pub rescuer: RescuerConfig,
     /// The deadline watch's bounds.
     pub deadlines: DeadlineConfig,
+    /// Retention: what the master prunes, and how gently; `None` keeps everything.
+    pub pruner: Option<PrunerConfig>,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +59,7 @@ impl Default for SchedulerConfig {
             maintenance: Duration::from_secs(5),
             rescuer: RescuerConfig::default(),
             deadlines: DeadlineConfig::default(),
+            pruner: Some(PrunerConfig::default()),
         }
     }
 }
@@ -82,6 +87,13 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
     // owned by this function: cancelled and awaited below, so no send outlives the master role
     let delivering = stop.child_token();
+    let pruning = match cfg.pruner.clone() {
+        Some(p) => Some(tokio::spawn(pruner::run(
+            Pruner::new(engine.store.clone(), p)?.while_master(master_rx.clone()),
+            delivering.clone(),
+        ))),
+        None => None,
+    };
     let deliverer = cfg.deliverer.clone().map(|d| {
         tokio::spawn(crate::alert::run_deliverer(
             d,
@@ -151,6 +163,9 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     delivering.cancel();
     if let Some(d) = deliverer {
         let _ = d.await;
+    }
+    if let Some(p) = pruning {
+        let _ = p.await;
     }
     elector.stop().await;
     tracing::info!(scheduler_id = %id, "scheduler stopped");

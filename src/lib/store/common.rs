@@ -329,3 +329,66 @@ mod tests {
         }
     }
 }
+
+/// Retention: what an instance-owned table's rows are matched on (see `Store::retention_delete`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RetentionKey {
+    Instance,
+    Task,
+}
+
+impl RetentionKey {
+    /// Of (the instances' keys, their tasks' keys), the one this table is matched on.
+    pub(crate) fn of<T>(self, keys: &[T; 2]) -> &T {
+        match self {
+            RetentionKey::Instance => &keys[0],
+            RetentionKey::Task => &keys[1],
+        }
+    }
+}
+
+/// The tables a pruned instance's rows live in, leaves first: (table, key column, key).
+pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
+    ("task_log", "task_id", RetentionKey::Task),
+    ("task_attempt", "task_id", RetentionKey::Task),
+    ("data_monitor", "instance_id", RetentionKey::Instance),
+    ("event", "instance_id", RetentionKey::Instance),
+    ("alert", "instance_id", RetentionKey::Instance),
+    ("task", "instance_id", RetentionKey::Instance),
+];
+
+/// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
+/// one `dead_before` (see `Store::retention_loose`).
+pub(crate) const RETENTION_LOOSE: [(&str, &str); 4] = [
+    ("event", "instance_id IS NULL AND created_at < ?"),
+    (
+        "alert",
+        "instance_id IS NULL AND status <> 'pending' AND created_at < ?",
+    ),
+    (
+        "worker",
+        "heartbeat_at < ? AND (state = 'stopped' OR heartbeat_at < ?) \
+         AND NOT EXISTS (SELECT 1 FROM task t WHERE t.worker_id = worker.id AND t.status = 'running')",
+    ),
+    (
+        "scheduler",
+        "heartbeat_at < ? AND (state = 'stopped' OR heartbeat_at < ?)",
+    ),
+];
+
+/// Instance states a pruned instance may be in, as SQL.
+pub(crate) const RETENTION_ENDED: &str = "('succeeded', 'failed', 'killed')";
+
+/// A retention scan's default cutoff, and where its scan of `ended_at` starts: the newest cutoff of
+/// any workflow (`shortest_days`: the smallest `retention_days`), so the index can serve it.
+pub(crate) fn retention_cutoffs(
+    p: &super::RetentionScan,
+    shortest_days: Option<i64>,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let cutoff = p.now - chrono::Duration::from_std(p.age).unwrap_or(chrono::Duration::MAX);
+    let scan = match shortest_days {
+        Some(d) if !p.uniform => (p.now - chrono::Duration::days(d)).max(cutoff),
+        _ => cutoff,
+    };
+    (cutoff, scan)
+}

@@ -5,7 +5,8 @@
 //! file: `mod.rs` (connecting, transactions, the trait impls delegating to the groups),
 //! `definitions.rs` (workflows, coordinators, links), `runs.rs` (instances and tasks), `records.rs`
 //! (attempts, logs, events, data-monitor checks), `fleet.rs` (workers, schedulers, the master lock),
-//! `alerts.rs` and `tokens.rs` (API tokens, sessions).
+//! `alerts.rs`, `tokens.rs` (API tokens, sessions) and `retention.rs` (pruning old rows in bounded
+//! transactions).
 //!
 //! Invariants every implementation keeps:
 //! - every state change is a compare-and-set (`WHERE id = ? AND status IN (...)` plus fencing columns)
@@ -287,6 +288,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every file link, without passwords.
     async fn file_link_list(&self) -> Result<Vec<FileLinkRow>>;
 
+    /// The sub-workflow instances started by any of `parents`: (child, its parent, its status).
+    async fn instance_children(
+        &self,
+        parents: &[InstanceId],
+    ) -> Result<Vec<(InstanceId, InstanceId, crate::state::InstanceStatus)>>;
+
     /// Instances per UTC day and status since `since` (by end time, or creation time while unfinished),
     /// of workflows within `dir_prefix`.
     async fn instance_count_by_day(
@@ -328,6 +335,20 @@ pub trait Store: Send + Sync + 'static {
     /// A subscription to "tasks became ready" from other processes, where the backend has one
     /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
+
+    /// Top-level instances (no parent) that ended longer ago than their retention, by id from
+    /// `p.after`, at most `p.limit`: what a pruning pass deletes (with their sub-workflow instances).
+    async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>>;
+    /// The rows [`Store::retention_delete`] would delete for these instances, per table.
+    async fn retention_count(&self, instances: &[InstanceId]) -> Result<RetentionCounts>;
+    /// One transaction: locks those of `p.instances` that are still ended (a retried task reopens
+    /// an instance: it is kept), then deletes up to `p.limit` of their rows, leaves first (logs,
+    /// attempts, data-monitor checks, events, alerts, tasks), and the instance rows once nothing
+    /// else of them is left. Called until `done`.
+    async fn retention_delete(&self, p: &RetentionDelete) -> Result<RetentionStep>;
+    /// Deletes (or counts) rows that belong to no instance: old events and sent or failed alerts
+    /// without one, and dead workers (without a running task) and schedulers (not master).
+    async fn retention_loose(&self, p: &RetentionLoose) -> Result<RetentionCounts>;
 
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
     async fn scheduler_list(&self) -> Result<Vec<SchedulerRow>>;

@@ -40,7 +40,7 @@ macro_rules! schema {
 schema! {
     // a workflow file
     WORKFLOW = "work-flow" in "`<work-flow>`",
-        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "create-time"],
+        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "retention-days", "create-time"],
         children ["coordinator", "param-list", "start", "end", "kill", "fork", "join", "action"];
     WORKFLOW_PARAM_LIST = "param-list" in "`<param-list>` of `<work-flow>`", attrs [], children ["param"];
     WORKFLOW_PARAM = "param" in "`<param-list>` of `<work-flow>`", attrs ["name", "value"], children [];

@@ -38,6 +38,10 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         .map(str::to_string)
         .collect();
     let instance_limit = ctx.number_attr(root, &wf_subject, "instance-limit", 1u32, 1);
+    let retention_days = root
+        .attr("retention-days")
+        .is_some()
+        .then(|| ctx.number_attr(root, &wf_subject, "retention-days", 1u32, 1));
 
     let mut coordinator = None;
     let mut coordinator_site = None;
@@ -95,6 +99,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         mail_receivers,
         alert_channels,
         instance_limit,
+        retention_days,
         coordinator,
         params,
         nodes,

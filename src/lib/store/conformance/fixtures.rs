@@ -32,6 +32,7 @@ pub(super) fn upsert(name: &str, dir: &str, version: i64) -> WorkflowUpsert {
         mail_receivers: "[\"ops@example.com\"]".to_string(),
         instance_limit: 2,
         enabled: true,
+        retention_days: None,
     }
 }
 

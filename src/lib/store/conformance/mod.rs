@@ -63,6 +63,9 @@ conformance!(
     alert_outbox_is_transactional_and_cas,
     alert_facts_are_read_in_the_transaction,
     channel_rows_are_due_without_smtp_and_resend_once,
+    retention_finds_ended_top_level_instances_past_their_workflows_retention,
+    retention_delete_takes_an_ended_tree_a_bounded_step_at_a_time,
+    retention_loose_rows_go_by_age_and_live_processes_stay,
 );
 
 mod access;
@@ -72,6 +75,7 @@ mod fixtures;
 mod instances;
 mod processes;
 mod records;
+mod retention;
 mod tasks;
 
 /// Every case by name, for the macros.
@@ -82,5 +86,6 @@ mod cases {
     pub(super) use super::instances::*;
     pub(super) use super::processes::*;
     pub(super) use super::records::*;
+    pub(super) use super::retention::*;
     pub(super) use super::tasks::*;
 }

@@ -505,5 +505,11 @@ pub(super) async fn workflow_upsert(conn: &mut MySqlConnection, w: &WorkflowUpse
     .bind(w.enabled)
     .execute(&mut *conn)
     .await?;
+    // its own statement: the retention is read only by the pruner
+    sqlx::query("UPDATE workflow SET retention_days = ? WHERE name = ?")
+        .bind(w.retention_days)
+        .bind(&w.name)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

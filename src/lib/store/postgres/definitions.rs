@@ -483,5 +483,11 @@ pub(super) async fn workflow_upsert(conn: &mut PgConnection, w: &WorkflowUpsert)
     .bind(w.enabled)
     .execute(&mut *conn)
     .await?;
+    // its own statement: the retention is read only by the pruner
+    sqlx::query("UPDATE workflow SET retention_days = $1 WHERE name = $2")
+        .bind(w.retention_days)
+        .bind(&w.name)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -25,6 +25,7 @@ mod deadlines;
 mod definitions;
 mod fleet;
 mod records;
+mod retention;
 mod runs;
 mod tokens;
 
@@ -198,6 +199,13 @@ impl Store for SqliteStore {
         definitions::file_link_list(&self.pool).await
     }
 
+    async fn instance_children(
+        &self,
+        parents: &[InstanceId],
+    ) -> Result<Vec<(InstanceId, InstanceId, crate::state::InstanceStatus)>> {
+        retention::instance_children(&self.pool, parents).await
+    }
+
     async fn instance_count_by_day(
         &self,
         since: DateTime<Utc>,
@@ -279,6 +287,22 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {
+        retention::candidates(&self.pool, p).await
+    }
+
+    async fn retention_count(&self, instances: &[InstanceId]) -> Result<RetentionCounts> {
+        retention::count(&self.pool, instances).await
+    }
+
+    async fn retention_delete(&self, p: &RetentionDelete) -> Result<RetentionStep> {
+        retention::delete(&self.pool, p).await
+    }
+
+    async fn retention_loose(&self, p: &RetentionLoose) -> Result<RetentionCounts> {
+        retention::loose(&self.pool, p).await
     }
 
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()> {

@@ -1,0 +1,150 @@
+//! PostgreSQL: retention: old ended instances with all their rows, and rows of no instance (events,
+//! alerts, dead workers and schedulers), deleted a bounded number of rows per transaction.
+
+use super::super::common::{
+    numbered, placeholders, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
+    RETENTION_LOOSE, RETENTION_OWNED,
+};
+use super::*;
+use crate::state::InstanceStatus;
+
+pub(super) async fn instance_children(
+    pool: &PgPool,
+    parents: &[InstanceId],
+) -> Result<Vec<(InstanceId, InstanceId, InstanceStatus)>> {
+    if parents.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_as(
+        "SELECT id, parent_instance_id, status FROM workflow_instance \
+         WHERE parent_instance_id = ANY($1) ORDER BY id",
+    )
+    .bind(parents.iter().map(|i| i.0).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn candidates(pool: &PgPool, p: &RetentionScan) -> Result<Vec<InstanceId>> {
+    let shortest: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(retention_days)::BIGINT FROM workflow")
+            .fetch_one(pool)
+            .await?;
+    let (cutoff, scan) = retention_cutoffs(p, shortest);
+    let sql = format!(
+        "SELECT i.id FROM workflow_instance i LEFT JOIN workflow w ON w.name = i.workflow \
+         WHERE i.parent_instance_id IS NULL AND i.status IN {ENDED} AND i.ended_at < $1 AND i.id > $2 \
+         AND i.ended_at < CASE WHEN $3 OR w.retention_days IS NULL THEN $4 \
+             ELSE $5 - make_interval(days => w.retention_days) END \
+         ORDER BY i.id LIMIT $6"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(scan)
+        .bind(p.after)
+        .bind(p.uniform)
+        .bind(cutoff)
+        .bind(p.now)
+        .bind(p.limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The instances' and their tasks' ids.
+async fn keys(conn: &mut PgConnection, instances: &[InstanceId]) -> Result<[Vec<i64>; 2]> {
+    let ids: Vec<i64> = instances.iter().map(|i| i.0).collect();
+    let tasks = sqlx::query_scalar("SELECT id FROM task WHERE instance_id = ANY($1) ORDER BY id")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok([ids, tasks])
+}
+
+pub(super) async fn count(pool: &PgPool, instances: &[InstanceId]) -> Result<RetentionCounts> {
+    let mut c = RetentionCounts::default();
+    if instances.is_empty() {
+        return Ok(c);
+    }
+    let mut conn = pool.acquire().await?;
+    let keys = keys(&mut conn, instances).await?;
+    let owned = RETENTION_OWNED.iter().copied();
+    for (table, column, k) in owned.chain([("workflow_instance", "id", RetentionKey::Instance)]) {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} = ANY($1)"
+        ))
+        .bind(k.of(&keys))
+        .fetch_one(&mut *conn)
+        .await?;
+        *c.slot(table) = n as u64;
+    }
+    Ok(c)
+}
+
+pub(super) async fn delete(pool: &PgPool, p: &RetentionDelete) -> Result<RetentionStep> {
+    let mut step = RetentionStep {
+        done: true,
+        ..Default::default()
+    };
+    if p.instances.is_empty() {
+        return Ok(step);
+    }
+    let mut tx = pool.begin().await?;
+    let keys = keys(&mut tx, &p.instances).await?;
+    // in id order, as the engine locks instances: a retried task's transaction waits, or we do
+    let held: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM workflow_instance WHERE id = ANY($1) AND status IN {ENDED} ORDER BY id FOR UPDATE"
+    ))
+    .bind(&keys[0])
+    .fetch_all(&mut *tx)
+    .await?;
+    if held.len() != p.instances.len() {
+        // one of them runs again (a retried task) or is gone: keep the whole set this time
+        tx.commit().await?;
+        return Ok(step);
+    }
+    let mut budget = p.limit.max(1);
+    for (table, column, k) in RETENTION_OWNED {
+        let n = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} = ANY($1) LIMIT $2))"
+        ))
+        .bind(k.of(&keys))
+        .bind(budget)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        *step.deleted.slot(table) = n;
+        budget -= n as i64;
+        if budget <= 0 {
+            tx.commit().await?;
+            step.done = false; // there may be more: the next step continues
+            return Ok(step);
+        }
+    }
+    step.deleted.workflow_instance =
+        sqlx::query("DELETE FROM workflow_instance WHERE id = ANY($1)")
+            .bind(&keys[0])
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(step)
+}
+
+pub(super) async fn loose(pool: &PgPool, p: &RetentionLoose) -> Result<RetentionCounts> {
+    let mut c = RetentionCounts::default();
+    for (table, matches) in RETENTION_LOOSE {
+        let sql = numbered(&if p.dry_run {
+            format!("SELECT COUNT(*) FROM {table} WHERE {matches}")
+        } else {
+            format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {matches} LIMIT ?))")
+        });
+        let mut q = sqlx::query(&sql).bind(p.before);
+        if placeholders(matches) == 2 {
+            q = q.bind(p.dead_before);
+        }
+        *c.slot(table) = if p.dry_run {
+            sqlx::Row::try_get::<i64, _>(&q.fetch_one(pool).await?, 0)? as u64
+        } else {
+            q.bind(p.limit).execute(pool).await?.rows_affected()
+        };
+    }
+    Ok(c)
+}
