@@ -393,3 +393,144 @@ fn a_byte_order_mark_does_not_shift_positions() {
     let diags = load_sources(vec![source("bom.xml", &text)]).unwrap_err();
     assert_eq!((diags[0].line, diags[0].col), (2, 3), "{}", render(&diags));
 }
+
+const CALENDARS: &str = r#"<calendars>
+  <calendar name="cn_workday" weekend="sat,sun">
+    <holiday from="2026-10-01" to="2026-10-07"/>
+    <holiday date="2027-01-01"/>
+    <workday date="2026-10-10"/>
+  </calendar>
+</calendars>"#;
+
+fn with_calendar(name: &str, calendar: &str, param: &str) -> String {
+    format!(
+        r#"<work-flow name="{name}">
+  <coordinator{calendar}>
+    <depend-list cron="0 6 * * *"/>
+    <param-list><param name="prev" value="{param}"/></param-list>
+  </coordinator>
+  <start name="start" to="end"/>
+  <end name="end"/>
+</work-flow>"#
+    )
+}
+
+/// A coordinator naming a calendar gets the calendar's days with its definition (part of its
+/// version), and `workday` offsets count in it.
+#[test]
+fn a_calendar_goes_with_the_workflows_that_name_it() {
+    let set = load_sources(vec![
+        source("calendars.xml", CALENDARS),
+        source(
+            "w.xml",
+            &with_calendar(
+                "w",
+                r#" calendar="cn_workday""#,
+                "${time.today|yyyy-MM-dd|-1 workday}",
+            ),
+        ),
+    ])
+    .unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(set.calendars.len(), 1);
+    let cal = &set.calendars[0];
+    assert_eq!(
+        (cal.name.as_str(), cal.weekend.as_slice()),
+        ("cn_workday", &[6, 7][..])
+    );
+    assert_eq!(cal.holidays.len(), 2);
+    let c = workflow(&set, "w").coordinator.as_ref().unwrap();
+    assert_eq!(c.calendar.as_deref(), Some("cn_workday"));
+    assert_eq!(c.business_days.as_ref(), Some(cal));
+    // Thursday 2026-10-08, after the National Day week: the business day before is 2026-09-30
+    let now = chrono_tz::Tz::Asia__Shanghai
+        .with_ymd_and_hms(2026, 10, 8, 6, 0, 0)
+        .unwrap();
+    let (values, missing) = akkaflow::definition::template::evaluate_params_leniently(
+        &c.params,
+        &BTreeMap::new(),
+        now,
+        c.business_days.as_ref(),
+    )
+    .unwrap();
+    assert!(missing.is_empty());
+    assert_eq!(values["prev"], "2026-09-30");
+}
+
+/// Every calendar problem is an error at its file and line.
+#[test]
+fn calendar_problems_are_errors_at_their_line() {
+    let broken = r#"<calendars>
+  <calendar name="a" weekend="sat,sunday,caturday">
+    <holiday from="2026-10-07" to="2026-10-01"/>
+    <holiday from="2026-10-01" to="2026-10-05"/>
+    <holiday from="2026-10-05" to="2026-10-06"/>
+    <holiday date="2026-13-01"/>
+    <workday date="2026-10-03"/>
+  </calendar>
+  <calendar name="dup"/>
+</calendars>"#;
+    let diags = load_sources(vec![
+        source("cal/calendars.xml", broken),
+        source(
+            "more.xml",
+            "<calendars>\n  <calendar name=\"dup\"/>\n</calendars>",
+        ),
+        source("u.xml", &with_calendar("u", r#" calendar="nope""#, "x")),
+        source(
+            "n.xml",
+            &with_calendar("n", "", "${time.today|yyyy-MM-dd|-1 workday}"),
+        ),
+    ])
+    .unwrap_err();
+    let got: Vec<(String, u32, String)> = errors(&diags)
+        .iter()
+        .map(|d| (d.file.display().to_string(), d.line, d.message.clone()))
+        .collect();
+    let want = [
+        (
+            "cal/calendars.xml",
+            2,
+            "calendar \"a\": unknown weekday \"caturday\" in weekend",
+        ),
+        (
+            "cal/calendars.xml",
+            3,
+            "<holiday> of calendar \"a\": from 2026-10-07 is after to 2026-10-01",
+        ),
+        (
+            "cal/calendars.xml",
+            5,
+            "<holiday> of calendar \"a\": 2026-10-05 to 2026-10-06 overlaps the holiday at line 4",
+        ),
+        (
+            "cal/calendars.xml",
+            6,
+            "<holiday> of calendar \"a\": date \"2026-13-01\" is not a date in the form yyyy-MM-dd",
+        ),
+        (
+            "cal/calendars.xml",
+            7,
+            "<workday> of calendar \"a\": 2026-10-03 is both a workday and a holiday (line 4)",
+        ),
+        (
+            "more.xml",
+            2,
+            "calendar \"dup\" is defined twice: cal/calendars.xml:9 and here",
+        ),
+        (
+            "n.xml",
+            4,
+            "a time expression counts workdays, but the workflow's coordinator names no calendar",
+        ),
+        (
+            "u.xml",
+            2,
+            "unknown calendar \"nope\": define it in calendars.xml (defined: a, dup)",
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{}", render(&diags));
+    for ((file, line, msg), (wf, wl, wm)) in got.iter().zip(want) {
+        assert_eq!((file.as_str(), *line), (wf, wl), "{msg}");
+        assert!(msg.starts_with(wm), "`{msg}` does not start with `{wm}`");
+    }
+}

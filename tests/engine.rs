@@ -876,6 +876,109 @@ mod cases {
         common::assert_invariants(env).await;
     }
 
+    /// A coordinator with a business calendar, "down" for ten days that cross a holiday and a
+    /// makeup workday, catches up (`catchup="all"`) on exactly the business days, oldest first,
+    /// each with its slot's parameters; `workday` offsets count business days, in a coordinator
+    /// parameter and in a task's command alike.
+    pub async fn a_calendar_fires_on_business_days_and_counts_workdays(env: &mut Env) {
+        use chrono::{Datelike, NaiveDate, TimeZone, Timelike, Utc};
+        let store = env.store().await;
+        let now = store.now().await.unwrap();
+        // the slot's hour half a day from now, in UTC: the next slot is that hour today or tomorrow
+        let hour = (now + chrono::Duration::hours(12)).hour();
+        let at = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(hour, 0, 0).unwrap());
+        let mut next_day = now.date_naive();
+        if at(next_day) <= now {
+            next_day = next_day.succ_opt().unwrap();
+        }
+        let days: Vec<NaiveDate> = (1..=10)
+            .rev()
+            .map(|k| next_day - chrono::Duration::days(k))
+            .collect();
+        let weekend = |d: &NaiveDate| d.weekday().number_from_monday() >= 6;
+        let holiday_from = *days.iter().find(|d| !weekend(d)).unwrap();
+        let holiday_to = holiday_from.succ_opt().unwrap();
+        let makeup = *days
+            .iter()
+            .find(|d| weekend(d) && **d != holiday_to)
+            .unwrap();
+        let business = |d: NaiveDate| {
+            d == makeup || (!weekend(&d) && !(holiday_from..=holiday_to).contains(&d))
+        };
+        let previous = |d: NaiveDate| {
+            let mut p = d.pred_opt().unwrap();
+            while !business(p) {
+                p = p.pred_opt().unwrap();
+            }
+            p
+        };
+        let calendars = format!(
+            r#"<calendars>
+  <calendar name="cn" weekend="sat,sun">
+    <holiday from="{holiday_from}" to="{holiday_to}"/>
+    <workday date="{makeup}"/>
+  </calendar>
+</calendars>"#
+        );
+        let wf = format!(
+            r#"<work-flow name="cal" instance-limit="20"><coordinator calendar="cn" catchup="all">
+    <depend-list cron="0 {hour} * * *"/>
+    <param-list><param name="day" value="${{time.today|yyyy-MM-dd}}"/><param name="prev" value="${{time.today|yyyy-MM-dd|-1 workday}}"/></param-list>
+  </coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo day=${{param:day}} before=${{time.today|yyyy-MM-dd|-1 workday}}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+        );
+        env.sync(&[("calendars.xml", &calendars), ("cal.xml", &wf)]);
+        fleet(env);
+        let first = first_slot(&*store, "cal").await;
+        let mut expect_next = next_day;
+        while !business(expect_next) {
+            expect_next = expect_next.succ_opt().unwrap();
+        }
+        assert_eq!(
+            first,
+            at(expect_next),
+            "the first slot is on a business day"
+        );
+        // as if no scheduler had run for the ten days
+        common::set_next_fire_at(env, "cal", at(days[0])).await;
+        let want: Vec<_> = days
+            .iter()
+            .copied()
+            .filter(|d| business(*d))
+            .map(at)
+            .collect();
+        assert!(
+            want.contains(&at(makeup)) && !want.contains(&at(holiday_from)),
+            "{want:?}"
+        );
+        let got = wait_for(LONG, "the business days to fire", || async {
+            let l = common::instances_of(&*store, "cal").await?;
+            if l.len() < want.len() {
+                return Err(format!("{} of {}", l.len(), want.len()));
+            }
+            Ok(l)
+        })
+        .await;
+        let mut by_id = got.clone();
+        by_id.sort_by_key(|i| i.id);
+        let slots: Vec<_> = by_id.iter().map(|i| i.scheduled_for).collect();
+        assert_eq!(slots, want, "business days only, oldest first");
+        for inst in &by_id {
+            let inst = ended(&*store, inst.id).await;
+            assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
+            let day = inst.scheduled_for.date_naive();
+            let params: serde_json::Value = serde_json::from_str(&inst.params).unwrap();
+            assert_eq!(params["day"], day.to_string());
+            assert_eq!(params["prev"], previous(day).to_string(), "{day}");
+            let logs = env.ok(&["logs", &inst.id.to_string()]);
+            let line = format!("[a#1] day={day} before={}", previous(day));
+            assert!(logs.contains(&line), "{line}\n{logs}");
+        }
+        let c = coordinator(&*store, "cal").await.unwrap();
+        assert_eq!(c.next_fire_at, Some(at(expect_next)));
+        common::assert_invariants(env).await;
+    }
+
     pub async fn invariant_checker_reports_damage(env: &mut Env) {
         env.sync(&[(
             "ic.xml",
@@ -1174,6 +1277,7 @@ e2e!(
     output_past_the_cap_is_truncated_with_a_marker,
     missed_slots_fire_once_with_parameters_of_the_slot,
     missed_slots_follow_the_catchup_policy,
+    a_calendar_fires_on_business_days_and_counts_workdays,
     sub_workflow_waits_for_its_child_and_takes_its_result,
     killing_the_parent_kills_the_child,
     sub_workflow_without_wait_moves_on_at_once,

@@ -138,6 +138,7 @@ async fn apply(
         .map(|c| (c.workflow.clone(), c))
         .collect();
     let mut events = Vec::new();
+    let changed_calendars = sync_calendars(&mut *tx, set, opts.prune).await?;
 
     for lw in &set.workflows {
         let name = &lw.workflow.name;
@@ -158,7 +159,15 @@ async fn apply(
         }
         tx.workflow_upsert(&upsert_row(lw, version, enabled))
             .await?;
-        sync_coordinator(&mut *tx, lw, coordinators.get(name), opts.default_timezone).await?;
+        let existing = coordinators.get(name);
+        sync_coordinator(
+            &mut *tx,
+            lw,
+            existing,
+            opts.default_timezone,
+            &changed_calendars,
+        )
+        .await?;
         events.push(NewEvent {
             workflow: Some(name.clone()),
             kind,
@@ -234,12 +243,49 @@ fn local_to_utc(tz: Tz, t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Writes the coordinator row, keeping its fire state unless the schedule itself changed.
+/// Writes the business calendars; the names of those that are new or whose days changed.
+async fn sync_calendars(
+    tx: &mut dyn StoreTx,
+    set: &DefinitionSet,
+    prune: bool,
+) -> Result<BTreeSet<String>> {
+    let stored: BTreeMap<String, String> = tx
+        .calendar_list_all()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.definition))
+        .collect();
+    let mut changed = BTreeSet::new();
+    for cal in &set.calendars {
+        let definition = serde_json::to_string(cal).expect("a calendar serialises");
+        if stored.get(&cal.name) == Some(&definition) {
+            continue;
+        }
+        changed.insert(cal.name.clone());
+        tx.calendar_upsert(&crate::store::CalendarRow {
+            name: cal.name.clone(),
+            definition,
+        })
+        .await?;
+    }
+    if prune {
+        for name in stored.keys() {
+            if !set.calendars.iter().any(|c| &c.name == name) {
+                tx.calendar_delete(name).await?;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Writes the coordinator row, keeping its fire state unless the schedule itself (its calendar's
+/// days included) changed.
 async fn sync_coordinator(
     tx: &mut dyn StoreTx,
     lw: &LoadedWorkflow,
     existing: Option<&CoordinatorRow>,
     default_tz: Tz,
+    changed_calendars: &BTreeSet<String>,
 ) -> Result<()> {
     let name = &lw.workflow.name;
     let Some(c) = &lw.workflow.coordinator else {
@@ -268,14 +314,19 @@ async fn sync_coordinator(
         last_fire_at: None,
         catchup: c.catchup.as_str().to_string(),
         max_catchup: i64::from(c.max_catchup),
-        calendar: None,
+        calendar: c.calendar.clone(),
     };
     if let Some(old) = existing {
         row.last_fire_at = old.last_fire_at;
         let same_schedule = old.cron == row.cron
             && old.timezone == row.timezone
             && old.start_time == row.start_time
-            && old.end_time == row.end_time;
+            && old.end_time == row.end_time
+            && old.calendar == row.calendar
+            && !row
+                .calendar
+                .as_ref()
+                .is_some_and(|n| changed_calendars.contains(n));
         if same_schedule {
             // the trigger computes next_fire_at when it is NULL
             row.next_fire_at = old.next_fire_at;
@@ -418,6 +469,11 @@ pub async fn prepare_upload(
                 workflows: vec![],
             });
         }
+        Some("calendars") => return Err(diag(
+            "calendars change the schedule of workflows defined in other files: put calendars.xml \
+                 in the definitions directory and sync it"
+                .into(),
+        )),
         Some("coordinator") => return Err(diag(
             "a <coordinator> file changes workflows defined in other files: put the coordinator \
                  inside its <work-flow>, or sync the directory"
@@ -472,12 +528,17 @@ pub async fn prepare_upload(
         text: fl,
     });
     files.push(definition::SourceFile {
+        path: "stored/calendars.xml".into(),
+        text: stored_calendars_xml(&store.calendar_list().await?),
+    });
+    files.push(definition::SourceFile {
         path: path.clone(),
         text,
     });
     let mut set = blocking_load(files).await?;
     set.workflows.retain(|w| w.file == path);
     set.db_links.clear();
+    set.calendars.clear();
     set.file_links.clear();
     set.warnings.retain(|d| d.file == path);
     let workflows = set
@@ -490,6 +551,38 @@ pub async fn prepare_upload(
         })
         .collect();
     Ok(PreparedUpload { set, workflows })
+}
+
+/// The stored calendars written back as a `calendars.xml`, for validating an upload against them.
+fn stored_calendars_xml(rows: &[crate::store::CalendarRow]) -> String {
+    let mut xml = String::from("<calendars>\n");
+    for row in rows {
+        let Ok(c) = serde_json::from_str::<definition::calendar::Calendar>(&row.definition) else {
+            continue;
+        };
+        let weekend: Vec<&str> = c
+            .weekend
+            .iter()
+            .filter_map(|d| {
+                let i = (*d as usize).checked_sub(1)?;
+                definition::calendar::WEEKDAYS.get(i).copied()
+            })
+            .collect();
+        xml.push_str(&format!(
+            "<calendar name=\"{}\" weekend=\"{}\">\n",
+            xml_attr(&c.name),
+            weekend.join(",")
+        ));
+        for (from, to) in &c.holidays {
+            xml.push_str(&format!("<holiday from=\"{from}\" to=\"{to}\"/>\n"));
+        }
+        for day in &c.workdays {
+            xml.push_str(&format!("<workday date=\"{day}\"/>\n"));
+        }
+        xml.push_str("</calendar>\n");
+    }
+    xml.push_str("</calendars>\n");
+    xml
 }
 
 async fn blocking_load(files: Vec<definition::SourceFile>) -> Result<DefinitionSet> {

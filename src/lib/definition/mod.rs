@@ -4,6 +4,7 @@
 //! Owns: turning files into a [`DefinitionSet`] or a complete list of [`Diagnostic`]s.
 //! Never touches the database; `store` persists what this module produced.
 
+pub mod calendar;
 pub mod cron;
 pub mod deadline;
 pub mod document;
@@ -82,6 +83,8 @@ pub struct DefinitionSet {
     pub workflows: Vec<LoadedWorkflow>,
     pub db_links: Vec<DbLink>,
     pub file_links: Vec<FileLink>,
+    /// Business calendars (`calendars.xml`).
+    pub calendars: Vec<calendar::Calendar>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -237,6 +240,7 @@ pub fn load_sources(files: Vec<SourceFile>) -> Result<DefinitionSet, Vec<Diagnos
         workflows,
         db_links: valid.db_links,
         file_links: valid.file_links,
+        calendars: valid.calendars,
         warnings: diags,
     })
 }

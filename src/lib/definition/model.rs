@@ -172,6 +172,12 @@ pub struct Coordinator {
     /// When a cron slot's run must have succeeded; missing it writes a `deadline` alert.
     #[serde(default)]
     pub deadline: Option<super::deadline::Deadline>,
+    /// `calendar`: the business calendar whose business days its cron slots fall on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
+    /// That calendar's days as synced with this version (what `workday` counts in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_days: Option<super::calendar::Calendar>,
 }
 
 /// The default `max-catchup`.

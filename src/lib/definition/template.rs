@@ -22,6 +22,8 @@ use chrono::{DateTime, Days, Months, NaiveDateTime, TimeDelta};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::calendar::Calendar;
+
 /// A coordinator parameter, evaluated in order at fire time (a name and the template of its value).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Param {
@@ -127,6 +129,8 @@ pub enum TimeUnit {
     Month,
     Hour,
     Minute,
+    /// Business days of the coordinator's calendar (the time of day is kept).
+    Workday,
 }
 
 /// A malformed expression at a byte offset of the template's text.
@@ -145,6 +149,8 @@ pub enum RenderError {
     /// Only reachable with a "now" near chrono's limits; offsets are bounded at parse time.
     #[error("date out of range in `{0}`")]
     DateOutOfRange(String),
+    #[error("`{0}` counts workdays, but the workflow's coordinator names no calendar")]
+    NoCalendar(String),
     #[error(
         "parameter `{0}` holds a backslash or a NUL, which `|sql` refuses (the SQL dialects read a backslash differently): pass it another way"
     )]
@@ -155,6 +161,8 @@ pub enum RenderError {
 pub struct RenderContext<'a> {
     pub params: &'a BTreeMap<String, String>,
     pub now: DateTime<Tz>,
+    /// The coordinator's business calendar, which `workday` offsets count in.
+    pub calendar: Option<&'a Calendar>,
 }
 
 /// Bounds `±N`, so that date arithmetic on any realistic "now" stays inside chrono's range.
@@ -220,6 +228,13 @@ impl Template {
         &self.inner.parts
     }
 
+    /// Whether a time expression counts `workday`s (and so needs a calendar).
+    pub fn counts_workdays(&self) -> bool {
+        self.inner.parts.iter().any(
+            |p| matches!(p, Part::Time(e) if e.offset.is_some_and(|o| o.unit == TimeUnit::Workday)),
+        )
+    }
+
     /// Names used as `${param:name}`, in order of first appearance.
     pub fn param_refs(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
@@ -248,8 +263,12 @@ impl Template {
                     None => return Err(RenderError::UndefinedParam(name.clone())),
                 },
                 Part::Time(expr) => {
+                    let workdays = expr.offset.is_some_and(|o| o.unit == TimeUnit::Workday);
+                    if workdays && ctx.calendar.is_none() {
+                        return Err(RenderError::NoCalendar(self.inner.source.clone()));
+                    }
                     let at = expr
-                        .instant(ctx.now.naive_local())
+                        .instant(ctx.now.naive_local(), ctx.calendar)
                         .ok_or_else(|| RenderError::DateOutOfRange(self.inner.source.clone()))?;
                     out.push_str(&at.format(&expr.chrono_format).to_string());
                 }
@@ -260,8 +279,8 @@ impl Template {
 }
 
 impl TimeExpr {
-    /// The wall-clock time this expression denotes for `now`.
-    fn instant(&self, now: NaiveDateTime) -> Option<NaiveDateTime> {
+    /// The wall-clock time this expression denotes for `now` (`workday`s counted in `calendar`).
+    fn instant(&self, now: NaiveDateTime, calendar: Option<&Calendar>) -> Option<NaiveDateTime> {
         let base = match self.base {
             TimeBase::Today | TimeBase::CurMonth => now,
             TimeBase::Yesterday => now.checked_sub_days(Days::new(1))?,
@@ -284,6 +303,10 @@ impl TimeExpr {
             }
             TimeUnit::Hour => base.checked_add_signed(TimeDelta::try_hours(n)?),
             TimeUnit::Minute => base.checked_add_signed(TimeDelta::try_minutes(n)?),
+            TimeUnit::Workday => {
+                let day = calendar?.add_business_days(base.date(), n)?;
+                Some(day.and_time(base.time()))
+            }
         }
     }
 }
@@ -377,10 +400,11 @@ fn parse_offset(text: &str) -> Result<TimeOffset, String> {
         "month" | "months" => TimeUnit::Month,
         "hour" | "hours" => TimeUnit::Hour,
         "minute" | "minutes" => TimeUnit::Minute,
-        "" => return Err("missing unit: expected day, month, hour or minute".to_string()),
+        "workday" | "workdays" => TimeUnit::Workday,
+        "" => return Err("missing unit: expected day, month, hour, minute or workday".to_string()),
         other => {
             return Err(format!(
-                "unknown unit `{other}`: expected day, month, hour or minute"
+                "unknown unit `{other}`: expected day, month, hour, minute or workday"
             ))
         }
     };
@@ -488,7 +512,7 @@ pub fn evaluate_params(
     given: &BTreeMap<String, String>,
     now: DateTime<Tz>,
 ) -> Result<BTreeMap<String, String>, RenderError> {
-    let (values, missing) = evaluate_params_leniently(params, given, now)?;
+    let (values, missing) = evaluate_params_leniently(params, given, now, None)?;
     match missing.into_iter().next() {
         Some(name) => Err(RenderError::UndefinedParam(name)),
         None => Ok(values),
@@ -501,6 +525,7 @@ pub fn evaluate_params_leniently(
     params: &[Param],
     given: &BTreeMap<String, String>,
     now: DateTime<Tz>,
+    calendar: Option<&Calendar>,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), RenderError> {
     let mut values = given.clone();
     let mut missing: Vec<String> = Vec::new();
@@ -511,6 +536,7 @@ pub fn evaluate_params_leniently(
         let rendered = param.value.render(&RenderContext {
             params: &values,
             now,
+            calendar,
         });
         match rendered {
             Ok(value) => {
@@ -550,6 +576,7 @@ mod tests {
         Template::parse(src).unwrap().render(&RenderContext {
             params: &params,
             now,
+            calendar: None,
         })
     }
 

@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use super::calendar::Calendar;
 use super::model::{DbLink, FileLink, NodeKind};
 use super::parser::implied_local;
 use super::parser::{LegacyCoordinator, ParamUse, Parsed, ParsedWorkflow, Ref, RefKind, Site};
@@ -32,6 +33,7 @@ pub(crate) struct Validated {
     pub workflows: Vec<ValidWorkflow>,
     pub db_links: Vec<DbLink>,
     pub file_links: Vec<FileLink>,
+    pub calendars: Vec<Calendar>,
 }
 
 struct Entry {
@@ -72,6 +74,8 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
     let mut link_sites: HashMap<(bool, String), (PathBuf, Site)> = HashMap::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut legacies: Vec<(PathBuf, LegacyCoordinator)> = Vec::new();
+    let mut calendars: Vec<Calendar> = Vec::new();
+    let mut calendar_sites: HashMap<String, (PathBuf, Site)> = HashMap::new();
 
     for src in sources {
         match src.parsed {
@@ -88,6 +92,22 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
                     if unique_link(&mut d, &mut link_sites, true, &link.name, &src.path, site) {
                         db_links.push(link);
                     }
+                }
+            }
+            Some(Parsed::Calendars(cals)) => {
+                for (cal, site) in cals {
+                    if let Some((first_file, first)) = calendar_sites.get(&cal.name) {
+                        let msg = format!(
+                            "calendar \"{}\" is defined twice: {}:{} and here",
+                            cal.name,
+                            first_file.display(),
+                            first.pos.line
+                        );
+                        d.error(&src.path, &site, msg);
+                        continue;
+                    }
+                    calendar_sites.insert(cal.name.clone(), (src.path.clone(), site));
+                    calendars.push(cal);
                 }
             }
             Some(Parsed::FileLinks(links)) => {
@@ -129,6 +149,7 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
     for e in &entries {
         check_graph(&mut d, e);
         check_params(&mut d, e, &legacies);
+        check_calendar(&mut d, e, &calendars);
         for r in &e.pw.refs {
             check_ref(
                 &mut d,
@@ -162,16 +183,60 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
         .into_iter()
         .enumerate()
         .filter(|(i, e)| by_name.get(&e.pw.workflow.name) == Some(i))
-        .map(|(_, e)| ValidWorkflow {
-            file: e.file,
-            text: e.text,
-            workflow: e.pw.workflow,
+        .map(|(_, e)| {
+            let mut workflow = e.pw.workflow;
+            if let Some(c) = workflow.coordinator.as_mut() {
+                // the days themselves go with the version: a rerun counts workdays as it did
+                c.business_days = c
+                    .calendar
+                    .as_ref()
+                    .and_then(|n| calendars.iter().find(|cal| &cal.name == n))
+                    .cloned();
+            }
+            ValidWorkflow {
+                file: e.file,
+                text: e.text,
+                workflow,
+            }
         })
         .collect();
     Validated {
         workflows,
         db_links,
         file_links,
+        calendars,
+    }
+}
+
+/// The coordinator's `calendar` must name a calendar of the set, and a time expression counting
+/// `workday`s needs one.
+fn check_calendar(d: &mut Diags<'_>, e: &Entry, calendars: &[Calendar]) {
+    for r in e.pw.refs.iter().filter(|r| r.kind == RefKind::Calendar) {
+        if !calendars.iter().any(|c| c.name == r.name) {
+            let defined: Vec<&str> = calendars.iter().map(|c| c.name.as_str()).collect();
+            let msg = format!(
+                "unknown calendar \"{}\": define it in calendars.xml ({})",
+                r.name,
+                if defined.is_empty() {
+                    "none is defined".to_string()
+                } else {
+                    format!("defined: {}", defined.join(", "))
+                }
+            );
+            d.error(&e.file, &r.site, msg);
+        }
+    }
+    let has_calendar =
+        e.pw.workflow
+            .coordinator
+            .as_ref()
+            .is_some_and(|c| c.calendar.is_some());
+    if let (false, Some(site)) = (has_calendar, e.pw.workday_uses.first()) {
+        d.error(
+            &e.file,
+            site,
+            "a time expression counts workdays, but the workflow's coordinator names no calendar: add calendar=\"NAME\" to <coordinator>".into(),
+        );
     }
 }
 

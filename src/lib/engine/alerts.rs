@@ -238,6 +238,10 @@ impl Engine {
         let ctx = RenderContext {
             params: &params,
             now: inst.scheduled_for.with_timezone(&self.zone_of(&def)),
+            calendar: def
+                .coordinator
+                .as_ref()
+                .and_then(|c| c.business_days.as_ref()),
         };
         let rendered = subject
             .as_ref()

@@ -351,8 +351,9 @@ fn evaluate(
     if req.coordinator_params {
         list.extend(coordinator.map(|c| c.params.clone()).unwrap_or_default());
     }
+    let calendar = coordinator.and_then(|c| c.business_days.as_ref());
     let (params, mut missing) =
-        evaluate_params_leniently(&list, &req.params, at.with_timezone(&tz))
+        evaluate_params_leniently(&list, &req.params, at.with_timezone(&tz), calendar)
             .map_err(|e| Error::refused(format!("workflow `{}`: {e}", def.name)))?;
     for p in def.param_refs() {
         if !params.contains_key(&p) && !missing.contains(&p) && !list.iter().any(|l| l.name == p) {

@@ -83,6 +83,8 @@ pub struct AttemptContext {
     pub params: BTreeMap<String, String>,
     /// The instance's scheduled time in its zone: "now" for `${time...}`.
     pub now: DateTime<Tz>,
+    /// The coordinator's business calendar as of the instance's version (for `workday`).
+    pub calendar: Option<crate::definition::calendar::Calendar>,
     /// A fresh directory for this attempt.
     pub work_dir: PathBuf,
     pub log: LogSink,
@@ -100,6 +102,7 @@ impl AttemptContext {
         t.render(&RenderContext {
             params: &self.params,
             now: self.now,
+            calendar: self.calendar.as_ref(),
         })
         .map_err(|e| e.to_string())
     }

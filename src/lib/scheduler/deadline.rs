@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::trigger::Schedule;
+use super::trigger::{calendars_of, Schedule};
 use crate::alert::{self, DeadlineFacts};
 use crate::definition::deadline::Deadline;
 use crate::engine::{why, Engine};
@@ -104,7 +104,11 @@ impl DeadlineWatch {
     /// Checks the slots of one coordinator whose deadline passed since the last check.
     async fn check(&self, w: &Watched, now: DateTime<Utc>) -> Result<usize> {
         let c = &w.coordinator;
-        let (Ok(deadline), Some(schedule)) = (Deadline::parse(&w.deadline), Schedule::of(c)) else {
+        // a slot off its calendar's business days never fires, so it is never late
+        let calendars = calendars_of(&*self.engine.store, std::slice::from_ref(c)).await?;
+        let (Ok(deadline), Some(schedule)) =
+            (Deadline::parse(&w.deadline), Schedule::of(c, &calendars))
+        else {
             tracing::warn!(workflow = %c.workflow, deadline = %w.deadline, "cannot read the deadline or cron: not watched");
             return Ok(0);
         };

@@ -7,17 +7,18 @@
 //! latest missed slot (`latest`, the default), every missed slot up to `max-catchup` (`all`), or
 //! nothing until the next slot (`none`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::definition::calendar::Calendar;
 use crate::definition::cron::CronSpec;
 use crate::definition::Catchup;
 use crate::engine::{Advance, CreateInstance, Engine};
 use crate::error::{Error, Result};
 use crate::state::TriggerKind;
-use crate::store::{CoordinatorRow, NewEvent, StoreTx};
+use crate::store::{CoordinatorRow, NewEvent, Store, StoreTx};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,12 +80,44 @@ pub(super) struct Schedule {
     end: Option<DateTime<Utc>>,
     catchup: Catchup,
     max_catchup: usize,
+    /// Its business calendar: slots fall only on its business days.
+    calendar: Option<Calendar>,
+}
+
+/// The business calendars the coordinators of a batch name, by name.
+pub(super) type Calendars = HashMap<String, Calendar>;
+
+/// The calendars the coordinators `rows` name (no statement when none names one).
+pub(super) async fn calendars_of(store: &dyn Store, rows: &[CoordinatorRow]) -> Result<Calendars> {
+    if rows.iter().all(|c| c.calendar.is_none()) {
+        return Ok(Calendars::new());
+    }
+    let mut out = Calendars::new();
+    for row in store.calendar_list().await? {
+        match serde_json::from_str::<Calendar>(&row.definition) {
+            Ok(cal) => {
+                out.insert(row.name, cal);
+            }
+            Err(e) => tracing::error!(calendar = %row.name, "unreadable calendar: {e}"),
+        }
+    }
+    Ok(out)
 }
 
 impl Schedule {
-    pub(super) fn of(c: &CoordinatorRow) -> Option<Schedule> {
+    pub(super) fn of(c: &CoordinatorRow, calendars: &Calendars) -> Option<Schedule> {
         let cron = CronSpec::parse(c.cron.as_deref()?).ok()?.spec;
         let tz = c.timezone.parse().ok()?;
+        let calendar = match &c.calendar {
+            None => None,
+            Some(name) => match calendars.get(name) {
+                Some(cal) => Some(cal.clone()),
+                None => {
+                    tracing::error!(workflow = %c.workflow, calendar = %name, "the coordinator's calendar is not stored: it does not fire");
+                    return None;
+                }
+            },
+        };
         Some(Schedule {
             cron,
             tz,
@@ -92,20 +125,49 @@ impl Schedule {
             end: c.end_time,
             catchup: Catchup::parse(&c.catchup).unwrap_or_default(),
             max_catchup: usize::try_from(c.max_catchup.max(1)).unwrap_or(usize::MAX),
+            calendar,
         })
     }
 
-    /// The first slot strictly after `after` inside the window.
+    /// Whether `slot` falls on a business day of the calendar (its date in the zone); always true
+    /// without one.
+    pub(super) fn is_business(&self, slot: DateTime<Utc>) -> bool {
+        self.calendar
+            .as_ref()
+            .is_none_or(|c| c.is_business_day(slot.with_timezone(&self.tz).date_naive()))
+    }
+
+    /// The first slot strictly after `after` inside the window, on a business day.
     pub(super) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let after = match self.start {
+        let mut after = match self.start {
             Some(s) if s - chrono::Duration::milliseconds(1) > after => {
                 s - chrono::Duration::milliseconds(1)
             }
             _ => after,
         };
-        self.cron
-            .next_after(self.tz, after)
-            .filter(|n| self.end.is_none_or(|e| *n <= e))
+        // ten years of days that are no business days at most
+        for _ in 0..3660 {
+            let next = self
+                .cron
+                .next_after(self.tz, after)
+                .filter(|n| self.end.is_none_or(|e| *n <= e))?;
+            if self.is_business(next) {
+                return Some(next);
+            }
+            // on to the start of the next day in the zone
+            let day = next.with_timezone(&self.tz).date_naive().succ_opt()?;
+            let midnight =
+                chrono::TimeZone::from_local_datetime(&self.tz, &day.and_hms_opt(0, 0, 0)?)
+                    .earliest()
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(next);
+            after = if midnight > next {
+                midnight - chrono::Duration::milliseconds(1)
+            } else {
+                next
+            };
+        }
+        None
     }
 
     /// The slots from `due` (due) up to `now`: how many, the newest `keep` of them (oldest first)
@@ -117,8 +179,11 @@ impl Schedule {
         keep: usize,
     ) -> (usize, VecDeque<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let (mut total, mut kept, mut dropped) = (0, VecDeque::new(), None);
-        let mut slot = Some(due);
-        while let Some(s) = slot.filter(|s| *s <= now || total == 0) {
+        // a due slot that is no business day any more (its calendar changed) does not count
+        let mut slot = Some(due)
+            .filter(|s| self.is_business(*s))
+            .or_else(|| self.next_after(due));
+        while let Some(s) = slot.filter(|s| *s <= now) {
             total += 1;
             kept.push_back(s);
             if kept.len() > keep {
@@ -144,7 +209,10 @@ impl Schedule {
             Catchup::Latest | Catchup::None => 1,
         };
         let (total, kept, dropped) = self.due_slots(due, now, keep);
-        let newest = *kept.back().expect("the due slot is kept");
+        let Some(&newest) = kept.back() else {
+            // nothing on a business day is due: on to the next slot that is
+            return (vec![], self.next_after(due), None);
+        };
         let mut slots: Vec<DateTime<Utc>> = kept.into_iter().collect();
         let mut skipped = dropped.map(|last| Skipped {
             count: total - slots.len(),
@@ -200,8 +268,10 @@ impl Trigger {
         let store = &self.engine.store;
         let mut now = None;
         if full {
-            for c in store.coordinator_needs_next(Self::BATCH).await? {
-                let Some(schedule) = Schedule::of(&c) else {
+            let rows = store.coordinator_needs_next(Self::BATCH).await?;
+            let calendars = calendars_of(&**store, &rows).await?;
+            for c in rows {
+                let Some(schedule) = Schedule::of(&c, &calendars) else {
                     continue;
                 };
                 let now = match now {
@@ -226,6 +296,7 @@ impl Trigger {
                 break;
             }
             let now = store.now().await?;
+            let calendars = &calendars_of(&**store, &due).await?;
             let full_batch = due.len() as i64 == Self::BATCH;
             let before = report.fired + report.already_fired;
             // SQLite has one writer: concurrent fires only wait on each other's locks (measured:
@@ -239,7 +310,7 @@ impl Trigger {
                 // a plain loop, not a closure: the future must stay Send for the scheduler's task
                 let mut fires = Vec::with_capacity(wave.len());
                 for group in wave {
-                    fires.push(self.fire_cron_group(group, now));
+                    fires.push(self.fire_cron_group(group, now, calendars));
                 }
                 for fired in futures_util::future::join_all(fires).await {
                     for (workflow, fired) in fired {
@@ -267,10 +338,11 @@ impl Trigger {
         &self,
         group: &[CoordinatorRow],
         now: DateTime<Utc>,
+        calendars: &Calendars,
     ) -> Vec<(String, Result<Option<bool>>)> {
         let mut fires = Vec::with_capacity(group.len());
         for c in group {
-            match self.prepare_cron(c, now).await {
+            match self.prepare_cron(c, now, calendars).await {
                 Ok(Some(f)) => fires.push(f),
                 Ok(None) => {}
                 Err(e) => return vec![(c.workflow.clone(), Err(e))],
@@ -328,8 +400,9 @@ impl Trigger {
         &self,
         c: &CoordinatorRow,
         now: DateTime<Utc>,
+        calendars: &Calendars,
     ) -> Result<Option<CronFire>> {
-        let (Some(schedule), Some(due)) = (Schedule::of(c), c.next_fire_at) else {
+        let (Some(schedule), Some(due)) = (Schedule::of(c, calendars), c.next_fire_at) else {
             return Ok(None);
         };
         // cron-only coordinators (most) have no progress rows to read

@@ -276,6 +276,9 @@ pub trait Store: Send + Sync + 'static {
     /// The checks recorded for an instance, oldest first.
     async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>>;
 
+    /// Every business calendar, by name.
+    async fn calendar_list(&self) -> Result<Vec<CalendarRow>>;
+
     /// The db link `name` as sync wrote it, password included: for executors only, never for output.
     async fn db_link_get(&self, name: &str) -> Result<Option<crate::definition::DbLink>>;
     /// Every db link, without passwords.
@@ -435,6 +438,12 @@ pub trait StoreTx: Send {
     async fn deadline_miss_insert(&mut self, m: &NewDeadlineMiss) -> Result<bool>;
     /// Closes an open miss: its slot succeeded late.
     async fn deadline_miss_done(&mut self, id: i64, done_at: DateTime<Utc>) -> Result<Cas>;
+
+    /// Every business calendar, by name (sync compares them with the files).
+    async fn calendar_list_all(&mut self) -> Result<Vec<CalendarRow>>;
+    /// Writes a calendar; `updated_at` moves only when its days changed.
+    async fn calendar_upsert(&mut self, c: &CalendarRow) -> Result<()>;
+    async fn calendar_delete(&mut self, name: &str) -> Result<()>;
 
     async fn db_link_delete(&mut self, name: &str) -> Result<()>;
     async fn db_link_names(&mut self) -> Result<Vec<String>>;

@@ -84,6 +84,14 @@ pub struct CoordinatorRow {
     pub calendar: Option<String>,
 }
 
+/// A `calendar` row: a business calendar of `calendars.xml`, its days as JSON
+/// ([`crate::definition::calendar::Calendar`]).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct CalendarRow {
+    pub name: String,
+    pub definition: String,
+}
+
 /// A `coordinator_depend` row: progress of one upstream.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct DependRow {

@@ -155,6 +155,10 @@ impl Runner {
             action: (**action).clone(),
             params,
             now: task.scheduled_for.with_timezone(&tz),
+            calendar: def
+                .coordinator
+                .as_ref()
+                .and_then(|c| c.business_days.clone()),
             work_dir,
             log: log.clone(),
             stop: self.stop.clone(),

@@ -31,6 +31,10 @@ pub(super) fn parse_inline(ctx: &mut Ctx<'_>, el: &Element) -> Option<Coordinato
         }
     }
     c.max_catchup = ctx.number_attr(el, subject, "max-catchup", DEFAULT_MAX_CATCHUP, 1);
+    if let Some(name) = ctx.optional(el, "calendar") {
+        ctx.reference(RefKind::Calendar, &name, el);
+        c.calendar = Some(name);
+    }
     for list in el.children_named("depend-list") {
         depend_list(
             ctx,
@@ -210,6 +214,8 @@ fn common(
         catchup: Catchup::default(),
         max_catchup: DEFAULT_MAX_CATCHUP,
         deadline: None,
+        calendar: None,
+        business_days: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! shape) is left to `validator`.
 
 mod actions;
+mod calendars;
 mod coordinator;
 mod links;
 pub mod schema;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use links::implied_local;
 
+use super::calendar::Calendar;
 use super::model::{Coordinator, DbLink, FileLink, Workflow};
 use super::template::Template;
 use super::xml::{self, Element, Pos};
@@ -34,6 +36,7 @@ pub(crate) enum Parsed {
     Coordinator(Box<LegacyCoordinator>),
     DbLinks(Vec<(DbLink, Site)>),
     FileLinks(Vec<(FileLink, Site)>),
+    Calendars(Vec<(Calendar, Site)>),
 }
 
 /// A workflow plus the positions the validator needs.
@@ -46,6 +49,8 @@ pub(crate) struct ParsedWorkflow {
     pub nodes: Vec<NodeInfo>,
     pub refs: Vec<Ref>,
     pub param_uses: Vec<ParamUse>,
+    /// Where a time expression counts `workday`s (which needs the coordinator's calendar).
+    pub workday_uses: Vec<Site>,
 }
 
 pub(crate) struct NodeInfo {
@@ -69,6 +74,7 @@ pub(crate) enum RefKind {
     FileLink,
     SubWorkflow,
     Depend,
+    Calendar,
 }
 
 /// A name that must exist elsewhere in the set.
@@ -118,11 +124,14 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> (Option<Parsed>, Vec<Diagno
         }
         "db-links" => Some(Parsed::DbLinks(links::parse_db_links(&mut ctx, &root))),
         "file-links" => Some(Parsed::FileLinks(links::parse_file_links(&mut ctx, &root))),
+        "calendars" => Some(Parsed::Calendars(calendars::parse_calendars(
+            &mut ctx, &root,
+        ))),
         other => {
             ctx.error(
                 &root,
                 format!(
-                    "unknown root element <{other}>: expected <work-flow>, <coordinator>, <db-links> or <file-links>"
+                    "unknown root element <{other}>: expected <work-flow>, <coordinator>, <db-links>, <file-links> or <calendars>"
                 ),
             );
             None
@@ -141,6 +150,7 @@ pub(crate) struct Ctx<'a> {
     pub diags: Vec<Diagnostic>,
     pub refs: Vec<Ref>,
     pub param_uses: Vec<ParamUse>,
+    pub workday_uses: Vec<Site>,
 }
 
 impl<'a> Ctx<'a> {
@@ -156,6 +166,7 @@ impl<'a> Ctx<'a> {
             diags: Vec::new(),
             refs: Vec::new(),
             param_uses: Vec::new(),
+            workday_uses: Vec::new(),
         }
     }
 
@@ -334,6 +345,9 @@ impl<'a> Ctx<'a> {
                         site: self.site(el),
                         coord_param: None,
                     });
+                }
+                if t.counts_workdays() {
+                    self.workday_uses.push(self.site(el));
                 }
                 t
             }

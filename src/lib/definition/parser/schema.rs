@@ -45,7 +45,7 @@ schema! {
     WORKFLOW_PARAM_LIST = "param-list" in "`<param-list>` of `<work-flow>`", attrs [], children ["param"];
     WORKFLOW_PARAM = "param" in "`<param-list>` of `<work-flow>`", attrs ["name", "value"], children [];
     COORDINATOR = "coordinator" in "`<coordinator>` in `<work-flow>`",
-        attrs ["is-enabled", "start-time", "end-time", "timezone", "catchup", "max-catchup", "deadline"],
+        attrs ["is-enabled", "start-time", "end-time", "timezone", "catchup", "max-catchup", "deadline", "calendar"],
         children ["depend-list", "param-list"];
     DEPEND_LIST = "depend-list" in "`<coordinator>` in `<work-flow>`", attrs ["cron"], children ["workflow"];
     DEPEND_WORKFLOW = "workflow" in "`<coordinator>` in `<work-flow>`", attrs ["name"], children [];
@@ -126,6 +126,11 @@ schema! {
     DB_LINK_PROPERTY = "property" in "`db_links.xml`", attrs ["name"], children [];
     FILE_LINKS = "file-links" in "`file_links.xml`", attrs [], children ["link"];
     FILE_LINK = "link" in "`file_links.xml`", attrs ["name", "type", "host", "port", "username", "password", "desc"], children [];
+    // business calendars
+    CALENDARS = "calendars" in "`calendars.xml`", attrs [], children ["calendar"];
+    CALENDAR = "calendar" in "`calendars.xml`", attrs ["name", "weekend"], children ["holiday", "workday"];
+    HOLIDAY = "holiday" in "`calendars.xml`", attrs ["date", "from", "to"], children [];
+    WORKDAY = "workday" in "`calendars.xml`", attrs ["date"], children [];
 }
 
 /// The kind elements of an action (its children other than the transitions).

@@ -111,6 +111,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         nodes: infos,
         refs: std::mem::take(&mut ctx.refs),
         param_uses: std::mem::take(&mut ctx.param_uses),
+        workday_uses: std::mem::take(&mut ctx.workday_uses),
     })
 }
 

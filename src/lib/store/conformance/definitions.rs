@@ -439,3 +439,34 @@ pub(super) async fn coordinator_depend_clear_is_cas(store: &dyn Store) {
         .unwrap()
         .is_empty());
 }
+
+pub(super) async fn calendars_upsert_list_delete(store: &dyn Store) {
+    let row = |name: &str, definition: &str| CalendarRow {
+        name: name.to_string(),
+        definition: definition.to_string(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.calendar_upsert(&row("工作日", r#"{"weekend":[6,7]}"#))
+        .await
+        .unwrap();
+    tx.calendar_upsert(&row("b", "{}")).await.unwrap();
+    tx.calendar_upsert(&row("b", r#"{"weekend":[]}"#))
+        .await
+        .unwrap();
+    assert_eq!(tx.calendar_list_all().await.unwrap().len(), 2);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.calendar_list().await.unwrap(),
+        [
+            row("b", r#"{"weekend":[]}"#),
+            row("工作日", r#"{"weekend":[6,7]}"#)
+        ]
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.calendar_delete("b").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.calendar_list().await.unwrap(),
+        [row("工作日", r#"{"weekend":[6,7]}"#)]
+    );
+}

@@ -52,6 +52,7 @@ conformance!(
     scheduler_heartbeat_tracks_master_since,
     links_upsert_list_delete,
     links_read_back_by_name,
+    calendars_upsert_list_delete,
     data_monitor_checks_are_recorded_in_order,
     master_lock_is_exclusive,
     crossed_row_locks_fail_retryably,

@@ -35,6 +35,7 @@ use super::common::{
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
+mod calendars;
 #[macro_use]
 mod definitions;
 mod fleet;
@@ -300,6 +301,10 @@ impl Store for MysqlStore {
 
     async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>> {
         records::data_monitor_list(&self.pool, instance).await
+    }
+
+    async fn calendar_list(&self) -> Result<Vec<CalendarRow>> {
+        calendars::calendar_list(&self.pool).await
     }
 
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
@@ -634,6 +639,18 @@ impl StoreTx for MysqlTx {
 
     async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()> {
         definitions::coordinator_upsert(&mut self.tx, c).await
+    }
+
+    async fn calendar_list_all(&mut self) -> Result<Vec<CalendarRow>> {
+        calendars::calendar_list_tx(&mut self.tx).await
+    }
+
+    async fn calendar_upsert(&mut self, c: &CalendarRow) -> Result<()> {
+        calendars::calendar_upsert(&mut self.tx, c).await
+    }
+
+    async fn calendar_delete(&mut self, name: &str) -> Result<()> {
+        calendars::calendar_delete(&mut self.tx, name).await
     }
 
     async fn db_link_delete(&mut self, name: &str) -> Result<()> {

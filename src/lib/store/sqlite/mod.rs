@@ -21,6 +21,7 @@ use super::common::{
     task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
 };
 mod alerts;
+mod calendars;
 mod deadlines;
 mod definitions;
 mod fleet;
@@ -173,6 +174,10 @@ impl Store for SqliteStore {
 
     async fn data_monitor_list(&self, instance: InstanceId) -> Result<Vec<DataMonitorRow>> {
         records::data_monitor_list(&self.pool, instance).await
+    }
+
+    async fn calendar_list(&self) -> Result<Vec<CalendarRow>> {
+        calendars::calendar_list(&self.pool).await
     }
 
     async fn db_link_get(&self, name: &str) -> Result<Option<DbLink>> {
@@ -515,6 +520,18 @@ impl StoreTx for SqliteTx {
 
     async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()> {
         definitions::coordinator_upsert(&mut self.tx, c).await
+    }
+
+    async fn calendar_list_all(&mut self) -> Result<Vec<CalendarRow>> {
+        calendars::calendar_list_tx(&mut self.tx).await
+    }
+
+    async fn calendar_upsert(&mut self, c: &CalendarRow) -> Result<()> {
+        calendars::calendar_upsert(&mut self.tx, c).await
+    }
+
+    async fn calendar_delete(&mut self, name: &str) -> Result<()> {
+        calendars::calendar_delete(&mut self.tx, name).await
     }
 
     async fn db_link_delete(&mut self, name: &str) -> Result<()> {
