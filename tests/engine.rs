@@ -424,7 +424,8 @@ mod cases {
                 continue;
             }
             assert_eq!(inst.status, InstanceStatus::Failed, "{inst:?}");
-            assert_eq!(inst.scheduled_for, due, "{inst:?}");
+            // the slot made due, or a later one if a real minute boundary passed meanwhile
+            assert!(inst.scheduled_for >= due, "{inst:?}");
             let error = inst.error.clone().unwrap_or_default();
             assert!(
                 error.contains(&format!("workflow `{name}` needs parameter(s) `who`")),
