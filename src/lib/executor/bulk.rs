@@ -79,9 +79,7 @@ pub(crate) fn ready<'a>(
         // MySQL refuses a FLOAT spelled by its shortest text when that rounds above FLT_MAX as a
         // double (3.4028235e38): spell the float's exact value instead
         ColType::Float { double: false } if dialect == Dialect::Mysql => match v.parse::<f32>() {
-            Ok(f) if f.is_finite() => {
-                Ok(Ready::Text(Cow::Owned(super::db::float_text(f64::from(f)))))
-            }
+            Ok(f) if f.is_finite() => Ok(Ready::Text(Cow::Owned(float_text(f64::from(f))))),
             _ => Err("not a number MySQL's FLOAT holds".into()),
         },
         // MySQL takes no zone in a value (its sessions here run in UTC)
@@ -300,6 +298,20 @@ pub(crate) fn mysql_literal(out: &mut String, v: &Ready<'_>, backslash: bool) {
             }
             out.push('\'');
         }
+    }
+}
+
+/// A float as the shortest text that reads back as the same number (SQLite's own text for a
+/// REAL keeps only 15 digits).
+pub(crate) fn float_text(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if f == 0.0 || (1e-5..1e16).contains(&f.abs()) {
+        format!("{f}")
+    } else {
+        format!("{f:e}")
     }
 }
 

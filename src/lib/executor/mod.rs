@@ -12,6 +12,7 @@
 
 mod bulk;
 mod db;
+mod db_typed;
 mod delimited;
 mod links;
 mod metadata;

@@ -37,7 +37,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::bulk::{self, Ready, TargetColumn};
-use super::db::{self, Conn, ReadAs, Session, TextRow};
+use super::db::{self, Conn, Session, TextRow};
+use super::db_typed::ReadAs;
 use super::delimited::{self, RecordReader};
 use super::links::{self, Dialect};
 use super::sql::{self, TxEnd};
