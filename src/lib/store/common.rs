@@ -359,8 +359,10 @@ pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
 
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
 /// one `dead_before` (see `Store::retention_loose`).
-pub(crate) const RETENTION_LOOSE: [(&str, &str); 4] = [
+pub(crate) const RETENTION_LOOSE: [(&str, &str); 5] = [
     ("event", "instance_id IS NULL AND created_at < ?"),
+    // a late slot's record, whether or not its instance still exists
+    ("deadline_miss", "detected_at < ?"),
     (
         "alert",
         "instance_id IS NULL AND status <> 'pending' AND created_at < ?",

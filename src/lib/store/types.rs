@@ -788,11 +788,12 @@ pub struct RetentionCounts {
     pub data_monitor: u64,
     pub worker: u64,
     pub scheduler: u64,
+    pub deadline_miss: u64,
 }
 
 impl RetentionCounts {
     /// Every table with its count, in the order a pruned instance's rows are deleted.
-    pub fn tables(&self) -> [(&'static str, u64); 9] {
+    pub fn tables(&self) -> [(&'static str, u64); 10] {
         [
             ("task_log", self.task_log),
             ("task_attempt", self.task_attempt),
@@ -803,6 +804,7 @@ impl RetentionCounts {
             ("workflow_instance", self.workflow_instance),
             ("worker", self.worker),
             ("scheduler", self.scheduler),
+            ("deadline_miss", self.deadline_miss),
         ]
     }
 
@@ -821,6 +823,7 @@ impl RetentionCounts {
             "task" => &mut self.task,
             "worker" => &mut self.worker,
             "scheduler" => &mut self.scheduler,
+            "deadline_miss" => &mut self.deadline_miss,
             _ => &mut self.workflow_instance,
         }
     }
@@ -835,6 +838,7 @@ impl RetentionCounts {
         self.data_monitor += o.data_monitor;
         self.worker += o.worker;
         self.scheduler += o.scheduler;
+        self.deadline_miss += o.deadline_miss;
     }
 }
 

@@ -154,6 +154,7 @@ fn rows_of(instances: u64) -> RetentionCounts {
         data_monitor: 2 * instances,
         worker: 0,
         scheduler: 0,
+        deadline_miss: 0,
     }
 }
 
@@ -347,6 +348,19 @@ pub(super) async fn retention_loose_rows_go_by_age_and_live_processes_stay(store
     ])
     .await
     .unwrap();
+    // a slot that missed its deadline: its record goes by age, like the events
+    let slot = store.now().await.unwrap() - chrono::Duration::hours(2);
+    assert!(tx
+        .deadline_miss_insert(&crate::store::NewDeadlineMiss {
+            workflow: "wf".into(),
+            scheduled_for: slot,
+            deadline_at: slot + chrono::Duration::hours(1),
+            reason: "no run yet".into(),
+            instance_id: None,
+            done_at: None,
+        })
+        .await
+        .unwrap());
     tx.commit().await.unwrap();
     for (id, stop) in [("w-stopped", true), ("w-live", false), ("w-busy", true)] {
         store
@@ -397,16 +411,21 @@ pub(super) async fn retention_loose_rows_go_by_age_and_live_processes_stay(store
         dry_run: true,
     };
     let counted = store.retention_loose(&old).await.unwrap();
-    assert_eq!((counted.event, counted.worker), (2, 1), "{counted:?}");
+    assert_eq!(
+        (counted.event, counted.worker, counted.deadline_miss),
+        (2, 1, 1),
+        "{counted:?}"
+    );
     // one row per table per call
     let delete = RetentionLoose {
         dry_run: false,
         ..old.clone()
     };
-    for expected in [(1, 1), (1, 0), (0, 0)] {
+    for expected in [(1, 1, 1), (1, 0, 0), (0, 0, 0)] {
         let n = store.retention_loose(&delete).await.unwrap();
-        assert_eq!((n.event, n.worker), expected, "{n:?}");
+        assert_eq!((n.event, n.worker, n.deadline_miss), expected, "{n:?}");
     }
+    assert!(store.deadline_miss_list(None, 10).await.unwrap().is_empty());
     let mut workers: Vec<String> = store
         .worker_list()
         .await
