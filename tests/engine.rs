@@ -1099,10 +1099,14 @@ mod cases {
         let rescuer = akkaflow::scheduler::Rescuer::new(engine, "test".into(), cfg).unwrap();
         let report = rescuer.run_once().await.unwrap();
         assert_eq!((report.rescued, report.batches), (5, 3), "{report:?}");
-        // each had a retry left: back to ready, the lost attempt counted
+        // back to ready; the lost attempt spends no retry (max_attempts 2 + 1) but is counted lost
         for node in ["a", "b", "c", "d", "e"] {
             let t = task(&*store, id, node).await;
-            assert_eq!((t.status, t.attempt), (TaskStatus::Ready, 1), "{node}");
+            assert_eq!(
+                (t.status, t.attempt, t.max_attempts, t.lost_attempts),
+                (TaskStatus::Ready, 1, 3, 1),
+                "{node}"
+            );
         }
         let lost = store.task_attempt_list(id).await.unwrap();
         assert_eq!(lost.len(), 5);
@@ -1115,6 +1119,116 @@ mod cases {
             again.is_empty(),
             "a rescued task is not rescued twice: {again:?}"
         );
+    }
+
+    /// A task whose worker keeps dying (a claim by a "ghost" worker that never heartbeats) is run
+    /// again without spending retry-times, until its lost budget (`lost-times`) is spent: then it
+    /// fails saying so, with an event and a `lost` alert. A rerun gets the budget back.
+    pub async fn a_task_lost_past_its_budget_fails_with_an_event_and_an_alert(env: &mut Env) {
+        env.sync(&[(
+            "poison.xml",
+            r#"<work-flow name="poison" mail-receivers="oncall@example.com" lost-times="5">
+  <start name="start" to="a"/>
+  <action name="a" lost-times="2"><shell><command>true</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        let store = env.store().await;
+        let id = trigger(env, "poison");
+        let engine = akkaflow::engine::Engine::new(store.clone(), chrono_tz::UTC);
+        let rescuer = akkaflow::scheduler::Rescuer::new(
+            engine,
+            "test".into(),
+            akkaflow::scheduler::RescuerConfig::default(),
+        )
+        .unwrap();
+        // lose it twice: the action's lost-times (2) wins over the workflow's (5)
+        for n in 1..=2i64 {
+            let claimed = wait_for(LONG, "the task to be claimable", || async {
+                let c = store
+                    .task_claim(&akkaflow::store::TaskClaimParams {
+                        worker_id: format!("ghost{n}"),
+                        queues: vec!["default".into()],
+                        limit: 1,
+                        lease_ttl: Duration::from_millis(200),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if c.is_empty() {
+                    Err("nothing to claim".to_string())
+                } else {
+                    Ok(c)
+                }
+            })
+            .await;
+            assert_eq!(claimed[0].attempt, n);
+            wait_for(LONG, "the lease to expire", || async {
+                let r = rescuer.run_once().await.map_err(|e| e.to_string())?;
+                if r.rescued == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{r:?}"))
+                }
+            })
+            .await;
+            let t = task(&*store, id, "a").await;
+            assert_eq!(t.lost_attempts, n, "{t:?}");
+            if n == 1 {
+                // not counted against retry-times (0): the attempt's place is given back
+                assert_eq!((t.status, t.max_attempts), (TaskStatus::Ready, 2), "{t:?}");
+            }
+        }
+        let t = task(&*store, id, "a").await;
+        assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+        let error = t.error.clone().unwrap_or_default();
+        assert!(
+            error.starts_with("lost 2 times: the task may be killing its worker"),
+            "{error}"
+        );
+        let inst = ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Failed);
+        let outcomes: Vec<_> = store
+            .task_attempt_list(id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| (a.attempt, a.outcome.as_str()))
+            .collect();
+        assert_eq!(outcomes, vec![(1, "lost"), (2, "lost")]);
+        let events = store
+            .event_list(&akkaflow::store::EventFilter {
+                instance_id: Some(id),
+                after_id: None,
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == "task_rescued"
+                && e.to_status.as_deref() == Some("failed")
+                && e.message.starts_with("lost 2 times")),
+            "{events:?}"
+        );
+        let alerts = store.alert_list(100).await.unwrap();
+        let lost: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.kind.as_str() == "lost" && a.instance_id == Some(id))
+            .collect();
+        assert_eq!(lost.len(), 1, "{alerts:?}");
+        assert!(
+            lost[0].subject.contains("lost 2 times"),
+            "{}",
+            lost[0].subject
+        );
+        // instance info shows the lost attempts apart from failed ones
+        let info = env.ok(&["instance", "info", &id.to_string()]);
+        assert!(info.contains("(2 lost)"), "{info}");
+        assert!(info.contains("0 failed, 2 lost"), "{info}");
+        // a retry gets the lost budget back
+        env.ok(&["task", "retry", &t.id.to_string()]);
+        let t = task(&*store, id, "a").await;
+        assert_eq!((t.status, t.lost_attempts), (TaskStatus::Ready, 0), "{t:?}");
+        env.ok(&["instance", "kill", &id.to_string()]);
     }
 
     const CHILD: &str = r#"<work-flow name="child" instance-limit="10">
@@ -1272,6 +1386,7 @@ e2e!(
     rerun_recover_keeps_succeeded_nodes,
     sigkilled_workers_task_is_rescued_and_completes,
     rescuer_works_through_lost_leases_in_batches,
+    a_task_lost_past_its_budget_fails_with_an_event_and_an_alert,
     invariant_checker_reports_damage,
     host_pins_an_action_to_a_named_worker,
     script_runs_with_shebang_arguments_attachments_and_parameters,

@@ -53,16 +53,13 @@ mod cases {
             return;
         }
         let proxy = env.proxied().await;
-        let mut xml =
-            String::from(r#"<work-flow name="out"><start name="start" to="f"/><fork name="f">"#);
-        for i in 0..3 {
-            xml.push_str(&format!(r#"<path to="t{i}"/>"#));
-        }
-        xml.push_str("</fork>");
-        for i in 0..3 {
-            xml.push_str(&format!(r#"<action name="t{i}" retry-times="2"><shell><command>sleep 3; echo done {i}</command></shell><ok to="j"/></action>"#));
-        }
-        xml.push_str(r#"<join name="j" to="last"/><action name="last"><shell><command>echo last</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#);
+        let xml = common::fork_join_xml(
+            r#"name="out""#,
+            3,
+            r#"retry-times="2""#,
+            |i| format!("sleep 3; echo done {i}"),
+            Some("echo last"),
+        );
         env.sync(&[("out.xml", &xml)]);
         let store = env.store().await; // the test itself goes direct, not through the proxy
         env.spawn("scheduler", &["scheduler"]);
@@ -242,20 +239,13 @@ mod cases {
     pub async fn a_sigkilled_workers_tasks_are_all_rescued(env: &mut Env) {
         let marks = env.path().join("marks");
         std::fs::create_dir_all(&marks).unwrap();
-        let mut xml = String::from(
-            r#"<work-flow name="many" instance-limit="10"><start name="start" to="f"/><fork name="f">"#,
+        let xml = common::fork_join_xml(
+            r#"name="many" instance-limit="10""#,
+            4,
+            r#"retry-times="1""#,
+            |i| format!("touch {}/t{i}-$AKKAFLOW_ATTEMPT; sleep 2", marks.display()),
+            None,
         );
-        for i in 0..4 {
-            xml.push_str(&format!(r#"<path to="t{i}"/>"#));
-        }
-        xml.push_str("</fork>");
-        for i in 0..4 {
-            xml.push_str(&format!(
-                r#"<action name="t{i}" retry-times="1"><shell><command>touch {m}/t{i}-$AKKAFLOW_ATTEMPT; sleep 2</command></shell><ok to="j"/></action>"#,
-                m = marks.display()
-            ));
-        }
-        xml.push_str(r#"<join name="j" to="end"/><end name="end"/></work-flow>"#);
         env.sync(&[("many.xml", &xml)]);
         let store = env.store().await;
         env.spawn("scheduler", &["scheduler"]);
@@ -283,6 +273,160 @@ mod cases {
             .filter(|a| a.outcome.as_str() == "succeeded" && a.attempt == 2)
             .count();
         assert_eq!((lost, ok), (4, 4), "{attempts:?}");
+    }
+
+    /// The issue's fleet: two schedulers and three workers run 40 fork/join instances whose actions
+    /// set no `retry-times`; the master and a busy worker are SIGKILLed mid-run. Lost attempts spend
+    /// no retry, so every instance succeeds.
+    pub async fn a_fleet_without_retries_rides_out_a_killed_master_and_worker(env: &mut Env) {
+        const N: usize = 40;
+        let xml = common::fork_join_xml(
+            r#"name="nr" instance-limit="100""#,
+            4,
+            "",
+            |_| "sleep 1".into(),
+            Some("true"),
+        );
+        env.sync(&[("nr.xml", &xml)]);
+        let store = env.store().await;
+        let s1 = env.spawn("s1", &["scheduler"]);
+        let s2 = env.spawn("s2", &["scheduler"]);
+        let w1 = env.spawn("w1", &["worker", "--slots", "4", "--name", "w1"]);
+        env.spawn("w2", &["worker", "--slots", "4", "--name", "w2"]);
+        env.spawn("w3", &["worker", "--slots", "4", "--name", "w3"]);
+        let engine = akkaflow::engine::Engine::new(store.clone(), chrono_tz::UTC);
+        let mut ids = Vec::new();
+        for _ in 0..N {
+            let req = akkaflow::engine::CreateInstance {
+                workflow: "nr".into(),
+                trigger: akkaflow::state::TriggerKind::Run,
+                scheduled_for: None,
+                params: Default::default(),
+                coordinator_params: false,
+                parent: None,
+                actor: "test".into(),
+            };
+            // the roles are starting (migrating, electing) on a busy machine: a create that
+            // times out is rolled back whole and tried again
+            let created = wait_for(LONG, "an instance created", || async {
+                engine
+                    .create_instance(&req)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            ids.push(created.id.expect("a new instance"));
+        }
+        let master = wait_for(LONG, "a master", || master_pid(&*store, None)).await;
+        // mid-run: some instances done, and w1 busy (its running tasks are the ones to be lost)
+        wait_for(LONG, "w1 busy after some instances ended", || async {
+            let done = common::instances_of(&*store, "nr")
+                .await?
+                .iter()
+                .filter(|i| i.status.is_terminal())
+                .count();
+            let w1_running = store
+                .worker_list()
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|w| w.name == "w1" && w.stopped_at.is_none())
+                .map(|w| w.running_tasks)
+                .sum::<i64>();
+            if done >= 4 && w1_running >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{done} ended, w1 runs {w1_running}"))
+            }
+        })
+        .await;
+        let victim = if i64::from(env.pid(s1)) == master {
+            s1
+        } else {
+            s2
+        };
+        env.stop(victim, Signal::SIGKILL);
+        env.stop(w1, Signal::SIGKILL);
+        let mut lost = 0;
+        let mut failed_attempts = 0;
+        for id in &ids {
+            let inst = common::ended(&*store, *id).await;
+            assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
+            for a in store.task_attempt_list(*id).await.unwrap() {
+                match a.outcome.as_str() {
+                    "lost" => lost += 1,
+                    "succeeded" => {}
+                    _ => failed_attempts += 1,
+                }
+            }
+        }
+        assert!(lost >= 2, "w1's running tasks were lost and rescued");
+        assert_eq!(failed_attempts, 0, "no attempt failed");
+        println!(
+            "fleet ({:?}): {N} instances, 2 kills (master, worker), {lost} lost attempts, {lost} rescued, 0 failed",
+            env.db
+        );
+    }
+
+    /// A task that kills its own worker (`kill -9 $PPID`: the worker runs `bash -c` itself, so the
+    /// shell's parent is the worker) is run again on the next worker each time, without spending
+    /// its `retry-times`, and fails at its third loss (the default `max_lost_attempts`) saying why.
+    pub async fn a_task_that_kills_its_worker_fails_after_the_lost_budget(env: &mut Env) {
+        env.sync(&[(
+            "oom.xml",
+            r#"<work-flow name="oom" mail-receivers="oncall@example.com">
+  <start name="start" to="a"/>
+  <action name="a" retry-times="1"><shell><command>echo "attempt $AKKAFLOW_ATTEMPT"; kill -9 $PPID; sleep 5</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#,
+        )]);
+        let store = env.store().await;
+        env.spawn("scheduler", &["scheduler"]);
+        let id = trigger(env, "oom");
+        for n in 1..=3i64 {
+            let w = env.spawn(&format!("w{n}"), &["worker", "--name", &format!("w{n}")]);
+            let t = wait_for(LONG, &format!("loss {n} to be rescued"), || async {
+                let t = common::task(&*store, id, "a").await;
+                if t.lost_attempts == n && t.status != TaskStatus::Running {
+                    Ok(t)
+                } else {
+                    Err(format!("{t:?}"))
+                }
+            })
+            .await;
+            env.stop(w, Signal::SIGKILL); // reaps the worker the task killed
+            let want = if n < 3 {
+                TaskStatus::Ready
+            } else {
+                TaskStatus::Failed
+            };
+            assert_eq!(t.status, want, "{t:?}");
+        }
+        let inst = common::ended(&*store, id).await;
+        assert_eq!(inst.status, InstanceStatus::Failed);
+        let t = common::task(&*store, id, "a").await;
+        assert!(
+            t.error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("lost 3 times: the task may be killing its worker"),
+            "{t:?}"
+        );
+        let outcomes: Vec<_> = store
+            .task_attempt_list(id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect();
+        assert_eq!(outcomes, vec!["lost"; 3], "retry-times was not spent");
+        let alerts = store.alert_list(100).await.unwrap();
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.kind.as_str() == "lost" && a.instance_id == Some(id)),
+            "{alerts:?}"
+        );
     }
 
     /// `akkaflow health` speaks for the role beside it only: a worker by its own heartbeat, a
@@ -364,5 +508,7 @@ e2e!(
     a_standby_takes_over_when_the_master_is_sigkilled,
     sigterm_hands_running_tasks_back_without_counting_an_attempt,
     a_sigkilled_workers_tasks_are_all_rescued,
+    a_fleet_without_retries_rides_out_a_killed_master_and_worker,
+    a_task_that_kills_its_worker_fails_after_the_lost_budget,
     health_is_about_one_role_only,
 );

@@ -20,18 +20,14 @@ fn instances() -> usize {
 }
 
 fn fork_join_xml() -> String {
-    let mut xml = String::from(
-        r#"<work-flow name="soak" instance-limit="1000"><start name="start" to="f"/><fork name="f">"#,
-    );
-    for i in 0..9 {
-        xml.push_str(&format!(r#"<path to="t{i}"/>"#));
-    }
-    xml.push_str("</fork>");
-    for i in 0..9 {
-        xml.push_str(&format!(r#"<action name="t{i}" retry-times="2"><shell><command>true</command></shell><ok to="j"/></action>"#));
-    }
-    xml.push_str(r#"<join name="j" to="last"/><action name="last" retry-times="2"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#);
-    xml
+    // no retry-times: a task lost with its worker is run again without one
+    common::fork_join_xml(
+        r#"name="soak" instance-limit="1000""#,
+        9,
+        "",
+        |_| "true".into(),
+        Some("true"),
+    )
 }
 
 mod cases {

@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub heartbeat_secs: Option<u64>,
     pub poll_secs: Option<f64>,
     pub grace_secs: Option<u64>,
+    /// How many times a task may be lost with its worker (lease expired) before it fails (default
+    /// 3); lost attempts do not spend `retry-times`. A definition's `lost-times` wins.
+    pub max_lost_attempts: Option<u32>,
     /// How long file-monitor waits before re-checking that the files are stable (default 5).
     pub file_monitor_recheck_secs: Option<f64>,
     /// Rows per INSERT batch in a transfer (default 1000).
@@ -91,6 +94,8 @@ pub struct Config {
     pub poll: Duration,
     /// How long a stopping worker lets running tasks finish before handing them back.
     pub grace: Duration,
+    /// Lost attempts (lease expired) that fail a task whose definition sets no `lost-times`.
+    pub max_lost_attempts: u32,
     pub executor: crate::executor::ExecutorSettings,
     pub smtp: Option<SmtpSettings>,
     pub alerts: AlertPolicy,
@@ -145,6 +150,9 @@ impl Config {
             heartbeat: secs(file.heartbeat_secs, 3),
             poll: Duration::from_secs_f64(file.poll_secs.unwrap_or(1.0)),
             grace: secs(file.grace_secs, 10),
+            max_lost_attempts: file
+                .max_lost_attempts
+                .unwrap_or(crate::state::DEFAULT_MAX_LOST_ATTEMPTS),
             executor: {
                 let d = crate::executor::ExecutorSettings::default();
                 crate::executor::ExecutorSettings {
@@ -184,6 +192,11 @@ impl Config {
         cfg.alerts.routes = cfg.channels.iter().map(|c| c.route.clone()).collect();
         if let Some(smtp) = &cfg.smtp {
             smtp.from_mailbox()?;
+        }
+        if cfg.max_lost_attempts == 0 {
+            return Err(Error::Config(
+                "max_lost_attempts must be at least 1 (the loss that fails the task)".into(),
+            ));
         }
         if cfg.heartbeat >= cfg.lease_ttl {
             return Err(Error::Config(

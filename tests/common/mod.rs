@@ -192,6 +192,37 @@ where
     }
 }
 
+/// A fork/join workflow: `<work-flow {head}>` forks into `width` shell actions `t0`, `t1`, … (each
+/// with the attributes `attrs` and the command `command(i)`), joins them, then runs the action
+/// `last` with that command when given, and ends.
+pub fn fork_join_xml(
+    head: &str,
+    width: usize,
+    attrs: &str,
+    command: impl Fn(usize) -> String,
+    last: Option<&str>,
+) -> String {
+    let mut xml = format!(r#"<work-flow {head}><start name="start" to="f"/><fork name="f">"#);
+    for i in 0..width {
+        xml.push_str(&format!(r#"<path to="t{i}"/>"#));
+    }
+    xml.push_str("</fork>");
+    for i in 0..width {
+        xml.push_str(&format!(
+            r#"<action name="t{i}" {attrs}><shell><command>{}</command></shell><ok to="j"/></action>"#,
+            command(i)
+        ));
+    }
+    match last {
+        Some(cmd) => xml.push_str(&format!(
+            r#"<join name="j" to="last"/><action name="last"><shell><command>{cmd}</command></shell><ok to="end"/></action>"#
+        )),
+        None => xml.push_str(r#"<join name="j" to="end"/>"#),
+    }
+    xml.push_str(r#"<end name="end"/></work-flow>"#);
+    xml
+}
+
 /// Triggers a workflow by hand; returns the new instance's id.
 pub fn trigger(env: &Env, workflow: &str) -> InstanceId {
     InstanceId(

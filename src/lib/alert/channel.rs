@@ -35,6 +35,7 @@ pub const EVENTS: &[&str] = &[
     "recovery",
     "deadline",
     "late_done",
+    "lost",
 ];
 
 /// The events a channel gets when it names none: every one but a plain success.

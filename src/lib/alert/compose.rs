@@ -100,6 +100,22 @@ pub fn timeout(f: &TaskFacts<'_>, after_secs: u64, recipients: Vec<String>) -> N
     task_mail(AlertKind::Timeout, subject, line, f, recipients)
 }
 
+/// A task was lost with its worker `lost` times (its lost budget) and failed: it may be what kills
+/// its worker (out of memory, `kill` of its parent).
+pub fn lost(f: &TaskFacts<'_>, lost: i64, recipients: Vec<String>) -> NewAlert {
+    let t = f.task;
+    let subject = format!(
+        "[akkaflow] task {}.{} failed: lost {lost} times with its worker",
+        f.instance.workflow, t.node
+    );
+    let line = format!(
+        "The task's worker stopped heartbeating during {lost} of its attempts, so it was not run \
+         again: the task may be killing its worker (out of memory, a kill of its parent process). \
+         Check the last attempts' logs and the workers' hosts, then retry the task."
+    );
+    task_mail(AlertKind::Lost, subject, line, f, recipients)
+}
+
 /// An `<email>` node's mail: the user's HTML as written, and a text part derived from it.
 pub fn email_node(
     instance: &InstanceRow,

@@ -18,8 +18,8 @@ pub use channel::{
     ChannelRoute, ChannelSettings, RobotChannel, SendError, EVENTS,
 };
 pub use compose::{
-    completion, deadline, email_node, first_line, for_channel, kill_node, late_done, recovery,
-    retry_failure, timeout, DeadlineFacts, InstanceFacts, TaskFacts,
+    completion, deadline, email_node, first_line, for_channel, kill_node, late_done, lost,
+    recovery, retry_failure, timeout, DeadlineFacts, InstanceFacts, TaskFacts,
 };
 pub use deliver::{run as run_deliverer, Deliverer};
 pub use smtp::{SmtpSettings, TlsMode};

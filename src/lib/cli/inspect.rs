@@ -10,7 +10,7 @@ use super::{connect, fmt_duration, fmt_time, print_json, table};
 use crate::config::Config;
 use crate::definition::{self, NodeKind, Severity};
 use crate::error::{Error, Result};
-use crate::state::{InstanceId, InstanceStatus, TaskId};
+use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId};
 use crate::store::{CoordinatorRow, InstanceFilter, LogLine, LogQuery, LogStream};
 
 pub(super) async fn validate(mut paths: Vec<PathBuf>, json: bool) -> Result<i32> {
@@ -386,7 +386,15 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
             task.node.clone(),
             task.kind.clone(),
             task.status.to_string(),
-            format!("{}/{}", task.attempt, task.max_attempts),
+            // lost attempts (worker gone) are apart from failed ones: they spend no retry
+            if task.lost_attempts > 0 {
+                format!(
+                    "{}/{} ({} lost)",
+                    task.attempt, task.max_attempts, task.lost_attempts
+                )
+            } else {
+                format!("{}/{}", task.attempt, task.max_attempts)
+            },
             task.worker_id.clone().unwrap_or_default(),
             fmt_duration(task.started_at, task.ended_at),
             // a task that will run again keeps its last attempt's error in the row; that error
@@ -414,7 +422,18 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
                 at.error.clone().unwrap_or_default(),
             ]);
         }
-        println!("\nattempts\n{a}");
+        let count = |o: AttemptOutcome| attempts.iter().filter(|a| a.outcome == o).count();
+        let (failed, lost) = (
+            count(AttemptOutcome::Failed) + count(AttemptOutcome::TimedOut),
+            count(AttemptOutcome::Lost),
+        );
+        if failed + lost > 0 {
+            println!(
+                "\nattempts: {failed} failed, {lost} lost with their worker (lost ones spend no retry)\n{a}"
+            );
+        } else {
+            println!("\nattempts\n{a}");
+        }
     }
     Ok(0)
 }

@@ -27,6 +27,10 @@ pub struct Workflow {
     /// `retention-days`: how long ended instances are kept; `None`: the configured `retention_days`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// `lost-times`: how many lost attempts (worker gone) fail an action of this workflow; `None`
+    /// leaves it to the configuration's `max_lost_attempts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_times: Option<u32>,
     pub coordinator: Option<Coordinator>,
     /// Run-time parameters (ours: `<param-list>` directly under `<work-flow>`), with optional defaults.
     pub params: Vec<ParamDecl>,
@@ -272,6 +276,10 @@ pub struct Action {
     /// Worker name or label this action is pinned to; `None` for any worker (`host="-1"`).
     pub host: Option<String>,
     pub retry_times: u32,
+    /// `lost-times`: how many lost attempts (worker gone) fail this action; `None`: the workflow's,
+    /// else the configuration's. Lost attempts never spend `retry_times`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_times: Option<u32>,
     pub interval_secs: u64,
     pub timeout_secs: Option<u64>,
     pub is_ignore: bool,

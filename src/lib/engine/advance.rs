@@ -351,6 +351,9 @@ impl<'e> Advance<'e> {
             if let Some(m) = t.max_attempts {
                 row.max_attempts = m;
             }
+            if let Some(n) = t.lost_attempts {
+                row.lost_attempts = n;
+            }
         }
     }
 

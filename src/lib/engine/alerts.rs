@@ -214,6 +214,52 @@ impl Engine {
         Self::queue_alert(tx, &alert, &channels, &detail).await
     }
 
+    /// The alert of a task that failed because it was lost with its worker `lost` times (its
+    /// lost budget): to the workflow's receivers and the channels that take `lost`.
+    pub(super) async fn alert_lost_budget(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        task: &TaskRow,
+        lost: i64,
+        error: &str,
+    ) -> Result<()> {
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let channels = self.channels_for(&def, "lost");
+        let (_, recipients) = self.alert_audience(tx, &def).await?;
+        if recipients.is_empty() && channels.is_empty() {
+            return Ok(());
+        }
+        let facts = TaskFacts {
+            instance: inst,
+            task,
+            error: Some(error),
+        };
+        let alert = alert::lost(&facts, lost, recipients);
+        let detail = format!("{}: {}", task.node, alert::first_line(error));
+        Self::queue_alert(tx, &alert, &channels, &detail).await
+    }
+
+    /// The most times a task of `node` may be lost with its worker: the action's `lost-times`, else
+    /// the workflow's, else `max_lost_attempts` of the configuration.
+    pub(super) async fn lost_budget(&self, inst: &InstanceRow, node: &str) -> Result<i64> {
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let action = match def.node(node).map(|n| &n.kind) {
+            Some(NodeKind::Action(a)) => a.lost_times,
+            _ => None,
+        };
+        Ok(i64::from(
+            action
+                .or(def.lost_times)
+                .unwrap_or(self.max_lost_attempts)
+                .max(1),
+        ))
+    }
+
     /// Queues an `<email>` node's mail; the node's final status and what to record.
     pub(super) async fn queue_email_node(
         &self,

@@ -354,6 +354,7 @@ mod tests {
             kind: NodeKind::Action(Box::new(Action {
                 host: None,
                 retry_times: 0,
+                lost_times: None,
                 interval_secs: 0,
                 timeout_secs: None,
                 is_ignore: ignore,
@@ -386,6 +387,7 @@ mod tests {
             alert_channels: vec![],
             instance_limit: 1,
             retention_days: None,
+            lost_times: None,
             coordinator: None,
             params: vec![],
             nodes,

@@ -268,8 +268,10 @@ impl Advance<'_> {
             }
             let mut t = TaskTransition::new(task.id, vec![task.status], to);
             if let NodeKind::Action(a) = &node.kind {
-                // a rerun gets the full retry policy again; attempt numbers keep counting up
+                // a rerun gets the full retry policy and lost budget again; attempt numbers keep
+                // counting up
                 t.max_attempts = Some(task.attempt + i64::from(a.retry_times) + 1);
+                t.lost_attempts = Some(0);
             }
             if !self.transition(id, &t).await? {
                 return Err(Error::Conflict(format!(

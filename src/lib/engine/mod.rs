@@ -48,6 +48,8 @@ pub struct Engine {
     pub timezone: Tz,
     /// When state changes write alerts.
     pub alerts: crate::alert::AlertPolicy,
+    /// How many lost attempts fail a task whose definition sets no `lost-times`.
+    pub max_lost_attempts: u32,
 }
 
 impl Engine {
@@ -58,6 +60,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             timezone,
             alerts: crate::alert::AlertPolicy::default(),
+            max_lost_attempts: state::DEFAULT_MAX_LOST_ATTEMPTS,
         }
     }
 
@@ -65,6 +68,7 @@ impl Engine {
     pub fn for_config(store: Arc<dyn Store>, cfg: &crate::config::Config) -> Self {
         Engine {
             alerts: cfg.alerts.clone(),
+            max_lost_attempts: cfg.max_lost_attempts,
             ..Engine::new(store, cfg.timezone)
         }
     }

@@ -158,6 +158,8 @@ string_enum!(
         Deadline => "deadline",
         /// A slot that missed its deadline has succeeded since.
         LateDone => "late_done",
+        /// A task was lost with its worker `max_lost_attempts` times and failed.
+        Lost => "lost",
     }
 );
 
@@ -267,13 +269,13 @@ pub fn after_attempt(facts: RetryFacts, end: &AttemptEnd) -> AfterAttempt {
     }
     match end {
         AttemptEnd::Succeeded => AfterAttempt::Succeed,
-        AttemptEnd::Failed { .. } | AttemptEnd::TimedOut { .. } => after_lost_or_failed(facts),
+        AttemptEnd::Failed { .. } | AttemptEnd::TimedOut { .. } => after_failed(facts),
         AttemptEnd::Killed { .. } => AfterAttempt::Kill,
     }
 }
 
-/// A failed or lost attempt retries while attempts remain.
-pub fn after_lost_or_failed(facts: RetryFacts) -> AfterAttempt {
+/// A failed attempt retries while attempts remain.
+pub fn after_failed(facts: RetryFacts) -> AfterAttempt {
     if facts.kill_requested {
         AfterAttempt::Kill
     } else if facts.attempt < facts.max_attempts {
@@ -283,6 +285,42 @@ pub fn after_lost_or_failed(facts: RetryFacts) -> AfterAttempt {
     } else {
         AfterAttempt::Fail
     }
+}
+
+/// The default of `max_lost_attempts`: a task lost this many times fails (Sidekiq Pro's
+/// super_fetch calls a job orphaned 3 times a poison pill).
+pub const DEFAULT_MAX_LOST_ATTEMPTS: u32 = 3;
+
+/// What a lost attempt (its lease ran out: the worker died or lost the database) does to its task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterLost {
+    /// Back to `ready` at once; the attempt does not spend the retry budget.
+    Retry,
+    /// The task has now been lost `lost` times, its budget: it fails.
+    Fail {
+        lost: i64,
+    },
+    Kill,
+}
+
+/// Decides what a lost attempt means. A lost attempt is not the task's fault, so it never spends
+/// `retry-times`; it counts against its own budget instead, so a task that kills its worker cannot
+/// be rescued forever. `lost_before` is the count before this loss; `max_lost` (at least 1) is the
+/// count at which the task fails.
+pub fn after_lost(facts: RetryFacts, lost_before: i64, max_lost: i64) -> AfterLost {
+    let lost = lost_before + 1;
+    if facts.kill_requested {
+        AfterLost::Kill
+    } else if lost >= max_lost.max(1) {
+        AfterLost::Fail { lost }
+    } else {
+        AfterLost::Retry
+    }
+}
+
+/// The error of a task that was lost `lost` times.
+pub fn lost_budget_error(lost: i64) -> String {
+    format!("lost {lost} times: the task may be killing its worker")
 }
 
 #[cfg(test)]
@@ -357,11 +395,29 @@ mod tests {
     }
 
     #[test]
-    fn lost_lease_counts_as_an_attempt() {
-        assert_eq!(after_lost_or_failed(facts(2, 2, false)), AfterAttempt::Fail);
-        assert!(matches!(
-            after_lost_or_failed(facts(1, 2, false)),
-            AfterAttempt::Retry { .. }
-        ));
+    fn a_lost_attempt_spends_the_lost_budget_not_the_retries() {
+        // retries spent (attempt 1 of 1) does not matter: the loss is not the task's fault
+        assert_eq!(after_lost(facts(1, 1, false), 0, 3), AfterLost::Retry);
+        assert_eq!(after_lost(facts(5, 1, false), 1, 3), AfterLost::Retry);
+        assert_eq!(
+            after_lost(facts(3, 1, false), 2, 3),
+            AfterLost::Fail { lost: 3 }
+        );
+        assert_eq!(
+            after_lost(facts(1, 1, false), 0, 1),
+            AfterLost::Fail { lost: 1 }
+        );
+        // a budget below 1 is read as 1: the first loss fails
+        assert_eq!(
+            after_lost(facts(1, 1, false), 0, 0),
+            AfterLost::Fail { lost: 1 }
+        );
+        // a kill request beats both
+        assert_eq!(after_lost(facts(1, 3, true), 0, 3), AfterLost::Kill);
+        assert_eq!(after_lost(facts(1, 3, true), 2, 3), AfterLost::Kill);
+        assert_eq!(
+            lost_budget_error(3),
+            "lost 3 times: the task may be killing its worker"
+        );
     }
 }

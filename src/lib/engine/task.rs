@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::advance::{Effect, SUB_WORKFLOW_KIND};
 use super::state::{
-    after_attempt, after_lost_or_failed, AfterAttempt, AttemptEnd, AttemptOutcome, InstanceStatus,
-    RetryFacts, TaskId, TaskStatus,
+    after_attempt, after_lost, lost_budget_error, AfterAttempt, AfterLost, AttemptEnd,
+    AttemptOutcome, InstanceStatus, RetryFacts, TaskId, TaskStatus,
 };
 use super::{Advance, Engine};
 use crate::error::{Error, Result};
@@ -166,7 +166,8 @@ impl Engine {
         }
     }
 
-    /// Brings back a task whose lease ran out: counted as an attempt, retried or failed by its policy.
+    /// Brings back a task whose lease ran out: a lost attempt, which does not spend the retry budget
+    /// but counts against the lost budget; back to `ready`, or failed when that budget is spent.
     pub async fn rescue_task(&self, lost: &TaskRow, actor: &str) -> Result<Cas> {
         let Some(worker_id) = lost.worker_id.clone() else {
             return Ok(Cas::Stale);
@@ -485,7 +486,10 @@ impl Advance<'_> {
         Ok(Cas::Applied)
     }
 
-    /// The rescue of one lost attempt, in this transaction.
+    /// The rescue of one lost attempt, in this transaction. A lost attempt is not the task's
+    /// fault: the attempt gets back its place in the retry budget (`max_attempts` + 1, as a
+    /// hand-back) and counts in `lost_attempts` instead; the loss that reaches the lost budget
+    /// fails the task, with an event and an alert saying it may be killing its worker.
     async fn rescue(&mut self, lost: &TaskRow, fence: &Fence) -> Result<Cas> {
         let Some(held) = self.lock(lost.instance_id).await? else {
             return Ok(Cas::Stale);
@@ -497,21 +501,36 @@ impl Advance<'_> {
         if task.lease_until.is_some_and(|l| l >= now) {
             return Ok(Cas::Stale); // heartbeat arrived meanwhile
         }
-        let (to, reason) = match after_lost_or_failed(facts(&task)) {
-            AfterAttempt::Retry { .. } => (TaskStatus::Ready, "retrying"),
-            AfterAttempt::Kill => (TaskStatus::Killed, "it was to be killed"),
-            _ => (TaskStatus::Failed, "no attempts left"),
-        };
-        let error = format!(
-            "lease expired: worker {} stopped heartbeating during attempt {}; {reason}",
+        let budget = self.engine.lost_budget(&inst, &task.node).await?;
+        let decision = after_lost(facts(&task), task.lost_attempts, budget);
+        let lease = format!(
+            "lease expired: worker {} stopped heartbeating during attempt {}",
             fence.worker_id, task.attempt
         );
+        let lost_now = task.lost_attempts + 1;
+        let (to, error) = match decision {
+            AfterLost::Retry => (
+                TaskStatus::Ready,
+                format!(
+                    "{lease}; lost {lost_now} of {budget} times, running it again (not counted against retry-times)"
+                ),
+            ),
+            AfterLost::Kill => (TaskStatus::Killed, format!("{lease}; it was to be killed")),
+            AfterLost::Fail { lost } => (
+                TaskStatus::Failed,
+                format!("{} (last: {lease})", lost_budget_error(lost)),
+            ),
+        };
         let mut t = TaskTransition::new(task.id, vec![TaskStatus::Running], to);
         t.fence = Some(fence.clone());
         t.run_at = (to == TaskStatus::Ready).then_some(now);
         t.error = Some(error.clone());
         t.kill_requested = to == TaskStatus::Killed;
         t.ended_at = to.is_terminal().then_some(now);
+        t.lost_attempts = Some(lost_now);
+        if decision == AfterLost::Retry {
+            t.max_attempts = Some(task.max_attempts + 1);
+        }
         if !self.transition(inst.id, &t).await? {
             return Ok(Cas::Stale);
         }
@@ -527,12 +546,24 @@ impl Advance<'_> {
                 error: Some(error.clone()),
                 to,
                 kind: "task_rescued",
-                message: error,
+                message: error.clone(),
                 actor: &actor,
                 now,
             },
         )
         .await?;
+        if let AfterLost::Fail { lost } = decision {
+            let failed = TaskRow {
+                status: to,
+                lost_attempts: lost_now,
+                error: Some(error.clone()),
+                ended_at: Some(now),
+                ..task.clone()
+            };
+            self.engine
+                .alert_lost_budget(self.tx(), &inst, &failed, lost, &error)
+                .await?;
+        }
         if to.is_terminal() {
             self.push(Effect::NodeEnded {
                 instance: inst.id,

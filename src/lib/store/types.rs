@@ -181,6 +181,9 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Attempts lost with their worker (lease expired) since the task was created or rerun; they do
+    /// not spend `max_attempts` but count against the lost budget (`max_lost_attempts`).
+    pub lost_attempts: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -217,6 +220,8 @@ pub struct TaskTransition {
     /// Set to raise the retry budget (a rerun, or a hand-back that must not count against it).
     pub max_attempts: Option<i64>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Set to count a lost attempt (or to start the count again on a rerun).
+    pub lost_attempts: Option<i64>,
 }
 
 impl TaskTransition {
@@ -232,6 +237,7 @@ impl TaskTransition {
             kill_requested: false,
             max_attempts: None,
             ended_at: None,
+            lost_attempts: None,
         }
     }
 

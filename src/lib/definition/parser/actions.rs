@@ -26,6 +26,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
 
     let host = ctx.optional(el, "host").filter(|h| h != "-1");
     let retry_times = ctx.number_attr(el, label, "retry-times", 0u32, 0);
+    let lost_times = super::lost_times(ctx, el, label);
     let interval_secs = ctx.number_attr(el, label, "interval", 0u64, 0);
     // The original wrote `-1` for "no timeout".
     let timeout_secs = match ctx.optional(el, "timeout").as_deref() {
@@ -72,6 +73,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
     Action {
         host,
         retry_times,
+        lost_times,
         interval_secs,
         timeout_secs,
         is_ignore,

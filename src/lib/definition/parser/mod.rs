@@ -367,6 +367,13 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// `lost-times="N"` on a workflow or action: `None` when absent; at least 1 (the loss that fails
+/// the task).
+fn lost_times(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<u32> {
+    ctx.optional(el, "lost-times")?;
+    Some(ctx.number_attr(el, subject, "lost-times", 1u32, 1))
+}
+
 /// Environment names with a meaning to bash, `sh`, the dynamic loader, libc or a common
 /// interpreter, and our own prefix. Tasks get parameters only as `AKKAFLOW_PARAM_<name>`, so these
 /// are refused as a second line of defence and so that no one writes a workflow expecting them.

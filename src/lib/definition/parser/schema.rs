@@ -40,7 +40,7 @@ macro_rules! schema {
 schema! {
     // a workflow file
     WORKFLOW = "work-flow" in "`<work-flow>`",
-        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "retention-days", "create-time"],
+        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "retention-days", "create-time", "lost-times"],
         children ["coordinator", "param-list", "start", "end", "kill", "fork", "join", "action"];
     WORKFLOW_PARAM_LIST = "param-list" in "`<param-list>` of `<work-flow>`", attrs [], children ["param"];
     WORKFLOW_PARAM = "param" in "`<param-list>` of `<work-flow>`", attrs ["name", "value"], children [];
@@ -59,7 +59,7 @@ schema! {
     FORK_PATH = "path" in "Control nodes", attrs ["to"], children [];
     JOIN = "join" in "Control nodes", attrs ["name", "to"], children [];
     ACTION = "action" in "`<action>`",
-        attrs ["name", "host", "retry-times", "interval", "timeout", "is-ignore", "desc"],
+        attrs ["name", "host", "retry-times", "lost-times", "interval", "timeout", "is-ignore", "desc"],
         children ["ok", "error", "script", "shell", "file-executor", "sql", "file-monitor",
                   "file-watcher", "data-monitor", "transfer", "email", "metadata", "sub-workflow"];
     OK = "ok" in "`<action>`", attrs ["to"], children [];

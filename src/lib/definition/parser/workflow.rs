@@ -42,6 +42,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         .attr("retention-days")
         .is_some()
         .then(|| ctx.number_attr(root, &wf_subject, "retention-days", 1u32, 1));
+    let lost_times = super::lost_times(ctx, root, &wf_subject);
 
     let mut coordinator = None;
     let mut coordinator_site = None;
@@ -100,6 +101,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         alert_channels,
         instance_limit,
         retention_days,
+        lost_times,
         coordinator,
         params,
         nodes,

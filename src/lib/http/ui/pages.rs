@@ -628,7 +628,9 @@ pub(crate) async fn instance(
                         td { b { (task.node) } div.small.muted { "task " (task.id) } }
                         td.muted { (task.kind) }
                         td.status { (badge(task.status.as_str())) @if task.kill_requested && task.status == TaskStatus::Running { " " span.small.muted { "kill requested" } } }
-                        td.num { (task.attempt) "/" (task.max_attempts) }
+                        td.num { (task.attempt) "/" (task.max_attempts)
+                            // lost attempts (worker gone) are apart from failed ones: not counted in the retries
+                            @if task.lost_attempts > 0 { div.small.lost title="attempts lost with their worker; not counted against retry-times" { (task.lost_attempts) " lost" } } }
                         td.mono.small { (task.worker_id.as_deref().unwrap_or("")) }
                         td.small { (when(now, task.started_at)) }
                         td.num { (duration(task.started_at, task.ended_at, now)) }
@@ -646,8 +648,8 @@ pub(crate) async fn instance(
                             }
                         } }
                     }
-                    @for a in t.attempts.iter().filter(|_| t.attempts.len() > 1) {
-                        tr.attempts {
+                    @for a in t.attempts.iter().filter(|_| t.attempts.len() > 1 || task.lost_attempts > 0) {
+                        tr.attempts data-outcome=(a.outcome.as_str()) {
                             td {} td.muted { "attempt " (a.attempt) } td { (badge(a.outcome.as_str())) } td {} td.mono { (a.worker_id.as_deref().unwrap_or("")) }
                             td { (when(now, a.started_at)) } td.num { (duration(a.started_at, Some(a.ended_at), now)) }
                             td.num { @if let Some(c) = a.exit_code { (c) } } td { @if let Some(e) = &a.error { div.err { (e) } } } @if op { td {} }

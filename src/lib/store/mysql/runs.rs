@@ -10,7 +10,7 @@ macro_rules! task_cols {
          CAST(t.status AS CHAR) AS status, t.attempt, t.max_attempts, t.retry_interval_s, t.timeout_s, \
          CAST(t.queue AS CHAR) AS queue, t.priority, t.run_at, CAST(t.worker_id AS CHAR) AS worker_id, \
          t.lease_until, t.kill_requested, t.exit_code, CAST(t.error AS CHAR) AS error, t.created_at, \
-         t.started_at, t.ended_at"
+         t.started_at, t.ended_at, t.lost_attempts"
     };
 }
 
@@ -464,7 +464,9 @@ pub(super) async fn task_transition_many(
     qb.push_bind(p.kill_requested);
     qb.push(", max_attempts = COALESCE(");
     qb.push_bind(p.max_attempts);
-    qb.push(", max_attempts), ended_at = ");
+    qb.push(", max_attempts), lost_attempts = COALESCE(");
+    qb.push_bind(p.lost_attempts);
+    qb.push(", lost_attempts), ended_at = ");
     qb.push_bind(p.ended_at);
     qb.push(", worker_id = NULL, lease_until = NULL WHERE id IN ");
     push_list(&mut qb, ids.iter().copied());

@@ -5,7 +5,7 @@ use super::*;
 macro_rules! task_cols {
     () => {
         "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, queue, priority, \
-         run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at"
+         run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at, lost_attempts"
     };
 }
 
@@ -365,7 +365,7 @@ pub(super) async fn task_transition_many(
     let r = sqlx::query(
         "UPDATE task SET status = $1, run_at = $2, exit_code = $3, error = $4, kill_requested = $5, \
          max_attempts = COALESCE($6, max_attempts), ended_at = $7, \
-         worker_id = NULL, lease_until = NULL \
+         worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE($12, lost_attempts) \
          WHERE id = ANY($8) AND status = ANY($9) \
          AND ($10::text IS NULL OR worker_id = $10) AND ($11::bigint IS NULL OR attempt = $11)",
     )
@@ -380,6 +380,7 @@ pub(super) async fn task_transition_many(
     .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
     .bind(fence_worker)
     .bind(fence_attempt)
+    .bind(p.lost_attempts)
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected())

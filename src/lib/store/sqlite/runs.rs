@@ -7,7 +7,7 @@ const IN_DIR: &str = "(? IS NULL OR workflow IN (SELECT name FROM workflow WHERE
      OR substr(dir, 1, length(?) + 1) = ? || '/'))";
 
 const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
-     queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at";
+     queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at, lost_attempts";
 
 pub(super) const INSTANCE_COLUMNS: &str =
     "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
@@ -335,7 +335,7 @@ pub(super) async fn task_transition_many(
     let r = sqlx::query(
         "UPDATE task SET status = ?, run_at = ?, exit_code = ?, error = ?, kill_requested = ?, \
          max_attempts = COALESCE(?, max_attempts), ended_at = ?, \
-         worker_id = NULL, lease_until = NULL \
+         worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE(?, lost_attempts) \
          WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?)) \
          AND (? IS NULL OR worker_id = ?) AND (? IS NULL OR attempt = ?)",
     )
@@ -346,6 +346,7 @@ pub(super) async fn task_transition_many(
     .bind(p.kill_requested)
     .bind(p.max_attempts)
     .bind(ts_opt(p.ended_at))
+    .bind(p.lost_attempts)
     .bind(task_id_list(ids))
     .bind(status_list(&p.from))
     .bind(fence_worker)
