@@ -244,6 +244,12 @@ pub(super) async fn workflow_info(cfg: &Config, name: &str, json: bool) -> Resul
                 fmt_time(c.next_fire_at),
                 fmt_time(c.last_fire_at)
             );
+            println!(
+                "missed     catchup={} max-catchup={} calendar={}",
+                c.catchup,
+                c.max_catchup,
+                c.calendar.as_deref().unwrap_or("-")
+            );
         }
         None => println!("coordinator none (manual only)"),
     }

@@ -46,6 +46,10 @@ pub(crate) struct WorkflowSummary {
     pub coordinator_enabled: Option<bool>,
     pub next_fire_at: Option<DateTime<Utc>>,
     pub last_fire_at: Option<DateTime<Utc>>,
+    /// The missed-run policy: `latest`, `all` or `none`.
+    pub catchup: Option<String>,
+    /// The business calendar the cron follows.
+    pub calendar: Option<String>,
     pub depends: Vec<String>,
     pub last_instance: Option<InstanceBrief>,
 }
@@ -119,6 +123,8 @@ pub(crate) async fn summaries(
                 coordinator_enabled: c.map(|c| c.enabled),
                 next_fire_at: c.and_then(|c| c.next_fire_at),
                 last_fire_at: c.and_then(|c| c.last_fire_at),
+                catchup: c.map(|c| c.catchup.clone()),
+                calendar: c.and_then(|c| c.calendar.clone()),
                 depends: c
                     .and_then(|c| serde_json::from_str::<Vec<String>>(&c.depends).ok())
                     .unwrap_or_default()

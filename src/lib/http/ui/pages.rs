@@ -434,6 +434,8 @@ pub(crate) async fn workflow(
                         dt { "Schedule" } dd.mono { (c.cron.as_deref().unwrap_or("on dependencies")) " " span.muted { (c.timezone) } }
                         dt { "Next fire" } dd { @if c.enabled && w.enabled { (when(now, c.next_fire_at)) } @else { span.muted { "coordinator off" } } }
                         dt { "Last fire" } dd { (when(now, c.last_fire_at)) }
+                        dt { "Missed runs" } dd { span.mono { "catchup=" (c.catchup) } @if c.catchup == "all" { " " span.small.muted { "at most " (c.max_catchup) } } }
+                        @if let Some(cal) = &c.calendar { dt { "Calendar" } dd { span.mono { (cal) } " " span.small.muted { "fires on its business days only" } } }
                         @if let Some(dl) = &d.deadline { dt { "Deadline" } dd { span.mono { (dl) } " " span.small.muted { "each slot's run must have succeeded by then" } } }
                     } @else { dt { "Schedule" } dd.muted { "manual only" } }
                     @if !d.upstreams.is_empty() {
