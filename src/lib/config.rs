@@ -46,6 +46,110 @@ pub struct FileConfig {
     /// The URL users reach the HTTP role at, when it is not its listening address (behind a proxy):
     /// its name is accepted in `Host`/`Origin`, and https makes the session cookie `Secure`.
     pub public_url: Option<String>,
+    /// `[pool]`: how many database connections each role may hold.
+    pub pool: Option<PoolFile>,
+}
+
+/// `[pool]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    pub scheduler_max: Option<u32>,
+    pub worker_max: Option<u32>,
+    pub http_max: Option<u32>,
+    /// Commands such as `workflow run` or `status`.
+    pub cli_max: Option<u32>,
+    pub idle_timeout_secs: Option<f64>,
+    /// PostgreSQL workers LISTEN for ready tasks on a connection of their own (default true);
+    /// false polls only (behind a transaction-pooling PgBouncer, where LISTEN cannot pass).
+    pub listen: Option<bool>,
+}
+
+/// How many pooled database connections a process of each role may hold; they open on demand and
+/// close after `idle_timeout` unused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    /// Besides its master lock connection.
+    pub scheduler_max: u32,
+    /// Besides its LISTEN connection on PostgreSQL.
+    pub worker_max: u32,
+    pub http_max: u32,
+    pub cli_max: u32,
+    pub idle_timeout: Duration,
+    pub listen: bool,
+    /// `--pool-max`: replaces the max of whichever role this process runs.
+    pub max_override: Option<u32>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            scheduler_max: 2,
+            worker_max: 2,
+            http_max: 4,
+            cli_max: 2,
+            idle_timeout: Duration::from_secs(10),
+            listen: true,
+            max_override: None,
+        }
+    }
+}
+
+/// Which role a process connects as: it picks the pool size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolRole {
+    Scheduler,
+    Worker,
+    Http,
+    /// Scheduler, worker and HTTP server sharing one pool: the sum of the three.
+    Standalone,
+    Cli,
+}
+
+impl PoolSettings {
+    /// The role's max and the setting that says so (for messages).
+    pub fn max_for(&self, role: PoolRole) -> (u32, &'static str) {
+        let (n, name) = match role {
+            PoolRole::Scheduler => (self.scheduler_max, "[pool] scheduler_max"),
+            PoolRole::Worker => (self.worker_max, "[pool] worker_max"),
+            PoolRole::Http => (self.http_max, "[pool] http_max"),
+            PoolRole::Standalone => (
+                self.scheduler_max + self.worker_max + self.http_max,
+                "[pool] scheduler_max + worker_max + http_max",
+            ),
+            PoolRole::Cli => (self.cli_max, "[pool] cli_max"),
+        };
+        match self.max_override {
+            Some(m) => (m, "--pool-max"),
+            None => (n, name),
+        }
+    }
+}
+
+fn pool_settings(f: PoolFile) -> Result<PoolSettings> {
+    let d = PoolSettings::default();
+    let max = |v: Option<u32>, name: &str, default: u32| match v {
+        None => Ok(default),
+        Some(0) => Err(Error::Config(format!("[pool] {name} must be at least 1"))),
+        Some(n) => Ok(n),
+    };
+    Ok(PoolSettings {
+        scheduler_max: max(f.scheduler_max, "scheduler_max", d.scheduler_max)?,
+        worker_max: max(f.worker_max, "worker_max", d.worker_max)?,
+        http_max: max(f.http_max, "http_max", d.http_max)?,
+        cli_max: max(f.cli_max, "cli_max", d.cli_max)?,
+        idle_timeout: match f.idle_timeout_secs {
+            None => d.idle_timeout,
+            Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            Some(s) => {
+                return Err(Error::Config(format!(
+                    "[pool] idle_timeout_secs must be a positive number of seconds, not {s}"
+                )))
+            }
+        },
+        listen: f.listen.unwrap_or(d.listen),
+        max_override: None,
+    })
 }
 
 /// `[smtp]` as written.
@@ -105,12 +209,27 @@ pub struct Config {
     pub channels: Vec<ChannelSettings>,
     /// How long ended instances are kept (`retention_days`); `None` keeps everything.
     pub retention: Option<Duration>,
+    pub pool: PoolSettings,
 }
 
 impl Config {
-    /// Opens the configured database (applying migrations).
+    /// Opens the configured database (applying migrations) for a command.
     pub async fn connect(&self) -> Result<std::sync::Arc<dyn crate::store::Store>> {
-        let opts = crate::store::ConnectOptions::new(self.database_url.clone());
+        self.connect_as(PoolRole::Cli).await
+    }
+
+    /// Opens the configured database (applying migrations) with the pool of `role`.
+    pub async fn connect_as(
+        &self,
+        role: PoolRole,
+    ) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+        let (max, setting) = self.pool.max_for(role);
+        crate::store::budget::set_pool_setting(setting);
+        let opts = crate::store::ConnectOptions {
+            max_connections: max,
+            idle_timeout: self.pool.idle_timeout,
+            ..crate::store::ConnectOptions::new(self.database_url.clone())
+        };
         Ok(crate::store::connect(&opts).await?)
     }
 
@@ -175,6 +294,7 @@ impl Config {
             public_url: env("AKKAFLOW_PUBLIC_URL").or(file.public_url),
             channels: Vec::new(),
             retention: None,
+            pool: pool_settings(file.pool.unwrap_or_default())?,
         };
         let retention_days = match env("AKKAFLOW_RETENTION_DAYS") {
             Some(v) => v.parse::<u64>().map_err(|_| {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, PoolRole};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::scheduler::{self, SchedulerConfig};
@@ -111,13 +111,14 @@ fn worker_config(cfg: &Config, args: &WorkerOptions) -> WorkerConfig {
         log_max_lines: cfg.log_max_lines,
         executor: cfg.executor.clone(),
         bench_noop: args.bench_noop,
+        listen: cfg.pool.listen,
     }
 }
 
 /// Runs the scheduler role until a signal stops it.
 pub async fn run_scheduler(cfg: &Config) -> Result<()> {
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(cfg.connect().await?, cfg);
+    let engine = Engine::for_config(cfg.connect_as(PoolRole::Scheduler).await?, cfg);
     let sched = scheduler_config(cfg, &engine)?;
     scheduler::run(engine, sched, stop).await
 }
@@ -125,7 +126,7 @@ pub async fn run_scheduler(cfg: &Config) -> Result<()> {
 /// Runs a worker until a signal stops it (running attempts are handed back or finished).
 pub async fn run_worker(cfg: &Config, args: &WorkerOptions) -> Result<()> {
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(cfg.connect().await?, cfg);
+    let engine = Engine::for_config(cfg.connect_as(PoolRole::Worker).await?, cfg);
     worker::run(engine, worker_config(cfg, args), stop).await
 }
 
@@ -155,7 +156,7 @@ pub async fn run_http(cfg: &Config, args: &HttpOptions) -> Result<()> {
     let http_cfg = http_config(cfg, args)?;
     let listener = bind_first(&http_cfg).await?;
     let stop = shutdown_token()?;
-    let engine = Engine::for_config(cfg.connect().await?, cfg);
+    let engine = Engine::for_config(cfg.connect_as(PoolRole::Http).await?, cfg);
     crate::http::serve_on(engine, http_cfg, listener, stop).await
 }
 
@@ -171,7 +172,7 @@ pub async fn run_standalone(
     let http_cfg = http_config(cfg, http)?;
     let listener = bind_first(&http_cfg).await?;
     let stop = shutdown_token()?;
-    let store = cfg.connect().await?;
+    let store = cfg.connect_as(PoolRole::Standalone).await?;
     let engine = Engine::for_config(store.clone(), cfg);
     let opts = SyncOptions {
         dry_run: false,

@@ -36,6 +36,10 @@ pub struct Cli {
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Most pooled database connections this process holds: replaces the role's `[pool]` max
+    /// (scheduler_max, worker_max, http_max; cli_max for other commands)
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pool_max: Option<u32>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -440,7 +444,8 @@ fn init_logging(cli: &Cli) {
 
 /// Runs a parsed command; `Ok` carries the exit code (e.g. `--wait` on an instance that failed).
 pub async fn run(cli: Cli) -> Result<i32> {
-    let cfg = Config::load(cli.config.as_deref(), cli.database_url.clone())?;
+    let mut cfg = Config::load(cli.config.as_deref(), cli.database_url.clone())?;
+    cfg.pool.max_override = cli.pool_max;
     match cli.command {
         Command::Validate { paths, json } => inspect::validate(paths, json).await,
         Command::Upgrade {

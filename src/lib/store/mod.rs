@@ -21,6 +21,7 @@
 //!                                              └─ begin() ──> Box<dyn StoreTx> (one transaction)
 //! ```
 
+pub mod budget;
 mod common;
 #[cfg(test)]
 mod conformance;
@@ -66,6 +67,9 @@ impl Backend {
 pub enum StoreError {
     #[error("cannot connect to the database at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The server refused a new connection because it has as many as its `max_connections`.
+    #[error("the database refuses new connections: {}", budget::too_many_text(*.max_connections))]
+    TooMany { max_connections: Option<u32> },
     #[error("unsupported database: {0}")]
     Unsupported(String),
     #[error("bad database url `{0}`: expected sqlite://, mysql:// or postgres://")]
@@ -101,18 +105,44 @@ impl StoreError {
         )
     }
 
-    /// Lost connection, refused connection, pool timeout: the database is away for now.
+    /// Lost connection, refused connection, pool timeout, a server at its `max_connections`: the
+    /// database is away for now.
     pub fn is_connection(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unreachable { .. }
-                | StoreError::Database(
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::Tls(_)
-                )
-        )
+        self.is_too_many()
+            || matches!(
+                self,
+                StoreError::Unreachable { .. }
+                    | StoreError::Database(
+                        sqlx::Error::Io(_)
+                            | sqlx::Error::PoolTimedOut
+                            | sqlx::Error::PoolClosed
+                            | sqlx::Error::Tls(_)
+                    )
+            )
+    }
+
+    /// The server refused a new connection because it has too many (MySQL 1040, PostgreSQL 53300).
+    pub fn is_too_many(&self) -> bool {
+        match self {
+            StoreError::TooMany { .. } => true,
+            StoreError::Database(e) => budget::is_too_many_sqlx(e),
+            _ => false,
+        }
+    }
+
+    /// What a failed connect becomes: a refusal for too many connections says so, anything else
+    /// is the database being unreachable.
+    pub(crate) fn on_connect(url: &str, e: sqlx::Error) -> StoreError {
+        if budget::is_too_many_sqlx(&e) {
+            StoreError::TooMany {
+                max_connections: budget::known_max_connections(),
+            }
+        } else {
+            StoreError::Unreachable {
+                url: redact_url(url),
+                reason: e.to_string(),
+            }
+        }
     }
 }
 
@@ -151,7 +181,13 @@ impl OutageLog {
         OutageLog { who, since: None }
     }
 
-    pub fn failed(&mut self, e: &dyn std::fmt::Display) {
+    /// A call failed for want of the database. A server refusing new connections for too many is
+    /// logged once per process and episode instead (see [`budget`]), naming what to raise.
+    pub fn failed(&mut self, e: &(dyn std::error::Error + 'static)) {
+        if budget::is_too_many(e) {
+            budget::refused(self.who);
+            return;
+        }
         if self.since.is_none() {
             self.since = Some(std::time::Instant::now());
             tracing::warn!(role = self.who, error = %e, "database unreachable; retrying with backoff");
@@ -175,7 +211,11 @@ impl OutageLog {
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
     pub url: String,
+    /// The most pooled connections (the master lock's and a PostgreSQL worker's LISTEN connection
+    /// are each one more); they open on demand and close when idle (see [`budget`]).
     pub max_connections: u32,
+    /// How long a pooled connection may sit unused before it is closed.
+    pub idle_timeout: Duration,
     /// Run pending migrations after connecting (every role and command does).
     pub migrate: bool,
     /// How long a call waits for a pooled connection: short, so that during an outage every loop
@@ -187,7 +227,8 @@ impl ConnectOptions {
     pub fn new(url: impl Into<String>) -> Self {
         ConnectOptions {
             url: url.into(),
-            max_connections: 8,
+            max_connections: 4,
+            idle_timeout: Duration::from_secs(10),
             migrate: true,
             acquire_timeout: Duration::from_secs(5),
         }

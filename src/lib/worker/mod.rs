@@ -53,6 +53,9 @@ pub struct WorkerConfig {
     /// `akkaflow bench` only (a hidden flag): attempts succeed at once without running their action,
     /// so the benchmark measures the engine's own cost.
     pub bench_noop: bool,
+    /// Wait for ready tasks on a LISTEN connection where the database has one (PostgreSQL);
+    /// false polls only (`[pool] listen = false`, e.g. behind a transaction-pooling PgBouncer).
+    pub listen: bool,
 }
 
 /// Why a running attempt is being stopped.
@@ -124,7 +127,12 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     // with notifications, polling only catches what nobody announces (a retry's run_at coming due,
     // a notification lost while the listener reconnects), so an idle worker may poll less often
     let mut idle_max = cfg.poll;
-    match engine.store.ready_listener().await {
+    let listener = if cfg.listen {
+        engine.store.ready_listener().await
+    } else {
+        Ok(None)
+    };
+    match listener {
         Ok(Some(listener)) => {
             owned.spawn(listen(listener, engine.wake.clone(), services.clone()));
             idle_max = cfg.poll * 3;

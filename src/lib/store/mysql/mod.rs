@@ -59,6 +59,8 @@ const LOCK_NAME_MAX: usize = 64;
 
 pub(crate) struct MysqlStore {
     pool: MySqlPool,
+    /// Closes surplus idle connections while the store lives.
+    _trim: tokio_util::sync::DropGuard,
     /// For the master lock's own connection, which must never come from (or return to) the pool.
     options: MySqlConnectOptions,
     lock_name: String,
@@ -70,10 +72,7 @@ pub(crate) struct MysqlStore {
 
 impl MysqlStore {
     pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
-        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
-            url: redact_url(&opts.url),
-            reason: e.to_string(),
-        };
+        let unreachable = |e: sqlx::Error| StoreError::on_connect(&opts.url, e);
         // sqlx knows `mysql://` only; `mariadb://` is our alias for the same protocol.
         let url = match opts.url.strip_prefix("mariadb:") {
             Some(rest) => format!("mysql:{rest}"),
@@ -84,12 +83,15 @@ impl MysqlStore {
             .timezone(Some("+00:00".to_string()));
         let pool = MySqlPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            .min_connections(0)
+            .idle_timeout(opts.idle_timeout)
             .acquire_timeout(opts.acquire_timeout)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("SET time_zone = '+00:00'").await?;
                     conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                         .await?;
+                    budget::connected();
                     Ok(())
                 })
             })
@@ -97,9 +99,11 @@ impl MysqlStore {
             .await
             .map_err(unreachable)?;
 
-        let version: String = sqlx::query_scalar("SELECT VERSION()")
-            .fetch_one(&pool)
-            .await?;
+        let (version, max_connections): (String, i64) =
+            sqlx::query_as("SELECT VERSION(), CAST(@@max_connections AS SIGNED)")
+                .fetch_one(&pool)
+                .await?;
+        budget::set_max_connections(max_connections);
         check_server_version(&version)?;
         // SHOW is not preparable everywhere: send it as plain text. MySQL has no such variable.
         let wsrep = sqlx::raw_sql("SHOW VARIABLES LIKE 'wsrep_on'")
@@ -124,6 +128,7 @@ impl MysqlStore {
             )));
         };
         Ok(Arc::new(MysqlStore {
+            _trim: budget::trim_idle(pool.clone(), opts.idle_timeout),
             pool,
             options,
             lock_name: lock_name(&database),

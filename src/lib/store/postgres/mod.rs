@@ -44,24 +44,43 @@ use crate::state::{InstanceId, TaskId};
 
 pub(crate) struct PostgresStore {
     pool: PgPool,
+    /// Closes surplus idle connections while the store lives.
+    _trim: tokio_util::sync::DropGuard,
+    /// For the LISTEN connection's own pool.
+    acquire_timeout: Duration,
     /// For the master lock's own connection, which must never come from (or return to) the pool.
     options: PgConnectOptions,
 }
 
 impl PostgresStore {
     pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
-        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
-            url: redact_url(&opts.url),
-            reason: e.to_string(),
-        };
+        let unreachable = |e: sqlx::Error| StoreError::on_connect(&opts.url, e);
         let options = PgConnectOptions::from_str(&opts.url).map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            .min_connections(0)
+            .idle_timeout(opts.idle_timeout)
             .acquire_timeout(opts.acquire_timeout)
+            .after_connect(|_conn, _meta| {
+                Box::pin(async move {
+                    budget::connected();
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(unreachable)?;
-        Ok(Arc::new(PostgresStore { pool, options }))
+        let max_connections: i64 =
+            sqlx::query_scalar("SELECT current_setting('max_connections')::bigint")
+                .fetch_one(&pool)
+                .await?;
+        budget::set_max_connections(max_connections);
+        Ok(Arc::new(PostgresStore {
+            _trim: budget::trim_idle(pool.clone(), opts.idle_timeout),
+            acquire_timeout: opts.acquire_timeout,
+            pool,
+            options,
+        }))
     }
 }
 
@@ -268,7 +287,13 @@ impl Store for PostgresStore {
     }
 
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        // its own pool of one (sqlx reconnects through it): a listener holds its connection for
+        // good, which must not take one of the budget's pooled connections
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_lazy_with(self.options.clone());
+        let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
         listener.listen(READY_CHANNEL).await?;
         Ok(Some(Box::new(PgReady { listener })))
     }
