@@ -1085,6 +1085,8 @@ mod cases {
             ("post", "/api/v1/workflows/{name}/disable"),
             ("post", "/api/v1/workflows/{name}/trigger"),
             ("post", "/api/v1/workflows/{name}/run"),
+            ("get", "/api/v1/workflows/{name}/versions"),
+            ("get", "/api/v1/workflows/{name}/diff"),
             ("post", "/api/v1/definitions"),
             ("post", "/api/v1/definitions/validate"),
             ("get", "/api/v1/instances"),
@@ -1120,7 +1122,7 @@ mod cases {
                 .values()
                 .map(|p| p.as_object().unwrap().len())
                 .sum::<usize>(),
-            31
+            33
         );
     }
 
@@ -1136,6 +1138,71 @@ mod cases {
             (Some("anonymous"), Some(false))
         );
     }
+    /// Every synced version is kept: the API and the CLI list them and diff any two.
+    pub async fn versions_are_listed_and_diffed(env: &mut Env) {
+        world(env);
+        let changed = std::fs::read_to_string(env.path().join("xmlconfig/ok.xml"))
+            .unwrap()
+            .replace("echo hello from ok", "echo hello again");
+        env.sync(&[("ok.xml", &changed)]);
+        let ops = token(env, "ops", "operator", None);
+        let scoped = token(env, "other", "viewer", Some("/other"));
+        let s = start(env, "server", &[]);
+        let v = s.get("/api/v1/workflows/ok/versions", Some(&ops));
+        assert_eq!(v.status, 200, "{}", v.text);
+        assert_eq!(v.json["current"], 2);
+        let numbers: Vec<i64> = v.json["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, [1, 2]);
+        let d = s.get("/api/v1/workflows/ok/diff?from=1", Some(&ops));
+        assert_eq!(
+            (d.status, d.json["to"].as_i64()),
+            (200, Some(2)),
+            "{}",
+            d.text
+        );
+        let text = d.json["diff"].as_str().unwrap();
+        assert!(text.starts_with("--- a/ok@v1\n+++ b/ok@v2\n"), "{text}");
+        assert!(
+            text.contains("\n-  <action name=\"a\"><shell><command>echo hello from ok")
+                && text.contains("\n+  <action name=\"a\"><shell><command>echo hello again"),
+            "{text}"
+        );
+        assert_eq!(
+            s.get("/api/v1/workflows/ok/diff?from=2&to=2", Some(&ops))
+                .json["diff"],
+            ""
+        );
+        assert_eq!(
+            s.get("/api/v1/workflows/ok/diff?from=7", Some(&ops)).status,
+            404
+        );
+        // a token scoped to another dir learns nothing about this workflow's versions
+        assert_eq!(
+            s.get("/api/v1/workflows/ok/versions", Some(&scoped)).status,
+            404
+        );
+        // the CLI prints the same
+        let history = env.ok(&["workflow", "history", "ok"]);
+        assert!(
+            history
+                .lines()
+                .any(|l| l.trim_start().starts_with('2') && l.contains("current")),
+            "{history}"
+        );
+        assert_eq!(env.ok(&["workflow", "diff", "ok", "1"]), text);
+        let refused = env.run(&["workflow", "diff", "ok", "1", "9"]);
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("has no version 9"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
 }
 
 e2e!(
@@ -1149,4 +1216,5 @@ e2e!(
     ui_sessions_need_csrf_and_same_origin,
     openapi_documents_exactly_the_served_routes,
     no_auth_is_refused_off_loopback,
+    versions_are_listed_and_diffed,
 );

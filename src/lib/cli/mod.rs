@@ -6,6 +6,7 @@ mod inspect;
 mod operate;
 mod prune;
 mod tokens;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -245,6 +246,23 @@ pub enum WorkflowCommand {
         /// Print the workflow, its nodes and coordinator as JSON on stdout
         #[arg(long)]
         json: bool,
+    },
+    /// Every stored version of a workflow: number, when it was synced, content hash
+    History {
+        /// The workflow's name
+        name: String,
+        /// Print the versions as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// A unified diff of the XML of two stored versions
+    Diff {
+        /// The workflow's name
+        name: String,
+        /// The older version
+        from: i64,
+        /// The newer version (default: the current one)
+        to: Option<i64>,
     },
     /// Start an instance with the coordinator's parameters; its success propagates downstream
     Trigger {

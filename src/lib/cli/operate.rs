@@ -54,6 +54,10 @@ pub(super) async fn workflow(cfg: &Config, cmd: WorkflowCommand) -> Result<i32> 
         WorkflowCommand::Info { name, json } => {
             super::inspect::workflow_info(cfg, &name, json).await
         }
+        WorkflowCommand::History { name, json } => super::versions::history(cfg, &name, json).await,
+        WorkflowCommand::Diff { name, from, to } => {
+            super::versions::diff(cfg, &name, from, to).await
+        }
         WorkflowCommand::Trigger {
             name,
             params,

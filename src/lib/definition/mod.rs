@@ -7,6 +7,7 @@
 pub mod calendar;
 pub mod cron;
 pub mod deadline;
+pub mod diff;
 pub mod document;
 pub mod model;
 mod parser;

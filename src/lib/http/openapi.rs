@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, alerts, logs, runs, workflows};
+use super::api::{admin, alerts, logs, runs, versions, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::api::{admin, alerts, logs, runs, workflows};
         admin::whoami,
         workflows::list, workflows::get, workflows::enable, workflows::disable,
         workflows::trigger, workflows::run, workflows::validate, workflows::upload,
+        versions::list, versions::diff,
         runs::list, runs::get, runs::kill, runs::rerun,
         runs::task_get, runs::task_retry, runs::task_kill,
         logs::instance_logs, logs::task_logs, logs::instance_follow, logs::task_follow,

@@ -428,6 +428,8 @@ pub trait Store: Send + Sync + 'static {
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>>;
     async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>>;
     async fn workflow_list(&self) -> Result<Vec<WorkflowRow>>;
+    /// Every stored version of a workflow, oldest first.
+    async fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowVersionRow>>;
 }
 
 /// One open write transaction; dropped without `commit`, it rolls back. Methods are alphabetical.

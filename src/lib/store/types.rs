@@ -855,3 +855,12 @@ pub struct RetentionStep {
     /// The instances are gone (or were no longer ended, and are kept): no further step is needed.
     pub done: bool,
 }
+
+/// One stored version of a workflow (every version ever synced is kept).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct WorkflowVersionRow {
+    pub version: i64,
+    pub content_hash: String,
+    pub source_xml: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -6,6 +6,7 @@ pub(crate) mod alerts;
 pub(crate) mod editor;
 pub(crate) mod logs;
 pub(crate) mod runs;
+pub(crate) mod versions;
 pub(crate) mod workflows;
 
 use axum::routing::{delete, get, post};
@@ -26,6 +27,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/workflows/{name}/disable", post(workflows::disable))
         .route("/workflows/{name}/trigger", post(workflows::trigger))
         .route("/workflows/{name}/run", post(workflows::run))
+        .route("/workflows/{name}/versions", get(versions::list))
+        .route("/workflows/{name}/diff", get(versions::diff))
         .route("/definitions", post(workflows::upload))
         .route("/definitions/validate", post(workflows::validate))
         .route("/instances", get(runs::list))

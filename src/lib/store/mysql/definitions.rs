@@ -513,3 +513,15 @@ pub(super) async fn workflow_upsert(conn: &mut MySqlConnection, w: &WorkflowUpse
         .await?;
     Ok(())
 }
+
+pub(super) async fn workflow_versions(
+    pool: &MySqlPool,
+    name: &str,
+) -> Result<Vec<WorkflowVersionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT version, CAST(content_hash AS CHAR) AS content_hash, CAST(source_xml AS CHAR) AS source_xml, created_at FROM workflow_version WHERE workflow = ? ORDER BY version",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?)
+}

@@ -522,6 +522,10 @@ impl Store for MysqlStore {
         fleet::worker_register(&self.pool, p).await
     }
 
+    async fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowVersionRow>> {
+        definitions::workflow_versions(&self.pool, name).await
+    }
+
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
         definitions::workflow_definition(&self.pool, name, version).await
     }

@@ -491,3 +491,15 @@ pub(super) async fn workflow_upsert(conn: &mut PgConnection, w: &WorkflowUpsert)
         .await?;
     Ok(())
 }
+
+pub(super) async fn workflow_versions(
+    pool: &PgPool,
+    name: &str,
+) -> Result<Vec<WorkflowVersionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT version, content_hash, source_xml, created_at FROM workflow_version WHERE workflow = $1 ORDER BY version",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?)
+}

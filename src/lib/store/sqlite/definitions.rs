@@ -433,3 +433,15 @@ pub(super) async fn workflow_upsert(conn: &mut SqliteConnection, w: &WorkflowUps
         .await?;
     Ok(())
 }
+
+pub(super) async fn workflow_versions(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Vec<WorkflowVersionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT version, content_hash, source_xml, created_at FROM workflow_version WHERE workflow = ? ORDER BY version",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,32 @@
+//! A unified diff of two versions of a definition file, as `diff -u` prints it (three lines of
+//! context), for `workflow diff`, the API and the UI.
+
+use similar::TextDiff;
+
+/// The changes from `old` to `new`, labelled `a/NAME@vOLD` and `b/NAME@vNEW`; empty when equal.
+pub fn unified(name: &str, old: (i64, &str), new: (i64, &str)) -> String {
+    TextDiff::from_lines(old.1, new.1)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("a/{name}@v{}", old.0),
+            &format!("b/{name}@v{}", new.0),
+        )
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_line_shows_as_removed_and_added_with_its_context() {
+        let old = "<work-flow name=\"w\">\n  <a/>\n  <b cmd=\"one\"/>\n</work-flow>\n";
+        let new = "<work-flow name=\"w\">\n  <a/>\n  <b cmd=\"two\"/>\n</work-flow>\n";
+        assert_eq!(
+            unified("w", (1, old), (2, new)),
+            "--- a/w@v1\n+++ b/w@v2\n@@ -1,4 +1,4 @@\n <work-flow name=\"w\">\n   <a/>\n-  <b cmd=\"one\"/>\n+  <b cmd=\"two\"/>\n </work-flow>\n"
+        );
+        assert_eq!(unified("w", (1, old), (1, old)), "");
+    }
+}
