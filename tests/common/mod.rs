@@ -59,6 +59,21 @@ impl Env {
         })
     }
 
+    /// An environment on a database the test made itself (a private server).
+    pub fn with_url(db: Db, url: String) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
+        std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
+        Env {
+            dir,
+            url,
+            db,
+            fleet_url: None,
+            vars: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -68,8 +68,28 @@ impl PostgresStore {
                 })
             })
             .connect_with(options.clone())
-            .await
-            .map_err(unreachable)?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            // sqlx retries "too many clients" (53300) as transient until the acquire timeout: one
+            // direct attempt tells a full server from an unreachable one
+            Err(sqlx::Error::PoolTimedOut) => {
+                let direct = tokio::time::timeout(
+                    opts.acquire_timeout,
+                    <PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await;
+                return Err(match direct {
+                    Ok(Err(e)) => unreachable(e),
+                    Ok(Ok(c)) => {
+                        let _ = sqlx::Connection::close(c).await;
+                        unreachable(sqlx::Error::PoolTimedOut)
+                    }
+                    Err(_) => unreachable(sqlx::Error::PoolTimedOut),
+                });
+            }
+            Err(e) => return Err(unreachable(e)),
+        };
         let max_connections: i64 =
             sqlx::query_scalar("SELECT current_setting('max_connections')::bigint")
                 .fetch_one(&pool)
