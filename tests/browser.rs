@@ -149,3 +149,97 @@ async fn operator_logs_in_opens_an_instance_and_kills_its_running_task() {
     drop(d);
     drop(env);
 }
+
+/// A definitions directory with a broken file: every page carries a banner with the errors and says
+/// that valid changes wait too; it goes once the file is fixed. The picture is `docs/definitions-banner.png`
+/// (`AKKAFLOW_SCREENSHOT_DIR=docs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_definitions_directory_shows_a_banner_on_every_page() {
+    let Some(browser) = support::browser::browser_or_skip() else {
+        return;
+    };
+    let mut env = Env::new(common::Db::Sqlite, "banner")
+        .await
+        .expect("sqlite always works");
+    env.write(
+        "xmlconfig/quick.xml",
+        &workflow("quick", "/dw", "echo done"),
+    );
+    let viewer = token(&env, "banner-viewer", "viewer", None);
+    let s = start(&mut env, "server", &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let d = Driver::start(browser, profile.path());
+    d.login(&s.base, &viewer);
+    assert!(
+        d.find(".banner").is_none(),
+        "no banner while the set is good"
+    );
+
+    env.write(
+        "xmlconfig/broken.xml",
+        "<work-flow name=\"broken\">\n  <start name=\"start\" to=\"end\"/>\n",
+    );
+    env.write(
+        "xmlconfig/quick.xml",
+        &workflow("quick", "/dw", "echo changed"),
+    );
+    common::wait_for(
+        std::time::Duration::from_secs(60),
+        "the rescan to record the errors",
+        || async {
+            let out = env.ok(&["status"]);
+            if out.contains("definitions: ") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
+    for page in ["/ui/", "/ui/workflows", "/ui/cluster"] {
+        d.go(&s.url(page));
+        let banner = d.wait(".banner", "the definitions banner");
+        let text = d.text(&banner);
+        assert!(
+            text.contains("definitions: 1 error since")
+                && text.contains("running the set synced at")
+                && text.contains("broken.xml")
+                && text.contains("held back"),
+            "{page}: {text}"
+        );
+        d.wait_true(
+            "const b = document.querySelector('.banner'); return b.getBoundingClientRect().height > 20;",
+            "the banner to be visible",
+        );
+    }
+    d.go(&s.url("/ui/"));
+    d.wait(".banner", "the banner on the dashboard");
+    let dir = std::env::var("AKKAFLOW_SCREENSHOT_DIR").map(std::path::PathBuf::from);
+    let shot = dir
+        .clone()
+        .unwrap_or_else(|_| profile.path().to_path_buf())
+        .join("definitions-banner.png");
+    d.screenshot(&shot);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a picture");
+
+    // fixed: the banner goes
+    std::fs::remove_file(env.path().join("xmlconfig/broken.xml")).unwrap();
+    common::wait_for(
+        std::time::Duration::from_secs(60),
+        "the rescan to sync",
+        || async {
+            let out = env.ok(&["status"]);
+            if out.contains("definitions: ") {
+                Err(out)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    d.go(&s.url("/ui/"));
+    d.wait("nav.nav", "the dashboard");
+    assert!(d.find(".banner").is_none(), "the banner is gone");
+    drop(d);
+    drop(env);
+}

@@ -2,6 +2,7 @@
 //! versioning, all-or-nothing on a bad set, dry runs, prune, links, and clear exits.
 
 mod common;
+mod support;
 
 use common::Env;
 
@@ -186,6 +187,119 @@ mod cases {
         let store = env.store().await;
         assert_eq!(store.workflow_list().await.unwrap().len(), 8000);
     }
+
+    pub async fn standalone_rescan_disables_gone_files_and_shows_errors_until_fixed(env: &mut Env) {
+        use common::wait_for;
+        use std::time::Duration;
+        const LONG: Duration = Duration::from_secs(60);
+        env.write("xmlconfig/a.xml", &wf("alpha", "1"));
+        env.write("xmlconfig/b.xml", &wf("beta", "1"));
+        // a workflow from another directory: the rescan of xmlconfig leaves it alone
+        env.write("elsewhere/c.xml", &wf("gamma", "1"));
+        env.ok(&["sync", "elsewhere"]);
+        let admin = support::token(env, "admin", "admin", None);
+        let s = support::start(env, "standalone", &["--metrics-public"]);
+        let store = env.store().await;
+        let enabled = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                let w = store.workflow_get(name).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(w.map(|w| (w.enabled, w.version)))
+            }
+        };
+        assert_eq!(enabled("beta").await.unwrap(), Some((true, 1)));
+
+        // a file that disappears disables its workflow (history kept), and the log says so
+        std::fs::remove_file(env.path().join("xmlconfig/b.xml")).unwrap();
+        wait_for(
+            LONG,
+            "beta to be disabled, and the log to say so",
+            || async {
+                match enabled("beta").await? {
+                    // the line follows the commit
+                    Some((false, 1)) if env.log("standalone").contains("its file is gone") => {
+                        Ok(())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+        assert_eq!(enabled("gamma").await.unwrap(), Some((true, 1)));
+
+        // a broken file, and a valid change in another: nothing syncs, the problem shows everywhere
+        env.write(
+            "xmlconfig/broken.xml",
+            "<work-flow name=\"broken\">\n  <start name=\"start\" to=\"end\"/>\n",
+        );
+        env.write("xmlconfig/a.xml", &wf("alpha", "2"));
+        let status = wait_for(LONG, "status to show the errors", || async {
+            let out = env.ok(&["status"]);
+            if out.contains("definitions: ") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        })
+        .await;
+        assert!(status.contains("running the set synced at"), "{status}");
+        assert!(status.contains("broken.xml"), "{status}");
+        assert!(status.contains("held back"), "{status}");
+        assert_eq!(
+            enabled("alpha").await.unwrap(),
+            Some((true, 1)),
+            "held back"
+        );
+        let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+        let n = json["definitions"][0]["error_count"].as_i64().unwrap();
+        assert!(n >= 1, "{json}");
+        let cluster = s.get("/api/v1/cluster", Some(&admin));
+        assert_eq!(cluster.status, 200, "{}", cluster.text);
+        assert!(
+            cluster.json["definitions"][0]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("broken.xml"),
+            "{}",
+            cluster.text
+        );
+        let metrics = s.get("/metrics", None);
+        assert!(
+            metrics
+                .text
+                .contains(&format!("akkaflow_definitions_errors {n}\n")),
+            "{}",
+            metrics.text
+        );
+        let ui = s.get("/ui/", Some(&admin));
+        assert!(
+            ui.text.contains("class=\"banner\"")
+                && ui.text.contains("broken.xml")
+                && ui.text.contains("held back"),
+            "{}",
+            ui.text
+        );
+
+        // fixed: the held-back change syncs and the problem is gone
+        std::fs::remove_file(env.path().join("xmlconfig/broken.xml")).unwrap();
+        wait_for(LONG, "alpha's change to sync", || async {
+            match enabled("alpha").await? {
+                Some((true, 2)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let status = env.ok(&["status"]);
+        assert!(!status.contains("definitions: "), "{status}");
+        assert!(s
+            .get("/metrics", None)
+            .text
+            .contains("akkaflow_definitions_errors 0\n"));
+        assert!(!s
+            .get("/ui/", Some(&admin))
+            .text
+            .contains("class=\"banner\""));
+    }
 }
 
 e2e!(
@@ -196,6 +310,7 @@ e2e!(
     dry_run_reports_and_writes_nothing,
     prune_disables_workflows_whose_file_is_gone,
     links_are_stored_and_the_password_never_printed,
+    standalone_rescan_disables_gone_files_and_shows_errors_until_fixed,
 );
 
 #[test]

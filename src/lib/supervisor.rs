@@ -174,18 +174,21 @@ pub async fn run_standalone(
     let stop = shutdown_token()?;
     let store = cfg.connect_as(PoolRole::Standalone).await?;
     let engine = Engine::for_config(store.clone(), cfg);
+    // the directory is the source of truth: a file that disappears disables its workflow
+    let source = xmlconfig.display().to_string();
     let opts = SyncOptions {
         dry_run: false,
-        prune: false,
+        prune: true,
+        prune_under: Some(format!("{}/", source.trim_end_matches('/'))),
         actor,
         default_timezone: cfg.timezone,
         alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),
     };
     let mut seen = None;
     if xmlconfig.exists() {
-        let report = sync::sync_paths(&store, vec![xmlconfig.clone()], &opts).await?;
         seen = fingerprint(&xmlconfig);
-        tracing::info!(dir = %xmlconfig.display(), "synced definitions: {report}");
+        // a broken set at start stops it with the errors (the command prints them)
+        rescan(&store, &xmlconfig, &source, &opts).await?;
     } else {
         tracing::warn!(dir = %xmlconfig.display(), "definition directory not found; running without it");
     }
@@ -208,12 +211,12 @@ pub async fn run_standalone(
         listener,
         stop.clone(),
     ));
-    let mut rescan = tokio::time::interval(Duration::from_secs(5));
-    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = rescan.tick() => {}
+            _ = every.tick() => {}
             Some(done) = roles.join_next() => {
                 // a role ended on its own: that is an error; stop the others too
                 stop.cancel();
@@ -226,8 +229,8 @@ pub async fn run_standalone(
         let now = fingerprint(&xmlconfig);
         if now.is_some() && now != seen {
             seen = now;
-            match sync::sync_paths(&store, vec![xmlconfig.clone()], &opts).await {
-                Ok(report) => tracing::info!("definitions changed; synced: {report}"),
+            match rescan(&store, &xmlconfig, &source, &opts).await {
+                Ok(()) => {}
                 Err(Error::Invalid(diags)) => {
                     for d in diags
                         .iter()
@@ -235,7 +238,7 @@ pub async fn run_standalone(
                     {
                         tracing::error!("{d}");
                     }
-                    tracing::error!("definitions not synced: fix the errors above (the previous versions keep running)");
+                    tracing::error!("definitions not synced: fix the errors above (the previous versions keep running, and valid changes in other files wait for the fix)");
                 }
                 Err(e) => tracing::warn!(error = %e, "rescan failed"),
             }
@@ -243,6 +246,52 @@ pub async fn run_standalone(
     }
     while roles.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Errors recorded per rescan (the status, the UI and the API show these).
+const RECORDED_ERRORS: usize = 10;
+
+/// Syncs the directory (all or nothing) and records the outcome in `definition_sync`, where every
+/// process sees it: a clean sync, or the errors that held the whole set back.
+async fn rescan(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    dir: &Path,
+    source: &str,
+    opts: &SyncOptions,
+) -> Result<()> {
+    let outcome = sync::sync_paths(store, vec![dir.to_path_buf()], opts).await;
+    let record = match &outcome {
+        Ok(report) => {
+            tracing::info!(dir = %dir.display(), "synced definitions: {report}");
+            for (workflow, file) in &report.disabled_files {
+                tracing::warn!(
+                    workflow,
+                    file,
+                    "its file is gone: workflow disabled (its history is kept)"
+                );
+            }
+            crate::store::DefinitionSyncRecord {
+                source: source.to_string(),
+                error_count: 0,
+                errors: Vec::new(),
+            }
+        }
+        Err(Error::Invalid(diags)) => {
+            let errors: Vec<String> = diags
+                .iter()
+                .filter(|d| d.severity == crate::definition::Severity::Error)
+                .map(|d| d.to_string())
+                .collect();
+            crate::store::DefinitionSyncRecord {
+                source: source.to_string(),
+                error_count: errors.len().max(1) as i64,
+                errors: errors.into_iter().take(RECORDED_ERRORS).collect(),
+            }
+        }
+        Err(_) => return outcome.map(|_| ()),
+    };
+    store.definition_sync_record(&record).await?;
+    outcome.map(|_| ())
 }
 
 /// Names, sizes and modification times of every XML file below `dir`: cheap change detection.

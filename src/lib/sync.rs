@@ -20,6 +20,9 @@ use crate::store::{CoordinatorRow, NewEvent, Store, StoreTx, WorkflowUpsert};
 pub struct SyncOptions {
     pub dry_run: bool,
     pub prune: bool,
+    /// With `prune`: only workflows whose file lies below this directory (`dir/`) are disabled when
+    /// their file is gone; uploads and other directories' workflows are left alone.
+    pub prune_under: Option<String>,
     /// Who is syncing, for the event rows.
     pub actor: String,
     /// Zone for coordinators that name none.
@@ -36,6 +39,9 @@ pub struct SyncReport {
     pub unchanged: usize,
     pub disabled: usize,
     pub warnings: Vec<String>,
+    /// The workflows disabled because their file is gone, with that file.
+    #[serde(skip)]
+    pub disabled_files: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for SyncReport {
@@ -183,12 +189,20 @@ async fn apply(
             .iter()
             .map(|w| w.workflow.name.as_str())
             .collect();
+        let in_scope = |file: &str| {
+            opts.prune_under
+                .as_deref()
+                .is_none_or(|dir| file.starts_with(dir))
+        };
         for head in heads
             .values()
-            .filter(|h| h.enabled && !present.contains(h.name.as_str()))
+            .filter(|h| h.enabled && !present.contains(h.name.as_str()) && in_scope(&h.file_path))
         {
             if tx.workflow_set_enabled(&head.name, false).await?.applied() {
                 report.disabled += 1;
+                report
+                    .disabled_files
+                    .push((head.name.clone(), head.file_path.clone()));
                 events.push(NewEvent {
                     workflow: Some(head.name.clone()),
                     kind: "workflow_disabled",
@@ -590,4 +604,57 @@ async fn blocking_load(files: Vec<definition::SourceFile>) -> Result<DefinitionS
         .await
         .map_err(|e| Error::Config(format!("definition loader crashed: {e}")))?
         .map_err(Error::Invalid)
+}
+
+/// A definitions directory whose last rescan failed: what `akkaflow status`, the UI's banner, the
+/// API's cluster status and `/metrics` show.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct DefinitionsProblem {
+    /// The directory.
+    pub source: String,
+    /// Errors of its last rescan.
+    pub error_count: i64,
+    /// Since when its rescans have failed.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When the set that keeps running was synced (`None`: none ever was from this directory).
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The first errors, `file:line:col: message`.
+    pub errors: Vec<String>,
+    /// "definitions: N errors since HH:MM, running the set synced at HH:MM" (UTC).
+    pub summary: String,
+}
+
+/// What a banner says besides the errors: nothing of the directory syncs until they are fixed.
+pub const HELD_BACK: &str =
+    "valid changes in other files are held back too until these are fixed (a sync is all or nothing)";
+
+/// The definitions directories whose last rescan failed.
+pub async fn definition_problems(store: &dyn Store) -> Result<Vec<DefinitionsProblem>> {
+    let hhmm = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%H:%M").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    Ok(store
+        .definition_sync_list()
+        .await?
+        .into_iter()
+        .filter(|r| r.error_count > 0)
+        .map(|r| DefinitionsProblem {
+            summary: format!(
+                "definitions: {} error{} since {}, {}",
+                r.error_count,
+                if r.error_count == 1 { "" } else { "s" },
+                hhmm(r.failing_since),
+                match r.synced_at {
+                    Some(_) => format!("running the set synced at {}", hhmm(r.synced_at)),
+                    None => "no set synced from this directory yet".into(),
+                }
+            ),
+            errors: r.error_list(),
+            source: r.source,
+            error_count: r.error_count,
+            failing_since: r.failing_since,
+            synced_at: r.synced_at,
+        })
+        .collect())
 }

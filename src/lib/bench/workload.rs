@@ -100,6 +100,7 @@ async fn sync_files(
     let opts = crate::sync::SyncOptions {
         dry_run: false,
         prune: false,
+        prune_under: None,
         actor: ACTOR.into(),
         default_timezone: cfg.timezone,
         alert_channels: None,

@@ -524,9 +524,22 @@ pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
     let schedulers = store.scheduler_list().await?;
     let workers = store.worker_list().await?;
     let queues = store.task_queue_depth().await?;
+    let definitions = crate::sync::definition_problems(&*store).await?;
     if json {
-        print_json(&json!({ "schedulers": schedulers, "workers": workers, "queues": queues }));
+        print_json(
+            &json!({ "schedulers": schedulers, "workers": workers, "queues": queues, "definitions": definitions }),
+        );
         return Ok(0);
+    }
+    for p in &definitions {
+        println!("{} ({})", p.summary, p.source);
+        for e in &p.errors {
+            println!("  {e}");
+        }
+        if p.error_count > p.errors.len() as i64 {
+            println!("  … and {} more", p.error_count - p.errors.len() as i64);
+        }
+        println!("  {}\n", crate::sync::HELD_BACK);
     }
     let mut s = table(&[
         "SCHEDULER",

@@ -28,6 +28,7 @@ pub(super) async fn sync(
     let opts = SyncOptions {
         dry_run,
         prune,
+        prune_under: None,
         actor: os_actor(),
         default_timezone: cfg.timezone,
         alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),

@@ -46,6 +46,8 @@ pub(crate) struct Caller {
     /// The sha256 of the bearer secret or of the session cookie, so a long-lived stream can check
     /// that it still holds ([`still_valid`]).
     pub credential_hash: Option<String>,
+    /// Definitions directories whose last rescan failed: the UI's banner (filled for UI pages only).
+    pub definitions: Vec<crate::sync::DefinitionsProblem>,
 }
 
 impl Caller {
@@ -57,6 +59,7 @@ impl Caller {
             via,
             csrf,
             credential_hash: Some(hash),
+            definitions: Vec::new(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Caller {
             via: Via::Open,
             csrf: None,
             credential_hash: None,
+            definitions: Vec::new(),
         }
     }
 

@@ -284,12 +284,12 @@ async fn instance_get(
 
 async fn cluster(
     State(state): State<AppState>,
-    BearerCaller(_caller): BearerCaller,
+    BearerCaller(caller): BearerCaller,
     q: Result<ApiQuery<ActionQuery>, ApiError>,
 ) -> LegacyResult {
     let ApiQuery(q) = q?;
     action(&q, &["get"])?;
-    let c = admin::cluster_status(&state).await?;
+    let c = admin::cluster_status(&state, &caller).await?;
     success(
         "cluster status",
         serde_json::to_value(c).expect("cluster status serialises"),

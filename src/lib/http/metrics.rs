@@ -1,7 +1,7 @@
 //! `GET /metrics`: the whole fleet's state in Prometheus text format, read from the database so
 //! any `http` process answers for every scheduler and worker.
 //!
-//! One scrape runs seven statements: queue depth, workers, schedulers, and the four of
+//! One scrape runs eight statements: queue depth, workers, schedulers, the definitions rescans, and the four of
 //! `Store::metrics_read` (instance counts, pending alerts, the recent attempts, the recent first
 //! starts). None reads all of history: the two histograms cover a bounded recent window (the
 //! attempts of the newest [`RECENT_TASKS`] tasks, the newest [`RECENT_INSTANCES`] instances), so
@@ -41,6 +41,12 @@ pub(crate) async fn metrics(State(state): State<AppState>, parts: Parts) -> ApiR
         workers: store.worker_list().await?,
         schedulers: store.scheduler_list().await?,
         rows: store.metrics_read().await?,
+        definitions_errors: store
+            .definition_sync_list()
+            .await?
+            .iter()
+            .map(|r| r.error_count)
+            .sum(),
     });
     Ok((
         [(
@@ -57,6 +63,8 @@ pub(crate) struct Scrape {
     pub workers: Vec<WorkerRow>,
     pub schedulers: Vec<SchedulerRow>,
     pub rows: MetricsSnapshot,
+    /// Errors of the last rescan of every definitions directory (standalone).
+    pub definitions_errors: i64,
 }
 
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -206,8 +214,8 @@ pub(crate) fn render(s: &Scrape) -> String {
         &mut out,
         "akkaflow_definitions_errors",
         "gauge",
-        "Definition files that failed their last sync (not recorded yet: always 0).",
+        "Errors of the last rescan of the definitions directories (standalone); while above 0 the last good set runs and nothing else syncs.",
     );
-    out.push_str("akkaflow_definitions_errors 0\n");
+    let _ = writeln!(out, "akkaflow_definitions_errors {}", s.definitions_errors);
     out
 }

@@ -325,6 +325,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every db link, without passwords.
     async fn db_link_list(&self) -> Result<Vec<DbLinkRow>>;
 
+    /// The last rescan of each definitions directory (standalone), with its errors.
+    async fn definition_sync_list(&self) -> Result<Vec<DefinitionSyncRow>>;
+    /// Records a rescan: a clean one sets `synced_at` and clears the errors; a failed one keeps
+    /// `synced_at` and the first failure's time (`failing_since`) and replaces the errors.
+    async fn definition_sync_record(&self, p: &DefinitionSyncRecord) -> Result<()>;
+
     async fn event_list(&self, filter: &EventFilter) -> Result<Vec<EventRow>>;
 
     /// The file link `name` as sync wrote it.

@@ -864,3 +864,36 @@ pub struct WorkflowVersionRow {
     pub source_xml: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// A `definition_sync` row: the last rescan of a definitions directory (standalone).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct DefinitionSyncRow {
+    /// The directory, as the process that syncs it names it.
+    pub source: String,
+    /// When the set now running was synced; `None`: never synced from this directory.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Since when every rescan has failed; `None`: the last rescan synced.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Errors of the last rescan (0 when it synced).
+    pub error_count: i64,
+    /// JSON array of the first errors, each `file:line:col: message`.
+    pub errors: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DefinitionSyncRow {
+    /// The recorded first errors.
+    pub fn error_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.errors).unwrap_or_default()
+    }
+}
+
+/// What a rescan found: no errors (it synced) or the errors that held the whole set back.
+#[derive(Clone, Debug)]
+pub struct DefinitionSyncRecord {
+    pub source: String,
+    /// Every error of the set (0: it synced).
+    pub error_count: i64,
+    /// The first few, as they are shown.
+    pub errors: Vec<String>,
+}

@@ -83,17 +83,26 @@ pub(crate) struct ClusterStatus {
     pub queues: Vec<QueueDepth>,
     /// The database's clock
     pub now: chrono::DateTime<chrono::Utc>,
+    /// Definitions directories whose last rescan failed (their last good set keeps running); empty
+    /// when all is well. A token confined to a dir gets the counts without the errors.
+    pub definitions: Vec<crate::sync::DefinitionsProblem>,
 }
 
-pub(crate) async fn cluster_status(state: &AppState) -> ApiResult<ClusterStatus> {
+pub(crate) async fn cluster_status(state: &AppState, caller: &Caller) -> ApiResult<ClusterStatus> {
     let store = &state.engine.store;
     let schedulers = store.scheduler_list().await?;
+    let mut definitions = crate::sync::definition_problems(&**store).await?;
+    if caller.dir.is_some() {
+        // the messages name files and workflows of every dir
+        definitions.iter_mut().for_each(|d| d.errors.clear());
+    }
     Ok(ClusterStatus {
         master: schedulers.iter().find(|s| s.state == "master").cloned(),
         schedulers,
         workers: store.worker_list().await?,
         queues: store.task_queue_depth().await?,
         now: store.now().await?,
+        definitions,
     })
 }
 
@@ -102,9 +111,9 @@ pub(crate) async fn cluster_status(state: &AppState) -> ApiResult<ClusterStatus>
     responses((status = 200, body = ClusterStatus), (status = 401, body = ErrorBody)))]
 pub(crate) async fn cluster(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> ApiResult<Json<ClusterStatus>> {
-    Ok(Json(cluster_status(&state).await?))
+    Ok(Json(cluster_status(&state, &caller).await?))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

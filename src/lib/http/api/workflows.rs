@@ -607,6 +607,7 @@ fn sync_options(state: &AppState, caller: &Caller, dry_run: bool) -> SyncOptions
     SyncOptions {
         dry_run,
         prune: false,
+        prune_under: None,
         actor: caller.actor(),
         default_timezone: state.engine.timezone,
         alert_channels: Some(

@@ -154,7 +154,16 @@ impl FromRequestParts<AppState> for UiCaller {
     type Rejection = UiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, UiError> {
         match Caller::from_request_parts(parts, state).await {
-            Ok(c) => Ok(UiCaller(c)),
+            Ok(mut c) => {
+                // every page shows a failing definitions directory; a lost read only loses the banner
+                c.definitions = crate::sync::definition_problems(&*state.engine.store)
+                    .await
+                    .unwrap_or_default();
+                if c.dir.is_some() {
+                    c.definitions.iter_mut().for_each(|d| d.errors.clear());
+                }
+                Ok(UiCaller(c))
+            }
             Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(UiError::Login),
             Err(e) => Err(UiError::Api(e)),
         }
@@ -226,7 +235,21 @@ pub(crate) fn page(caller: &Caller, nav: Nav, title: &str, body: Markup) -> Mark
                         }
                     }
                 }
-                main { (body) }
+                main {
+                    @for d in &caller.definitions {
+                        div.banner role="alert" {
+                            b { (d.summary) } " " span.muted { "(" (d.source) ")" }
+                            @if !d.errors.is_empty() {
+                                ul { @for e in &d.errors { li.mono { (e) } } }
+                            }
+                            @if d.error_count > d.errors.len() as i64 && !d.errors.is_empty() {
+                                div { "… and " (d.error_count - d.errors.len() as i64) " more" }
+                            }
+                            div { (crate::sync::HELD_BACK) }
+                        }
+                    }
+                    (body)
+                }
                 div #toast .toast {}
                 script src="/ui/assets/app.js" {}
             }

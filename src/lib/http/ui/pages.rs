@@ -699,7 +699,7 @@ fn queue_chips(json: &str) -> Markup {
 }
 
 pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
-    let mut c = admin::cluster_status(&state).await?;
+    let mut c = admin::cluster_status(&state, &caller).await?;
     c.schedulers = live_first(std::mem::take(&mut c.schedulers), |s| s.state == "stopped");
     c.workers = live_first(std::mem::take(&mut c.workers), |w| w.state == "stopped");
     let now = c.now;

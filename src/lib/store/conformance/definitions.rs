@@ -470,3 +470,49 @@ pub(super) async fn calendars_upsert_list_delete(store: &dyn Store) {
         [row("工作日", r#"{"weekend":[6,7]}"#)]
     );
 }
+
+pub(super) async fn definition_sync_keeps_the_first_failure_and_the_last_good_sync(
+    store: &dyn Store,
+) {
+    let record = |n: i64, errors: &[&str]| DefinitionSyncRecord {
+        source: "/srv/xmlconfig".into(),
+        error_count: n,
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+    };
+    assert!(store.definition_sync_list().await.unwrap().is_empty());
+    store.definition_sync_record(&record(0, &[])).await.unwrap();
+    let good = store.definition_sync_list().await.unwrap().remove(0);
+    assert_eq!(
+        (good.source.as_str(), good.error_count, good.failing_since),
+        ("/srv/xmlconfig", 0, None)
+    );
+    let synced = good.synced_at.expect("a clean rescan is a sync");
+    store
+        .definition_sync_record(&record(2, &["a.xml:3:5: 第一 error", "b.xml:1:1: second"]))
+        .await
+        .unwrap();
+    let bad = store.definition_sync_list().await.unwrap().remove(0);
+    let since = bad.failing_since.expect("failing since the first failure");
+    assert_eq!((bad.synced_at, bad.error_count), (Some(synced), 2));
+    assert_eq!(
+        bad.error_list(),
+        ["a.xml:3:5: 第一 error", "b.xml:1:1: second"]
+    );
+    // a second failure keeps when it started and the last good sync, and replaces the errors
+    store
+        .definition_sync_record(&record(1, &["c.xml:2:1: third"]))
+        .await
+        .unwrap();
+    let worse = store.definition_sync_list().await.unwrap().remove(0);
+    assert_eq!(
+        (worse.synced_at, worse.failing_since, worse.error_count),
+        (Some(synced), Some(since), 1)
+    );
+    assert_eq!(worse.error_list(), ["c.xml:2:1: third"]);
+    // fixed: synced again, no errors
+    store.definition_sync_record(&record(0, &[])).await.unwrap();
+    let fixed = store.definition_sync_list().await.unwrap().remove(0);
+    assert_eq!((fixed.failing_since, fixed.error_count), (None, 0));
+    assert!(fixed.error_list().is_empty());
+    assert!(fixed.synced_at >= Some(synced));
+}

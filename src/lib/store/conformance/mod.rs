@@ -67,6 +67,7 @@ conformance!(
     retention_finds_ended_top_level_instances_past_their_workflows_retention,
     retention_delete_takes_an_ended_tree_a_bounded_step_at_a_time,
     retention_loose_rows_go_by_age_and_live_processes_stay,
+    definition_sync_keeps_the_first_failure_and_the_last_good_sync,
 );
 
 mod access;

@@ -525,3 +525,35 @@ pub(super) async fn workflow_versions(
     .fetch_all(pool)
     .await?)
 }
+
+pub(super) async fn definition_sync_list(pool: &MySqlPool) -> Result<Vec<DefinitionSyncRow>> {
+    Ok(sqlx::query_as(
+        "SELECT CAST(source AS CHAR) AS source, synced_at, failing_since, error_count, \
+         CAST(errors AS CHAR) AS errors, updated_at FROM definition_sync ORDER BY source",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn definition_sync_record(
+    pool: &MySqlPool,
+    p: &DefinitionSyncRecord,
+) -> Result<()> {
+    // assignments run left to right on the old row: failing_since reads it before anything changes
+    sqlx::query(
+        "INSERT INTO definition_sync (source, synced_at, failing_since, error_count, errors, updated_at) \
+         VALUES (?, IF(? = 0, NOW(6), NULL), IF(? > 0, NOW(6), NULL), ?, ?, NOW(6)) \
+         ON DUPLICATE KEY UPDATE \
+         synced_at = IF(VALUES(error_count) = 0, VALUES(synced_at), synced_at), \
+         failing_since = IF(VALUES(error_count) = 0, NULL, COALESCE(failing_since, VALUES(failing_since))), \
+         error_count = VALUES(error_count), errors = VALUES(errors), updated_at = VALUES(updated_at)",
+    )
+    .bind(&p.source)
+    .bind(p.error_count)
+    .bind(p.error_count)
+    .bind(p.error_count)
+    .bind(json_list(&p.errors))
+    .execute(pool)
+    .await?;
+    Ok(())
+}

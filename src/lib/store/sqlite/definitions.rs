@@ -445,3 +445,32 @@ pub(super) async fn workflow_versions(
     .fetch_all(pool)
     .await?)
 }
+
+pub(super) async fn definition_sync_list(pool: &SqlitePool) -> Result<Vec<DefinitionSyncRow>> {
+    Ok(sqlx::query_as(
+        "SELECT source, synced_at, failing_since, error_count, errors, updated_at FROM definition_sync ORDER BY source",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn definition_sync_record(
+    pool: &SqlitePool,
+    p: &DefinitionSyncRecord,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO definition_sync (source, synced_at, failing_since, error_count, errors, updated_at) \
+         VALUES (?1, CASE WHEN ?2 = 0 THEN {NOW} END, CASE WHEN ?2 > 0 THEN {NOW} END, ?2, ?3, {NOW}) \
+         ON CONFLICT (source) DO UPDATE SET \
+         synced_at = CASE WHEN excluded.error_count = 0 THEN excluded.synced_at ELSE definition_sync.synced_at END, \
+         failing_since = CASE WHEN excluded.error_count = 0 THEN NULL \
+             ELSE COALESCE(definition_sync.failing_since, excluded.failing_since) END, \
+         error_count = excluded.error_count, errors = excluded.errors, updated_at = excluded.updated_at"
+    ))
+    .bind(&p.source)
+    .bind(p.error_count)
+    .bind(json_list(&p.errors))
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -192,6 +192,14 @@ impl Store for SqliteStore {
         definitions::db_link_list(&self.pool).await
     }
 
+    async fn definition_sync_list(&self) -> Result<Vec<DefinitionSyncRow>> {
+        definitions::definition_sync_list(&self.pool).await
+    }
+
+    async fn definition_sync_record(&self, p: &DefinitionSyncRecord) -> Result<()> {
+        definitions::definition_sync_record(&self.pool, p).await
+    }
+
     async fn event_list(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
         records::event_list(&self.pool, f).await
     }
