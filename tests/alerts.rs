@@ -92,14 +92,6 @@ fn smtp_available() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Points the environment's mail at a plain SMTP server on `port`, with quick delivery retries.
 fn plain_smtp(env: &Env, port: u16) {
     env.config(&format!(
@@ -115,7 +107,7 @@ fn fleet(env: &mut Env) {
 
 /// Starts a plain SMTP sink and points the environment's mail at it.
 fn mail_to_sink(env: &Env) -> Sink {
-    let port = free_port();
+    let port = common::free_port();
     let sink = Sink::start(env.path(), port, &[]);
     plain_smtp(env, port);
     sink
@@ -452,7 +444,7 @@ mod cases {
         if !smtp_available() {
             return;
         }
-        let port = free_port(); // nothing listens here yet
+        let port = common::free_port(); // nothing listens here yet
         plain_smtp(env, port);
         let (store, _) = run_once(
             env,
@@ -549,7 +541,7 @@ async fn through_tls(mode: &str) -> Option<(Value, Env)> {
     }
     let mut env = Env::new(common::Db::Sqlite, &format!("tls_{mode}")).await?;
     let (cert, key) = certificate(env.path());
-    let port = free_port();
+    let port = common::free_port();
     let sink = Sink::start(
         env.path(),
         port,

@@ -47,16 +47,25 @@ impl Env {
                 akkaflow::testkit::fresh_database_url(store::Backend::Postgres, name).await?
             }
         };
+        Some(Env::in_dir(dir, db, url))
+    }
+
+    /// An environment on a database the test provides itself (a private server it restarts).
+    pub fn at(db: Db, url: String) -> Env {
+        Env::in_dir(tempfile::tempdir().expect("temp dir"), db, url)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, db: Db, url: String) -> Env {
         std::fs::write(dir.path().join("akkaflow.toml"), TEST_CONFIG).expect("write config");
         std::fs::create_dir_all(dir.path().join("xmlconfig")).expect("mkdir");
-        Some(Env {
+        Env {
             dir,
             url,
             db,
             fleet_url: None,
             vars: Vec::new(),
             children: Vec::new(),
-        })
+        }
     }
 
     /// An environment on a database the test made itself (a private server).
@@ -236,6 +245,15 @@ pub fn fork_join_xml(
     }
     xml.push_str(r#"<end name="end"/></work-flow>"#);
     xml
+}
+
+/// A TCP port free on loopback now (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Triggers a workflow by hand; returns the new instance's id.
@@ -465,13 +483,21 @@ impl Drop for Proxy {
 impl Env {
     /// Routes the fleet's (not the test's) database connections through a proxy; returns it.
     pub async fn proxied(&mut self) -> Proxy {
+        let (proxy, url) = self.proxy().await;
+        self.fleet_url = Some(url);
+        proxy
+    }
+
+    /// A proxy in front of the database and the URL through it, for the roles started with it
+    /// (`spawn_as`) alone: one worker's partition.
+    pub async fn proxy(&self) -> (Proxy, String) {
         let (scheme, rest) = self.url.split_once("://").expect("a URL");
         let (auth, after) = rest
             .rsplit_once('@')
             .expect("a server URL with credentials");
         let (hostport, path) = after.split_once('/').expect("a database name");
         let proxy = Proxy::start(hostport.to_string()).await;
-        self.fleet_url = Some(format!("{scheme}://{auth}@127.0.0.1:{}/{path}", proxy.port));
-        proxy
+        let url = format!("{scheme}://{auth}@127.0.0.1:{}/{path}", proxy.port);
+        (proxy, url)
     }
 }

@@ -447,8 +447,17 @@ fn init_logging(cli: &Cli) {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AKKAFLOW_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("AKKAFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // sqlx logs every failed ping of an idle pooled connection at INFO, a line per connection
+    // during an outage that each process already reports once: its own lines from WARN up, unless
+    // AKKAFLOW_LOG names sqlx
+    if !std::env::var("AKKAFLOW_LOG")
+        .unwrap_or_default()
+        .contains("sqlx")
+    {
+        filter = filter.add_directive("sqlx=warn".parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // colour codes only for a person at a terminal, never into a redirected log file

@@ -69,15 +69,24 @@ impl Elector {
     /// publish a change and refresh the `scheduler` row when due. Returns the term's epoch.
     pub(super) async fn step(&mut self, outage: &mut OutageLog) -> Option<i64> {
         let was = self.epoch;
+        // an answer, lock or not, is the database reachable (a standby has no duty cycle to say so)
         self.epoch = match self.epoch {
-            None => self.lock.try_acquire().await.unwrap_or_else(|e| {
-                self.connected_since = Instant::now();
-                outage.failed(&e);
-                None
-            }),
+            None => match self.lock.try_acquire().await {
+                Ok(epoch) => {
+                    outage.recovered();
+                    epoch
+                }
+                Err(e) => {
+                    self.connected_since = Instant::now();
+                    outage.failed(&e);
+                    None
+                }
+            },
             Some(e) => match self.lock.still_held().await {
-                Ok(true) => Some(e),
-                Ok(false) => None,
+                Ok(held) => {
+                    outage.recovered();
+                    held.then_some(e)
+                }
                 Err(err) => {
                     self.connected_since = Instant::now();
                     outage.failed(&err);

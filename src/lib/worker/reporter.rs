@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::Engine;
 use crate::executor::LogMsg;
 use crate::state::AttemptEnd;
-use crate::store::ClaimedTask;
+use crate::store::{Cas, ClaimedTask};
 
 /// Results per transaction at most: bounds how long one report holds its instance locks.
 const MAX_BATCH: usize = 64;
@@ -56,11 +56,17 @@ pub(super) async fn run(
                 Ok::<_, crate::Error>(engine.store.task_log_insert_many(&logs).await?)
             })
             .await;
-        } else {
-            until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs)).await;
+        } else if let Some(done) =
+            until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs)).await
+        {
+            for ((task, _), cas) in items.iter().zip(done) {
+                refused(task, cas);
+            }
         }
         for task in &hand_backs {
-            until_reachable(|| engine.hand_back(task, &worker_id)).await;
+            if let Some(cas) = until_reachable(|| engine.hand_back(task, &worker_id)).await {
+                refused(task, cas);
+            }
         }
         for ack in acks {
             let _ = ack.send(());
@@ -68,9 +74,19 @@ pub(super) async fn run(
     }
 }
 
+/// Says so when a result was refused by the fencing: the attempt is no longer this worker's (its
+/// lease ran out while the worker was cut off, and the task was rescued; or its instance ended).
+fn refused(task: &ClaimedTask, cas: Cas) {
+    if !cas.applied() {
+        tracing::info!(task_id = %task.id, attempt = task.attempt, node = %task.node,
+            "result refused: the attempt is no longer this worker's (rescued or ended meanwhile); nothing recorded");
+    }
+}
+
 /// Runs a report until it is recorded, waiting out a database outage: a finished result is never
-/// dropped for it. A stale result (rescued or ended meanwhile) is fine: nothing to record.
-async fn until_reachable<T, F, Fut>(mut report: F)
+/// dropped for it; `None` when it failed for another reason (logged). A stale result (rescued or
+/// ended meanwhile) is fine: nothing to record.
+async fn until_reachable<T, F, Fut>(mut report: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::Result<T>>,
@@ -80,7 +96,7 @@ where
     let mut backoff = Duration::from_millis(200);
     loop {
         match report().await {
-            Ok(_) => return,
+            Ok(v) => return Some(v),
             Err(e) if matches!(&e, crate::Error::Store(s) if s.is_connection()) => {
                 tracing::debug!(error = %e, "results wait for the database");
                 tokio::time::sleep(super::jitter(backoff)).await;
@@ -88,7 +104,7 @@ where
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not record an attempt's result");
-                return;
+                return None;
             }
         }
     }
