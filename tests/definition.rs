@@ -74,6 +74,8 @@ fn load_valid() -> DefinitionSet {
 mod invalid;
 #[path = "definition/original.rs"]
 mod original;
+#[path = "definition/pools.rs"]
+mod pools;
 #[path = "definition/valid.rs"]
 mod valid;
 

@@ -1074,6 +1074,7 @@ mod cases {
                 queues: vec!["default".into()],
                 limit: 10,
                 lease_ttl: Duration::from_secs(1),
+                pools: vec![],
             })
             .await
             .unwrap();
@@ -1151,6 +1152,7 @@ mod cases {
                         queues: vec!["default".into()],
                         limit: 1,
                         lease_ttl: Duration::from_millis(200),
+                        pools: vec![],
                     })
                     .await
                     .map_err(|e| e.to_string())?;

@@ -214,6 +214,7 @@ async fn apply(
         }
     }
     sync_links(&mut *tx, set, opts.prune).await?;
+    sync_pools(&mut *tx, set, opts, &mut events).await?;
     tx.event_insert_many(&events).await?;
     if opts.dry_run {
         tx.rollback().await?;
@@ -376,6 +377,72 @@ async fn sync_links(tx: &mut dyn StoreTx, set: &DefinitionSet, prune: bool) -> R
     Ok(())
 }
 
+/// Writes the pools of `pools.xml`. A pool's limit is set from the file when the pool is new or the
+/// file's number for it changed since the last sync; otherwise a limit set with `pool set` stays.
+async fn sync_pools(
+    tx: &mut dyn StoreTx,
+    set: &DefinitionSet,
+    opts: &SyncOptions,
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
+    if set.pools.is_empty() && !opts.prune {
+        return Ok(());
+    }
+    let stored = tx.pool_defs().await?;
+    let mut wanted: Vec<&definition::Pool> = set.pools.iter().collect();
+    wanted.sort_by(|a, b| a.name.cmp(&b.name));
+    for pool in wanted {
+        let slots = i64::from(pool.slots);
+        let old = stored.iter().find(|p| p.name == pool.name);
+        let message = match old {
+            None => format!("pool {}: {slots} slots (pools.xml)", pool.name),
+            Some(o) if o.file_slots != slots => format!(
+                "pool {}: slots {} -> {slots} (pools.xml changed)",
+                pool.name, o.slots
+            ),
+            Some(o) if o.description != pool.description => String::new(),
+            Some(_) => continue,
+        };
+        let row = match old {
+            Some(o) if message.is_empty() => crate::store::PoolDef {
+                description: pool.description.clone(),
+                ..o.clone()
+            },
+            _ => crate::store::PoolDef {
+                name: pool.name.clone(),
+                slots,
+                file_slots: slots,
+                description: pool.description.clone(),
+                updated_by: opts.actor.clone(),
+            },
+        };
+        tx.pool_write(&row).await?;
+        if !message.is_empty() {
+            events.push(NewEvent {
+                kind: "pool_set",
+                message,
+                actor: opts.actor.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    if opts.prune {
+        for old in stored
+            .iter()
+            .filter(|o| !set.pools.iter().any(|p| p.name == o.name))
+        {
+            tx.pool_delete(&old.name).await?;
+            events.push(NewEvent {
+                kind: "pool_deleted",
+                message: format!("pool {}: not in pools.xml (sync --prune)", old.name),
+                actor: opts.actor.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(())
+}
+
 /// One definition file posted over HTTP, validated against what the database already holds.
 #[derive(Clone, Debug)]
 pub struct PreparedUpload {
@@ -468,15 +535,22 @@ pub async fn prepare_upload(
     };
     let root = root_element(&text);
     match root.as_deref() {
-        Some("db-links") | Some("file-links") => {
-            // links do not depend on anything else: validate the file on its own
-            let file = definition::SourceFile {
+        Some("db-links") | Some("file-links") | Some("pools") => {
+            // links and pools depend on nothing else but the stored pools a db link names:
+            // validate the file on its own
+            let mut files = vec![definition::SourceFile {
                 path: upload_path.clone(),
                 text,
-            };
-            let mut set = blocking_load(vec![file]).await?;
+            }];
             if root.as_deref() == Some("db-links") {
+                files.push(stored_pools(store).await?);
+            }
+            let mut set = blocking_load(files).await?;
+            if root.as_deref() != Some("file-links") {
                 set.file_links.clear(); // only the implied `local`, already stored by any sync
+            }
+            if root.as_deref() != Some("pools") {
+                set.pools.clear();
             }
             return Ok(PreparedUpload {
                 set,
@@ -515,10 +589,11 @@ pub async fn prepare_upload(
     let mut db = String::from("<db-links>\n");
     for l in store.db_link_list().await? {
         db.push_str(&format!(
-            "<link name=\"{}\" type=\"{}\" jdbc-url=\"{}\" username=\"\" password=\"\"/>\n",
+            "<link name=\"{}\" type=\"{}\" jdbc-url=\"{}\" username=\"\" password=\"\" pool=\"{}\"/>\n",
             xml_attr(&l.name),
             xml_attr(&l.kind),
-            xml_attr(&l.url)
+            xml_attr(&l.url),
+            xml_attr(&l.pool)
         ));
     }
     db.push_str("</db-links>\n");
@@ -541,6 +616,7 @@ pub async fn prepare_upload(
         path: "stored/file_links.xml".into(),
         text: fl,
     });
+    files.push(stored_pools(store).await?);
     files.push(definition::SourceFile {
         path: "stored/calendars.xml".into(),
         text: stored_calendars_xml(&store.calendar_list().await?),
@@ -554,6 +630,7 @@ pub async fn prepare_upload(
     set.db_links.clear();
     set.calendars.clear();
     set.file_links.clear();
+    set.pools.clear();
     set.warnings.retain(|d| d.file == path);
     let workflows = set
         .workflows
@@ -597,6 +674,23 @@ fn stored_calendars_xml(rows: &[crate::store::CalendarRow]) -> String {
     }
     xml.push_str("</calendars>\n");
     xml
+}
+
+/// The stored pools as a `pools.xml`, for validating an upload against them.
+async fn stored_pools(store: &Arc<dyn Store>) -> Result<definition::SourceFile> {
+    let mut text = String::from("<pools>\n");
+    for p in store.pool_list().await? {
+        text.push_str(&format!(
+            "<pool name=\"{}\" slots=\"{}\"/>\n",
+            xml_attr(&p.name),
+            p.slots.max(0)
+        ));
+    }
+    text.push_str("</pools>\n");
+    Ok(definition::SourceFile {
+        path: "stored/pools.xml".into(),
+        text,
+    })
 }
 
 async fn blocking_load(files: Vec<definition::SourceFile>) -> Result<DefinitionSet> {

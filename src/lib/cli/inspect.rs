@@ -350,8 +350,27 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
         .ok_or_else(|| Error::refused(format!("no instance {id}")))?;
     let tasks = store.task_list(id).await?;
     let attempts = store.task_attempt_list(id).await?;
+    // why ready tasks wait for their pool (read only when one does)
+    let pools = if tasks
+        .iter()
+        .any(|t| t.status == crate::state::TaskStatus::Ready && !t.pool.is_empty())
+    {
+        store.pool_list().await?
+    } else {
+        vec![]
+    };
+    let waiting: Vec<(TaskId, String)> = tasks
+        .iter()
+        .filter_map(|t| crate::engine::pool::pool_wait_reason(t, &pools).map(|r| (t.id, r)))
+        .collect();
     if json {
-        print_json(&json!({ "instance": inst, "tasks": tasks, "attempts": attempts }));
+        let waiting: serde_json::Map<String, serde_json::Value> = waiting
+            .iter()
+            .map(|(id, r)| (id.to_string(), json!(r)))
+            .collect();
+        print_json(
+            &json!({ "instance": inst, "tasks": tasks, "attempts": attempts, "waiting": waiting }),
+        );
         return Ok(0);
     }
     println!(
@@ -407,6 +426,8 @@ pub(super) async fn instance_info(cfg: &Config, id: InstanceId, json: bool) -> R
             // belongs to the attempt (listed below), not to the task as it is now
             if task.status.is_terminal() {
                 task.error.clone().unwrap_or_default()
+            } else if let Some((_, why)) = waiting.iter().find(|(id, _)| *id == task.id) {
+                why.clone()
             } else {
                 String::new()
             },
@@ -611,6 +632,36 @@ pub(super) async fn check(cfg: &Config, stuck_after_secs: u64, json: bool) -> Re
         }
     }
     Ok(if found.is_empty() { 0 } else { 1 })
+}
+
+pub(super) async fn pool_list(cfg: &Config, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let pools = store.pool_list().await?;
+    if json {
+        print_json(&pools);
+        return Ok(0);
+    }
+    let mut t = table(&[
+        "POOL", "SLOTS", "USED", "RUNNING", "WAITING", "SET BY", "DESC",
+    ]);
+    for p in &pools {
+        let slots = if p.slots == p.file_slots {
+            p.slots.to_string()
+        } else {
+            format!("{} (pools.xml: {})", p.slots, p.file_slots)
+        };
+        t.add_row(vec![
+            p.name.clone(),
+            slots,
+            p.used.to_string(),
+            p.running.to_string(),
+            p.waiting.to_string(),
+            p.updated_by.clone(),
+            p.description.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(0)
 }
 
 #[cfg(test)]

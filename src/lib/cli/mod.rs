@@ -101,6 +101,9 @@ pub enum Command {
     /// Tasks: retry, kill
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Pools: occupancy, and a pool's slots set at once for the whole fleet
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Print the log of an instance (all its tasks) or of one task
     Logs {
         /// Instance id (or task id with --task)
@@ -364,6 +367,25 @@ pub enum TaskCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Every pool: its slots, the slots in use, running and waiting tasks
+    List {
+        /// Print the pools as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a pool's slots now, fleet-wide (recorded as an event); the next sync that changes the
+    /// pool's slots in pools.xml sets them again
+    Set {
+        /// The pool's name (from pools.xml)
+        name: String,
+        /// How many slots its running tasks may take (0 pauses the pool; running tasks finish)
+        #[arg(long)]
+        slots: i64,
+    },
+}
+
 fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -494,6 +516,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Workflow(c) => operate::workflow(&cfg, c).await,
         Command::Instance(c) => operate::instance(&cfg, c).await,
         Command::Task(c) => operate::task(&cfg, c).await,
+        Command::Pool(c) => operate::pool(&cfg, c).await,
         Command::Logs { id, task, follow } => inspect::logs(&cfg, id, task, follow).await,
         Command::Status { json } => inspect::status(&cfg, json).await,
         Command::Check {

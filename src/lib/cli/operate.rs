@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    connect, os_actor, params_map, print_json, InstanceCommand, TaskCommand, WorkflowCommand,
+    connect, os_actor, params_map, print_json, InstanceCommand, PoolCommand, TaskCommand,
+    WorkflowCommand,
 };
 use crate::config::Config;
 use crate::engine::{CreateInstance, Created, Engine};
@@ -202,4 +203,19 @@ pub(super) async fn task(cfg: &Config, cmd: TaskCommand) -> Result<i32> {
         },
     }
     Ok(0)
+}
+
+pub(super) async fn pool(cfg: &Config, cmd: PoolCommand) -> Result<i32> {
+    match cmd {
+        PoolCommand::List { json } => super::inspect::pool_list(cfg, json).await,
+        PoolCommand::Set { name, slots } => {
+            let engine = Engine::for_config(connect(cfg).await?, cfg);
+            let change = engine.pool_set(&name, slots, &os_actor()).await?;
+            println!(
+                "pool {}: slots {} -> {}",
+                change.name, change.old_slots, change.slots
+            );
+            Ok(0)
+        }
+    }
 }

@@ -86,6 +86,8 @@ pub struct DefinitionSet {
     pub file_links: Vec<FileLink>,
     /// Business calendars (`calendars.xml`).
     pub calendars: Vec<calendar::Calendar>,
+    /// From `pools.xml`.
+    pub pools: Vec<Pool>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -129,7 +131,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<DefinitionSet, Vec<Diagnostic>> {
 }
 
 /// The link files' conventional names, which `validate FILE` looks for beside and above the file.
-pub const LINK_FILE_NAMES: [&str; 2] = ["db_links.xml", "file_links.xml"];
+pub const LINK_FILE_NAMES: [&str; 3] = ["db_links.xml", "file_links.xml", "pools.xml"];
 
 /// For `validate one_file.xml`: the `db_links.xml` and `file_links.xml` nearest to each file given
 /// on its own (in its directory or the closest one above it, not above the working directory when
@@ -242,6 +244,7 @@ pub fn load_sources(files: Vec<SourceFile>) -> Result<DefinitionSet, Vec<Diagnos
         db_links: valid.db_links,
         file_links: valid.file_links,
         calendars: valid.calendars,
+        pools: valid.pools,
         warnings: diags,
     })
 }

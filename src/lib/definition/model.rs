@@ -31,6 +31,10 @@ pub struct Workflow {
     /// leaves it to the configuration's `max_lost_attempts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_times: Option<u32>,
+    /// `priority`: the default priority of its actions (higher runs first among ready tasks of the
+    /// same queue and pool).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
     pub coordinator: Option<Coordinator>,
     /// Run-time parameters (ours: `<param-list>` directly under `<work-flow>`), with optional defaults.
     pub params: Vec<ParamDecl>,
@@ -287,6 +291,60 @@ pub struct Action {
     pub ok: String,
     pub error: Option<String>,
     pub kind: ActionKind,
+    /// The pool this action runs in: its `pool`, or (resolved by the validator) the pool of the db
+    /// link it works on. `None`: no pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// `pool-slots`: how many of the pool's slots one attempt takes (default 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub pool_slots: u32,
+    /// `priority`, overriding the workflow's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+impl Action {
+    /// The db links this action works on, in document order (a transfer's source, then its target).
+    pub fn db_links(&self) -> Vec<&str> {
+        fn source(s: &DataSource) -> Option<&str> {
+            match s {
+                DataSource::Sql { db_link, .. } => Some(db_link),
+                _ => None,
+            }
+        }
+        match &self.kind {
+            ActionKind::Sql { db_link, .. } => vec![db_link],
+            ActionKind::DataMonitor(m) => std::iter::once(&m.source)
+                .chain(&m.min)
+                .chain(&m.max)
+                .filter_map(source)
+                .collect(),
+            ActionKind::Transfer(Transfer::Copy { source, target }) => {
+                let mut out = vec![];
+                if let TransferSource::Db { db_link, .. } = source {
+                    out.push(db_link.as_str());
+                }
+                if let TransferTarget::Db { db_link, .. } = target {
+                    out.push(db_link.as_str());
+                }
+                out
+            }
+            ActionKind::Metadata(m) => vec![m.db_link.as_str()],
+            _ => vec![],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -496,6 +554,18 @@ pub struct DbLink {
     pub username: String,
     pub password: String,
     pub properties: Vec<(String, String)>,
+    /// `pool`: the pool of every sql, data-monitor, transfer and metadata action on this link that
+    /// names none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+}
+
+/// `pools.xml`: a named limit on how many slots its running tasks may take, fleet-wide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub name: String,
+    pub slots: u32,
+    pub description: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

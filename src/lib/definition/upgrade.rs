@@ -1050,6 +1050,7 @@ mod tests {
             username: "etl".into(),
             password: "pw".into(),
             properties: Vec::new(),
+            pool: None,
         });
         assert_eq!(
             links.name_for("MYSQL", "jdbc:mysql://h/dw", "etl", "pw"),

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use super::calendar::Calendar;
-use super::model::{DbLink, FileLink, NodeKind};
+use super::model::{DbLink, FileLink, NodeKind, Pool};
 use super::parser::implied_local;
 use super::parser::{LegacyCoordinator, ParamUse, Parsed, ParsedWorkflow, Ref, RefKind, Site};
 use super::{Diagnostic, Severity};
@@ -34,6 +34,7 @@ pub(crate) struct Validated {
     pub db_links: Vec<DbLink>,
     pub file_links: Vec<FileLink>,
     pub calendars: Vec<Calendar>,
+    pub pools: Vec<Pool>,
 }
 
 struct Entry {
@@ -76,6 +77,7 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
     let mut legacies: Vec<(PathBuf, LegacyCoordinator)> = Vec::new();
     let mut calendars: Vec<Calendar> = Vec::new();
     let mut calendar_sites: HashMap<String, (PathBuf, Site)> = HashMap::new();
+    let mut pools: Vec<(Pool, PathBuf, Site)> = Vec::new();
 
     for src in sources {
         match src.parsed {
@@ -117,6 +119,23 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
                     }
                 }
             }
+            Some(Parsed::Pools(list)) => {
+                for (pool, site) in list {
+                    if let Some((_, first_file, first)) =
+                        pools.iter().find(|(p, _, _)| p.name == pool.name)
+                    {
+                        let msg = format!(
+                            "pool \"{}\" is defined twice: {}:{} and here",
+                            pool.name,
+                            first_file.display(),
+                            first.pos.line
+                        );
+                        d.error(&src.path, &site, msg);
+                        continue;
+                    }
+                    pools.push((pool, src.path.clone(), site));
+                }
+            }
         }
     }
     if !file_links.iter().any(|l| l.name == "local") {
@@ -143,6 +162,7 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
     }
 
     attach_legacy(&mut d, &mut entries, &legacies, &by_name);
+    resolve_pools(&mut d, &mut entries, &db_links, &link_sites, &pools);
 
     let db_names: BTreeSet<&str> = db_links.iter().map(|l| l.name.as_str()).collect();
     let file_names: BTreeSet<&str> = file_links.iter().map(|l| l.name.as_str()).collect();
@@ -205,6 +225,7 @@ pub(crate) fn validate(sources: Vec<ParsedSource>, out: &mut Vec<Diagnostic>) ->
         db_links,
         file_links,
         calendars,
+        pools: pools.into_iter().map(|(p, _, _)| p).collect(),
     }
 }
 
@@ -237,6 +258,94 @@ fn check_calendar(d: &mut Diags<'_>, e: &Entry, calendars: &[Calendar]) {
             site,
             "a time expression counts workdays, but the workflow's coordinator names no calendar: add calendar=\"NAME\" to <coordinator>".into(),
         );
+    }
+}
+
+/// Checks every pool a db link or an action names, and gives each action on a pooled db link that
+/// names no pool of its own the link's pool. An action whose links name different pools must name
+/// one itself; `pool-slots` may not exceed the pool's slots (such an attempt could never start).
+fn resolve_pools(
+    d: &mut Diags<'_>,
+    entries: &mut [Entry],
+    db_links: &[DbLink],
+    link_sites: &HashMap<(bool, String), (PathBuf, Site)>,
+    pools: &[(Pool, PathBuf, Site)],
+) {
+    let defined = || {
+        if pools.is_empty() {
+            "none is defined".to_string()
+        } else {
+            let names: Vec<&str> = pools.iter().map(|(p, _, _)| p.name.as_str()).collect();
+            format!("defined: {}", names.join(", "))
+        }
+    };
+    let find = |name: &str| pools.iter().map(|(p, _, _)| p).find(|p| p.name == name);
+    for link in db_links {
+        let Some(pool) = &link.pool else { continue };
+        if find(pool).is_none() {
+            if let Some((file, site)) = link_sites.get(&(true, link.name.clone())) {
+                let msg = format!(
+                    "db link \"{}\" names unknown pool \"{pool}\": define it in pools.xml ({})",
+                    link.name,
+                    defined()
+                );
+                d.error(file, site, msg);
+            }
+        }
+    }
+    for e in entries.iter_mut() {
+        for (node, info) in e.pw.workflow.nodes.iter_mut().zip(&e.pw.nodes) {
+            let NodeKind::Action(a) = &mut node.kind else {
+                continue;
+            };
+            if a.pool.is_none() {
+                let mut inherited: Vec<(&str, &str)> = Vec::new();
+                for name in a.db_links() {
+                    let link = db_links.iter().find(|l| l.name == name);
+                    if let Some(pool) = link.and_then(|l| l.pool.as_deref()) {
+                        if !inherited.iter().any(|(_, p)| *p == pool) {
+                            inherited.push((name, pool));
+                        }
+                    }
+                }
+                match inherited.as_slice() {
+                    [] => {}
+                    [(_, pool)] => a.pool = Some(pool.to_string()),
+                    many => {
+                        let list: Vec<String> = many
+                            .iter()
+                            .map(|(l, p)| format!("\"{l}\" (pool {p})"))
+                            .collect();
+                        let msg = format!(
+                            "{} works on db links in different pools, {}: name its pool with pool=\"...\"",
+                            info.label,
+                            list.join(" and ")
+                        );
+                        d.error(&e.file, &info.site, msg);
+                        continue;
+                    }
+                }
+            }
+            let Some(name) = &a.pool else { continue };
+            match find(name) {
+                None => {
+                    let msg = format!(
+                        "{} names unknown pool \"{name}\": define it in pools.xml ({})",
+                        info.label,
+                        defined()
+                    );
+                    d.error(&e.file, &info.site, msg);
+                }
+                Some(p) if a.pool_slots > p.slots => {
+                    let msg = format!(
+                        "{}: pool-slots is {} but pool \"{name}\" has only {} slots, so it could never start",
+                        info.label, a.pool_slots, p.slots
+                    );
+                    d.error(&e.file, &info.site, msg);
+                }
+                Some(_) => {}
+            }
+        }
     }
 }
 

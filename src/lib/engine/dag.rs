@@ -364,6 +364,9 @@ mod tests {
                 kind: ActionKind::Shell {
                     command: Template::parse("true").unwrap(),
                 },
+                pool: None,
+                pool_slots: 1,
+                priority: None,
             })),
         }
     }
@@ -388,6 +391,7 @@ mod tests {
             instance_limit: 1,
             retention_days: None,
             lost_times: None,
+            priority: 0,
             coordinator: None,
             params: vec![],
             nodes,

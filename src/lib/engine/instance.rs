@@ -393,6 +393,15 @@ fn new_tasks(def: &Workflow, instance: InstanceId) -> Vec<NewTask> {
                 ),
                 _ => (1, 0, None, DEFAULT_QUEUE.to_string()),
             };
+            // control nodes complete inside the advancing transaction: never in a pool
+            let (pool, pool_slots, priority) = match &n.kind {
+                NodeKind::Action(a) => (
+                    a.pool.clone().unwrap_or_default(),
+                    i64::from(a.pool_slots.max(1)),
+                    a.priority.unwrap_or(def.priority),
+                ),
+                _ => (String::new(), 1, def.priority),
+            };
             NewTask {
                 instance_id: instance,
                 node: n.name.clone(),
@@ -401,7 +410,9 @@ fn new_tasks(def: &Workflow, instance: InstanceId) -> Vec<NewTask> {
                 retry_interval_s: interval,
                 timeout_s: timeout,
                 queue,
-                priority: 0,
+                priority,
+                pool,
+                pool_slots,
             }
         })
         .collect()

@@ -9,6 +9,7 @@
 //! - `task`, `instance`, `workflow`: the operations (complete, batched complete, rescue, hand-back,
 //!   kill, retry, rerun, create, enable), each an entry into that loop.
 //! - `alerts`: which alerts a state change writes, in its transaction.
+//! - `pool`: `pool set`, and why a ready task waits for its pool.
 //!
 //! Each operation is one transaction that locks the instance row first (then, when needed, the
 //! workflow row), applies guarded updates, writes an `event` row per change, and commits. Deadlocks
@@ -18,6 +19,7 @@ mod advance;
 mod alerts;
 pub mod dag;
 mod instance;
+pub mod pool;
 pub mod state;
 mod task;
 pub mod why;

@@ -213,6 +213,22 @@ pub fn dir_in_scope(dir: &str, prefix: Option<&str>) -> bool {
 /// on bound parameters per statement.
 pub(crate) const ROWS_PER_INSERT: usize = 1000;
 
+/// Of a pool's ready candidates `(id, pool_slots)` in claim order, the ids a claim takes: a prefix
+/// whose slots fit in `free`, at most `limit` tasks. It stops at the first that does not fit rather
+/// than passing it for smaller ones behind it, so a heavy task is never starved by light ones.
+pub(crate) fn fit_in_pool(candidates: &[(i64, i64)], free: i64, limit: i64) -> Vec<i64> {
+    let mut left = free;
+    let mut out = Vec::new();
+    for &(id, slots) in candidates {
+        if out.len() as i64 >= limit || slots.max(1) > left {
+            break;
+        }
+        left -= slots.max(1);
+        out.push(id);
+    }
+    out
+}
+
 /// The multi-row `task_log` INSERT of the server backends; `on_duplicate` makes a batch sent again
 /// after a lost reply succeed on the lines already stored.
 pub(crate) fn log_insert<'a, DB>(

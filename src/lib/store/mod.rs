@@ -429,6 +429,11 @@ pub trait Store: Send + Sync + 'static {
     /// The database's clock.
     async fn now(&self) -> Result<DateTime<Utc>>;
 
+    /// Every pool with its occupancy now (slots in use, running and waiting tasks), by name.
+    async fn pool_list(&self) -> Result<Vec<PoolRow>>;
+    /// The names of the pools, by name: what a worker's claims may take from (one small read).
+    async fn pool_names(&self) -> Result<Vec<String>>;
+
     /// A subscription to "tasks became ready" from other processes, where the backend has one
     /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
@@ -570,6 +575,15 @@ pub trait StoreTx: Send {
 
     /// Tells other processes' workers at commit that tasks became ready (a no-op without LISTEN/NOTIFY).
     async fn notify_ready(&mut self) -> Result<()>;
+
+    async fn pool_delete(&mut self, name: &str) -> Result<()>;
+    /// Locks the pool row (`FOR UPDATE`): serialises with the claims of that pool.
+    async fn pool_lock(&mut self, name: &str) -> Result<Option<PoolDef>>;
+    /// Every pool row, by name, not locked (a write locks the row it changes; sync writes in name
+    /// order, the one order in which any transaction locks more than one pool).
+    async fn pool_defs(&mut self) -> Result<Vec<PoolDef>>;
+    /// Inserts or replaces a pool row.
+    async fn pool_write(&mut self, p: &PoolDef) -> Result<()>;
 
     async fn rollback(self: Box<Self>) -> Result<()>;
 

@@ -172,6 +172,9 @@ pub struct TaskRow {
     pub timeout_s: Option<i64>,
     pub queue: String,
     pub priority: i64,
+    /// '' outside any pool.
+    pub pool: String,
+    pub pool_slots: i64,
     pub run_at: Option<DateTime<Utc>>,
     pub worker_id: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
@@ -195,7 +198,11 @@ pub struct NewTask {
     pub retry_interval_s: i64,
     pub timeout_s: Option<i64>,
     pub queue: String,
+    /// Higher runs first among ready tasks of the same queue and pool.
     pub priority: i64,
+    /// '' outside any pool.
+    pub pool: String,
+    pub pool_slots: i64,
 }
 
 /// The worker and attempt a state change must still match (a rescued task's old worker cannot write).
@@ -256,6 +263,9 @@ pub struct TaskClaimParams {
     pub queues: Vec<String>,
     pub limit: i64,
     pub lease_ttl: Duration,
+    /// The pools whose tasks this claim may take (the worker's view of the `pool` table, refreshed
+    /// every few seconds). Empty: only tasks outside any pool, and the `pool` table is not read.
+    pub pools: Vec<String>,
 }
 
 /// A task a worker now owns, with what it needs to run it.
@@ -473,6 +483,8 @@ pub struct DbLinkRow {
     pub username: String,
     /// JSON array of `[name, value]` pairs.
     pub properties: String,
+    /// The pool of the actions on this link that name none ('' for none).
+    pub pool: String,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -544,6 +556,8 @@ pub(crate) struct StoredDbLink {
     pub password: String,
     /// JSON array of `[name, value]` pairs.
     pub properties: String,
+    /// '' for none.
+    pub pool: String,
 }
 
 impl TryFrom<StoredDbLink> for crate::definition::DbLink {
@@ -568,6 +582,7 @@ impl TryFrom<StoredDbLink> for crate::definition::DbLink {
             username: r.username,
             password: r.password,
             properties,
+            pool: Some(r.pool).filter(|p| !p.is_empty()),
         })
     }
 }
@@ -896,4 +911,36 @@ pub struct DefinitionSyncRecord {
     pub error_count: i64,
     /// The first few, as they are shown.
     pub errors: Vec<String>,
+}
+
+/// A `pool` row as pools.xml and `pool set` write it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PoolDef {
+    pub name: String,
+    /// The limit claims enforce now.
+    pub slots: i64,
+    /// What pools.xml said at the last sync that changed this pool.
+    pub file_slots: i64,
+    pub description: String,
+    pub updated_by: String,
+}
+
+/// A pool with its occupancy now.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct PoolRow {
+    pub name: String,
+    /// The limit claims enforce now.
+    pub slots: i64,
+    /// What pools.xml says (a `pool set` may differ until the file changes).
+    pub file_slots: i64,
+    pub description: String,
+    pub updated_at: DateTime<Utc>,
+    /// Who set `slots` last (`sync:...`, `cli:...`, `api:...`).
+    pub updated_by: String,
+    /// Slots taken by running tasks (a task takes its `pool-slots`).
+    pub used: i64,
+    /// Running tasks.
+    pub running: i64,
+    /// Ready tasks (due now) waiting for a slot.
+    pub waiting: i64,
 }

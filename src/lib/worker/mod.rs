@@ -32,6 +32,10 @@ use crate::store::{TaskClaimParams, WorkerRegistration};
 /// How long a busy worker with less than half its slots free waits for more to free before claiming.
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
+/// How often a worker reads the pool names its claims may take from: a new pool's tasks wait at
+/// most this long for their first claim. Without pools, claims never read the pool table.
+const POOL_NAMES_EVERY: Duration = Duration::from_secs(5);
+
 pub use crate::state::DEFAULT_QUEUE;
 
 #[derive(Clone, Debug)]
@@ -155,7 +159,10 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         queues,
         limit: 0,
         lease_ttl: cfg.lease_ttl,
+        pools: vec![],
     };
+    let mut pools: Vec<String> = vec![];
+    let mut pools_read: Option<std::time::Instant> = None;
     let mut idle = IdleBackoff::new(idle_max);
     let mut outage = crate::store::OutageLog::new("worker");
     let mut busy = false;
@@ -183,11 +190,21 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
             }
         }
         let mut delay = idle.current();
+        if free > 0 && pools_read.is_none_or(|t| t.elapsed() >= POOL_NAMES_EVERY) {
+            match engine.store.pool_names().await {
+                Ok(names) => {
+                    pools = names;
+                    pools_read = Some(std::time::Instant::now());
+                }
+                Err(e) => tracing::debug!(error = %e, "could not read the pool names"),
+            }
+        }
         if free > 0 {
             match engine
                 .store
                 .task_claim(&TaskClaimParams {
                     limit: free as i64,
+                    pools: pools.clone(),
                     ..claim.clone()
                 })
                 .await

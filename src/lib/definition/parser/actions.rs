@@ -35,6 +35,11 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
     };
     let is_ignore = ctx.bool_attr(el, label, "is-ignore", false);
     let description = el.attr("desc").unwrap_or("").trim().to_string();
+    let pool = ctx.optional(el, "pool");
+    let pool_slots = ctx.number_attr(el, label, "pool-slots", 1u32, 1);
+    let priority = ctx
+        .optional(el, "priority")
+        .map(|_| ctx.number_attr(el, label, "priority", 0i64, i64::MIN));
 
     let ok = transition(ctx, el, label, "ok", edges);
     if ok.is_none() && el.child("ok").is_none() {
@@ -83,6 +88,9 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Ve
         // A placeholder keeps the node in the graph so one bad kind does not also produce "unknown
         // node" errors for every transition into it; its error already fails the load.
         kind: kind.unwrap_or_else(|| ActionKind::Shell { command: empty() }),
+        pool,
+        pool_slots,
+        priority,
     }
 }
 

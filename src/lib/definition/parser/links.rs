@@ -3,7 +3,7 @@
 //! Recognised by their root element (`<db-links>`, `<file-links>`), wherever they lie in the set.
 //! A file link named `local` (the local file system) is implied when no file defines one.
 
-use super::super::model::{DbKind, DbLink, FileKind, FileLink};
+use super::super::model::{DbKind, DbLink, FileKind, FileLink, Pool};
 use super::super::xml::Element;
 use super::schema;
 use super::{Ctx, Site};
@@ -60,6 +60,7 @@ pub(crate) fn parse_db_links(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(DbLink, 
             username: el.attr("username").unwrap_or("").to_string(),
             password: el.attr("password").unwrap_or("").to_string(),
             properties,
+            pool: ctx.optional(el, "pool"),
         };
         out.push((link, ctx.site(el)));
     }
@@ -116,4 +117,29 @@ pub(crate) fn implied_local() -> FileLink {
         password: String::new(),
         description: "implied: the worker's local file system".to_string(),
     }
+}
+
+/// `pools.xml`: `<pools><pool name="warehouse" slots="4" desc="..."/></pools>`.
+pub(crate) fn parse_pools(ctx: &mut Ctx<'_>, root: &Element) -> Vec<(Pool, Site)> {
+    ctx.allow(root, "<pools>", &schema::POOLS);
+    let mut out = Vec::new();
+    for el in root.children_named("pool") {
+        let Some(name) = ctx.required(el, "<pool>", "name") else {
+            continue;
+        };
+        ctx.safe_name(el, "pool", &name);
+        let subject = format!("pool \"{name}\"");
+        ctx.allow(el, &subject, &schema::POOL);
+        if ctx.required(el, &subject, "slots").is_none() {
+            continue;
+        }
+        let slots = ctx.number_attr(el, &subject, "slots", 0u32, 0);
+        let pool = Pool {
+            name,
+            slots,
+            description: el.attr("desc").unwrap_or("").trim().to_string(),
+        };
+        out.push((pool, ctx.site(el)));
+    }
+    out
 }

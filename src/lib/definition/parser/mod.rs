@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use links::implied_local;
 
 use super::calendar::Calendar;
-use super::model::{Coordinator, DbLink, FileLink, Workflow};
+use super::model::{Coordinator, DbLink, FileLink, Pool, Workflow};
 use super::template::Template;
 use super::xml::{self, Element, Pos};
 use super::{Diagnostic, Severity};
@@ -37,6 +37,7 @@ pub(crate) enum Parsed {
     DbLinks(Vec<(DbLink, Site)>),
     FileLinks(Vec<(FileLink, Site)>),
     Calendars(Vec<(Calendar, Site)>),
+    Pools(Vec<(Pool, Site)>),
 }
 
 /// A workflow plus the positions the validator needs.
@@ -127,11 +128,12 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> (Option<Parsed>, Vec<Diagno
         "calendars" => Some(Parsed::Calendars(calendars::parse_calendars(
             &mut ctx, &root,
         ))),
+        "pools" => Some(Parsed::Pools(links::parse_pools(&mut ctx, &root))),
         other => {
             ctx.error(
                 &root,
                 format!(
-                    "unknown root element <{other}>: expected <work-flow>, <coordinator>, <db-links>, <file-links> or <calendars>"
+                    "unknown root element <{other}>: expected <work-flow>, <coordinator>, <db-links>, <file-links>, <calendars> or <pools>"
                 ),
             );
             None

@@ -40,7 +40,8 @@ macro_rules! schema {
 schema! {
     // a workflow file
     WORKFLOW = "work-flow" in "`<work-flow>`",
-        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "retention-days", "create-time", "lost-times"],
+        attrs ["name", "creator", "desc", "dir", "mail-level", "mail-receivers", "alert-channels", "instance-limit", "retention-days", "create-time", "lost-times",
+               "priority"],
         children ["coordinator", "param-list", "start", "end", "kill", "fork", "join", "action"];
     WORKFLOW_PARAM_LIST = "param-list" in "`<param-list>` of `<work-flow>`", attrs [], children ["param"];
     WORKFLOW_PARAM = "param" in "`<param-list>` of `<work-flow>`", attrs ["name", "value"], children [];
@@ -59,7 +60,7 @@ schema! {
     FORK_PATH = "path" in "Control nodes", attrs ["to"], children [];
     JOIN = "join" in "Control nodes", attrs ["name", "to"], children [];
     ACTION = "action" in "`<action>`",
-        attrs ["name", "host", "retry-times", "lost-times", "interval", "timeout", "is-ignore", "desc"],
+        attrs ["name", "host", "retry-times", "lost-times", "interval", "timeout", "is-ignore", "desc", "pool", "pool-slots", "priority"],
         children ["ok", "error", "script", "shell", "file-executor", "sql", "file-monitor",
                   "file-watcher", "data-monitor", "transfer", "email", "metadata", "sub-workflow"];
     OK = "ok" in "`<action>`", attrs ["to"], children [];
@@ -121,7 +122,7 @@ schema! {
     LEGACY_LISTED_WORKFLOW = "workflow" in "Legacy coordinator files", attrs ["path"], children [];
     // link files
     DB_LINKS = "db-links" in "`db_links.xml`", attrs [], children ["link"];
-    DB_LINK = "link" in "`db_links.xml`", attrs ["name", "type", "jdbc-url", "username", "password", "desc"], children ["properties"];
+    DB_LINK = "link" in "`db_links.xml`", attrs ["name", "type", "jdbc-url", "username", "password", "desc", "pool"], children ["properties"];
     DB_LINK_PROPERTIES = "properties" in "`db_links.xml`", attrs [], children ["property"];
     DB_LINK_PROPERTY = "property" in "`db_links.xml`", attrs ["name"], children [];
     FILE_LINKS = "file-links" in "`file_links.xml`", attrs [], children ["link"];
@@ -131,6 +132,9 @@ schema! {
     CALENDAR = "calendar" in "`calendars.xml`", attrs ["name", "weekend"], children ["holiday", "workday"];
     HOLIDAY = "holiday" in "`calendars.xml`", attrs ["date", "from", "to"], children [];
     WORKDAY = "workday" in "`calendars.xml`", attrs ["date"], children [];
+    // the pools file
+    POOLS = "pools" in "`pools.xml`", attrs [], children ["pool"];
+    POOL = "pool" in "`pools.xml`", attrs ["name", "slots", "desc"], children [];
 }
 
 /// The kind elements of an action (its children other than the transitions).

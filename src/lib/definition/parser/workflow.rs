@@ -43,6 +43,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         .is_some()
         .then(|| ctx.number_attr(root, &wf_subject, "retention-days", 1u32, 1));
     let lost_times = super::lost_times(ctx, root, &wf_subject);
+    let priority = ctx.number_attr(root, &wf_subject, "priority", 0i64, i64::MIN);
 
     let mut coordinator = None;
     let mut coordinator_site = None;
@@ -102,6 +103,7 @@ pub(super) fn parse(ctx: &mut Ctx<'_>, root: &Element) -> Option<ParsedWorkflow>
         instance_limit,
         retention_days,
         lost_times,
+        priority,
         coordinator,
         params,
         nodes,

@@ -231,6 +231,7 @@ pub(super) async fn http_listings_scope_summarise_and_hide_passwords(store: &dyn
         username: "etl".into(),
         password: "秘密".into(),
         properties: vec![("sslmode".into(), "require".into())],
+        pool: None,
     })
     .await
     .unwrap();

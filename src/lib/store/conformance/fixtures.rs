@@ -86,6 +86,8 @@ pub(super) fn new_task(instance: InstanceId, node: &str, queue: &str, priority: 
         timeout_s: Some(60),
         queue: queue.to_string(),
         priority,
+        pool: String::new(),
+        pool_slots: 1,
     }
 }
 
@@ -141,6 +143,7 @@ pub(super) fn claim(worker: &str, queues: &[&str], limit: i64, ttl: Duration) ->
         queues: queues.iter().map(|q| q.to_string()).collect(),
         limit,
         lease_ttl: ttl,
+        pools: vec![],
     }
 }
 

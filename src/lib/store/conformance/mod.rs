@@ -39,7 +39,7 @@ conformance!(
     task_insert_many_and_list,
     claim_respects_limit,
     claim_filters_queues_and_run_at,
-    claim_orders_by_priority_then_run_at,
+    claim_orders_by_priority_desc_then_run_at,
     concurrent_claimers_are_disjoint,
     stale_worker_cannot_complete_rescued_task,
     lease_extend_touches_only_own_running_tasks,
@@ -68,6 +68,10 @@ conformance!(
     retention_delete_takes_an_ended_tree_a_bounded_step_at_a_time,
     retention_loose_rows_go_by_age_and_live_processes_stay,
     definition_sync_keeps_the_first_failure_and_the_last_good_sync,
+    pool_claim_keeps_to_the_slots_and_skips_nothing_else,
+    pool_claims_in_parallel_never_exceed_the_slots,
+    pool_lowered_while_full_starts_nothing_until_under,
+    pool_orders_by_priority_and_heavy_tasks_wait_their_turn,
 );
 
 mod access;
@@ -75,6 +79,7 @@ mod alerts;
 mod definitions;
 mod fixtures;
 mod instances;
+mod pools;
 mod processes;
 mod records;
 mod retention;
@@ -86,6 +91,7 @@ mod cases {
     pub(super) use super::alerts::*;
     pub(super) use super::definitions::*;
     pub(super) use super::instances::*;
+    pub(super) use super::pools::*;
     pub(super) use super::processes::*;
     pub(super) use super::records::*;
     pub(super) use super::retention::*;

@@ -178,6 +178,7 @@ pub(super) async fn links_upsert_list_delete(store: &dyn Store) {
         username: "etl".to_string(),
         password: "秘密".to_string(),
         properties: vec![("useSSL".to_string(), "false".to_string())],
+        pool: None,
     };
     let file = |name: &str, port| FileLink {
         name: name.to_string(),
@@ -232,6 +233,7 @@ pub(super) async fn links_read_back_by_name(store: &dyn Store) {
             ("ssl".to_string(), "true".to_string()),
             ("ApplicationName".to_string(), "akkaflow".to_string()),
         ],
+        pool: Some("warehouse".to_string()),
     };
     let file = FileLink {
         name: "landing".to_string(),

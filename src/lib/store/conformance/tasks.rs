@@ -171,7 +171,7 @@ pub(super) async fn claim_filters_queues_and_run_at(store: &dyn Store) {
     assert_eq!(waiting.status, TaskStatus::Waiting);
 }
 
-pub(super) async fn claim_orders_by_priority_then_run_at(store: &dyn Store) {
+pub(super) async fn claim_orders_by_priority_desc_then_run_at(store: &dyn Store) {
     let ids = tasks(
         store,
         &[
@@ -189,8 +189,9 @@ pub(super) async fn claim_orders_by_priority_then_run_at(store: &dyn Store) {
     for _ in 0..4 {
         order.extend(claim_ids(store, &claim("w", &["q"], 1, MINUTE)).await);
     }
-    // p1_later is due earlier than p1 (20 s ago against 10 s): same priority, earlier run_at first.
-    assert_eq!(order, [ids[3], ids[1], ids[2], ids[0]]);
+    // higher priority first; p1_later is due earlier than p1 (20 s ago against 10 s): same
+    // priority, earlier run_at first.
+    assert_eq!(order, [ids[0], ids[2], ids[3], ids[1]]);
 }
 
 pub(super) async fn concurrent_claimers_are_disjoint(store: &dyn Store) {
@@ -289,7 +290,7 @@ pub(super) async fn stale_worker_cannot_complete_rescued_task(store: &dyn Store)
 }
 
 pub(super) async fn lease_extend_touches_only_own_running_tasks(store: &dyn Store) {
-    let ids = ready_tasks(store, &[("a", "q", 0), ("b", "q", 0), ("c", "q", 1)]).await;
+    let ids = ready_tasks(store, &[("a", "q", 0), ("b", "q", 0), ("c", "q", -1)]).await;
     assert_eq!(
         claim_ids(store, &claim("w1", &["q"], 2, Duration::from_secs(1))).await,
         ids[..2]
@@ -338,7 +339,7 @@ pub(super) async fn lease_extend_touches_only_own_running_tasks(store: &dyn Stor
 }
 
 pub(super) async fn expired_lease_is_found(store: &dyn Store) {
-    let ids = ready_tasks(store, &[("lapsed", "q", 0), ("live", "q", 1)]).await;
+    let ids = ready_tasks(store, &[("lapsed", "q", 0), ("live", "q", -1)]).await;
     assert_eq!(
         claim_ids(store, &claim("w1", &["q"], 1, Duration::ZERO)).await,
         ids[..1]
@@ -376,9 +377,9 @@ pub(super) async fn kill_check_finds_killed_and_lost_tasks(store: &dyn Store) {
         store,
         &[
             ("fine", "q", 0),
-            ("killed", "q", 1),
-            ("asked", "q", 2),
-            ("lost", "q", 3),
+            ("killed", "q", -1),
+            ("asked", "q", -2),
+            ("lost", "q", -3),
         ],
     )
     .await;
@@ -421,7 +422,7 @@ pub(super) async fn kill_check_finds_killed_and_lost_tasks(store: &dyn Store) {
 }
 
 pub(super) async fn kill_request_keeps_the_task_running(store: &dyn Store) {
-    let ids = ready_tasks(store, &[("a", "q", 0), ("b", "q", 1)]).await;
+    let ids = ready_tasks(store, &[("a", "q", 0), ("b", "q", -1)]).await;
     assert_eq!(
         claim_ids(store, &claim("w1", &["q"], 1, MINUTE)).await,
         [ids[0]]

@@ -305,7 +305,7 @@ pub(super) async fn db_link_get(pool: &MySqlPool, name: &str) -> Result<Option<D
     let row: Option<StoredDbLink> = sqlx::query_as(
         "SELECT CAST(name AS CHAR) AS name, CAST(kind AS CHAR) AS kind, CAST(url AS CHAR) AS url, \
          CAST(username AS CHAR) AS username, CAST(password AS CHAR) AS password, \
-         CAST(properties AS CHAR) AS properties FROM db_link WHERE name = ?",
+         CAST(properties AS CHAR) AS properties, CAST(pool AS CHAR) AS pool FROM db_link WHERE name = ?",
     )
     .bind(name)
     .fetch_optional(pool)
@@ -316,7 +316,8 @@ pub(super) async fn db_link_get(pool: &MySqlPool, name: &str) -> Result<Option<D
 pub(super) async fn db_link_list(pool: &MySqlPool) -> Result<Vec<DbLinkRow>> {
     Ok(sqlx::query_as(
         "SELECT CAST(l.name AS CHAR) AS name, CAST(l.kind AS CHAR) AS kind, CAST(l.url AS CHAR) AS url, \
-         CAST(l.username AS CHAR) AS username, CAST(l.properties AS CHAR) AS properties, l.updated_at \
+         CAST(l.username AS CHAR) AS username, CAST(l.properties AS CHAR) AS properties, \
+         CAST(l.pool AS CHAR) AS pool, l.updated_at \
          FROM db_link l ORDER BY l.name",
     )
     .fetch_all(pool)
@@ -333,12 +334,13 @@ pub(super) async fn db_link_names(conn: &mut MySqlConnection) -> Result<Vec<Stri
 
 pub(super) async fn db_link_upsert(conn: &mut MySqlConnection, l: &DbLink) -> Result<()> {
     sqlx::query(
-        "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE \
-         updated_at = IF((kind, url, username, password, properties) <=> \
-           (VALUES(kind), VALUES(url), VALUES(username), VALUES(password), VALUES(properties)), updated_at, VALUES(updated_at)), \
+        "INSERT INTO db_link (name, kind, url, username, password, properties, pool, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE \
+         updated_at = IF((kind, url, username, password, properties, pool) <=> \
+           (VALUES(kind), VALUES(url), VALUES(username), VALUES(password), VALUES(properties), VALUES(pool)), \
+           updated_at, VALUES(updated_at)), \
          kind = VALUES(kind), url = VALUES(url), username = VALUES(username), password = VALUES(password), \
-         properties = VALUES(properties)",
+         properties = VALUES(properties), pool = VALUES(pool)",
     )
     .bind(&l.name)
     .bind(l.kind.as_str())
@@ -346,6 +348,7 @@ pub(super) async fn db_link_upsert(conn: &mut MySqlConnection, l: &DbLink) -> Re
     .bind(&l.username)
     .bind(&l.password)
     .bind(json_list(&l.properties))
+    .bind(l.pool.as_deref().unwrap_or(""))
     .execute(&mut *conn)
     .await?;
     Ok(())

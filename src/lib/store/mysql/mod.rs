@@ -30,8 +30,8 @@ use sqlx::mysql::{
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
 use super::common::{
-    all_applied, json_list, micros, normalize_dir_prefix, placeholders, INVARIANT_CHECKS,
-    ROWS_PER_INSERT,
+    all_applied, fit_in_pool, json_list, micros, normalize_dir_prefix, placeholders,
+    INVARIANT_CHECKS, ROWS_PER_INSERT,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
@@ -39,6 +39,7 @@ mod calendars;
 #[macro_use]
 mod definitions;
 mod fleet;
+mod pools;
 mod records;
 mod retention;
 #[macro_use]
@@ -424,6 +425,14 @@ impl Store for MysqlStore {
         Ok(())
     }
 
+    async fn pool_list(&self) -> Result<Vec<PoolRow>> {
+        pools::list(&self.pool).await
+    }
+
+    async fn pool_names(&self) -> Result<Vec<String>> {
+        pools::names(&self.pool).await
+    }
+
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
         Ok(None) // no notifications: workers poll, and wake at once for work made in-process
     }
@@ -732,6 +741,22 @@ impl StoreTx for MysqlTx {
 
     async fn notify_ready(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    async fn pool_delete(&mut self, name: &str) -> Result<()> {
+        pools::delete(&mut self.tx, name).await
+    }
+
+    async fn pool_lock(&mut self, name: &str) -> Result<Option<PoolDef>> {
+        pools::lock(&mut self.tx, name).await
+    }
+
+    async fn pool_defs(&mut self) -> Result<Vec<PoolDef>> {
+        pools::defs(&mut self.tx).await
+    }
+
+    async fn pool_write(&mut self, p: &PoolDef) -> Result<()> {
+        pools::write(&mut self.tx, p).await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

@@ -8,7 +8,8 @@ macro_rules! task_cols {
     () => {
         "t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, \
          CAST(t.status AS CHAR) AS status, t.attempt, t.max_attempts, t.retry_interval_s, t.timeout_s, \
-         CAST(t.queue AS CHAR) AS queue, t.priority, t.run_at, CAST(t.worker_id AS CHAR) AS worker_id, \
+         CAST(t.queue AS CHAR) AS queue, t.priority, CAST(t.pool AS CHAR) AS pool, t.pool_slots, t.run_at, \
+         CAST(t.worker_id AS CHAR) AS worker_id, \
          t.lease_until, t.kill_requested, t.exit_code, CAST(t.error AS CHAR) AS error, t.created_at, \
          t.started_at, t.ended_at, t.lost_attempts"
     };
@@ -278,36 +279,56 @@ pub(super) async fn task_claim(
     claim_idle: &AtomicBool,
     p: &TaskClaimParams,
 ) -> Result<Vec<ClaimedTask>> {
+    use std::sync::atomic::Ordering::Relaxed;
     if p.queues.is_empty() || p.limit <= 0 {
         return Ok(vec![]);
     }
-    retrying(|| task_claim_once(pool, claim_idle, p)).await
-}
-
-/// One claim transaction: lock up to `limit` ready rows (skipping rows another claimer holds),
-/// mark them running by primary key, and read what the worker needs.
-async fn task_claim_once(
-    pool: &MySqlPool,
-    claim_idle: &AtomicBool,
-    p: &TaskClaimParams,
-) -> Result<Vec<ClaimedTask>> {
-    use std::sync::atomic::Ordering::Relaxed;
-    if claim_idle.load(Relaxed) {
-        let mut probe =
-            QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' AND queue IN ");
-        push_list(&mut probe, p.queues.iter());
-        probe.push(" AND run_at <= NOW(6) LIMIT 1");
-        let any: Option<i64> = probe.build_query_scalar().fetch_optional(pool).await?;
-        if any.is_none() {
-            return Ok(vec![]);
+    if claim_idle.load(Relaxed) && !any_ready(pool, p).await? {
+        return Ok(vec![]);
+    }
+    // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
+    // every free slot while tasks that wait for a pool slot starve
+    let mut claimed = if p.pools.is_empty() {
+        vec![]
+    } else {
+        super::pools::claim(pool, p).await?
+    };
+    let left = p.limit - claimed.len() as i64;
+    if left > 0 {
+        match retrying(|| task_claim_tx(pool, p, left)).await {
+            Ok(more) => claimed.extend(more),
+            // the pooled claims are committed: the worker must run them
+            Err(e) if !claimed.is_empty() => {
+                tracing::warn!(error = %e, "claim outside pools failed after a pooled claim")
+            }
+            Err(e) => return Err(e),
         }
     }
-    let claimed = task_claim_tx(pool, p).await?;
     claim_idle.store(claimed.is_empty(), Relaxed);
     Ok(claimed)
 }
 
-async fn task_claim_tx(pool: &MySqlPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
+/// Whether any task is ready for this claim: a cheap look before an idle worker opens a claim
+/// transaction.
+async fn any_ready(pool: &MySqlPool, p: &TaskClaimParams) -> Result<bool> {
+    let mut probe = QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' ");
+    if p.pools.is_empty() {
+        probe.push("AND pool = '' ");
+    }
+    probe.push("AND queue IN ");
+    push_list(&mut probe, p.queues.iter());
+    probe.push(" AND run_at <= NOW(6) LIMIT 1");
+    let any: Option<i64> = probe.build_query_scalar().fetch_optional(pool).await?;
+    Ok(any.is_some())
+}
+
+/// One claim transaction outside pools: lock up to `limit` ready rows (skipping rows another
+/// claimer holds), mark them running by primary key, and read what the worker needs.
+async fn task_claim_tx(
+    pool: &MySqlPool,
+    p: &TaskClaimParams,
+    limit: i64,
+) -> Result<Vec<ClaimedTask>> {
     let mut tx = pool.begin().await?;
     // One range read per queue: with `queue IN (...)` the index cannot give the ORDER BY, and
     // the server sorts every ready row of those queues on each claim (slower as the backlog
@@ -318,22 +339,34 @@ async fn task_claim_tx(pool: &MySqlPool, p: &TaskClaimParams) -> Result<Vec<Clai
         if n > 0 {
             select.push(" UNION ALL ");
         }
-        select.push("(SELECT priority, run_at, id FROM task WHERE status = 'ready' AND queue = ");
+        select.push(
+            "(SELECT priority, run_at, id FROM task WHERE status = 'ready' AND pool = '' AND queue = ",
+        );
         select.push_bind(queue);
-        select.push(" AND run_at <= NOW(6) ORDER BY priority, run_at, id LIMIT ");
-        select.push_bind(p.limit);
+        select.push(" AND run_at <= NOW(6) ORDER BY priority DESC, run_at, id LIMIT ");
+        select.push_bind(limit);
         select.push(" FOR UPDATE SKIP LOCKED)");
     }
     let mut candidates: Vec<(i64, DateTime<Utc>, i64)> =
         select.build_query_as().fetch_all(&mut *tx).await?;
-    candidates.sort();
-    candidates.truncate(p.limit.max(0) as usize);
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    candidates.truncate(limit.max(0) as usize);
     let ids: Vec<i64> = candidates.into_iter().map(|(_, _, id)| id).collect();
     if ids.is_empty() {
         tx.rollback().await?;
         return Ok(vec![]);
     }
+    let claimed = mark_running(&mut tx, p, &ids).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
 
+/// Marks the locked ready tasks `ids` running for this worker and reads what it needs to run them.
+pub(super) async fn mark_running(
+    conn: &mut MySqlConnection,
+    p: &TaskClaimParams,
+    ids: &[i64],
+) -> Result<Vec<ClaimedTask>> {
     let mut update = QueryBuilder::<MySql>::new("UPDATE task SET status = 'running', worker_id = ");
     update.push_bind(&p.worker_id);
     update.push(
@@ -342,15 +375,13 @@ async fn task_claim_tx(pool: &MySqlPool, p: &TaskClaimParams) -> Result<Vec<Clai
     update.push_bind(micros(p.lease_ttl));
     update.push(" MICROSECOND), ended_at = NULL WHERE status = 'ready' AND id IN ");
     push_list(&mut update, ids.iter().copied());
-    let updated = update.build().execute(&mut *tx).await?.rows_affected();
+    let updated = update.build().execute(&mut *conn).await?.rows_affected();
     debug_assert_eq!(updated, ids.len() as u64, "the claimed rows are locked");
 
     let mut read = QueryBuilder::<MySql>::new(TASK_CLAIM_RESULT);
     push_list(&mut read, ids.iter().copied());
-    read.push(" ORDER BY t.priority, t.id");
-    let claimed = read.build_query_as().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(claimed)
+    read.push(" ORDER BY t.priority DESC, t.id");
+    Ok(read.build_query_as().fetch_all(&mut *conn).await?)
 }
 
 pub(super) async fn task_get(pool: &MySqlPool, id: TaskId) -> Result<Option<TaskRow>> {
@@ -366,7 +397,7 @@ pub(super) async fn task_insert_many(conn: &mut MySqlConnection, tasks: &[NewTas
     }
     let mut qb = QueryBuilder::<MySql>::new(
         "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, created_at) ",
+         priority, pool, pool_slots, created_at) ",
     );
     qb.push_values(tasks, |mut b, t| {
         b.push_bind(t.instance_id)
@@ -376,7 +407,8 @@ pub(super) async fn task_insert_many(conn: &mut MySqlConnection, tasks: &[NewTas
         b.push_bind(t.max_attempts)
             .push_bind(t.retry_interval_s)
             .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority).push("NOW(6)");
+        b.push_bind(&t.queue).push_bind(t.priority);
+        b.push_bind(&t.pool).push_bind(t.pool_slots).push("NOW(6)");
     });
     qb.build().execute(&mut *conn).await?;
     Ok(())

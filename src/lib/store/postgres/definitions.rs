@@ -291,7 +291,7 @@ pub(super) async fn db_link_delete(conn: &mut PgConnection, name: &str) -> Resul
 
 pub(super) async fn db_link_get(pool: &PgPool, name: &str) -> Result<Option<DbLink>> {
     let row: Option<StoredDbLink> = sqlx::query_as(
-        "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = $1",
+        "SELECT name, kind, url, username, password, properties, pool FROM db_link WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(pool)
@@ -301,7 +301,7 @@ pub(super) async fn db_link_get(pool: &PgPool, name: &str) -> Result<Option<DbLi
 
 pub(super) async fn db_link_list(pool: &PgPool) -> Result<Vec<DbLinkRow>> {
     Ok(sqlx::query_as(
-        "SELECT name, kind, url, username, properties, updated_at FROM db_link ORDER BY name COLLATE \"C\"",
+        "SELECT name, kind, url, username, properties, pool, updated_at FROM db_link ORDER BY name COLLATE \"C\"",
     )
     .fetch_all(pool)
     .await?)
@@ -317,12 +317,13 @@ pub(super) async fn db_link_names(conn: &mut PgConnection) -> Result<Vec<String>
 
 pub(super) async fn db_link_upsert(conn: &mut PgConnection, l: &DbLink) -> Result<()> {
     sqlx::query(
-        "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+        "INSERT INTO db_link (name, kind, url, username, password, properties, pool, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
          url = excluded.url, username = excluded.username, password = excluded.password, \
-         properties = excluded.properties, updated_at = excluded.updated_at \
-         WHERE (db_link.kind, db_link.url, db_link.username, db_link.password, db_link.properties) IS DISTINCT FROM \
-         (excluded.kind, excluded.url, excluded.username, excluded.password, excluded.properties)",
+         properties = excluded.properties, pool = excluded.pool, updated_at = excluded.updated_at \
+         WHERE (db_link.kind, db_link.url, db_link.username, db_link.password, db_link.properties, db_link.pool) \
+         IS DISTINCT FROM (excluded.kind, excluded.url, excluded.username, excluded.password, excluded.properties, \
+         excluded.pool)",
     )
     .bind(&l.name)
     .bind(l.kind.as_str())
@@ -330,6 +331,7 @@ pub(super) async fn db_link_upsert(conn: &mut PgConnection, l: &DbLink) -> Resul
     .bind(&l.username)
     .bind(&l.password)
     .bind(json_list(&l.properties))
+    .bind(l.pool.as_deref().unwrap_or(""))
     .execute(&mut *conn)
     .await?;
     Ok(())

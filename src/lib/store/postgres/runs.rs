@@ -5,6 +5,7 @@ use super::*;
 macro_rules! task_cols {
     () => {
         "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, queue, priority, \
+         pool, pool_slots, \
          run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at, lost_attempts"
     };
 }
@@ -74,11 +75,12 @@ const INSTANCE_LOCK: &str = concat!(
 // planner may rescan the subquery and claim more than `n` rows.
 /// One index range per queue (LATERAL), merged and cut to the limit: with `queue = ANY(...)` the
 /// index cannot give the ORDER BY and every ready row of those queues would be sorted per claim.
+/// Only tasks outside any pool: pooled ones are claimed under their pool's lock (`pools.rs`).
 const TASK_CLAIM: &str = "WITH picked AS MATERIALIZED ( \
      SELECT c.id FROM unnest($3::text[]) AS q(queue) CROSS JOIN LATERAL ( \
-     SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = q.queue AND run_at <= now() \
-     ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
-     ORDER BY c.priority, c.run_at, c.id LIMIT $4), \
+     SELECT id, priority, run_at FROM task WHERE status = 'ready' AND pool = '' AND queue = q.queue \
+     AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
+     ORDER BY c.priority DESC, c.run_at, c.id LIMIT $4), \
      claimed AS ( \
      UPDATE task t SET status = 'running', worker_id = $1, attempt = t.attempt + 1, started_at = now(), \
      lease_until = now() + $2 * interval '1 microsecond', ended_at = NULL \
@@ -86,7 +88,7 @@ const TASK_CLAIM: &str = "WITH picked AS MATERIALIZED ( \
      RETURNING t.id, t.instance_id, t.node, t.kind, t.attempt, t.timeout_s, t.priority, t.started_at) \
      SELECT c.id, c.instance_id, c.node, c.kind, c.attempt, c.timeout_s, i.workflow, i.workflow_version, \
      i.params, i.scheduled_for, c.started_at FROM claimed c JOIN workflow_instance i ON i.id = c.instance_id \
-     ORDER BY c.priority, c.id";
+     ORDER BY c.priority DESC, c.id";
 
 const TASK_GET: &str = concat!("SELECT ", task_cols!(), " FROM task WHERE id = $1");
 
@@ -254,13 +256,32 @@ pub(super) async fn lease_extend_many(
 }
 
 pub(super) async fn task_claim(pool: &PgPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
-    Ok(sqlx::query_as(TASK_CLAIM)
-        .bind(&p.worker_id)
-        .bind(micros(p.lease_ttl))
-        .bind(&p.queues)
-        .bind(p.limit.max(0))
-        .fetch_all(pool)
-        .await?)
+    // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
+    // every free slot while tasks that wait for a pool slot starve
+    let mut claimed = if p.pools.is_empty() || p.limit <= 0 {
+        vec![]
+    } else {
+        super::pools::claim(pool, p).await?
+    };
+    let left = p.limit.max(0) - claimed.len() as i64;
+    if left > 0 {
+        let unpooled: Result<Vec<ClaimedTask>, sqlx::Error> = sqlx::query_as(TASK_CLAIM)
+            .bind(&p.worker_id)
+            .bind(micros(p.lease_ttl))
+            .bind(&p.queues)
+            .bind(left)
+            .fetch_all(pool)
+            .await;
+        match unpooled {
+            Ok(more) => claimed.extend(more),
+            // the pooled claims are committed: the worker must run them
+            Err(e) if !claimed.is_empty() => {
+                tracing::warn!(error = %e, "claim outside pools failed after a pooled claim")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(claimed)
 }
 
 pub(super) async fn task_get(pool: &PgPool, id: TaskId) -> Result<Option<TaskRow>> {
@@ -276,7 +297,7 @@ pub(super) async fn task_insert_many(conn: &mut PgConnection, tasks: &[NewTask])
     }
     let mut qb = QueryBuilder::<Postgres>::new(
         "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, created_at) ",
+         priority, pool, pool_slots, created_at) ",
     );
     qb.push_values(tasks, |mut b, t| {
         b.push_bind(t.instance_id)
@@ -286,7 +307,8 @@ pub(super) async fn task_insert_many(conn: &mut PgConnection, tasks: &[NewTask])
         b.push_bind(t.max_attempts)
             .push_bind(t.retry_interval_s)
             .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority).push("now()");
+        b.push_bind(&t.queue).push_bind(t.priority);
+        b.push_bind(&t.pool).push_bind(t.pool_slots).push("now()");
     });
     qb.build().execute(&mut *conn).await?;
     Ok(())

@@ -232,7 +232,7 @@ pub(super) async fn db_link_delete(conn: &mut SqliteConnection, name: &str) -> R
 
 pub(super) async fn db_link_get(pool: &SqlitePool, name: &str) -> Result<Option<DbLink>> {
     let row: Option<StoredDbLink> = sqlx::query_as(
-        "SELECT name, kind, url, username, password, properties FROM db_link WHERE name = ?",
+        "SELECT name, kind, url, username, password, properties, pool FROM db_link WHERE name = ?",
     )
     .bind(name)
     .fetch_optional(pool)
@@ -242,7 +242,7 @@ pub(super) async fn db_link_get(pool: &SqlitePool, name: &str) -> Result<Option<
 
 pub(super) async fn db_link_list(pool: &SqlitePool) -> Result<Vec<DbLinkRow>> {
     Ok(sqlx::query_as(
-        "SELECT name, kind, url, username, properties, updated_at FROM db_link ORDER BY name",
+        "SELECT name, kind, url, username, properties, pool, updated_at FROM db_link ORDER BY name",
     )
     .fetch_all(pool)
     .await?)
@@ -256,12 +256,13 @@ pub(super) async fn db_link_names(conn: &mut SqliteConnection) -> Result<Vec<Str
 
 pub(super) async fn db_link_upsert(conn: &mut SqliteConnection, l: &DbLink) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO db_link (name, kind, url, username, password, properties, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
+        "INSERT INTO db_link (name, kind, url, username, password, properties, pool, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, {NOW}) ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
          url = excluded.url, username = excluded.username, password = excluded.password, \
-         properties = excluded.properties, updated_at = excluded.updated_at \
+         properties = excluded.properties, pool = excluded.pool, updated_at = excluded.updated_at \
          WHERE db_link.kind <> excluded.kind OR db_link.url <> excluded.url OR db_link.username <> excluded.username \
-         OR db_link.password <> excluded.password OR db_link.properties <> excluded.properties"
+         OR db_link.password <> excluded.password OR db_link.properties <> excluded.properties \
+         OR db_link.pool <> excluded.pool"
     ))
     .bind(&l.name)
     .bind(l.kind.as_str())
@@ -269,6 +270,7 @@ pub(super) async fn db_link_upsert(conn: &mut SqliteConnection, l: &DbLink) -> R
     .bind(&l.username)
     .bind(&l.password)
     .bind(json_list(&l.properties))
+    .bind(l.pool.as_deref().unwrap_or(""))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -17,14 +17,15 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, instance_status_list, json_list, normalize_dir_prefix, placeholders, status_list,
-    task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
+    all_applied, fit_in_pool, instance_status_list, json_list, normalize_dir_prefix, placeholders,
+    status_list, task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
 };
 mod alerts;
 mod calendars;
 mod deadlines;
 mod definitions;
 mod fleet;
+mod pools;
 mod records;
 mod retention;
 mod runs;
@@ -290,6 +291,14 @@ impl Store for SqliteStore {
             migrator.run(&self.pool).await?;
         }
         Ok(())
+    }
+
+    async fn pool_list(&self) -> Result<Vec<PoolRow>> {
+        pools::list(&self.pool).await
+    }
+
+    async fn pool_names(&self) -> Result<Vec<String>> {
+        pools::names(&self.pool).await
     }
 
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
@@ -608,6 +617,22 @@ impl StoreTx for SqliteTx {
 
     async fn notify_ready(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    async fn pool_delete(&mut self, name: &str) -> Result<()> {
+        pools::delete(&mut self.tx, name).await
+    }
+
+    async fn pool_lock(&mut self, name: &str) -> Result<Option<PoolDef>> {
+        pools::lock(&mut self.tx, name).await
+    }
+
+    async fn pool_defs(&mut self) -> Result<Vec<PoolDef>> {
+        pools::defs(&mut self.tx).await
+    }
+
+    async fn pool_write(&mut self, p: &PoolDef) -> Result<()> {
+        pools::write(&mut self.tx, p).await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

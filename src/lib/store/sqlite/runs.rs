@@ -7,7 +7,7 @@ const IN_DIR: &str = "(? IS NULL OR workflow IN (SELECT name FROM workflow WHERE
      OR substr(dir, 1, length(?) + 1) = ? || '/'))";
 
 const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, timeout_s, \
-     queue, priority, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at, lost_attempts";
+     queue, priority, pool, pool_slots, run_at, worker_id, lease_until, kill_requested, exit_code, error, created_at, started_at, ended_at, lost_attempts";
 
 pub(super) const INSTANCE_COLUMNS: &str =
     "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
@@ -202,26 +202,37 @@ pub(super) async fn task_claim(pool: &SqlitePool, p: &TaskClaimParams) -> Result
         return Ok(vec![]);
     }
     let mut tx = begin_immediate(pool).await?;
-    // one index range per queue, merged: `queue IN (...)` would sort every ready row of the
-    // worker's queues on each claim, which grows with the backlog
-    let per_queue = format!(
-        "SELECT * FROM (SELECT id, priority, run_at FROM task WHERE status = 'ready' AND queue = ? \
-         AND run_at <= {NOW} ORDER BY priority, run_at, id LIMIT ?)"
-    );
-    let claim = format!(
-        "UPDATE task SET status = 'running', worker_id = ?, attempt = attempt + 1, started_at = {NOW}, \
-         lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?), ended_at = NULL \
-         WHERE id IN (SELECT id FROM ({}) ORDER BY priority, run_at, id LIMIT ?) \
-         RETURNING id",
-        vec![per_queue; p.queues.len()].join(" UNION ALL ")
-    );
-    let mut q = sqlx::query_scalar(&claim)
-        .bind(&p.worker_id)
-        .bind(plus(p.lease_ttl));
-    for queue in &p.queues {
-        q = q.bind(queue).bind(p.limit);
+    // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
+    // every free slot while tasks that wait for a pool slot starve
+    let mut ids = if p.pools.is_empty() {
+        vec![]
+    } else {
+        super::pools::claim(&mut tx, p).await?
+    };
+    let left = p.limit - ids.len() as i64;
+    if left > 0 {
+        // one index range per queue, merged: `queue IN (...)` would sort every ready row of the
+        // worker's queues on each claim, which grows with the backlog
+        let per_queue = format!(
+            "SELECT * FROM (SELECT id, priority, run_at FROM task WHERE status = 'ready' AND pool = '' \
+             AND queue = ? AND run_at <= {NOW} ORDER BY priority DESC, run_at, id LIMIT ?)"
+        );
+        let claim = format!(
+            "UPDATE task SET status = 'running', worker_id = ?, attempt = attempt + 1, started_at = {NOW}, \
+             lease_until = strftime('%Y-%m-%d %H:%M:%f','now', ?), ended_at = NULL \
+             WHERE id IN (SELECT id FROM ({}) ORDER BY priority DESC, run_at, id LIMIT ?) \
+             RETURNING id",
+            vec![per_queue; p.queues.len()].join(" UNION ALL ")
+        );
+        let mut q = sqlx::query_scalar(&claim)
+            .bind(&p.worker_id)
+            .bind(plus(p.lease_ttl));
+        for queue in &p.queues {
+            q = q.bind(queue).bind(left);
+        }
+        let unpooled: Vec<i64> = q.bind(left).fetch_all(&mut *tx).await?;
+        ids.extend(unpooled);
     }
-    let ids: Vec<i64> = q.bind(p.limit).fetch_all(&mut *tx).await?;
     if ids.is_empty() {
         tx.rollback().await?;
         return Ok(vec![]);
@@ -229,7 +240,7 @@ pub(super) async fn task_claim(pool: &SqlitePool, p: &TaskClaimParams) -> Result
     let claimed = sqlx::query_as(
         "SELECT t.id, t.instance_id, t.node, t.kind, t.attempt, t.timeout_s, i.workflow, i.workflow_version, \
          i.params, i.scheduled_for, t.started_at FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
-         WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY t.priority, t.id",
+         WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY t.priority DESC, t.id",
     )
     .bind(json_list(&ids))
     .fetch_all(&mut *tx)
@@ -249,7 +260,7 @@ pub(super) async fn task_insert_many(conn: &mut SqliteConnection, tasks: &[NewTa
     }
     let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
         "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, created_at) ",
+         priority, pool, pool_slots, created_at) ",
     );
     qb.push_values(tasks, |mut b, t| {
         b.push_bind(t.instance_id)
@@ -259,7 +270,8 @@ pub(super) async fn task_insert_many(conn: &mut SqliteConnection, tasks: &[NewTa
         b.push_bind(t.max_attempts)
             .push_bind(t.retry_interval_s)
             .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority).push(NOW);
+        b.push_bind(&t.queue).push_bind(t.priority);
+        b.push_bind(&t.pool).push_bind(t.pool_slots).push(NOW);
     });
     qb.build().execute(&mut *conn).await?;
     Ok(())
