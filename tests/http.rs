@@ -1111,6 +1111,8 @@ mod cases {
             ("delete", "/api/v1/tokens/{name}"),
             ("get", "/api/v1/alerts"),
             ("post", "/api/v1/alerts/{id}/resend"),
+            ("get", "/api/v1/pools"),
+            ("post", "/api/v1/pools/{name}/slots"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -1122,7 +1124,7 @@ mod cases {
                 .values()
                 .map(|p| p.as_object().unwrap().len())
                 .sum::<usize>(),
-            33
+            35
         );
     }
 

@@ -5,6 +5,7 @@
 //! order a backlog.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -113,6 +114,7 @@ async fn wait_pool(store: &dyn Store, used: i64, waiting: i64) {
 }
 
 mod cases {
+    pub use super::api_cases::*;
     use super::*;
 
     pub async fn a_pool_of_two_never_runs_more_than_two_while_others_keep_running(env: &mut Env) {
@@ -317,9 +319,67 @@ mod cases {
     }
 }
 
+mod api_cases {
+    use super::*;
+
+    /// `GET /api/v1/pools` for every reader; `POST .../slots` for unscoped operators only.
+    pub async fn pools_over_the_api(env: &mut Env) {
+        env.write("xmlconfig/pools.xml", &pools(3));
+        env.write("xmlconfig/heavy.xml", &fanout("heavy", 2, "true", true, 0));
+        let s = support::start(env, "standalone", &[]);
+        let viewer = support::token(env, "viewer", "viewer", None);
+        let ops = support::token(env, "ops", "operator", None);
+        let scoped = support::token(env, "scoped", "operator", Some("/dw"));
+        let r = s.get("/api/v1/pools", Some(&viewer));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["pools"][0]["name"], "wh");
+        assert_eq!(r.json["pools"][0]["slots"], 3);
+        assert_eq!(r.json["pools"][0]["description"], "the warehouse");
+        let body = r#"{"slots": 5}"#;
+        assert_eq!(
+            s.post("/api/v1/pools/wh/slots", Some(&viewer), body).status,
+            403
+        );
+        assert_eq!(
+            s.post("/api/v1/pools/wh/slots", Some(&scoped), body).status,
+            403
+        );
+        assert_eq!(
+            s.post("/api/v1/pools/nope/slots", Some(&ops), body).status,
+            404
+        );
+        assert_eq!(
+            s.post("/api/v1/pools/wh/slots", Some(&ops), r#"{"slots": -1}"#)
+                .status,
+            400
+        );
+        let r = s.post("/api/v1/pools/wh/slots", Some(&ops), body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            (r.json["old_slots"].as_i64(), r.json["slots"].as_i64()),
+            (Some(3), Some(5))
+        );
+        let r = s.get("/api/v1/pools", Some(&viewer));
+        assert_eq!(
+            (
+                r.json["pools"][0]["slots"].as_i64(),
+                r.json["pools"][0]["updated_by"].as_str()
+            ),
+            (Some(5), Some("api:ops"))
+        );
+        let r = s.get("/api/v1/events?limit=50", Some(&viewer));
+        assert!(
+            r.text.contains("pool wh: slots 3 -> 5 by api:ops"),
+            "{}",
+            r.text
+        );
+    }
+}
+
 e2e!(
     a_pool_of_two_never_runs_more_than_two_while_others_keep_running,
     a_sigkilled_worker_keeps_its_pool_slots_until_rescue,
     pool_set_raises_and_lowers_the_limit_mid_run,
     priorities_order_a_backlog,
+    pools_over_the_api,
 );

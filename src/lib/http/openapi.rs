@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, alerts, logs, runs, versions, workflows};
+use super::api::{admin, alerts, logs, pools, runs, versions, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,12 +28,14 @@ use super::api::{admin, alerts, logs, runs, versions, workflows};
         admin::db_links, admin::file_links,
         admin::tokens, admin::token_create, admin::token_revoke,
         alerts::list, alerts::resend,
+        pools::list, pools::set_slots,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "workflows"), (name = "definitions"), (name = "instances"), (name = "tasks"),
         (name = "logs"), (name = "cluster"), (name = "links"), (name = "tokens"), (name = "alerts"),
+        (name = "pools"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod editor;
 pub(crate) mod logs;
+pub(crate) mod pools;
 pub(crate) mod runs;
 pub(crate) mod versions;
 pub(crate) mod workflows;
@@ -48,6 +49,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/events", get(admin::events))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/resend", post(alerts::resend))
+        .route("/pools", get(pools::list))
+        .route("/pools/{name}/slots", post(pools::set_slots))
         .route("/links/db", get(admin::db_links))
         .route("/links/file", get(admin::file_links))
         .route("/tokens", get(admin::tokens).post(admin::token_create))
