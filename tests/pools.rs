@@ -324,8 +324,11 @@ mod api_cases {
 
     /// `GET /api/v1/pools` for every reader; `POST .../slots` for unscoped operators only.
     pub async fn pools_over_the_api(env: &mut Env) {
-        env.write("xmlconfig/pools.xml", &pools(3));
-        env.write("xmlconfig/heavy.xml", &fanout("heavy", 2, "true", true, 0));
+        env.write("xmlconfig/pools.xml", &pools(1));
+        env.write(
+            "xmlconfig/heavy.xml",
+            &fanout("heavy", 2, "sleep 2", true, 0),
+        );
         let s = support::start(env, "standalone", &[]);
         let viewer = support::token(env, "viewer", "viewer", None);
         let ops = support::token(env, "ops", "operator", None);
@@ -333,8 +336,24 @@ mod api_cases {
         let r = s.get("/api/v1/pools", Some(&viewer));
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json["pools"][0]["name"], "wh");
-        assert_eq!(r.json["pools"][0]["slots"], 3);
+        assert_eq!(r.json["pools"][0]["slots"], 1);
         assert_eq!(r.json["pools"][0]["description"], "the warehouse");
+        // /metrics reports the pool's occupancy as the claims see it
+        let r = s.post("/api/v1/workflows/heavy/trigger", Some(&ops), "");
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = InstanceId(r.json["instance_id"].as_i64().unwrap());
+        wait_for(LONG, "the pool full in /metrics", || async {
+            let m = s.get("/metrics", Some(&viewer)).text;
+            if m.contains("akkaflow_pool_slots_used{pool=\"wh\"} 1")
+                && m.contains("akkaflow_pool_waiting_tasks{pool=\"wh\"} 1")
+                && m.contains("akkaflow_pool_slots{pool=\"wh\"} 1")
+            {
+                Ok(())
+            } else {
+                Err(m)
+            }
+        })
+        .await;
         let body = r#"{"slots": 5}"#;
         assert_eq!(
             s.post("/api/v1/pools/wh/slots", Some(&viewer), body).status,
@@ -357,7 +376,7 @@ mod api_cases {
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(
             (r.json["old_slots"].as_i64(), r.json["slots"].as_i64()),
-            (Some(3), Some(5))
+            (Some(1), Some(5))
         );
         let r = s.get("/api/v1/pools", Some(&viewer));
         assert_eq!(
@@ -369,10 +388,12 @@ mod api_cases {
         );
         let r = s.get("/api/v1/events?limit=50", Some(&viewer));
         assert!(
-            r.text.contains("pool wh: slots 3 -> 5 by api:ops"),
+            r.text.contains("pool wh: slots 1 -> 5 by api:ops"),
             "{}",
             r.text
         );
+        let store = env.store().await;
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
     }
 }
 
@@ -383,3 +404,91 @@ e2e!(
     priorities_order_a_backlog,
     pools_over_the_api,
 );
+
+/// The pools page and an instance's waiting task in headless Chromium (skips without it, unless
+/// `AKKAFLOW_REQUIRE_BROWSER=1`); with `AKKAFLOW_SCREENSHOT_DIR=DIR` the pages are saved there
+/// (docs/pools.png is one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pools_page_shows_occupancy_and_sets_slots() {
+    use support::browser::{chromium, Driver, CHROMEDRIVER};
+    let browser = chromium();
+    if browser.is_none() || !std::path::Path::new(CHROMEDRIVER).exists() {
+        if std::env::var("AKKAFLOW_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("AKKAFLOW_REQUIRE_BROWSER=1 but chromium or {CHROMEDRIVER} is missing");
+        }
+        println!("skipped: chromium or chromedriver is missing");
+        return;
+    }
+    let mut env = Env::new(common::Db::Sqlite, "pools_browser")
+        .await
+        .expect("sqlite always works");
+    env.write(
+        "xmlconfig/pools.xml",
+        r#"<pools>
+  <pool name="warehouse" slots="2" desc="the DW MySQL: heavy loads"/>
+  <pool name="api" slots="4" desc="the partner API's rate limit"/>
+  <pool name="lake" slots="6"/>
+</pools>"#,
+    );
+    env.write(
+        "xmlconfig/load.xml",
+        &fanout("load", 5, "sleep 60", true, 0).replace(r#"pool="wh""#, r#"pool="warehouse""#),
+    );
+    env.write(
+        "xmlconfig/calls.xml",
+        &fanout("calls", 2, "sleep 60", true, 0).replace(r#"pool="wh""#, r#"pool="api""#),
+    );
+    let ops = support::token(&env, "ops", "operator", None);
+    let s = support::start(&mut env, "server", &[]);
+    let id = s
+        .post("/api/v1/workflows/load/trigger", Some(&ops), "")
+        .json["instance_id"]
+        .as_i64()
+        .unwrap();
+    s.post("/api/v1/workflows/calls/trigger", Some(&ops), "");
+    s.wait_json("/api/v1/pools", &ops, "the warehouse full", |j| {
+        j["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "warehouse" && p["used"] == 2 && p["waiting"] == 3)
+    });
+
+    let profile = tempfile::tempdir().unwrap();
+    let d = Driver::start(browser.unwrap(), profile.path());
+    if std::env::var("AKKAFLOW_SCREENSHOT_DIR").is_ok() {
+        d.call(
+            "POST",
+            &d.s("/window/rect"),
+            Some(serde_json::json!({ "width": 1400, "height": 700 })),
+        );
+    }
+    d.login(&s.url(""), &ops);
+    d.go(&s.url("/ui/pools"));
+    let row = d.wait("tr[data-pool='warehouse']", "the warehouse row");
+    assert!(d.text(&row).contains("2 of 2 slots"), "{}", d.text(&row));
+    d.wait("tr[data-pool='api']", "the api row");
+    d.wait_true(
+        "return document.querySelector(\"tr[data-pool='api']\").textContent.includes('2 of 4 slots');",
+        "the api pool with its two running calls",
+    );
+    if let Ok(dir) = std::env::var("AKKAFLOW_SCREENSHOT_DIR") {
+        d.screenshot(&std::path::PathBuf::from(dir).join("pools.png"));
+    }
+    // +1 on the warehouse: one more of its waiting tasks starts
+    let plus = d.wait(
+        "tr[data-pool='warehouse'] button[data-body*='3']",
+        "the warehouse's +1",
+    );
+    d.click(&plus);
+    s.wait_json("/api/v1/pools", &ops, "the warehouse at 3", |j| {
+        j["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "warehouse" && p["slots"] == 3 && p["used"] == 3)
+    });
+    s.post(&format!("/api/v1/instances/{id}/kill"), Some(&ops), "");
+    drop(d);
+    drop(env);
+}

@@ -91,6 +91,10 @@ pub struct BenchArgs {
     /// Finished task rows to put in history first (engine table and raw scratch table)
     #[arg(long, default_value_t = 0)]
     pub history: u64,
+    /// Burn-down and steady: put every task in one pool of this many slots (0: no pool), to
+    /// measure the pooled claim beside the unpooled one
+    #[arg(long, default_value_t = 0)]
+    pub pool_slots: u32,
     /// Also run the raw SQL claim/complete loop on a scratch table and report engine/raw
     #[arg(long)]
     pub raw: bool,

@@ -133,6 +133,28 @@ async fn sync_chunked(
     Ok(())
 }
 
+/// The definition files of a burn-down or steady run: the workflow, and with `--pool-slots N` a
+/// pools.xml with the pool `bench` of N slots that every task of the workflow is in.
+fn bench_files(name: &str, args: &BenchArgs) -> Vec<(String, String)> {
+    let xml = workflow_xml(name, args.width, args.depth, &args.command, None);
+    if args.pool_slots == 0 {
+        return vec![(name.to_string(), xml)];
+    }
+    vec![
+        (
+            name.to_string(),
+            xml.replace("<action name=", "<action pool=\"bench\" name="),
+        ),
+        (
+            "pools".to_string(),
+            format!(
+                "<pools><pool name=\"bench\" slots=\"{}\" desc=\"akkaflow bench\"/></pools>\n",
+                args.pool_slots
+            ),
+        ),
+    ]
+}
+
 fn workflow_name(run_id: &str) -> String {
     format!("bench_{run_id}")
 }
@@ -262,8 +284,7 @@ pub(crate) async fn burn_down(
     report: &mut Report,
 ) -> Result<()> {
     let name = workflow_name(run_id);
-    let xml = workflow_xml(&name, args.width, args.depth, &args.command, None);
-    sync_files(store, cfg, vec![(name.clone(), xml)]).await?;
+    sync_files(store, cfg, bench_files(&name, args)).await?;
     let engine = Engine::new(store.clone(), cfg.timezone);
     let t = Instant::now();
     create_instances(&engine, &name, args.instances, 4).await?;
@@ -292,8 +313,7 @@ pub(crate) async fn steady(
     report: &mut Report,
 ) -> Result<()> {
     let name = workflow_name(run_id);
-    let xml = workflow_xml(&name, args.width, args.depth, &args.command, None);
-    sync_files(store, cfg, vec![(name.clone(), xml)]).await?;
+    sync_files(store, cfg, bench_files(&name, args)).await?;
     let engine = Engine::new(store.clone(), cfg.timezone);
     let mut fleet = Fleet::spawn(fleet_opts)?;
     let mut rss = Vec::new();

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the whole fleet's state in Prometheus text format, read from the database so
 //! any `http` process answers for every scheduler and worker.
 //!
-//! One scrape runs eight statements: queue depth, workers, schedulers, the definitions rescans, and the four of
+//! One scrape runs nine statements: queue depth, workers, schedulers, the definitions rescans, pools, and the four of
 //! `Store::metrics_read` (instance counts, pending alerts, the recent attempts, the recent first
 //! starts). None reads all of history: the two histograms cover a bounded recent window (the
 //! attempts of the newest [`RECENT_TASKS`] tasks, the newest [`RECENT_INSTANCES`] instances), so
@@ -19,7 +19,7 @@ use super::auth::Caller;
 use super::error::ApiResult;
 use super::AppState;
 use crate::store::metrics::{MetricsSnapshot, RECENT_INSTANCES, RECENT_TASKS};
-use crate::store::{QueueDepth, SchedulerRow, TokenRole, WorkerRow};
+use crate::store::{PoolRow, QueueDepth, SchedulerRow, TokenRole, WorkerRow};
 
 /// A worker counts as alive while running with a heartbeat younger than this (the default lease).
 const ALIVE_WITHIN_S: f64 = 15.0;
@@ -40,6 +40,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, parts: Parts) -> ApiR
         queues: store.task_queue_depth().await?,
         workers: store.worker_list().await?,
         schedulers: store.scheduler_list().await?,
+        pools: store.pool_list().await?,
         rows: store.metrics_read().await?,
         definitions_errors: store
             .definition_sync_list()
@@ -62,6 +63,7 @@ pub(crate) struct Scrape {
     pub queues: Vec<QueueDepth>,
     pub workers: Vec<WorkerRow>,
     pub schedulers: Vec<SchedulerRow>,
+    pub pools: Vec<PoolRow>,
     pub rows: MetricsSnapshot,
     /// Errors of the last rescan of every definitions directory (standalone).
     pub definitions_errors: i64,
@@ -217,5 +219,27 @@ pub(crate) fn render(s: &Scrape) -> String {
         "Errors of the last rescan of the definitions directories (standalone); while above 0 the last good set runs and nothing else syncs.",
     );
     let _ = writeln!(out, "akkaflow_definitions_errors {}", s.definitions_errors);
+    for (name, help, value) in [
+        (
+            "akkaflow_pool_slots",
+            "A pool's slots: how many its running tasks may take at once.",
+            (|p: &PoolRow| p.slots) as fn(&PoolRow) -> i64,
+        ),
+        (
+            "akkaflow_pool_slots_used",
+            "Slots of a pool its running tasks take now.",
+            |p: &PoolRow| p.used,
+        ),
+        (
+            "akkaflow_pool_waiting_tasks",
+            "Ready tasks of a pool waiting for a slot.",
+            |p: &PoolRow| p.waiting,
+        ),
+    ] {
+        head(&mut out, name, "gauge", help);
+        for p in &s.pools {
+            let _ = writeln!(out, "{name}{{pool=\"{}\"}} {}", label(&p.name), value(p));
+        }
+    }
     out
 }

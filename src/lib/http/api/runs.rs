@@ -118,6 +118,9 @@ pub(crate) struct TaskView {
     #[serde(flatten)]
     pub task: TaskRow,
     pub attempts: Vec<AttemptRow>,
+    /// Why a ready task has not started, when its pool holds it back ("waiting for pool
+    /// warehouse: 4 of 4 slots in use")
+    pub waiting: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,6 +140,15 @@ pub(crate) async fn detail(
     let store = &state.engine.store;
     let tasks = store.task_list(instance.id).await?;
     let mut attempts = store.task_attempt_list(instance.id).await?;
+    // the pools are read only when a ready task of this instance is in one
+    let pools = if tasks
+        .iter()
+        .any(|t| t.status == crate::state::TaskStatus::Ready && !t.pool.is_empty())
+    {
+        store.pool_list().await?
+    } else {
+        vec![]
+    };
     let tasks = tasks
         .into_iter()
         .map(|task| {
@@ -145,6 +157,7 @@ pub(crate) async fn detail(
                 .partition(|a| a.task_id == task.id);
             attempts = rest;
             TaskView {
+                waiting: crate::engine::pool::pool_wait_reason(&task, &pools),
                 task,
                 attempts: mine,
             }
@@ -249,7 +262,16 @@ pub(crate) async fn task_get(
         .into_iter()
         .filter(|a| a.task_id == task.id)
         .collect();
-    Ok(Json(TaskView { task, attempts }))
+    let waiting = if task.status == crate::state::TaskStatus::Ready && !task.pool.is_empty() {
+        crate::engine::pool::pool_wait_reason(&task, &state.engine.store.pool_list().await?)
+    } else {
+        None
+    };
+    Ok(Json(TaskView {
+        task,
+        attempts,
+        waiting,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

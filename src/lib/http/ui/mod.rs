@@ -49,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/assets/editor.js", get(editor::script))
         .route("/assets/editor.css", get(editor::style))
         .route("/alerts", get(pages::alerts))
+        .route("/pools", get(pages::pools))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route(
@@ -178,6 +179,7 @@ pub(crate) enum Nav {
     Instances,
     Cluster,
     Alerts,
+    Pools,
 }
 
 const LOGO: &str = r##"<svg viewBox="0 0 32 32" width="28" height="28"><defs><linearGradient id="lg" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#6366f1"/><stop offset="1" stop-color="#22d3ee"/></linearGradient></defs><rect width="32" height="32" rx="8" fill="url(#lg)"/><circle cx="9" cy="16" r="3" fill="#fff"/><circle cx="23" cy="9" r="3" fill="#fff"/><circle cx="23" cy="23" r="3" fill="#fff"/><path d="M12 15l8-5M12 17l8 5" stroke="#fff" stroke-width="2"/></svg>"##;
@@ -186,6 +188,7 @@ const ICON_DASH: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentC
 const ICON_FLOW: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><circle cx="5" cy="6" r="2.5"/><circle cx="5" cy="18" r="2.5"/><circle cx="19" cy="12" r="2.5"/><path d="M7.5 6h4a3 3 0 0 1 3 3v0M7.5 18h4a3 3 0 0 0 3-3v0M14.5 12h2"/></svg>"#;
 const ICON_RUNS: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><path d="M4 6h16M4 12h16M4 18h10"/></svg>"#;
 const ICON_BELL: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4z"/><path d="M10 20a2 2 0 0 0 4 0"/></svg>"#;
+const ICON_POOL: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><ellipse cx="12" cy="6" rx="8" ry="3"/><path d="M4 6v6c0 1.7 3.6 3 8 3s8-1.3 8-3V6M4 12v6c0 1.7 3.6 3 8 3s8-1.3 8-3v-6"/></svg>"#;
 const ICON_CLUSTER: &str = r#"<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><rect x="3" y="4" width="18" height="6" rx="1.5"/><rect x="3" y="14" width="18" height="6" rx="1.5"/><path d="M7 7h.01M7 17h.01"/></svg>"#;
 
 fn head(title: &str) -> Markup {
@@ -221,6 +224,7 @@ pub(crate) fn page(caller: &Caller, nav: Nav, title: &str, body: Markup) -> Mark
                         (item(Nav::Instances, "/ui/instances", ICON_RUNS, "Instances"))
                         (item(Nav::Cluster, "/ui/cluster", ICON_CLUSTER, "Cluster"))
                         (item(Nav::Alerts, "/ui/alerts", ICON_BELL, "Alerts"))
+                        (item(Nav::Pools, "/ui/pools", ICON_POOL, "Pools"))
                     }
                     div.who {
                         b { (caller.name) }

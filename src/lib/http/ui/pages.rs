@@ -640,7 +640,8 @@ pub(crate) async fn instance(
                         td { @if let Some(e) = &task.error {
                             // a live task's error is the previous attempt's (or a hand-back's) note
                             @if task.status.is_terminal() { div.err { (e) } } @else { div.small.muted { "last: " (e) } }
-                        } }
+                        }
+                        @if let Some(w) = &t.waiting { div.small.pool-wait { a href="/ui/pools" { (w) } } } }
                         @if op { td.nowrap {
                             @if matches!(task.status, TaskStatus::Running | TaskStatus::Ready | TaskStatus::Waiting) && !ended {
                                 button.btn.sm.danger.kill-task data-post={"/api/v1/tasks/" (task.id) "/kill"} data-confirm="Confirm kill" { "Kill" }
@@ -769,4 +770,38 @@ pub(crate) async fn alerts(State(state): State<AppState>, UiCaller(caller): UiCa
         } }
     };
     Ok(page(&caller, Nav::Alerts, "Alerts", body))
+}
+
+/// Pools: each one's slots in use now, running and waiting tasks; unscoped operators may change
+/// the slots (the same operation as `akkaflow pool set`).
+pub(crate) async fn pools(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
+    let pools = state.engine.store.pool_list().await?;
+    let op = caller.can(TokenRole::Operator) && caller.dir.is_none();
+    let full = pools.iter().filter(|p| p.used >= p.slots).count();
+    let waiting: i64 = pools.iter().map(|p| p.waiting).sum();
+    let body = html! {
+        div.top data-refresh="10" { div { h1 { "Pools" } div.sub {
+            (pools.len()) " pools · " (full) " full · " (waiting) " tasks waiting for a slot"
+        } } }
+        div.card { div.flush {
+            @if pools.is_empty() { div.empty { "No pool yet. Pools are defined in " code { "pools.xml" } " beside the workflows and loaded by sync." } } @else {
+                table #pools { thead { tr { th { "Pool" } th { "Slots in use" } th.num { "Running" } th.num { "Waiting" } th { "Set by" } @if op { th { "Slots" } } } }
+                    tbody { @for p in &pools { tr data-pool=(p.name) {
+                        td { b { (p.name) } @if !p.description.is_empty() { div.small.muted { (p.description) } } }
+                        td { div.bar.pool-bar.full[p.used >= p.slots] { i style={"width:" ((p.used * 100 / p.slots.max(1)).min(100)) "%"} {} }
+                            div.small.muted { (p.used) " of " (p.slots) " slots" @if p.slots != p.file_slots { " (pools.xml: " (p.file_slots) ")" } } }
+                        td.num { (p.running) }
+                        td.num { @if p.waiting > 0 { b { (p.waiting) } } @else { "0" } }
+                        td.small.muted { (p.updated_by) }
+                        @if op { td.nowrap {
+                            button.btn.sm data-post={"/api/v1/pools/" (seg(&p.name)) "/slots"} data-body=(format!(r#"{{"slots":{}}}"#, (p.slots - 1).max(0))) data-done="slots set" disabled[p.slots == 0] { "−1" }
+                            " "
+                            button.btn.sm data-post={"/api/v1/pools/" (seg(&p.name)) "/slots"} data-body=(format!(r#"{{"slots":{}}}"#, p.slots + 1)) data-done="slots set" { "+1" }
+                        } }
+                    } } }
+                }
+            }
+        } }
+    };
+    Ok(page(&caller, Nav::Pools, "Pools", body))
 }
