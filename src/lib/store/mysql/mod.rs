@@ -215,6 +215,45 @@ where
     sep.push_unseparated(")");
 }
 
+/// The claim: tasks waiting for a pool first, then the rest (here, not in `runs.rs` or
+/// `pools.rs`, because it uses both and each of them uses `runs.rs`' `mark_running`).
+async fn task_claim(
+    pool: &MySqlPool,
+    claim_idle: &std::sync::atomic::AtomicBool,
+    p: &TaskClaimParams,
+) -> Result<Vec<ClaimedTask>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if p.queues.is_empty() || p.limit <= 0 {
+        return Ok(vec![]);
+    }
+    if claim_idle.load(Relaxed) && !runs::any_ready(pool, p).await? {
+        return Ok(vec![]);
+    }
+    // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
+    // every free slot while tasks that wait for a pool slot starve
+    let mut claimed = if p.pools.is_empty() {
+        vec![]
+    } else {
+        pools::claim(pool, p).await?
+    };
+    let left = p.limit - claimed.len() as i64;
+    if left > 0 {
+        match retrying(|| runs::task_claim_tx(pool, p, left)).await {
+            Ok(more) => claimed.extend(more),
+            // the pooled claims are committed: the worker must run them
+            Err(e) if !claimed.is_empty() => {
+                tracing::warn!(error = %e, "claim outside pools failed after a pooled claim")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    claim_idle.store(claimed.is_empty(), Relaxed);
+    Ok(claimed)
+}
+
+/// Whether any task is ready for this claim: a cheap look before an idle worker opens a claim
+/// transaction.
+
 #[async_trait]
 impl Store for MysqlStore {
     async fn deadline_late_done(&self, limit: i64) -> Result<Vec<LateDone>> {
@@ -480,7 +519,7 @@ impl Store for MysqlStore {
     }
 
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
-        runs::task_claim(&self.pool, &self.claim_idle, p).await
+        task_claim(&self.pool, &self.claim_idle, p).await
     }
 
     async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>> {

@@ -1,7 +1,5 @@
 //! MySQL/MariaDB: workflow instances and their tasks: claims, leases, transitions.
 
-use std::sync::atomic::AtomicBool;
-
 use super::*;
 
 macro_rules! task_cols {
@@ -274,43 +272,7 @@ pub(super) async fn lease_extend_many(
     .await
 }
 
-pub(super) async fn task_claim(
-    pool: &MySqlPool,
-    claim_idle: &AtomicBool,
-    p: &TaskClaimParams,
-) -> Result<Vec<ClaimedTask>> {
-    use std::sync::atomic::Ordering::Relaxed;
-    if p.queues.is_empty() || p.limit <= 0 {
-        return Ok(vec![]);
-    }
-    if claim_idle.load(Relaxed) && !any_ready(pool, p).await? {
-        return Ok(vec![]);
-    }
-    // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
-    // every free slot while tasks that wait for a pool slot starve
-    let mut claimed = if p.pools.is_empty() {
-        vec![]
-    } else {
-        super::pools::claim(pool, p).await?
-    };
-    let left = p.limit - claimed.len() as i64;
-    if left > 0 {
-        match retrying(|| task_claim_tx(pool, p, left)).await {
-            Ok(more) => claimed.extend(more),
-            // the pooled claims are committed: the worker must run them
-            Err(e) if !claimed.is_empty() => {
-                tracing::warn!(error = %e, "claim outside pools failed after a pooled claim")
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    claim_idle.store(claimed.is_empty(), Relaxed);
-    Ok(claimed)
-}
-
-/// Whether any task is ready for this claim: a cheap look before an idle worker opens a claim
-/// transaction.
-async fn any_ready(pool: &MySqlPool, p: &TaskClaimParams) -> Result<bool> {
+pub(super) async fn any_ready(pool: &MySqlPool, p: &TaskClaimParams) -> Result<bool> {
     let mut probe = QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' ");
     if p.pools.is_empty() {
         probe.push("AND pool = '' ");
@@ -324,7 +286,7 @@ async fn any_ready(pool: &MySqlPool, p: &TaskClaimParams) -> Result<bool> {
 
 /// One claim transaction outside pools: lock up to `limit` ready rows (skipping rows another
 /// claimer holds), mark them running by primary key, and read what the worker needs.
-async fn task_claim_tx(
+pub(super) async fn task_claim_tx(
     pool: &MySqlPool,
     p: &TaskClaimParams,
     limit: i64,
