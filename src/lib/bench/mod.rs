@@ -165,7 +165,9 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
     if args.reset {
         db::reset(&url).await?;
     }
-    let store = cfg.connect().await?;
+    // the harness creates, produces and samples at once: a command's small budget starves it, so it
+    // gets what one standalone process gets (its fleet's processes keep their own roles' budgets)
+    let store = cfg.connect_as(crate::config::PoolRole::Standalone).await?;
     let db = db::Db::connect(&url).await?;
     let mut report = Report {
         backend: store.backend().as_str().into(),
