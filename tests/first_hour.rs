@@ -71,8 +71,9 @@ fn output_into_a_closed_pipe_ends_quietly() {
 #[test]
 fn logs_written_to_a_file_have_no_colour_codes() {
     let tmp = tempfile::tempdir().unwrap();
+    // sqlx is quiet below WARN unless named: name it, so the migration's statements are logged
     let out = akkaflow(tmp.path())
-        .env("AKKAFLOW_LOG", "debug")
+        .env("AKKAFLOW_LOG", "debug,sqlx=debug")
         .arg("migrate")
         .output()
         .unwrap();
