@@ -52,18 +52,16 @@ pub(super) async fn diff(cfg: &Config, name: &str, from: i64, to: Option<i64>) -
         Some(v) => v,
         None => store.workflow_get(name).await?.map_or(from, |w| w.version),
     };
-    let source = |v: i64| {
-        all.iter()
-            .find(|r| r.version == v)
-            .map(|r| r.source_xml.as_str())
-            .ok_or_else(|| {
-                Error::refused(format!(
-                    "workflow `{name}` has no version {v} (it has 1 to {})",
-                    all.last().map_or(0, |r| r.version)
-                ))
-            })
-    };
-    let text = diff::unified(name, (from, source(from)?), (to, source(to)?));
+    let sources: Vec<(i64, &str)> = all
+        .iter()
+        .map(|r| (r.version, r.source_xml.as_str()))
+        .collect();
+    let text = diff::between(name, &sources, from, to).map_err(|v| {
+        Error::refused(format!(
+            "workflow `{name}` has no version {v} (it has 1 to {})",
+            all.last().map_or(0, |r| r.version)
+        ))
+    })?;
     if text.is_empty() {
         println!("versions {from} and {to} of `{name}` are the same");
     } else {

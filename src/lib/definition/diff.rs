@@ -15,6 +15,19 @@ pub fn unified(name: &str, old: (i64, &str), new: (i64, &str)) -> String {
         .to_string()
 }
 
+/// The diff between versions `from` and `to` among `versions` (number, source); `Err` names the
+/// first of the two that is not there.
+pub fn between(name: &str, versions: &[(i64, &str)], from: i64, to: i64) -> Result<String, i64> {
+    let source = |v: i64| {
+        versions
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map(|(_, s)| *s)
+            .ok_or(v)
+    };
+    Ok(unified(name, (from, source(from)?), (to, source(to)?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,13 +117,9 @@ impl DeadlineWatch {
             self.record(w, None, now, Vec::new()).await?;
             return Ok(0);
         };
-        let watching = c.enabled
-            && self
-                .engine
-                .store
-                .workflow_get(&c.workflow)
-                .await?
-                .is_some_and(|wf| wf.enabled);
+        // read only when a deadline has passed: an idle pass costs no query per coordinator
+        let mut watching = None;
+        let mut passed = false;
         let mut misses = Vec::new();
         let mut through = now;
         // slots are in order and so are their deadlines: start early enough to reach every slot
@@ -135,7 +131,23 @@ impl DeadlineWatch {
             if due > now || slot > now {
                 break;
             }
-            if due <= from || !watching {
+            if due <= from {
+                continue;
+            }
+            passed = true;
+            let watched = match watching {
+                Some(w) => w,
+                None => *watching.insert(
+                    c.enabled
+                        && self
+                            .engine
+                            .store
+                            .workflow_get(&c.workflow)
+                            .await?
+                            .is_some_and(|wf| wf.enabled),
+                ),
+            };
+            if !watched {
                 continue;
             }
             if misses.len() == self.cfg.max_slots {
@@ -162,6 +174,10 @@ impl DeadlineWatch {
                 why,
                 instance,
             });
+        }
+        if !passed {
+            // no deadline fell between the last check and now: moving the mark would change nothing
+            return Ok(0);
         }
         let n = misses.len();
         Ok(if self.record(w, Some(from), through, misses).await? {

@@ -85,15 +85,14 @@ pub(crate) async fn diff(
     let w = visible_workflow(&state, &caller, &name).await?;
     let versions = state.engine.store.workflow_versions(&w.name).await?;
     let to = q.to.unwrap_or(w.version);
-    let source = |v: i64| {
-        versions
-            .iter()
-            .find(|r| r.version == v)
-            .map(|r| r.source_xml.as_str())
-            .ok_or_else(|| ApiError::not_found(format!("workflow `{}` has no version {v}", w.name)))
-    };
+    let sources: Vec<(i64, &str)> = versions
+        .iter()
+        .map(|r| (r.version, r.source_xml.as_str()))
+        .collect();
+    let diff = diff::between(&w.name, &sources, q.from, to)
+        .map_err(|v| ApiError::not_found(format!("workflow `{}` has no version {v}", w.name)))?;
     Ok(Json(VersionDiff {
-        diff: diff::unified(&w.name, (q.from, source(q.from)?), (to, source(to)?)),
+        diff,
         from: q.from,
         to,
     }))
