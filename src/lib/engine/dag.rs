@@ -524,10 +524,9 @@ mod tests {
         assert_eq!(plan.made_ready().collect::<Vec<_>>(), vec!["b"]);
     }
 
-    #[test]
-    fn join_after_error_path_waits_for_the_detour() {
-        // a fails and detours through x into the join; b goes straight in
-        let def = wf(vec![
+    /// A fork of `a` and `b` into a join, where `a`'s error path detours through `x`.
+    fn fork_with_detour() -> Workflow {
+        wf(vec![
             node("start", NodeKind::Start { to: "fork".into() }),
             node(
                 "fork",
@@ -540,7 +539,13 @@ mod tests {
             action("b", "join", None, false),
             node("join", NodeKind::Join { to: "end".into() }),
             node("end", NodeKind::End),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn join_after_error_path_waits_for_the_detour() {
+        // a fails and detours through x into the join; b goes straight in
+        let def = fork_with_detour();
         let mut states = all_waiting(&def);
         let plan = start(&def, &states);
         apply(&mut states, &plan);
@@ -554,20 +559,7 @@ mod tests {
 
     #[test]
     fn join_does_not_wait_for_an_unreached_detour() {
-        let def = wf(vec![
-            node("start", NodeKind::Start { to: "fork".into() }),
-            node(
-                "fork",
-                NodeKind::Fork {
-                    paths: vec!["a".into(), "b".into()],
-                },
-            ),
-            action("a", "join", Some("x"), false),
-            action("x", "join", None, false),
-            action("b", "join", None, false),
-            node("join", NodeKind::Join { to: "end".into() }),
-            node("end", NodeKind::End),
-        ]);
+        let def = fork_with_detour();
         let mut states = all_waiting(&def);
         let plan = start(&def, &states);
         apply(&mut states, &plan);
