@@ -101,7 +101,7 @@ struct Link {
 async fn sqlite_link(env: &Env, name: &'static str) -> Link {
     let path = env.path().join(format!("{name}.db"));
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = common::sqlite_pool(&url).await;
     sqlx::raw_sql("PRAGMA journal_mode = WAL")
         .execute(&pool)
         .await

@@ -342,7 +342,7 @@ async fn editor_edit_of_an_original_file_changes_only_the_edited_line() {
     wait_text(&d, "toast", "orig: saved (version 2)");
 
     // the two stored versions: the second is the first in canonical form plus the edit, nothing else
-    let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+    let pool = common::sqlite_pool(&env.url).await;
     let versions: Vec<(i64, String)> = sqlx::query_as(
         "SELECT version, source_xml FROM workflow_version WHERE workflow = 'orig' ORDER BY version",
     )

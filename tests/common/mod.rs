@@ -347,11 +347,21 @@ macro_rules! e2e_backend {
     )+ };
 }
 
+/// A pool on the test's SQLite file that waits for the fleet's writers as the product's own store
+/// does (sqlx's default of 5 s ran out on a loaded CI machine: "database is locked").
+pub async fn sqlite_pool(url: &str) -> sqlx::SqlitePool {
+    use std::str::FromStr;
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .busy_timeout(Duration::from_secs(30));
+    sqlx::SqlitePool::connect_with(opts).await.unwrap()
+}
+
 /// Sets a coordinator's `next_fire_at` directly, as a slot that came due would be.
 pub async fn set_next_fire_at(env: &Env, workflow: &str, at: chrono::DateTime<chrono::Utc>) {
     match env.db {
         Db::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+            let pool = sqlite_pool(&env.url).await;
             sqlx::query("UPDATE coordinator SET next_fire_at = ? WHERE workflow = ?")
                 .bind(at.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
                 .bind(workflow)
@@ -392,7 +402,7 @@ pub async fn assert_invariants(env: &Env) {
 pub async fn exec_sql(env: &Env, sql: &str) {
     match env.db {
         Db::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&env.url).await.unwrap();
+            let pool = sqlite_pool(&env.url).await;
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
         Db::Mysql => {
