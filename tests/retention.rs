@@ -167,6 +167,46 @@ mod cases {
         env.ok(&["check"]);
     }
 
+    pub async fn a_new_master_prunes_at_the_start_of_its_term(env: &mut Env) {
+        env.sync(&[("child.xml", CHILD)]);
+        let sched = env.spawn("scheduler", &["scheduler"]);
+        env.spawn("worker", &["worker", "--slots", "2", "--name", "w1"]);
+        let store = env.store().await;
+        let old = id(env.ok(&["workflow", "trigger", "child"]));
+        assert_eq!(ended(&*store, old).await.status, InstanceStatus::Succeeded);
+        let kept = id(env.ok(&["workflow", "trigger", "child"]));
+        assert_eq!(ended(&*store, kept).await.status, InstanceStatus::Succeeded);
+        env.stop(sched, nix::sys::signal::Signal::SIGTERM);
+        // the first instance ended 60 days ago, past the default retention of 30 days
+        let ago = match env.db {
+            common::Db::Sqlite => "strftime('%Y-%m-%d %H:%M:%f','now','-60 days')",
+            common::Db::Mysql => "(NOW(6) - INTERVAL 60 DAY)",
+            common::Db::Postgres => "(now() - interval '60 days')",
+        };
+        common::exec_sql(
+            env,
+            &format!(
+                "UPDATE workflow_instance SET created_at = {ago}, started_at = {ago}, ended_at = {ago} WHERE id = {}",
+                old.0
+            ),
+        )
+        .await;
+        // the pass interval is 10 minutes: only a pass at the start of the term meets the wait
+        env.spawn("scheduler2", &["scheduler"]);
+        wait_for(LONG, "the new master to prune the old instance", || async {
+            match store.instance_get(old).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(i) => Err(format!("still there: {:?}", i.status)),
+            }
+        })
+        .await;
+        assert!(
+            store.instance_get(kept).await.unwrap().is_some(),
+            "a recent instance is kept"
+        );
+        assert!(store.task_list(old).await.unwrap().is_empty(), "its tasks went with it");
+    }
+
     pub async fn prune_refuses_a_bad_duration_and_changes_nothing(env: &mut Env) {
         let out = env.run(&["prune", "--older-than", "3 days"]);
         assert!(!out.status.success());
@@ -177,5 +217,6 @@ mod cases {
 
 e2e!(
     prune_deletes_ended_trees_with_their_rows_and_keeps_the_rest,
+    a_new_master_prunes_at_the_start_of_its_term,
     prune_refuses_a_bad_duration_and_changes_nothing,
 );

@@ -306,10 +306,24 @@ pub async fn run(pruner: Pruner, stop: CancellationToken) {
     let mut outage = OutageLog::new("pruner");
     let mut tick = tokio::time::interval(pruner.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // a scheduler is rarely master at its first tick: a new term starts a pass at once, or a
+    // failover (or every start of a small fleet) would defer pruning by a whole interval
+    let mut term = pruner.is_master.clone();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+            Ok(()) = async {
+                match term.as_mut() {
+                    Some(t) => t.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if !pruner.may_continue() {
+                    continue;
+                }
+                tick.reset();
+            }
         }
         if !pruner.may_continue() {
             continue;
