@@ -91,6 +91,10 @@ pub struct BenchArgs {
     /// Finished task rows to put in history first (engine table and raw scratch table)
     #[arg(long, default_value_t = 0)]
     pub history: u64,
+    /// Age of that history in days, in instances of 100 tasks with a log line each: past the
+    /// retention (30 days by default) the master prunes it while the fleet drains
+    #[arg(long, default_value_t = 0)]
+    pub history_age_days: u32,
     /// Burn-down and steady: put every task in one pool of this many slots (0: no pool), to
     /// measure the pooled claim beside the unpooled one
     #[arg(long, default_value_t = 0)]
@@ -121,6 +125,9 @@ pub struct Report {
     pub width: usize,
     pub depth: usize,
     pub history_rows: u64,
+    pub history_age_days: u32,
+    /// History task rows still there when the drain ended (the rest the master pruned meanwhile).
+    pub history_left: Option<u64>,
     /// Instances this run created (or coordinators that fired).
     pub instances_total: usize,
     pub instances_succeeded: usize,
@@ -177,6 +184,7 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
         width: args.width,
         depth: args.depth,
         history_rows: args.history,
+        history_age_days: args.history_age_days,
         ..Report::default()
     };
     let run_id = format!("{:x}", chrono::Utc::now().timestamp_millis());
@@ -184,7 +192,7 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
         report.mode = Some(args.mode);
         report.executor = Some(args.executor);
         if args.history > 0 {
-            workload::insert_history(&db, args.history, &run_id).await?;
+            workload::insert_history(&db, args.history, args.history_age_days, &run_id).await?;
         }
         let config_file = config_file
             .map(Path::to_path_buf)
@@ -229,6 +237,9 @@ pub async fn run(cfg: &Config, config_file: Option<&Path>, args: BenchArgs) -> R
                 )
                 .await?
             }
+        }
+        if args.history > 0 {
+            report.history_left = Some(workload::history_left(&db, &run_id).await?);
         }
     }
     if args.raw || args.raw_only {
@@ -286,6 +297,12 @@ fn print_human(r: &Report) {
         r.tasks_total,
         opt(r.drain_s)
     );
+    if let Some(left) = r.history_left {
+        println!(
+            "history {} rows aged {} days: {} left after the drain",
+            r.history_rows, r.history_age_days, left
+        );
+    }
     println!(
         "tasks/s {}  instances/s {}",
         opt(r.tasks_per_s),

@@ -63,12 +63,13 @@ fn now_sql(db: &Db) -> &'static str {
 }
 
 /// Inserts `n` rows into `table` in chunks of 100,000, one INSERT ... SELECT per chunk over a
-/// generated series; `vals` gets the SQL expression of the row number as a node name.
+/// generated series; `vals` gets the SQL expressions of the row number and of the row number as a
+/// node name.
 pub(crate) async fn insert_series(
     db: &Db,
     table: &str,
     cols: &str,
-    vals: &dyn Fn(&str) -> String,
+    vals: &dyn Fn(&str, &str) -> String,
     n: u64,
 ) -> Result<()> {
     const CHUNK: u64 = 100_000;
@@ -80,15 +81,15 @@ pub(crate) async fn insert_series(
             Db::Sqlite(_) => format!(
                 "INSERT INTO {table} ({cols}) WITH RECURSIVE s(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM s WHERE n < {to}) \
                  SELECT {} FROM s",
-                vals("'h' || n")
+                vals("n", "'h' || n")
             ),
             Db::Mysql(_) => format!(
                 "INSERT INTO {table} ({cols}) SELECT {} FROM seq_{from}_to_{to}",
-                vals("CONCAT('h', seq)")
+                vals("seq", "CONCAT('h', seq)")
             ),
             Db::Postgres(_) => format!(
                 "INSERT INTO {table} ({cols}) SELECT {} FROM generate_series({from}, {to}) AS s(n)",
-                vals("'h' || n")
+                vals("n", "'h' || n")
             ),
         };
         db.exec(&sql).await?;
@@ -111,12 +112,12 @@ pub(crate) async fn run(
     let cols = "instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, queue, priority, \
                 run_at, worker_id, created_at, started_at, ended_at";
     if history > 0 {
-        let hist = |node: &str| {
+        let hist = |_: &str, node: &str| {
             format!("0, {node}, 'shell', 'succeeded', 1, 1, 0, 'default', 0, {now}, 'history', {now}, {now}, {now}")
         };
         insert_series(db, TABLE, cols, &hist, history).await?;
     }
-    let ready = |node: &str| {
+    let ready = |_: &str, node: &str| {
         format!(
             "1, {node}, 'shell', 'ready', 0, 1, 0, 'default', 0, {now}, NULL, {now}, NULL, NULL"
         )

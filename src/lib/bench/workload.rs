@@ -477,34 +477,58 @@ pub(crate) async fn coordinators(
     Ok(())
 }
 
-/// Puts `n` finished task rows (of one finished instance) into the engine's `task` table.
-pub(crate) async fn insert_history(db: &Db, n: u64, run_id: &str) -> Result<()> {
+/// Tasks per instance of the history: a night's run of a mid-sized workflow.
+const HISTORY_TASKS_PER_INSTANCE: u64 = 100;
+
+/// Puts `n` finished task rows, each with one log line, into the engine's tables: instances of
+/// [`HISTORY_TASKS_PER_INSTANCE`] tasks that ended `age_days` ago. Older than the retention, the
+/// master's pruner deletes them while the fleet drains: what pruning costs the claims.
+pub(crate) async fn insert_history(db: &Db, n: u64, age_days: u32, run_id: &str) -> Result<()> {
     let wf = format!("benchhist_{run_id}");
-    let (now, ts) = match db {
-        Db::Sqlite(_) => (
-            "strftime('%Y-%m-%d %H:%M:%f','now')",
-            "strftime('%Y-%m-%d %H:%M:%f','now')",
-        ),
-        Db::Mysql(_) => ("NOW(6)", "NOW(6)"),
-        Db::Postgres(_) => ("now()", "now()"),
+    let ts = match db {
+        Db::Sqlite(_) => format!("strftime('%Y-%m-%d %H:%M:%f','now','-{age_days} days')"),
+        Db::Mysql(_) => format!("(NOW(6) - INTERVAL {age_days} DAY)"),
+        Db::Postgres(_) => format!("(now() - interval '{age_days} days')"),
     };
-    db.exec(&format!(
-        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         created_by, created_at, started_at, ended_at) VALUES ('{wf}', 1, 'succeeded', '{{}}', 'run', {now}, \
-         'bench:history', {now}, {now}, {now})"
-    ))
-    .await?;
-    let inst = db
+    let instances = n.div_ceil(HISTORY_TASKS_PER_INSTANCE);
+    let before = db
+        .scalar("SELECT COALESCE(MAX(id), 0) FROM workflow_instance")
+        .await?;
+    let inst_cols = "workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+                     created_by, created_at, started_at, ended_at";
+    let inst_vals = |_: &str, _: &str| {
+        format!("'{wf}', 1, 'succeeded', '{{}}', 'run', {ts}, 'bench:history', {ts}, {ts}, {ts}")
+    };
+    super::raw::insert_series(db, "workflow_instance", inst_cols, &inst_vals, instances).await?;
+    let first = db
         .scalar(&format!(
-            "SELECT MAX(id) FROM workflow_instance WHERE workflow = '{wf}'"
+            "SELECT MIN(id) FROM workflow_instance WHERE workflow = '{wf}' AND id > {before}"
         ))
         .await?;
     let cols = "instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, queue, priority, \
                 run_at, worker_id, created_at, started_at, ended_at";
-    let vals = |n: &str| {
+    let per = HISTORY_TASKS_PER_INSTANCE;
+    let vals = |num: &str, node: &str| {
         format!(
-            "{inst}, {n}, 'shell', 'succeeded', 1, 1, 0, 'default', 0, {ts}, 'history', {ts}, {ts}, {ts}"
+            "{first} + ({num} - 1) / {per}, {node}, 'shell', 'succeeded', 1, 1, 0, 'default', 0, {ts}, 'history', {ts}, {ts}, {ts}"
         )
     };
-    super::raw::insert_series(db, "task", cols, &vals, n).await
+    super::raw::insert_series(db, "task", cols, &vals, n).await?;
+    db.exec(&format!(
+        "INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) \
+         SELECT id, 1, 1, {ts}, 'stdout', 'a line of history' FROM task \
+         WHERE instance_id BETWEEN {first} AND {first} + {instances} - 1"
+    ))
+    .await
+}
+
+/// Task rows of the history still in the table.
+pub(crate) async fn history_left(db: &Db, run_id: &str) -> Result<u64> {
+    let n = db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
+             WHERE i.workflow = 'benchhist_{run_id}'"
+        ))
+        .await?;
+    Ok(n as u64)
 }
