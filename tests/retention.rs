@@ -204,7 +204,10 @@ mod cases {
             store.instance_get(kept).await.unwrap().is_some(),
             "a recent instance is kept"
         );
-        assert!(store.task_list(old).await.unwrap().is_empty(), "its tasks went with it");
+        assert!(
+            store.task_list(old).await.unwrap().is_empty(),
+            "its tasks went with it"
+        );
     }
 
     pub async fn prune_refuses_a_bad_duration_and_changes_nothing(env: &mut Env) {

@@ -1,0 +1,547 @@
+//! What each effect does: the DAG step after a node ended and the writes of its plan, an
+//! instance's start and end, a sub-workflow child's start and its report to the parent, the email
+//! node's queueing, killing children, and the instances that an end lets start (pending ones,
+//! downstream coordinators). [`super::Advance::apply`] dispatches here; each returns the effects it
+//! causes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    node_event, states, transition_message, write_runs, Advance, Effect, SUB_WORKFLOW_KIND,
+};
+use crate::engine::dag::{self, InstanceEnd, Plan};
+use crate::engine::state::{
+    AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind,
+};
+use crate::engine::CreateInstance;
+use crate::error::{Error, Result};
+use crate::store::{
+    AttemptRow, InstanceRow, InstanceTransition, NewEvent, TaskRow, TaskTransition,
+};
+
+impl Advance<'_> {
+    /// The DAG step after `node` reached its final status.
+    pub(super) async fn node_ended(
+        &mut self,
+        instance: InstanceId,
+        node: &str,
+    ) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        if held.inst.status != InstanceStatus::Running {
+            return Ok(vec![]);
+        }
+        let (workflow, version) = (held.inst.workflow.clone(), held.inst.workflow_version);
+        let def = self.engine.definition(&workflow, version).await?;
+        let plan = dag::after_node(&def, &states(&self.held(instance).tasks), node);
+        if plan.updates.is_empty() && plan.end.is_none() {
+            return Ok(vec![]);
+        }
+        Ok(vec![Effect::Plan { instance, plan }])
+    }
+
+    /// Writes a plan's task changes with their events; queues the engine-run nodes it reached, or
+    /// the children to kill and the instance's end.
+    pub(super) async fn apply_plan(
+        &mut self,
+        instance: InstanceId,
+        plan: &Plan,
+    ) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        let (inst, now) = (held.inst.clone(), held.now);
+        // the state each node ends this plan in: a node readied and killed in one plan never runs
+        let mut last: BTreeMap<&str, TaskStatus> = BTreeMap::new();
+        for u in &plan.updates {
+            last.insert(&u.node, u.to);
+        }
+        let mut changes: Vec<(TaskRow, TaskStatus, TaskTransition, Option<String>)> =
+            Vec::with_capacity(plan.updates.len());
+        let mut current: BTreeMap<String, TaskStatus> = BTreeMap::new();
+        for u in &plan.updates {
+            let Some(task) = held.tasks.get(&u.node) else {
+                continue;
+            };
+            // nodes the engine itself runs when reached: they never wait for a worker
+            let engine_run =
+                task.kind == SUB_WORKFLOW_KIND || task.kind == crate::alert::EMAIL_KIND;
+            let to = if engine_run && u.to == TaskStatus::Ready {
+                TaskStatus::Running
+            } else {
+                u.to
+            };
+            let status = current.get(&u.node).copied().unwrap_or(task.status);
+            // Guard on the state this plan was computed from, not on every state the plan
+            // allows: a kill's `from` is `[ready, running]`, and a claim that commits between
+            // our read and this update would otherwise be overwritten as if it had never run
+            // (its attempt counted, no attempt row written). Stale means "retry it all".
+            let from = if u.from.contains(&status) {
+                vec![status]
+            } else {
+                u.from.clone()
+            };
+            let mut t = TaskTransition::new(task.id, from, to);
+            t.error = u.note.clone();
+            t.kill_requested = to == TaskStatus::Killed;
+            match to {
+                TaskStatus::Ready => t.run_at = Some(now),
+                s if s.is_terminal() => t.ended_at = Some(now),
+                _ => {}
+            }
+            current.insert(u.node.clone(), to);
+            changes.push((task.clone(), to, t, u.note.clone()));
+        }
+        let transitions: Vec<&TaskTransition> = changes.iter().map(|c| &c.2).collect();
+        if let Err(stale) = write_runs(&mut *self.tx, &transitions).await? {
+            let nodes: Vec<&str> = changes[stale].iter().map(|c| c.0.node.as_str()).collect();
+            return Err(Error::Conflict(format!(
+                "task(s) {nodes:?} changed under the instance lock"
+            )));
+        }
+        let mut events = Vec::with_capacity(changes.len());
+        let mut engine_runs = Vec::new();
+        let mut children_to_kill = Vec::new();
+        let mut seen_status: BTreeMap<TaskId, TaskStatus> = BTreeMap::new();
+        for (task, to, t, note) in &changes {
+            let before = seen_status.get(&task.id).copied().unwrap_or(task.status);
+            seen_status.insert(task.id, *to);
+            self.note(instance, t);
+            let is_sub_workflow = task.kind == SUB_WORKFLOW_KIND;
+            if *to == TaskStatus::Running
+                && last.get(task.node.as_str()) == Some(&TaskStatus::Ready)
+            {
+                engine_runs.push(task.clone());
+            } else if *to == TaskStatus::Killed && task.status == TaskStatus::Running {
+                if is_sub_workflow {
+                    children_to_kill.push(task.id);
+                } else {
+                    self.tx
+                        .task_attempt_insert(&AttemptRow {
+                            task_id: task.id,
+                            attempt: task.attempt,
+                            worker_id: task.worker_id.clone(),
+                            outcome: AttemptOutcome::Killed,
+                            exit_code: None,
+                            error: note.clone(),
+                            started_at: task.started_at,
+                            ended_at: now,
+                        })
+                        .await?;
+                }
+            }
+            events.push(NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                task_id: Some(task.id),
+                node: Some(task.node.clone()),
+                kind: "task_transition",
+                from_status: Some(before.as_str()),
+                to_status: Some(to.as_str()),
+                message: note.clone().unwrap_or_else(|| transition_message(*to)),
+                actor: self.actor.clone(),
+            });
+        }
+        self.tx.event_insert_many(&events).await?;
+        if plan.made_ready().next().is_some() {
+            self.made_ready = true;
+        }
+        let mut caused = Vec::new();
+        for task in &engine_runs {
+            caused.push(if task.kind == crate::alert::EMAIL_KIND {
+                Effect::QueueEmail {
+                    instance,
+                    task: task.id,
+                }
+            } else {
+                Effect::StartChild {
+                    instance,
+                    task: task.id,
+                }
+            });
+        }
+        let reason = format!("its parent instance {} ended", inst.id);
+        for task in children_to_kill {
+            caused.push(Effect::KillChildren {
+                parent: instance,
+                task,
+                reason: reason.clone(),
+            });
+        }
+        match &plan.end {
+            Some(end) => caused.push(Effect::EndInstance {
+                instance,
+                end: end.clone(),
+            }),
+            None if !engine_runs.is_empty() => caused.push(Effect::AfterEngineRuns {
+                instance,
+                tasks: engine_runs.iter().map(|t| t.id).collect(),
+            }),
+            None => {}
+        }
+        Ok(caused)
+    }
+
+    /// `pending → running`, then the DAG from its start node.
+    pub(super) async fn start(
+        &mut self,
+        instance: InstanceId,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Effect>> {
+        let Some(held) = self.lock(instance).await? else {
+            return Ok(vec![]);
+        };
+        if held.inst.status != InstanceStatus::Pending {
+            return Ok(vec![]);
+        }
+        if let Some(t) = not_before {
+            held.now = held.now.max(t);
+        }
+        let (inst, now) = (held.inst.clone(), held.now);
+        let cas = self
+            .tx
+            .instance_transition(&InstanceTransition {
+                id: inst.id,
+                from: vec![InstanceStatus::Pending],
+                to: InstanceStatus::Running,
+                // its first start: a rerun or `task retry` does not move it (the events say when
+                // those happened), so the instance's duration covers the whole run
+                started_at: inst.started_at.is_none().then_some(now),
+                ended_at: None,
+                error: None,
+            })
+            .await?;
+        if !cas.applied() {
+            return Err(Error::Conflict(format!(
+                "instance {} is no longer pending",
+                inst.id
+            )));
+        }
+        self.held(instance).inst.status = InstanceStatus::Running;
+        self.tx
+            .event_insert_many(&[NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                kind: "instance_transition",
+                from_status: Some(InstanceStatus::Pending.as_str()),
+                to_status: Some(InstanceStatus::Running.as_str()),
+                message: "started".into(),
+                actor: self.actor.clone(),
+                ..Default::default()
+            }])
+            .await?;
+        let def = self
+            .engine
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let plan = dag::start(&def, &states(&self.held(instance).tasks));
+        Ok(vec![Effect::Plan { instance, plan }])
+    }
+
+    /// Queues an `<email>` node's mail and finishes the node.
+    pub(super) async fn queue_email(
+        &mut self,
+        instance: InstanceId,
+        task: TaskId,
+    ) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        let inst = held.inst.clone();
+        let Some(row) = held.task_by_id(task).cloned() else {
+            return Ok(vec![]);
+        };
+        let (to, message) = self
+            .engine
+            .queue_email_node(&mut *self.tx, &inst, &row)
+            .await?;
+        self.finish_at_once(instance, task, to, message).await?;
+        Ok(vec![])
+    }
+
+    /// Starts the child of a sub-workflow node that just became `running`.
+    pub(super) async fn start_child(
+        &mut self,
+        instance: InstanceId,
+        task: TaskId,
+    ) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        let inst = held.inst.clone();
+        let Some(row) = held.task_by_id(task).cloned() else {
+            return Ok(vec![]);
+        };
+        let def = self
+            .engine
+            .definition(&inst.workflow, inst.workflow_version)
+            .await?;
+        let Some(crate::definition::NodeKind::Action(action)) =
+            def.node(&row.node).map(|n| &n.kind)
+        else {
+            return Ok(vec![]);
+        };
+        let crate::definition::ActionKind::SubWorkflow { workflow, wait } = &action.kind else {
+            return Ok(vec![]);
+        };
+        let req = CreateInstance {
+            workflow: workflow.clone(),
+            trigger: TriggerKind::SubWorkflow,
+            scheduled_for: None,
+            params: serde_json::from_str(&inst.params).unwrap_or_default(),
+            coordinator_params: false,
+            parent: Some((inst.id, task)),
+            actor: self.actor.clone(),
+        };
+        let now = self.held(instance).now;
+        match self.create_rows(&req, now).await {
+            Ok((created, start)) => {
+                let child = created.id.map(|i| i.to_string()).unwrap_or_default();
+                let message = if *wait {
+                    format!("started sub-workflow `{workflow}` instance {child}; waiting for it")
+                } else {
+                    format!("started sub-workflow `{workflow}` instance {child} (not waiting)")
+                };
+                let mut caused: Vec<Effect> = start.into_iter().collect();
+                caused.push(Effect::ChildStarted {
+                    instance,
+                    task,
+                    message,
+                    wait: *wait,
+                });
+                Ok(caused)
+            }
+            Err(Error::Refused(why)) => {
+                let message = format!("cannot start sub-workflow: {why}");
+                self.finish_at_once(instance, task, TaskStatus::Failed, message)
+                    .await?;
+                Ok(vec![])
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends a node the engine ran inside this transaction (`running` → `to`): a sub-workflow that
+    /// does not wait or cannot start, an email node. It is advanced once its plan's other
+    /// engine-run nodes are done.
+    pub(super) async fn finish_at_once(
+        &mut self,
+        instance: InstanceId,
+        task: TaskId,
+        to: TaskStatus,
+        message: String,
+    ) -> Result<()> {
+        let held = self.held(instance);
+        let (inst, now) = (held.inst.clone(), held.now);
+        let Some(row) = held.task_by_id(task).cloned() else {
+            return Ok(());
+        };
+        let mut t = TaskTransition::new(task, vec![TaskStatus::Running], to);
+        t.ended_at = Some(now);
+        t.error = (to != TaskStatus::Succeeded).then(|| message.clone());
+        if !self.transition(instance, &t).await? {
+            return Err(Error::Conflict(format!(
+                "{} task {} changed",
+                row.kind, task
+            )));
+        }
+        node_event(&mut *self.tx, &inst, &row, Some(to), message, &self.actor).await?;
+        self.finished_at_once.insert(task);
+        Ok(())
+    }
+
+    /// Kills the live children that the sub-workflow task `task` of `parent` started.
+    pub(super) async fn kill_children(
+        &mut self,
+        parent: InstanceId,
+        task: TaskId,
+        reason: String,
+    ) -> Result<Vec<Effect>> {
+        let mut caused = Vec::new();
+        for child in self.tx.instance_children_active(parent).await? {
+            let Some(held) = self.lock(child).await? else {
+                continue;
+            };
+            if held.inst.parent_task_id != Some(task) || held.inst.status.is_terminal() {
+                continue;
+            }
+            let (workflow, version) = (held.inst.workflow.clone(), held.inst.workflow_version);
+            let def = self.engine.definition(&workflow, version).await?;
+            let plan = dag::end_instance(
+                &def,
+                &states(&self.held(child).tasks),
+                InstanceStatus::Killed,
+                reason.clone(),
+            );
+            caused.push(Effect::Plan {
+                instance: child,
+                plan,
+            });
+        }
+        Ok(caused)
+    }
+
+    /// Marks the instance ended and queues what follows from it: the parent's node, dependency
+    /// progress, a blood run's downstream, the next pending instance of the same workflow.
+    pub(super) async fn end_instance(
+        &mut self,
+        instance: InstanceId,
+        end: InstanceEnd,
+    ) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        let (inst, now) = (held.inst.clone(), held.now);
+        let (status, reason) = (end.status, end.reason.as_str());
+        let cas = self
+            .tx
+            .instance_transition(&InstanceTransition {
+                id: inst.id,
+                from: vec![InstanceStatus::Running, InstanceStatus::Pending],
+                to: status,
+                started_at: None,
+                ended_at: Some(now),
+                error: (status != InstanceStatus::Succeeded).then(|| reason.to_string()),
+            })
+            .await?;
+        if !cas.applied() {
+            return Ok(vec![]);
+        }
+        self.held(instance).inst.status = status;
+        self.tx
+            .event_insert_many(&[NewEvent {
+                workflow: Some(inst.workflow.clone()),
+                instance_id: Some(inst.id),
+                kind: "instance_transition",
+                from_status: Some(inst.status.as_str()),
+                to_status: Some(status.as_str()),
+                message: reason.to_string(),
+                actor: self.actor.clone(),
+                ..Default::default()
+            }])
+            .await?;
+        tracing::info!(workflow = %inst.workflow, instance_id = %inst.id, status = %status, "{reason}");
+        self.engine
+            .alert_instance_end(&mut *self.tx, &inst, &end, now)
+            .await?;
+        let mut caused = Vec::new();
+        if let (Some(parent), Some(task)) = (inst.parent_instance_id, inst.parent_task_id) {
+            caused.push(Effect::ReportToParent {
+                parent,
+                task,
+                child: inst.clone(),
+                status,
+                reason: reason.to_string(),
+            });
+        }
+        if status == InstanceStatus::Succeeded {
+            if inst.trigger_kind.propagates() {
+                caused.push(Effect::SatisfyDownstream { instance });
+            }
+            if inst.trigger_kind == TriggerKind::Blood {
+                caused.push(Effect::StartDownstream { instance });
+            }
+        }
+        // Locking the workflow row to start a waiting instance would make every instance end of a
+        // workflow wait on that one row; most ends have nothing waiting. One created while this
+        // end commits is started by the master's next cycle.
+        if !self
+            .tx
+            .instance_pending_oldest(&inst.workflow, 1)
+            .await?
+            .is_empty()
+        {
+            caused.push(Effect::StartPending {
+                workflow: inst.workflow.clone(),
+            });
+        }
+        Ok(caused)
+    }
+
+    /// A child ended: finish its parent's waiting node with the child's result.
+    pub(super) async fn report_to_parent(
+        &mut self,
+        parent: InstanceId,
+        task: TaskId,
+        child: &InstanceRow,
+        status: InstanceStatus,
+        reason: &str,
+    ) -> Result<Vec<Effect>> {
+        let Some(held) = self.lock(parent).await? else {
+            return Ok(vec![]);
+        };
+        if held.inst.status != InstanceStatus::Running {
+            return Ok(vec![]);
+        }
+        let (pinst, now) = (held.inst.clone(), held.now);
+        let Some(row) = held
+            .task_by_id(task)
+            .filter(|t| t.status == TaskStatus::Running)
+            .cloned()
+        else {
+            return Ok(vec![]); // already killed with its parent, or rerun since
+        };
+        let to = match status {
+            InstanceStatus::Succeeded => TaskStatus::Succeeded,
+            InstanceStatus::Killed => TaskStatus::Killed,
+            _ => TaskStatus::Failed,
+        };
+        let message = format!(
+            "sub-workflow `{}` instance {} {status}: {reason}",
+            child.workflow, child.id
+        );
+        let mut t = TaskTransition::new(task, vec![TaskStatus::Running], to);
+        t.ended_at = Some(now);
+        t.kill_requested = to == TaskStatus::Killed;
+        t.error = (to != TaskStatus::Succeeded).then(|| message.clone());
+        if !self.transition(parent, &t).await? {
+            return Err(Error::Conflict(format!("sub-workflow task {task} changed")));
+        }
+        node_event(&mut *self.tx, &pinst, &row, Some(to), message, &self.actor).await?;
+        Ok(vec![Effect::NodeEnded {
+            instance: parent,
+            node: row.node,
+        }])
+    }
+
+    /// A blood run that succeeded starts each downstream workflow, for the same slot (so a diamond
+    /// runs its bottom once).
+    pub(super) async fn start_downstream(&mut self, instance: InstanceId) -> Result<Vec<Effect>> {
+        let held = self.held(instance);
+        let (inst, now) = (held.inst.clone(), held.now);
+        let mut caused = Vec::new();
+        for downstream in self.tx.coordinator_downstream(&inst.workflow).await? {
+            let req = CreateInstance {
+                workflow: downstream.clone(),
+                trigger: TriggerKind::Blood,
+                scheduled_for: Some(inst.scheduled_for),
+                params: BTreeMap::new(),
+                coordinator_params: true,
+                parent: None,
+                actor: self.actor.clone(),
+            };
+            match self.create_rows(&req, now).await {
+                Ok((_, start)) => caused.extend(start),
+                Err(Error::Refused(why)) => {
+                    tracing::warn!(workflow = %downstream, "blood run skipped: {why}")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(caused)
+    }
+
+    /// Starts the oldest pending instances of `workflow` while its `instance-limit` allows.
+    pub(super) async fn start_pending(&mut self, workflow: &str) -> Result<Vec<Effect>> {
+        let Some(head) = self.tx.workflow_lock(workflow).await? else {
+            return Ok(vec![]);
+        };
+        let running = self.tx.instance_count_running(workflow).await?;
+        let free = head.instance_limit - running;
+        if free <= 0 {
+            return Ok(vec![]);
+        }
+        let now = self.held.values().map(|h| h.now).max();
+        let ids = self.tx.instance_pending_oldest(workflow, free).await?;
+        Ok(ids
+            .into_iter()
+            .map(|instance| Effect::Start {
+                instance,
+                not_before: now,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,529 @@
+//! Moving a run forward, in one place (the "functional core, imperative shell" shape).
+//!
+//! Every operation that changes run state opens one [`Advance`] through [`Engine::advance`]: a
+//! transaction, the instances it has locked (with their task rows as this transaction has left
+//! them), and a queue of [`Effect`]s. An operation records its own change (an attempt's end, a kill,
+//! a rerun's reset), then hands the consequence to the queue: a node reached a state, an instance
+//! must start or end. [`Advance::drain`] is the one loop that applies effects: the pure DAG step
+//! ([`super::dag`]) turns a node's new state into a [`Plan`], the plan's writes are applied, and what
+//! they cause (a child to start, an email node to queue, the instance to end, the parent to report
+//! to, pending instances to start, downstream coordinators to satisfy, children to kill) is pushed
+//! back as further effects. The queue is depth first: what an effect causes runs before the effects
+//! queued after it, which keeps the order the events are written in.
+//!
+//! Lock order: instance rows are locked in ascending id order within a transaction (batched reports
+//! sort by id, a child's id is above its parent's). Locking an existing instance below one already
+//! held (a child's end reporting to its parent, a pending instance older than the one that ended)
+//! would invert that order against another transaction, so [`Advance::lock`] refuses with
+//! [`Error::LockOrder`]; [`Engine::advance`] then rolls back and runs the operation again with that
+//! instance locked first. Instances created in this transaction are invisible to others and exempt.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+
+use super::dag::{InstanceEnd, Plan};
+use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus};
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::store::{InstanceRow, NewEvent, StoreTx, TaskRow, TaskTransition};
+
+mod effects;
+
+/// `task.kind` of a sub-workflow node: the engine starts its child when the node is reached, and
+/// the child's end finishes the node.
+pub(crate) const SUB_WORKFLOW_KIND: &str = "sub-workflow";
+
+/// What an operation run by [`Engine::advance`] returns: its future, boxed once per try (a
+/// closure's future borrowing its argument cannot be named otherwise).
+pub(crate) type Step<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// At most this many instances are added to a transaction's lock-first list before it gives up.
+const MAX_PRELOCK: usize = 64;
+
+/// An instance locked in the current transaction, the database time read with the lock, and its
+/// tasks as this transaction has left them.
+pub(crate) struct Held {
+    pub inst: InstanceRow,
+    pub now: DateTime<Utc>,
+    pub tasks: BTreeMap<String, TaskRow>,
+}
+
+impl Held {
+    pub(crate) fn task_by_id(&self, id: TaskId) -> Option<&TaskRow> {
+        self.tasks.values().find(|t| t.id == id)
+    }
+}
+
+/// One consequence still to apply. Each names the instance it touches; the loop locks it.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// A node of a held instance reached its final status (written, and in the held rows): take
+    /// the DAG step after it.
+    NodeEnded { instance: InstanceId, node: String },
+    /// Write a DAG plan's task changes and queue what follows from them.
+    Plan { instance: InstanceId, plan: Plan },
+    /// `pending → running`, then the DAG from the start node. `not_before` keeps the start time
+    /// from going back when the instance was locked before the clock read of the caller.
+    Start {
+        instance: InstanceId,
+        not_before: Option<DateTime<Utc>>,
+    },
+    /// An `<email>` node reached `running`: queue its mail and finish it.
+    QueueEmail { instance: InstanceId, task: TaskId },
+    /// A `<sub-workflow>` node reached `running`: start its child.
+    StartChild { instance: InstanceId, task: TaskId },
+    /// After the child of a sub-workflow node was created (and its start applied): say the node
+    /// waits, or finish it when it does not wait.
+    ChildStarted {
+        instance: InstanceId,
+        task: TaskId,
+        message: String,
+        wait: bool,
+    },
+    /// The engine-run nodes of one plan are done: advance those that finished at once.
+    AfterEngineRuns {
+        instance: InstanceId,
+        tasks: Vec<TaskId>,
+    },
+    /// Kill the live children a sub-workflow task started.
+    KillChildren {
+        parent: InstanceId,
+        task: TaskId,
+        reason: String,
+    },
+    /// The plan ended the instance.
+    EndInstance {
+        instance: InstanceId,
+        end: InstanceEnd,
+    },
+    /// A child ended: finish its parent's waiting node.
+    ReportToParent {
+        parent: InstanceId,
+        task: TaskId,
+        child: InstanceRow,
+        status: InstanceStatus,
+        reason: String,
+    },
+    /// A successful run counts for the coordinators that depend on its workflow.
+    SatisfyDownstream { instance: InstanceId },
+    /// A blood run that succeeded starts each downstream workflow for the same slot.
+    StartDownstream { instance: InstanceId },
+    /// Start the oldest pending instances of a workflow while its `instance-limit` allows.
+    StartPending { workflow: String },
+}
+
+/// A transaction moving runs forward. See the module doc.
+pub(crate) struct Advance<'e> {
+    pub(crate) engine: &'e Engine,
+    tx: Box<dyn StoreTx>,
+    pub(crate) actor: String,
+    /// Instances to lock before any instance with a higher id (learned from an earlier try).
+    prelock: Vec<InstanceId>,
+    held: BTreeMap<InstanceId, Held>,
+    /// Instances created in this transaction: invisible to others, so outside the lock order.
+    fresh: HashSet<InstanceId>,
+    /// Task changes known to apply, written together before anything reads or locks again.
+    deferred: Vec<TaskTransition>,
+    queue: VecDeque<Effect>,
+    /// Engine-run nodes that finished inside this transaction and are still to be advanced.
+    finished_at_once: HashSet<TaskId>,
+    made_ready: bool,
+    wake: bool,
+    abandoned: bool,
+}
+
+impl Engine {
+    /// Runs `op` in one transaction with an [`Advance`], and commits unless it failed or
+    /// [`Advance::abandon`]ed. Deadlocks and lock timeouts run it again (bounded, with back-off); a
+    /// lock-order refusal runs it again at once with the instance it named locked first.
+    pub(crate) async fn advance<'e, T>(
+        &'e self,
+        actor: &str,
+        mut op: impl for<'a> FnMut(&'a mut Advance<'e>) -> Step<'a, T>,
+    ) -> Result<T> {
+        let mut prelock: Vec<InstanceId> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let tx = self.store.begin().await?;
+                let mut adv = Advance::new(self, tx, actor, prelock.clone());
+                match op(&mut adv).await {
+                    Ok(v) => adv.finish().await.map(|()| v),
+                    Err(e) => {
+                        adv.tx.rollback().await.ok();
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match result {
+                Err(Error::LockOrder(id)) if prelock.len() < MAX_PRELOCK => {
+                    tracing::debug!(instance_id = %id, "locking instance {id} first and running again");
+                    if let Err(at) = prelock.binary_search(&id) {
+                        prelock.insert(at, id);
+                    }
+                }
+                Err(e) if e.is_retryable() => match crate::store::retry::ENGINE.backoff(attempt) {
+                    Some(pause) => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "transaction conflict; retrying");
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<'e> Advance<'e> {
+    fn new(
+        engine: &'e Engine,
+        tx: Box<dyn StoreTx>,
+        actor: &str,
+        prelock: Vec<InstanceId>,
+    ) -> Self {
+        Advance {
+            engine,
+            tx,
+            actor: actor.to_string(),
+            prelock,
+            held: BTreeMap::new(),
+            fresh: HashSet::new(),
+            deferred: Vec::new(),
+            queue: VecDeque::new(),
+            finished_at_once: HashSet::new(),
+            made_ready: false,
+            wake: false,
+            abandoned: false,
+        }
+    }
+
+    /// The transaction, for an operation's own writes.
+    pub(crate) fn tx(&mut self) -> &mut dyn StoreTx {
+        &mut *self.tx
+    }
+
+    /// Rolls the transaction back instead of committing it when the operation returns.
+    pub(crate) fn abandon(&mut self) {
+        self.abandoned = true;
+    }
+
+    /// Wakes this process's worker after commit (tasks became ready some other way).
+    pub(crate) fn wake_workers(&mut self) {
+        self.wake = true;
+    }
+
+    /// Tasks became ready outside a plan (a retry, a hand-back): tell the workers at commit.
+    pub(crate) fn tasks_made_ready(&mut self) {
+        self.made_ready = true;
+    }
+
+    async fn finish(mut self) -> Result<()> {
+        if self.abandoned {
+            self.tx.rollback().await?;
+            return Ok(());
+        }
+        self.drain().await?;
+        self.flush().await?;
+        if self.made_ready {
+            self.tx.notify_ready().await?;
+        }
+        self.tx.commit().await?;
+        if self.made_ready || self.wake {
+            self.engine.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Locks instance `id` (once per transaction) and reads its tasks; `None` when it is gone. See
+    /// the module doc for the order.
+    pub(crate) async fn lock(&mut self, id: InstanceId) -> Result<Option<&mut Held>> {
+        if !self.held.contains_key(&id) {
+            self.flush().await?;
+            let first: Vec<InstanceId> = self
+                .prelock
+                .iter()
+                .copied()
+                .filter(|p| *p < id && !self.held.contains_key(p))
+                .collect();
+            for p in first {
+                self.lock_now(p).await?;
+            }
+            let highest = self
+                .held
+                .keys()
+                .rev()
+                .find(|h| !self.fresh.contains(h))
+                .copied();
+            if highest.is_some_and(|h| h > id) && !self.fresh.contains(&id) {
+                return Err(Error::LockOrder(id));
+            }
+            self.lock_now(id).await?;
+        }
+        Ok(self.held.get_mut(&id))
+    }
+
+    async fn lock_now(&mut self, id: InstanceId) -> Result<()> {
+        let Some((inst, now)) = self.tx.instance_lock(id).await? else {
+            return Ok(());
+        };
+        let tasks = self
+            .tx
+            .task_list(id)
+            .await?
+            .into_iter()
+            .map(|t| (t.node.clone(), t))
+            .collect();
+        self.held.insert(id, Held { inst, now, tasks });
+        Ok(())
+    }
+
+    /// An instance this transaction holds.
+    pub(crate) fn held(&mut self, id: InstanceId) -> &mut Held {
+        self.held
+            .get_mut(&id)
+            .expect("effects name instances this transaction locked")
+    }
+
+    /// Marks `id` as created in this transaction.
+    pub(crate) fn created(&mut self, id: InstanceId) {
+        self.fresh.insert(id);
+    }
+
+    /// Leaves a task change that cannot miss (its row was read under the instance lock) to be
+    /// written with its neighbours, one statement per run of identical changes.
+    pub(crate) fn defer(&mut self, t: TaskTransition) {
+        self.deferred.push(t);
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.deferred);
+        let refs: Vec<&TaskTransition> = pending.iter().collect();
+        if write_runs(&mut *self.tx, &refs).await?.is_err() {
+            // the whole operation runs again (or one by one): never a result recorded half
+            return Err(Error::Conflict(
+                "an attempt's task changed under the instance lock".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes a task change guarded by its `from` and keeps the held row in step; `Stale` when the
+    /// row was not as expected.
+    pub(crate) async fn transition(
+        &mut self,
+        instance: InstanceId,
+        t: &TaskTransition,
+    ) -> Result<bool> {
+        if !self.tx.task_transition(t).await?.applied() {
+            return Ok(false);
+        }
+        self.note(instance, t);
+        Ok(true)
+    }
+
+    /// Keeps the held row of a written (or deferred) change in step.
+    pub(crate) fn note(&mut self, instance: InstanceId, t: &TaskTransition) {
+        if let Some(row) = self
+            .held
+            .get_mut(&instance)
+            .and_then(|h| h.tasks.values_mut().find(|r| r.id == t.id))
+        {
+            row.status = t.to;
+            if t.to != TaskStatus::Running {
+                row.worker_id = None;
+                row.lease_until = None;
+            }
+            if t.ended_at.is_some() {
+                row.ended_at = t.ended_at;
+            }
+            if t.kill_requested {
+                row.kill_requested = true;
+            }
+            if let Some(m) = t.max_attempts {
+                row.max_attempts = m;
+            }
+            if let Some(n) = t.lost_attempts {
+                row.lost_attempts = n;
+            }
+        }
+    }
+
+    /// Queues an effect behind those already queued.
+    pub(crate) fn push(&mut self, e: Effect) {
+        self.queue.push_back(e);
+    }
+
+    /// The one loop: applies queued effects, and what they cause before what was queued after them,
+    /// until nothing is left.
+    pub(crate) async fn drain(&mut self) -> Result<()> {
+        while let Some(effect) = self.queue.pop_front() {
+            // a DAG step only reads the held rows: deferred changes of a batch stay together
+            // unless it leads to writes
+            if !matches!(effect, Effect::NodeEnded { .. }) {
+                self.flush().await?;
+            }
+            let caused = self.apply(effect).await?;
+            for e in caused.into_iter().rev() {
+                self.queue.push_front(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, effect: Effect) -> Result<Vec<Effect>> {
+        match effect {
+            Effect::NodeEnded { instance, node } => self.node_ended(instance, &node).await,
+            Effect::Plan { instance, plan } => self.apply_plan(instance, &plan).await,
+            Effect::Start {
+                instance,
+                not_before,
+            } => self.start(instance, not_before).await,
+            Effect::QueueEmail { instance, task } => self.queue_email(instance, task).await,
+            Effect::StartChild { instance, task } => self.start_child(instance, task).await,
+            Effect::ChildStarted {
+                instance,
+                task,
+                message,
+                wait,
+            } => {
+                if wait {
+                    let held = self.held(instance);
+                    let (inst, row) = (held.inst.clone(), held.task_by_id(task).cloned());
+                    if let Some(row) = row {
+                        node_event(&mut *self.tx, &inst, &row, None, message, &self.actor).await?;
+                    }
+                } else {
+                    self.finish_at_once(instance, task, TaskStatus::Succeeded, message)
+                        .await?;
+                }
+                Ok(vec![])
+            }
+            Effect::AfterEngineRuns { instance, tasks } => {
+                let mut caused = Vec::new();
+                for t in tasks {
+                    if !self.finished_at_once.remove(&t) {
+                        continue;
+                    }
+                    if let Some(row) = self.held(instance).task_by_id(t) {
+                        let node = row.node.clone();
+                        caused.push(Effect::NodeEnded { instance, node });
+                    }
+                }
+                Ok(caused)
+            }
+            Effect::KillChildren {
+                parent,
+                task,
+                reason,
+            } => self.kill_children(parent, task, reason).await,
+            Effect::EndInstance { instance, end } => self.end_instance(instance, end).await,
+            Effect::ReportToParent {
+                parent,
+                task,
+                child,
+                status,
+                reason,
+            } => {
+                self.report_to_parent(parent, task, &child, status, &reason)
+                    .await
+            }
+            Effect::SatisfyDownstream { instance } => {
+                let inst = &self.held(instance).inst;
+                let (workflow, id) = (inst.workflow.clone(), inst.id);
+                self.tx.coordinator_depend_satisfy(&workflow, id).await?;
+                Ok(vec![])
+            }
+            Effect::StartDownstream { instance } => self.start_downstream(instance).await,
+            Effect::StartPending { workflow } => self.start_pending(&workflow).await,
+        }
+    }
+
+    /// The status of an instance this transaction holds, as it has left it.
+    pub(crate) fn status_of(&self, id: InstanceId) -> Option<InstanceStatus> {
+        self.held.get(&id).map(|h| h.inst.status)
+    }
+
+    /// Marks a pending instance's start to come (used by create).
+    pub(crate) fn start_effect(instance: InstanceId) -> Effect {
+        Effect::Start {
+            instance,
+            not_before: None,
+        }
+    }
+}
+
+/// Writes task changes, one statement per run of identical ones (only the ids differ). Every row
+/// must change; `Err(range)` names the run where one did not.
+pub(crate) async fn write_runs(
+    tx: &mut dyn StoreTx,
+    transitions: &[&TaskTransition],
+) -> Result<std::result::Result<(), std::ops::Range<usize>>> {
+    let mut i = 0;
+    while i < transitions.len() {
+        let head = transitions[i];
+        let mut ids = vec![head.id];
+        let mut j = i + 1;
+        while j < transitions.len()
+            && head.same_change(transitions[j])
+            && !ids.contains(&transitions[j].id)
+        {
+            ids.push(transitions[j].id);
+            j += 1;
+        }
+        if tx.task_transition_many(&ids, head).await? != ids.len() as u64 {
+            return Ok(Err(i..j));
+        }
+        i = j;
+    }
+    Ok(Ok(()))
+}
+
+/// The event of an engine-run node (`to` is `None` while it waits).
+async fn node_event(
+    tx: &mut dyn StoreTx,
+    inst: &InstanceRow,
+    task: &TaskRow,
+    to: Option<TaskStatus>,
+    message: String,
+    actor: &str,
+) -> Result<()> {
+    tx.event_insert_many(&[NewEvent {
+        workflow: Some(inst.workflow.clone()),
+        instance_id: Some(inst.id),
+        task_id: Some(task.id),
+        node: Some(task.node.clone()),
+        kind: if task.kind == SUB_WORKFLOW_KIND {
+            "sub_workflow"
+        } else {
+            "task_transition"
+        },
+        from_status: to.map(|_| TaskStatus::Running.as_str()),
+        to_status: to.map(TaskStatus::as_str),
+        message,
+        actor: actor.to_string(),
+    }])
+    .await?;
+    Ok(())
+}
+
+fn transition_message(to: TaskStatus) -> String {
+    match to {
+        TaskStatus::Ready => "reached".into(),
+        TaskStatus::Skipped => "not reached".into(),
+        other => other.as_str().into(),
+    }
+}
+
+/// Node name → status, the shape the DAG functions want.
+pub(crate) fn states(tasks: &BTreeMap<String, TaskRow>) -> BTreeMap<String, TaskStatus> {
+    tasks.iter().map(|(n, t)| (n.clone(), t.status)).collect()
+}
