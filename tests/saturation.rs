@@ -1,176 +1,158 @@
-//! A database server at its `max_connections`: a private MariaDB with a low limit is filled up
-//! while a fleet runs a fork. The CLI is refused with exit code 2 and says why; every role backs off
-//! and logs one line for the episode; running tasks finish and report once connections free up;
-//! nothing is lost or run twice.
+//! A database server at its `max_connections`: a private MariaDB or PostgreSQL with a low limit is
+//! filled up while a fleet runs a fork. The CLI is refused with exit code 2 and says why; every role
+//! backs off and logs one line for the episode; running tasks finish and report once connections
+//! free up; nothing is lost or run twice.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::private::PrivateServer;
 use common::{wait_for, Db, Env};
-use sqlx::{Connection, Executor, MySqlConnection};
+use sqlx::{Connection, Executor, MySqlConnection, PgConnection};
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// A MariaDB server of the test's own: a data directory in a temp dir, a free port and socket.
-/// The shared servers are never reconfigured.
-struct PrivateMariadb {
-    dir: tempfile::TempDir,
-    port: u16,
-    server: Child,
-}
+/// The server's limit: room for the fleet of the test, little more.
+const MAX_CONNECTIONS: u32 = 16;
 
-impl PrivateMariadb {
-    /// `None` (with the reason printed) when MariaDB is not installed and CI does not require it.
-    async fn start(max_connections: u32) -> Option<PrivateMariadb> {
-        if Command::new("mariadbd").arg("--version").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "mariadbd is not installed"
-            );
-            println!("skipped: mariadbd is not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--skip-test-db"])
-            .arg(format!("--datadir={}", data.display()))
-            .output()
-            .expect("mariadb-install-db");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let server = Command::new("mariadbd")
-            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
-            .args(["--skip-log-bin", "--innodb-buffer-pool-size=32M"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                dir.path().join("err.log").display()
-            ))
-            .arg(format!("--port={port}"))
-            .arg(format!("--max-connections={max_connections}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd");
-        let srv = PrivateMariadb { dir, port, server };
-        let sock = srv.socket();
-        wait_for(
-            LONG,
-            "the private MariaDB to accept connections",
-            || async { srv.root(&sock).await.map(|_| ()).map_err(|e| e.to_string()) },
-        )
-        .await;
-        Some(srv)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-
-    /// root over the socket: root has SUPER, which MariaDB lets in one beyond max_connections.
-    async fn root(&self, sock: &Path) -> Result<MySqlConnection, sqlx::Error> {
-        MySqlConnection::connect(&format!(
-            "mysql://root@localhost/mysql?socket={}",
-            sock.display()
-        ))
-        .await
-    }
-
-    /// A user without SUPER, who gets no connection beyond max_connections, and its database.
-    async fn app_url(&self) -> String {
-        let mut root = self.root(&self.socket()).await.expect("root");
-        for sql in [
-            "CREATE DATABASE akkaflow",
-            "CREATE USER 'af'@'127.0.0.1' IDENTIFIED BY 'af'",
-            "GRANT ALL ON akkaflow.* TO 'af'@'127.0.0.1'",
-        ] {
-            root.execute(sql).await.expect(sql);
-        }
-        format!("mysql://af:af@127.0.0.1:{}/akkaflow", self.port)
-    }
-}
-
-impl Drop for PrivateMariadb {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
+/// Connections the test holds to keep the server full (as the limited user).
+enum Fillers {
+    Mysql(Vec<MySqlConnection>),
+    Postgres(Vec<PgConnection>),
 }
 
 fn is_too_many(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("08004") || d.message().contains("Too many connections"))
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("08004") | Some("53300"))
+        || d.message().contains("Too many connections"))
 }
 
-/// Fills every free connection slot, then kills the fleet's connections and fills their slots too,
-/// until the server holds only `fillers` for the app user and refuses the next one.
-async fn saturate(root: &mut MySqlConnection, url: &str, fillers: &mut Vec<MySqlConnection>) {
-    for _ in 0..50 {
+impl Fillers {
+    /// Opens connections until the server refuses the next one.
+    async fn fill(&mut self, url: &str) {
         loop {
-            match MySqlConnection::connect(url).await {
-                Ok(c) => fillers.push(c),
-                Err(e) if is_too_many(&e) => break,
+            let opened = match self {
+                Fillers::Mysql(v) => MySqlConnection::connect(url).await.map(|c| v.push(c)),
+                Fillers::Postgres(v) => PgConnection::connect(url).await.map(|c| v.push(c)),
+            };
+            match opened {
+                Ok(()) => {}
+                Err(e) if is_too_many(&e) => return,
                 Err(e) => panic!("filling the server: {e}"),
             }
         }
-        let mut ours = Vec::new();
-        for f in fillers.iter_mut() {
-            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-                .fetch_one(&mut *f)
-                .await
-                .expect("filler id");
-            ours.push(id);
+    }
+
+    /// The server's ids of the filler connections.
+    async fn ids(&mut self) -> Vec<i64> {
+        let mut ids = Vec::new();
+        match self {
+            Fillers::Mysql(v) => {
+                for c in v {
+                    let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                        .fetch_one(c)
+                        .await
+                        .expect("filler id");
+                    ids.push(id as i64);
+                }
+            }
+            Fillers::Postgres(v) => {
+                for c in v {
+                    let id: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                        .fetch_one(c)
+                        .await
+                        .expect("filler id");
+                    ids.push(id.into());
+                }
+            }
         }
-        let fleet: Vec<u64> = sqlx::query_scalar(
-            "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE user = 'af'",
-        )
-        .fetch_all(&mut *root)
-        .await
-        .expect("processlist")
-        .into_iter()
-        .filter(|id| !ours.contains(id))
-        .collect();
+        ids
+    }
+}
+
+/// Fills every free connection slot, then ends the fleet's connections and fills their slots too,
+/// until the server holds only the fillers for the limited user and refuses the next one.
+async fn saturate(srv: &PrivateServer, db: Db, url: &str, fillers: &mut Fillers) {
+    let admin = srv.admin_url();
+    for _ in 0..50 {
+        fillers.fill(url).await;
+        let ours = fillers.ids().await;
+        let fleet: Vec<i64> = match db {
+            Db::Mysql => {
+                let mut root = MySqlConnection::connect(&admin).await.expect("root");
+                let ids: Vec<u64> = sqlx::query_scalar(
+                    "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE user = 'af'",
+                )
+                .fetch_all(&mut root)
+                .await
+                .expect("processlist");
+                let fleet: Vec<i64> = ids
+                    .into_iter()
+                    .map(|i| i as i64)
+                    .filter(|i| !ours.contains(i))
+                    .collect();
+                for id in &fleet {
+                    let _ = root.execute(format!("KILL CONNECTION {id}").as_str()).await;
+                }
+                fleet
+            }
+            _ => {
+                let mut su = PgConnection::connect(&admin).await.expect("superuser");
+                let ids: Vec<i32> = sqlx::query_scalar(
+                    "SELECT pid FROM pg_stat_activity WHERE usename = 'af' AND NOT (pid = ANY($1))",
+                )
+                .bind(ours.iter().map(|i| *i as i32).collect::<Vec<_>>())
+                .fetch_all(&mut su)
+                .await
+                .expect("pg_stat_activity");
+                for pid in &ids {
+                    let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+                        .bind(pid)
+                        .execute(&mut su)
+                        .await;
+                }
+                ids.into_iter().map(i64::from).collect()
+            }
+        };
         if fleet.is_empty() {
             return;
-        }
-        for id in fleet {
-            let _ = root.execute(format!("KILL CONNECTION {id}").as_str()).await;
         }
     }
     panic!("could not take every connection slot from the fleet");
 }
 
-async fn running_tasks(url: &str) -> Result<i64, String> {
-    let mut c = MySqlConnection::connect(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    sqlx::query_scalar("SELECT COUNT(*) FROM task WHERE status = 'running'")
-        .fetch_one(&mut c)
-        .await
-        .map_err(|e| e.to_string())
+async fn running_tasks(
+    store: &dyn akkaflow::store::Store,
+    id: akkaflow::state::InstanceId,
+) -> Result<usize, String> {
+    let tasks = store.task_list(id).await.map_err(|e| e.to_string())?;
+    Ok(tasks
+        .iter()
+        .filter(|t| t.status == akkaflow::state::TaskStatus::Running)
+        .count())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything() {
-    let Some(srv) = PrivateMariadb::start(16).await else {
+/// What a role logs when the server refuses it: MariaDB's refusal (1040) reaches the role and is
+/// named; PostgreSQL's (53300) is retried inside sqlx's pool until the acquire timeout, so a role
+/// that had connected sees "pool timed out" and logs the outage without the cause.
+fn noticed(db: Db, log: &str) -> bool {
+    log.contains("the database refuses new connections")
+        || (db == Db::Postgres && log.contains("database unreachable"))
+}
+
+fn came_back(db: Db, log: &str) -> bool {
+    log.contains("the database accepts new connections again")
+        || (db == Db::Postgres && log.contains("database reachable again"))
+}
+
+async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything(db: Db) {
+    let Some(srv) = PrivateServer::new(db) else {
         return;
     };
-    let url = srv.app_url().await;
-    let mut root = srv.root(&srv.socket()).await.expect("root");
-    let mut env = Env::with_url(Db::Mysql, url.clone());
+    let mut srv = srv.max_connections(MAX_CONNECTIONS);
+    srv.start().await;
+    let url = srv.limited_url().await;
+    let mut env = Env::with_url(db, url.clone());
     env.config("[pool]\nidle_timeout_secs = 1");
     let mut xml =
         String::from(r#"<work-flow name="sat"><start name="start" to="f"/><fork name="f">"#);
@@ -189,16 +171,22 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
     env.spawn("worker1", &["worker", "--slots", "2"]);
     env.spawn("worker2", &["worker", "--slots", "2"]);
     let id = common::trigger(&env, "sat");
-    wait_for(LONG, "the three branches to run", || async {
-        match running_tasks(&url).await? {
-            3 => Ok(()),
-            n => Err(format!("{n} running")),
-        }
-    })
-    .await;
+    {
+        let store = env.store().await;
+        wait_for(LONG, "the three branches to run", || async {
+            match running_tasks(&*store, id).await? {
+                3 => Ok(()),
+                n => Err(format!("{n} running")),
+            }
+        })
+        .await;
+    }
 
-    let mut fillers = Vec::new();
-    saturate(&mut root, &url, &mut fillers).await;
+    let mut fillers = match db {
+        Db::Mysql => Fillers::Mysql(Vec::new()),
+        _ => Fillers::Postgres(Vec::new()),
+    };
+    saturate(&srv, db, &url, &mut fillers).await;
     let out = env.run(&["workflow", "trigger", "sat"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "refused CLI: {stderr}");
@@ -210,7 +198,7 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
     for role in ["scheduler", "worker1", "worker2"] {
         wait_for(LONG, &format!("the {role} to notice"), || async {
             let log = env.log(role);
-            if log.contains("the database refuses new connections") {
+            if noticed(db, &log) {
                 Ok(())
             } else {
                 Err(log)
@@ -245,7 +233,7 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
     for role in ["scheduler", "worker1", "worker2"] {
         let log = wait_for(LONG, &format!("the {role} to connect again"), || async {
             let log = env.log(role);
-            if log.contains("the database accepts new connections again") {
+            if came_back(db, &log) {
                 Ok(log)
             } else {
                 Err(log)
@@ -265,11 +253,22 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
         // episode that ends and starts again; each says so once
         assert!(
             refused.len() == again
-                && refused.iter().all(|l| l.contains("max_connections is 16")
+                && refused.iter().all(|l| l
+                    .contains(&format!("max_connections is {MAX_CONNECTIONS}"))
                     && (l.contains("worker_max") || l.contains("scheduler_max"))),
             "{role}: one line per episode, naming the limit and what to raise:\n{log}"
         );
     }
     drop(store);
     common::assert_invariants(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything() {
+    a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything(Db::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything() {
+    a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anything(Db::Postgres).await;
 }

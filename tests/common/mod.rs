@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use akkaflow::state::InstanceId;
 use akkaflow::store::{self, ConnectOptions, InstanceRow, Store, TaskRow};
 
+pub mod private;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_akkaflow");
 
 /// Which database a test runs on.
