@@ -98,7 +98,20 @@ mod cases {
             "{}",
             env.log("worker")
         );
-        // the scheduler's user may prune (its master does, by retention_days)
+        // the worker's user records its host history
+        let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        let recorded = common::wait_for(
+            std::time::Duration::from_secs(90),
+            "the worker's host history",
+            || async {
+                match store.worker_metric_list(hour_ago, 10).await {
+                    Ok(rows) if !rows.is_empty() => Ok(rows[0].sampled_at),
+                    other => Err(format!("{other:?}\n{}", env.log("worker"))),
+                }
+            },
+        )
+        .await;
+        // the scheduler's user may prune (its master does, by retention_days), history too
         let out = run_as(env, &scheduler, &["prune", "--older-than", "0s"]);
         assert!(
             out.status.success(),
@@ -106,6 +119,11 @@ mod cases {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(store.instance_get(id).await.unwrap().is_none(), "pruned");
+        let left = store.worker_metric_list(hour_ago, 100).await.unwrap();
+        assert!(
+            left.iter().all(|m| m.sampled_at > recorded),
+            "history pruned: {left:?}"
+        );
         // the inspector reads but cannot change anything
         let out = run_as(env, &inspector, &["instance", "list"]);
         assert!(

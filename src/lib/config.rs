@@ -38,6 +38,11 @@ pub struct FileConfig {
     /// Days ended instances (and their rows) are kept before the master prunes them (default 30;
     /// 0 keeps everything); a workflow's `retention-days` wins.
     pub retention_days: Option<u64>,
+    /// How often a worker's host sample goes into its history (`worker_metric`), in seconds
+    /// (default 60: one row per worker per minute).
+    pub worker_metric_secs: Option<u64>,
+    /// Days the workers' host history is kept before the master prunes it (default 7).
+    pub worker_metric_days: Option<u64>,
     /// Command lines for `sql` on links this build has no driver for: `ORACLE = "sqlplus ..."`.
     pub sql_clients: Option<std::collections::BTreeMap<crate::definition::DbKind, String>>,
     /// The SMTP server alerts go through; without it alerts wait in the outbox.
@@ -209,6 +214,10 @@ pub struct Config {
     pub channels: Vec<ChannelSettings>,
     /// How long ended instances are kept (`retention_days`); `None` keeps everything.
     pub retention: Option<Duration>,
+    /// How often a worker records its host in the history (`worker_metric_secs`).
+    pub worker_metric_every: Duration,
+    /// How long the workers' host history is kept (`worker_metric_days`).
+    pub worker_metric_retention: Duration,
     pub pool: PoolSettings,
 }
 
@@ -294,6 +303,13 @@ impl Config {
             public_url: env("AKKAFLOW_PUBLIC_URL").or(file.public_url),
             channels: Vec::new(),
             retention: None,
+            worker_metric_every: Duration::from_secs(file.worker_metric_secs.unwrap_or(60).max(1)),
+            worker_metric_retention: Duration::from_secs(
+                file.worker_metric_days
+                    .unwrap_or(7)
+                    .max(1)
+                    .saturating_mul(86_400),
+            ),
             pool: pool_settings(file.pool.unwrap_or_default())?,
         };
         let retention_days = match env("AKKAFLOW_RETENTION_DAYS") {

@@ -83,6 +83,7 @@ fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
         deliverer,
         pruner: cfg.retention.map(|retention| scheduler::PrunerConfig {
             retention,
+            metric_retention: cfg.worker_metric_retention,
             ..Default::default()
         }),
         ..SchedulerConfig::default()
@@ -105,6 +106,7 @@ fn worker_config(cfg: &Config, args: &WorkerOptions) -> WorkerConfig {
         slots: args.slots.max(1),
         lease_ttl: cfg.lease_ttl,
         heartbeat: cfg.heartbeat,
+        metric_every: cfg.worker_metric_every,
         poll: cfg.poll,
         grace: cfg.grace,
         work_dir: cfg.work_dir.clone(),

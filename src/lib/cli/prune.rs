@@ -43,6 +43,7 @@ pub(super) async fn prune(
         store,
         PrunerConfig {
             retention,
+            metric_retention: cfg.worker_metric_retention,
             // on demand, the pass runs to the end, still a bounded transaction at a time
             max_transactions: usize::MAX,
             ..PrunerConfig::default()

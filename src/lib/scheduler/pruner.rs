@@ -1,6 +1,7 @@
 //! The pruner: ended instances older than their retention go, with every row they own (tasks,
 //! attempts, logs, events, alerts, data-monitor checks) and their sub-workflow instances; so do
-//! events and sent alerts of no instance and dead workers and schedulers. The tables stay bounded.
+//! events and sent alerts of no instance, dead workers and schedulers, and the workers' host
+//! history older than its own retention (`worker_metric_days`). The tables stay bounded.
 //!
 //! A maintenance service in the shape of River's job cleaner: a [`PrunerConfig`] with documented
 //! defaults, validated when built; [`Pruner::run_once`] is one pass (what the master and tests
@@ -36,6 +37,9 @@ pub struct PrunerConfig {
     /// Ended instances older than this go, unless their workflow says `retention-days`. Default
     /// 30 days (`retention_days` in the configuration).
     pub retention: Duration,
+    /// The workers' host history (`worker_metric`) older than this goes. Default 7 days
+    /// (`worker_metric_days`); `akkaflow prune --older-than` with a shorter age takes that.
+    pub metric_retention: Duration,
     /// How often the master runs a pass. Default 10 minutes.
     pub interval: Duration,
     /// Top-level instances read per batch. Default 50.
@@ -52,6 +56,7 @@ impl Default for PrunerConfig {
     fn default() -> Self {
         PrunerConfig {
             retention: Duration::from_secs(30 * 86_400),
+            metric_retention: Duration::from_secs(7 * 86_400),
             interval: Duration::from_secs(600),
             instances_per_batch: 50,
             rows_per_tx: 2_000,
@@ -261,12 +266,15 @@ impl Pruner {
         dry_run: bool,
         report: &mut PruneReport,
     ) -> Result<()> {
-        let before = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        let ago =
+            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let before = ago(age);
         // a live process heartbeats every few seconds: a day of silence is death, whatever the age
         let dead_before = before.min(now - chrono::Duration::days(1));
         let p = RetentionLoose {
             before,
             dead_before,
+            metrics_before: ago(age.min(self.cfg.metric_retention)),
             limit: self.cfg.rows_per_tx,
             dry_run,
         };
@@ -283,7 +291,7 @@ impl Pruner {
                 return Ok(());
             }
             report.transactions += 1;
-            let full = [n.event, n.alert, n.worker, n.scheduler]
+            let full = [n.event, n.alert, n.worker, n.scheduler, n.worker_metric]
                 .iter()
                 .any(|c| *c as i64 >= p.limit);
             if !full {
@@ -344,6 +352,7 @@ pub async fn run(pruner: Pruner, stop: CancellationToken) {
                     events = d.event,
                     alerts = d.alert,
                     workers = d.worker,
+                    worker_metrics = d.worker_metric,
                     transactions = r.transactions,
                     complete = r.complete,
                     "pruned rows older than their retention"

@@ -374,8 +374,9 @@ pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
 ];
 
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
-/// one `dead_before` (see `Store::retention_loose`).
-pub(crate) const RETENTION_LOOSE: [(&str, &str); 5] = [
+/// one `dead_before`, the host history's its own `metrics_before` (see [`loose_cutoffs`] and
+/// `Store::retention_loose`).
+pub(crate) const RETENTION_LOOSE: [(&str, &str); 6] = [
     ("event", "instance_id IS NULL AND created_at < ?"),
     // a late slot's record, whether or not its instance still exists
     ("deadline_miss", "detected_at < ?"),
@@ -392,7 +393,64 @@ pub(crate) const RETENTION_LOOSE: [(&str, &str); 5] = [
         "scheduler",
         "heartbeat_at < ? AND (state = 'stopped' OR heartbeat_at < ?)",
     ),
+    // by its own age (`worker_metric_days`), see `loose_cutoffs`
+    ("worker_metric", "sampled_at < ?"),
 ];
+
+/// The host figures of a worker row, as [`super::WorkerRow`] reads them.
+pub(crate) const WORKER_HOST_COLUMNS: &str = "w.cpu_percent, w.load1, w.load5, w.load15, \
+     w.mem_used_bytes, w.mem_total_bytes, w.disk_free_bytes";
+
+/// The heartbeat's assignments of the host figures, bound in the order of [`super::HostSample`].
+pub(crate) const WORKER_HOST_SET: &str = "cpu_percent = ?, load1 = ?, load5 = ?, load15 = ?, \
+     mem_used_bytes = ?, mem_total_bytes = ?, disk_free_bytes = ?";
+
+/// A `worker_metric` row's columns, in the order of [`super::WorkerMetricRow`].
+pub(crate) const WORKER_METRIC_COLUMNS: &str = "worker_id, sampled_at, cpu_percent, load1, load5, \
+     load15, mem_used_bytes, mem_total_bytes, disk_free_bytes, running_tasks";
+
+/// Binds a host sample's figures in the order of [`WORKER_HOST_SET`] (and of the history's
+/// columns after `sampled_at`).
+pub(crate) fn bind_host<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    h: &super::HostSample,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    f64: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<f64>: Encode<'q, DB>,
+    Option<i64>: Encode<'q, DB>,
+{
+    q.bind(h.cpu_percent)
+        .bind(h.load1)
+        .bind(h.load5)
+        .bind(h.load15)
+        .bind(h.mem_used_bytes)
+        .bind(h.mem_total_bytes)
+        .bind(h.disk_free_bytes)
+}
+
+/// The host history's interval in whole seconds (at least one).
+pub(crate) fn metric_every_secs(every: Duration) -> i64 {
+    i64::try_from(every.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
+/// The cutoffs a [`RETENTION_LOOSE`] clause binds, in order.
+pub(crate) fn loose_cutoffs(
+    p: &super::RetentionLoose,
+    table: &str,
+    matches: &str,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    if table == "worker_metric" {
+        return vec![p.metrics_before];
+    }
+    let mut cutoffs = vec![p.before];
+    if placeholders(matches) == 2 {
+        cutoffs.push(p.dead_before);
+    }
+    cutoffs
+}
 
 /// Instance states a pruned instance may be in, as SQL.
 pub(crate) const RETENTION_ENDED: &str = "('succeeded', 'failed', 'killed')";

@@ -449,7 +449,8 @@ pub trait Store: Send + Sync + 'static {
     /// else of them is left. Called until `done`.
     async fn retention_delete(&self, p: &RetentionDelete) -> Result<RetentionStep>;
     /// Deletes (or counts) rows that belong to no instance: old events and sent or failed alerts
-    /// without one, and dead workers (without a running task) and schedulers (not master).
+    /// without one, dead workers (without a running task) and schedulers (not master), and old
+    /// worker host history.
     async fn retention_loose(&self, p: &RetentionLoose) -> Result<RetentionCounts>;
 
     async fn scheduler_heartbeat(&self, p: &SchedulerBeat) -> Result<()>;
@@ -479,8 +480,19 @@ pub trait Store: Send + Sync + 'static {
     async fn token_list(&self) -> Result<Vec<TokenRow>>;
 
     async fn worker_deregister(&self, worker_id: &str) -> Result<()>;
-    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas>;
+    /// The heartbeat: one UPDATE of the worker's row, its host figures with it.
+    async fn worker_heartbeat(&self, worker_id: &str, host: &HostSample) -> Result<Cas>;
     async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+    /// Records the host in the history, once per worker and interval (`p.every` by the database
+    /// clock); false when the interval has its row already (a re-sent insert, a restart).
+    async fn worker_metric_insert(&self, p: &WorkerMetricInsert<'_>) -> Result<bool>;
+    /// The host history of every worker sampled since `since`, by worker and time, at most `limit` rows
+    /// (the newest kept).
+    async fn worker_metric_list(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<WorkerMetricRow>>;
     async fn worker_register(&self, p: &WorkerRegistration) -> Result<()>;
 
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>>;

@@ -351,6 +351,89 @@ pub struct WorkerRow {
     /// Seconds since the last heartbeat, by the database's clock.
     pub heartbeat_age_s: f64,
     pub running_tasks: i64,
+    /// The host as the last heartbeat sampled it (see [`HostSample`]); `None` before the first
+    /// sample (the CPU before the second).
+    pub cpu_percent: Option<f64>,
+    pub load1: Option<f64>,
+    pub load5: Option<f64>,
+    pub load15: Option<f64>,
+    pub mem_used_bytes: Option<i64>,
+    pub mem_total_bytes: Option<i64>,
+    pub disk_free_bytes: Option<i64>,
+}
+
+impl WorkerRow {
+    /// The host figures as `status` and the cluster page print them: CPU, load 1/5/15, memory
+    /// used/total, disk free; `—` for what was not sampled.
+    pub fn host_text(&self) -> [String; 4] {
+        const NONE: &str = "—";
+        let cpu = self
+            .cpu_percent
+            .map_or(NONE.to_string(), |c| format!("{c:.0}%"));
+        let load = match (self.load1, self.load5, self.load15) {
+            (Some(a), Some(b), Some(c)) => format!("{a:.2} {b:.2} {c:.2}"),
+            _ => NONE.to_string(),
+        };
+        let mem = match (self.mem_used_bytes, self.mem_total_bytes) {
+            (Some(u), Some(t)) => format!("{} / {}", bytes_text(u), bytes_text(t)),
+            _ => NONE.to_string(),
+        };
+        let disk = self.disk_free_bytes.map_or(NONE.to_string(), bytes_text);
+        [cpu, load, mem, disk]
+    }
+}
+
+/// Bytes in the largest binary unit that keeps a whole number in front: `7.8 GiB`, `512 MiB`.
+pub fn bytes_text(b: i64) -> String {
+    let mut v = b.max(0) as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 {
+            return if unit == "B" {
+                format!("{v:.0} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1} TiB")
+}
+
+/// A worker's host as one heartbeat samples it.
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct HostSample {
+    /// Busy share of all CPUs since the previous sample, 0 to 100; `None` without one.
+    pub cpu_percent: Option<f64>,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    /// Memory in use (total less available) and installed.
+    pub mem_used_bytes: i64,
+    pub mem_total_bytes: i64,
+    /// Space free to the worker on the file system of its work directory; `None` when not found.
+    pub disk_free_bytes: Option<i64>,
+    /// Attempts the worker runs.
+    pub running_tasks: i64,
+}
+
+/// One history row of a worker's host (see [`Store::worker_metric_insert`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerMetricInsert<'a> {
+    pub worker_id: &'a str,
+    /// The history's interval: the row's `sampled_at` is the database clock rounded down to a
+    /// multiple of it (a minute by default), at most one row per worker and interval.
+    pub every: Duration,
+    pub host: &'a HostSample,
+}
+
+/// A `worker_metric` row: a worker's host at the start of an interval.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct WorkerMetricRow {
+    pub worker_id: String,
+    pub sampled_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub host: HostSample,
 }
 
 /// A scheduler's registration and heartbeat (upserted).
@@ -791,6 +874,8 @@ pub struct RetentionLoose {
     pub before: DateTime<Utc>,
     /// Workers and schedulers stopped, or silent since before this, and last seen before `before`, go.
     pub dead_before: DateTime<Utc>,
+    /// Worker host history (`worker_metric`) sampled before this goes.
+    pub metrics_before: DateTime<Utc>,
     /// Rows per table per call at most.
     pub limit: i64,
     /// Count instead of deleting (every matching row, no limit).
@@ -810,11 +895,12 @@ pub struct RetentionCounts {
     pub worker: u64,
     pub scheduler: u64,
     pub deadline_miss: u64,
+    pub worker_metric: u64,
 }
 
 impl RetentionCounts {
     /// Every table with its count, in the order a pruned instance's rows are deleted.
-    pub fn tables(&self) -> [(&'static str, u64); 10] {
+    pub fn tables(&self) -> [(&'static str, u64); 11] {
         [
             ("task_log", self.task_log),
             ("task_attempt", self.task_attempt),
@@ -826,6 +912,7 @@ impl RetentionCounts {
             ("worker", self.worker),
             ("scheduler", self.scheduler),
             ("deadline_miss", self.deadline_miss),
+            ("worker_metric", self.worker_metric),
         ]
     }
 
@@ -845,6 +932,7 @@ impl RetentionCounts {
             "worker" => &mut self.worker,
             "scheduler" => &mut self.scheduler,
             "deadline_miss" => &mut self.deadline_miss,
+            "worker_metric" => &mut self.worker_metric,
             _ => &mut self.workflow_instance,
         }
     }
@@ -860,6 +948,7 @@ impl RetentionCounts {
         self.worker += o.worker;
         self.scheduler += o.scheduler;
         self.deadline_miss += o.deadline_miss;
+        self.worker_metric += o.worker_metric;
     }
 }
 

@@ -1,14 +1,17 @@
-//! The heartbeat: every few seconds one UPDATE for the worker row and one that extends the lease of
-//! every task this worker runs; then it stops the attempts that were killed or taken away.
+//! The heartbeat: every few seconds one UPDATE for the worker row, carrying a sample of its host,
+//! and one that extends the lease of every task this worker runs; then it stops the attempts that
+//! were killed or taken away. Once per `metric_every` (a minute by default) the sample also goes
+//! into the host history: one more statement per interval, none per beat.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::host::HostProbe;
 use super::{RunningMap, StopReason, WorkerConfig};
 use crate::engine::Engine;
 use crate::state::TaskId;
-use crate::store::{OutageLog, WorkerRegistration};
+use crate::store::{HostSample, OutageLog, WorkerMetricInsert, WorkerRegistration};
 
 pub(super) async fn run(
     engine: Engine,
@@ -21,14 +24,38 @@ pub(super) async fn run(
     let mut tick = tokio::time::interval(cfg.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outage = OutageLog::new("worker heartbeat");
+    let mut probe = HostProbe::new(&cfg.work_dir);
+    let mut recorded: Option<Instant> = None;
+    let mut warned = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match beat(&engine, &id, &registration, &running, cfg.lease_ttl).await {
+        let host = probe.sample(running.lock().expect("never poisoned").len());
+        match beat(&engine, &id, &registration, &running, cfg.lease_ttl, &host).await {
             Ok(()) => outage.recovered(),
-            Err(e) => outage.failed(&e),
+            Err(e) => {
+                outage.failed(&e);
+                continue;
+            }
+        }
+        // the history waits for a full sample (the CPU share needs two readings)
+        let due = recorded.is_none_or(|t| t.elapsed() >= cfg.metric_every);
+        if due && host.cpu_percent.is_some() {
+            let row = WorkerMetricInsert {
+                worker_id: &id,
+                every: cfg.metric_every,
+                host: &host,
+            };
+            match engine.store.worker_metric_insert(&row).await {
+                Ok(_) => recorded = Some(Instant::now()),
+                // an outage is the heartbeat's to log; anything else (a missing grant) once
+                Err(e) if e.is_connection() || std::mem::replace(&mut warned, true) => {
+                    tracing::debug!(error = %e, "could not record the host history")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not record the host history"),
+            }
         }
     }
 }
@@ -39,8 +66,9 @@ async fn beat(
     registration: &WorkerRegistration,
     running: &RunningMap,
     ttl: Duration,
+    host: &HostSample,
 ) -> crate::store::Result<()> {
-    if !engine.store.worker_heartbeat(id).await?.applied() {
+    if !engine.store.worker_heartbeat(id, host).await?.applied() {
         // the row was pruned while we were away: register again
         engine.store.worker_register(registration).await?;
     }

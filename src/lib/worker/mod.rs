@@ -11,6 +11,7 @@
 //! out. A result finished while the database is away is reported once it is back.
 
 mod heartbeat;
+mod host;
 mod log_writer;
 mod reporter;
 mod runner;
@@ -47,6 +48,8 @@ pub struct WorkerConfig {
     pub slots: usize,
     pub lease_ttl: Duration,
     pub heartbeat: Duration,
+    /// How often the heartbeat's host sample also goes into the history (`worker_metric`).
+    pub metric_every: Duration,
     /// The longest idle wait between claims.
     pub poll: Duration,
     /// How long running tasks may finish after a stop request before they are handed back.

@@ -63,20 +63,167 @@ pub(super) async fn worker_lifecycle(store: &dyn Store) {
     );
     assert_eq!((w1.running_tasks, workers[1].running_tasks), (2, 0));
 
-    assert_eq!(store.worker_heartbeat("w1").await.unwrap(), Cas::Applied);
+    assert_eq!(
+        store
+            .worker_heartbeat("w1", &HostSample::default())
+            .await
+            .unwrap(),
+        Cas::Applied
+    );
     let beat = store.worker_list().await.unwrap()[0].heartbeat_at;
     assert!(beat >= w1.heartbeat_at);
-    assert_eq!(store.worker_heartbeat("ghost").await.unwrap(), Cas::Stale);
+    assert_eq!(
+        store
+            .worker_heartbeat("ghost", &HostSample::default())
+            .await
+            .unwrap(),
+        Cas::Stale
+    );
 
     store.worker_deregister("w2").await.unwrap();
     let w2 = store.worker_list().await.unwrap().remove(1);
     assert_eq!(w2.state, "stopped");
     assert!(w2.stopped_at.is_some());
     assert_eq!(
-        store.worker_heartbeat("w2").await.unwrap(),
+        store
+            .worker_heartbeat("w2", &HostSample::default())
+            .await
+            .unwrap(),
         Cas::Stale,
         "a stopped worker stays stopped"
     );
+}
+
+fn host(cpu: Option<f64>, running: i64) -> HostSample {
+    HostSample {
+        cpu_percent: cpu,
+        load1: 1.5,
+        load5: 0.75,
+        load15: 0.25,
+        mem_used_bytes: 3 << 30,
+        mem_total_bytes: 8 << 30,
+        disk_free_bytes: Some(50 << 30),
+        running_tasks: running,
+    }
+}
+
+pub(super) async fn worker_host_rides_the_heartbeat_and_its_history_has_one_row_per_interval(
+    store: &dyn Store,
+) {
+    store.worker_register(&registration("w1")).await.unwrap();
+    let fresh = store.worker_list().await.unwrap().remove(0);
+    assert_eq!(
+        (
+            fresh.cpu_percent,
+            fresh.load1,
+            fresh.mem_total_bytes,
+            fresh.disk_free_bytes
+        ),
+        (None, None, None, None),
+        "nothing sampled yet"
+    );
+    let sample = host(Some(37.5), 2);
+    assert_eq!(
+        store.worker_heartbeat("w1", &sample).await.unwrap(),
+        Cas::Applied
+    );
+    let w = store.worker_list().await.unwrap().remove(0);
+    assert_eq!(
+        (
+            w.cpu_percent,
+            w.load1,
+            w.load5,
+            w.load15,
+            w.mem_used_bytes,
+            w.mem_total_bytes,
+            w.disk_free_bytes
+        ),
+        (
+            Some(37.5),
+            Some(1.5),
+            Some(0.75),
+            Some(0.25),
+            Some(3 << 30),
+            Some(8 << 30),
+            Some(50 << 30)
+        )
+    );
+    // a sample without a CPU share (the first after a restart) says so rather than keep an old one
+    let unknown = HostSample {
+        disk_free_bytes: None,
+        ..host(None, 0)
+    };
+    assert!(store
+        .worker_heartbeat("w1", &unknown)
+        .await
+        .unwrap()
+        .applied());
+    let w = store.worker_list().await.unwrap().remove(0);
+    assert_eq!((w.cpu_percent, w.disk_free_bytes), (None, None));
+
+    // one row per worker and interval (a day here, so the interval cannot turn mid-test), a second
+    // insert in the same interval (a re-sent one, a restarted worker) is a no-op
+    fn daily<'a>(worker_id: &'a str, host: &'a HostSample) -> WorkerMetricInsert<'a> {
+        WorkerMetricInsert {
+            worker_id,
+            every: Duration::from_secs(86_400),
+            host,
+        }
+    }
+    let (first, second) = (host(Some(37.5), 2), host(Some(90.0), 4));
+    assert!(store
+        .worker_metric_insert(&daily("w1", &first))
+        .await
+        .unwrap());
+    assert!(!store
+        .worker_metric_insert(&daily("w1", &second))
+        .await
+        .unwrap());
+    assert!(store
+        .worker_metric_insert(&daily("w2", &second))
+        .await
+        .unwrap());
+    let now = store.now().await.unwrap();
+    let rows = store
+        .worker_metric_list(now - chrono::Duration::days(2), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (
+                r.worker_id.as_str(),
+                r.host.cpu_percent,
+                r.host.running_tasks
+            ))
+            .collect::<Vec<_>>(),
+        [("w1", Some(37.5), 2), ("w2", Some(90.0), 4)],
+        "by worker, the first row of the interval kept"
+    );
+    let midnight = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    assert!(
+        rows.iter().all(|r| r.sampled_at == midnight),
+        "the interval's start by the database clock: {rows:?}"
+    );
+    assert_eq!(rows[0].host, first, "every figure kept");
+    // whole seconds with a one-second interval; `since` and `limit` keep the newest
+    let each_second = WorkerMetricInsert {
+        every: Duration::from_secs(1),
+        ..daily("w1", &second)
+    };
+    assert!(store.worker_metric_insert(&each_second).await.unwrap());
+    let newest = store
+        .worker_metric_list(now - chrono::Duration::days(2), 1)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1, "{newest:?}");
+    assert_eq!(newest[0].host.cpu_percent, Some(90.0));
+    assert_eq!(newest[0].sampled_at.timestamp_subsec_micros(), 0);
+    assert!(newest[0].sampled_at > midnight && newest[0].sampled_at <= now);
+    let later = store
+        .worker_metric_list(newest[0].sampled_at + chrono::Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "{later:?}");
 }
 
 fn beat(id: &str, state: &'static str, epoch: Option<i64>) -> SchedulerBeat {

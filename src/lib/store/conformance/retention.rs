@@ -155,6 +155,7 @@ fn rows_of(instances: u64) -> RetentionCounts {
         worker: 0,
         scheduler: 0,
         deadline_miss: 0,
+        worker_metric: 0,
     }
 }
 
@@ -394,6 +395,7 @@ pub(super) async fn retention_loose_rows_go_by_age_and_live_processes_stay(store
     let young = RetentionLoose {
         before: now - chrono::Duration::days(30),
         dead_before: now - chrono::Duration::days(30),
+        metrics_before: now - chrono::Duration::days(7),
         limit: 100,
         dry_run: false,
     };
@@ -407,6 +409,7 @@ pub(super) async fn retention_loose_rows_go_by_age_and_live_processes_stay(store
     let old = RetentionLoose {
         before: later,
         dead_before: now - chrono::Duration::days(1),
+        metrics_before: now - chrono::Duration::days(7),
         limit: 1,
         dry_run: true,
     };
@@ -445,4 +448,67 @@ pub(super) async fn retention_loose_rows_go_by_age_and_live_processes_stay(store
         .await
         .unwrap();
     assert_eq!(events.len(), 2);
+}
+
+pub(super) async fn retention_takes_worker_history_by_its_own_age(store: &dyn Store) {
+    let sample = HostSample {
+        cpu_percent: Some(5.0),
+        load1: 0.1,
+        load5: 0.1,
+        load15: 0.1,
+        mem_used_bytes: 1,
+        mem_total_bytes: 2,
+        disk_free_bytes: None,
+        running_tasks: 0,
+    };
+    for (id, every) in [("w1", 86_400), ("w2", 86_400), ("w1", 1)] {
+        let row = WorkerMetricInsert {
+            worker_id: id,
+            every: std::time::Duration::from_secs(every),
+            host: &sample,
+        };
+        assert!(store.worker_metric_insert(&row).await.unwrap());
+    }
+    let now = store.now().await.unwrap();
+    let rows = store
+        .worker_metric_list(now - chrono::Duration::days(2), 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // the day rows are older than the second's row
+    let day = rows.iter().map(|r| r.sampled_at).min().unwrap();
+    let loose = |metrics_before, dry_run| RetentionLoose {
+        // the other tables' cutoffs keep everything: the history goes by its own
+        before: now - chrono::Duration::days(3650),
+        dead_before: now - chrono::Duration::days(3650),
+        metrics_before,
+        limit: 1,
+        dry_run,
+    };
+    let kept = store.retention_loose(&loose(day, true)).await.unwrap();
+    assert_eq!(
+        kept,
+        RetentionCounts::default(),
+        "a row at the cutoff stays"
+    );
+    let cut = day + chrono::Duration::seconds(1);
+    let counted = store.retention_loose(&loose(cut, true)).await.unwrap();
+    assert_eq!(
+        counted,
+        RetentionCounts {
+            worker_metric: 2,
+            ..Default::default()
+        }
+    );
+    for expected in [1, 1, 0] {
+        let n = store.retention_loose(&loose(cut, false)).await.unwrap();
+        assert_eq!(n.worker_metric, expected, "one row per call: {n:?}");
+        assert_eq!(n.total(), n.worker_metric, "{n:?}");
+    }
+    let left = store
+        .worker_metric_list(now - chrono::Duration::days(2), 100)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].sampled_at > day);
 }

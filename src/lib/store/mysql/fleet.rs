@@ -112,28 +112,75 @@ pub(super) async fn worker_deregister(pool: &MySqlPool, worker_id: &str) -> Resu
     .await
 }
 
-pub(super) async fn worker_heartbeat(pool: &MySqlPool, worker_id: &str) -> Result<Cas> {
+pub(super) async fn worker_heartbeat(
+    pool: &MySqlPool,
+    worker_id: &str,
+    host: &HostSample,
+) -> Result<Cas> {
+    let sql = format!(
+        "UPDATE worker SET heartbeat_at = NOW(6), {WORKER_HOST_SET} WHERE id = ? AND state <> 'stopped'"
+    );
+    let sql = sql.as_str();
     retrying(|| async move {
-        let r = sqlx::query(
-            "UPDATE worker SET heartbeat_at = NOW(6) WHERE id = ? AND state <> 'stopped'",
-        )
-        .bind(worker_id)
-        .execute(pool)
-        .await?;
+        let r = bind_host(sqlx::query(sql), host)
+            .bind(worker_id)
+            .execute(pool)
+            .await?;
         Ok(Cas::from_rows(r.rows_affected()))
     })
     .await
 }
 
 pub(super) async fn worker_list(pool: &MySqlPool) -> Result<Vec<WorkerRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT CAST(w.id AS CHAR) AS id, CAST(w.name AS CHAR) AS name, CAST(w.host AS CHAR) AS host, w.pid, \
          CAST(w.queues AS CHAR) AS queues, w.slots, CAST(w.state AS CHAR) AS state, w.started_at, \
          w.heartbeat_at, w.stopped_at, \
          TIMESTAMPDIFF(MICROSECOND, w.heartbeat_at, NOW(6)) / 1e6 AS heartbeat_age_s, \
-         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-         FROM worker w ORDER BY w.started_at, w.id",
-    )
+         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks, \
+         {WORKER_HOST_COLUMNS} FROM worker w ORDER BY w.started_at, w.id"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn worker_metric_insert(
+    pool: &MySqlPool,
+    p: &WorkerMetricInsert<'_>,
+) -> Result<bool> {
+    // the interval's start by the database clock (sessions run in UTC): one row per worker and
+    // interval. IGNORE makes a re-sent insert a no-op with INSERT alone (ON DUPLICATE KEY UPDATE
+    // would need UPDATE too); the values are numbers this process made, nothing else to ignore.
+    let every = metric_every_secs(p.every);
+    let sql = format!(
+        "INSERT IGNORE INTO worker_metric ({WORKER_METRIC_COLUMNS}) VALUES (?, \
+         FROM_UNIXTIME(FLOOR(UNIX_TIMESTAMP(NOW(6)) / ?) * ?), ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    let sql = sql.as_str();
+    retrying(|| async move {
+        let q = sqlx::query(sql).bind(p.worker_id).bind(every).bind(every);
+        let r = bind_host(q, p.host)
+            .bind(p.host.running_tasks)
+            .execute(pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    })
+    .await
+}
+
+pub(super) async fn worker_metric_list(
+    pool: &MySqlPool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<WorkerMetricRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT CAST(m.worker_id AS CHAR) AS worker_id, m.sampled_at, m.cpu_percent, m.load1, m.load5, \
+         m.load15, m.mem_used_bytes, m.mem_total_bytes, m.disk_free_bytes, m.running_tasks FROM \
+         (SELECT {WORKER_METRIC_COLUMNS} FROM worker_metric WHERE sampled_at >= ? \
+         ORDER BY sampled_at DESC LIMIT ?) m ORDER BY m.worker_id, m.sampled_at"
+    ))
+    .bind(since)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

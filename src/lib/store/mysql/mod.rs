@@ -30,8 +30,9 @@ use sqlx::mysql::{
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
 use super::common::{
-    all_applied, fit_in_pool, json_list, micros, normalize_dir_prefix, placeholders,
-    INVARIANT_CHECKS, ROWS_PER_INSERT,
+    all_applied, bind_host, fit_in_pool, json_list, metric_every_secs, micros,
+    normalize_dir_prefix, placeholders, INVARIANT_CHECKS, ROWS_PER_INSERT, WORKER_HOST_COLUMNS,
+    WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
@@ -566,12 +567,24 @@ impl Store for MysqlStore {
         fleet::worker_deregister(&self.pool, worker_id).await
     }
 
-    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas> {
-        fleet::worker_heartbeat(&self.pool, worker_id).await
+    async fn worker_heartbeat(&self, worker_id: &str, host: &HostSample) -> Result<Cas> {
+        fleet::worker_heartbeat(&self.pool, worker_id, host).await
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         fleet::worker_list(&self.pool).await
+    }
+
+    async fn worker_metric_insert(&self, p: &WorkerMetricInsert<'_>) -> Result<bool> {
+        fleet::worker_metric_insert(&self.pool, p).await
+    }
+
+    async fn worker_metric_list(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<WorkerMetricRow>> {
+        fleet::worker_metric_list(&self.pool, since, limit).await
     }
 
     async fn worker_register(&self, p: &WorkerRegistration) -> Result<()> {

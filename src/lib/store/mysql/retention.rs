@@ -5,7 +5,7 @@
 //! be run as a dependent subquery, a scan of `task_log` per statement.
 
 use super::super::common::{
-    placeholders, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE,
+    loose_cutoffs, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE,
     RETENTION_OWNED,
 };
 use super::*;
@@ -132,9 +132,9 @@ pub(super) async fn loose(pool: &MySqlPool, p: &RetentionLoose) -> Result<Retent
         } else {
             format!("DELETE FROM {table} WHERE {matches} LIMIT ?")
         };
-        let mut q = sqlx::query(&sql).bind(p.before);
-        if placeholders(matches) == 2 {
-            q = q.bind(p.dead_before);
+        let mut q = sqlx::query(&sql);
+        for t in loose_cutoffs(p, table, matches) {
+            q = q.bind(t);
         }
         *c.slot(table) = if p.dry_run {
             q.fetch_one(pool).await?.try_get::<i64, _>(0)? as u64

@@ -99,22 +99,63 @@ pub(super) async fn worker_deregister(pool: &PgPool, worker_id: &str) -> Result<
     Ok(())
 }
 
-pub(super) async fn worker_heartbeat(pool: &PgPool, worker_id: &str) -> Result<Cas> {
-    let r =
-        sqlx::query("UPDATE worker SET heartbeat_at = now() WHERE id = $1 AND state <> 'stopped'")
-            .bind(worker_id)
-            .execute(pool)
-            .await?;
+pub(super) async fn worker_heartbeat(
+    pool: &PgPool,
+    worker_id: &str,
+    host: &HostSample,
+) -> Result<Cas> {
+    let sql = numbered(&format!(
+        "UPDATE worker SET heartbeat_at = now(), {WORKER_HOST_SET} WHERE id = ? AND state <> 'stopped'"
+    ));
+    let r = bind_host(sqlx::query(&sql), host)
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
 pub(super) async fn worker_list(pool: &PgPool) -> Result<Vec<WorkerRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
          EXTRACT(EPOCH FROM (now() - w.heartbeat_at))::float8 AS heartbeat_age_s, \
-         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-         FROM worker w ORDER BY w.started_at, w.id COLLATE \"C\"",
-    )
+         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks, \
+         {WORKER_HOST_COLUMNS} FROM worker w ORDER BY w.started_at, w.id COLLATE \"C\""
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn worker_metric_insert(
+    pool: &PgPool,
+    p: &WorkerMetricInsert<'_>,
+) -> Result<bool> {
+    // the interval's start by the database clock: one row per worker and interval
+    let sql = format!(
+        "INSERT INTO worker_metric ({WORKER_METRIC_COLUMNS}) VALUES ($1, \
+         to_timestamp((floor(extract(epoch FROM now()) / $2) * $2)::float8), \
+         $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (worker_id, sampled_at) DO NOTHING"
+    );
+    let q = sqlx::query(&sql)
+        .bind(p.worker_id)
+        .bind(metric_every_secs(p.every));
+    let r = bind_host(q, p.host)
+        .bind(p.host.running_tasks)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(super) async fn worker_metric_list(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<WorkerMetricRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM (SELECT {WORKER_METRIC_COLUMNS} FROM worker_metric WHERE sampled_at >= $1 \
+         ORDER BY sampled_at DESC LIMIT $2) m ORDER BY worker_id COLLATE \"C\", sampled_at"
+    ))
+    .bind(since)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

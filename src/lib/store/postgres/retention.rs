@@ -2,7 +2,7 @@
 //! alerts, dead workers and schedulers), deleted a bounded number of rows per transaction.
 
 use super::super::common::{
-    numbered, placeholders, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
+    loose_cutoffs, numbered, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
     RETENTION_LOOSE, RETENTION_OWNED,
 };
 use super::*;
@@ -136,9 +136,9 @@ pub(super) async fn loose(pool: &PgPool, p: &RetentionLoose) -> Result<Retention
         } else {
             format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {matches} LIMIT ?))")
         });
-        let mut q = sqlx::query(&sql).bind(p.before);
-        if placeholders(matches) == 2 {
-            q = q.bind(p.dead_before);
+        let mut q = sqlx::query(&sql);
+        for t in loose_cutoffs(p, table, matches) {
+            q = q.bind(t);
         }
         *c.slot(table) = if p.dry_run {
             sqlx::Row::try_get::<i64, _>(&q.fetch_one(pool).await?, 0)? as u64

@@ -84,23 +84,62 @@ pub(super) async fn worker_deregister(pool: &SqlitePool, worker_id: &str) -> Res
     Ok(())
 }
 
-pub(super) async fn worker_heartbeat(pool: &SqlitePool, worker_id: &str) -> Result<Cas> {
-    let r = sqlx::query(&format!(
-        "UPDATE worker SET heartbeat_at = {NOW} WHERE id = ? AND state <> 'stopped'"
-    ))
-    .bind(worker_id)
-    .execute(pool)
-    .await?;
+pub(super) async fn worker_heartbeat(
+    pool: &SqlitePool,
+    worker_id: &str,
+    host: &HostSample,
+) -> Result<Cas> {
+    let sql = format!(
+        "UPDATE worker SET heartbeat_at = {NOW}, {WORKER_HOST_SET} WHERE id = ? AND state <> 'stopped'"
+    );
+    let r = bind_host(sqlx::query(&sql), host)
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
 pub(super) async fn worker_list(pool: &SqlitePool) -> Result<Vec<WorkerRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT w.id, w.name, w.host, w.pid, w.queues, w.slots, w.state, w.started_at, w.heartbeat_at, w.stopped_at, \
          (julianday('now') - julianday(w.heartbeat_at)) * 86400.0 AS heartbeat_age_s, \
-         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks \
-         FROM worker w ORDER BY w.started_at, w.id",
-    )
+         (SELECT COUNT(*) FROM task t WHERE t.worker_id = w.id AND t.status = 'running') AS running_tasks, \
+         {WORKER_HOST_COLUMNS} FROM worker w ORDER BY w.started_at, w.id"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub(super) async fn worker_metric_insert(
+    pool: &SqlitePool,
+    p: &WorkerMetricInsert<'_>,
+) -> Result<bool> {
+    // the interval's start by the database clock: one row per worker and interval
+    let every = metric_every_secs(p.every);
+    let sql = format!(
+        "INSERT INTO worker_metric ({WORKER_METRIC_COLUMNS}) VALUES (?, \
+         strftime('%Y-%m-%d %H:%M:%f', (CAST(strftime('%s','now') AS INTEGER) / ?) * ?, 'unixepoch'), \
+         ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id, sampled_at) DO NOTHING"
+    );
+    let q = sqlx::query(&sql).bind(p.worker_id).bind(every).bind(every);
+    let r = bind_host(q, p.host)
+        .bind(p.host.running_tasks)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub(super) async fn worker_metric_list(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<WorkerMetricRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM (SELECT {WORKER_METRIC_COLUMNS} FROM worker_metric WHERE sampled_at >= ? \
+         ORDER BY sampled_at DESC LIMIT ?) ORDER BY worker_id, sampled_at"
+    ))
+    .bind(ts(since))
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

@@ -17,8 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, fit_in_pool, instance_status_list, json_list, normalize_dir_prefix, placeholders,
-    status_list, task_id_list, INVARIANT_CHECKS, ROWS_PER_INSERT,
+    all_applied, bind_host, fit_in_pool, instance_status_list, json_list, metric_every_secs,
+    normalize_dir_prefix, placeholders, status_list, task_id_list, INVARIANT_CHECKS,
+    ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 mod alerts;
 mod calendars;
@@ -395,12 +396,24 @@ impl Store for SqliteStore {
         fleet::worker_deregister(&self.pool, worker_id).await
     }
 
-    async fn worker_heartbeat(&self, worker_id: &str) -> Result<Cas> {
-        fleet::worker_heartbeat(&self.pool, worker_id).await
+    async fn worker_heartbeat(&self, worker_id: &str, host: &HostSample) -> Result<Cas> {
+        fleet::worker_heartbeat(&self.pool, worker_id, host).await
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         fleet::worker_list(&self.pool).await
+    }
+
+    async fn worker_metric_insert(&self, p: &WorkerMetricInsert<'_>) -> Result<bool> {
+        fleet::worker_metric_insert(&self.pool, p).await
+    }
+
+    async fn worker_metric_list(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<WorkerMetricRow>> {
+        fleet::worker_metric_list(&self.pool, since, limit).await
     }
 
     async fn worker_register(&self, p: &WorkerRegistration) -> Result<()> {

@@ -2,7 +2,8 @@
 //! alerts, dead workers and schedulers), deleted a bounded number of rows per transaction.
 
 use super::super::common::{
-    retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE, RETENTION_OWNED,
+    loose_cutoffs, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE,
+    RETENTION_OWNED,
 };
 use super::*;
 use crate::state::InstanceStatus;
@@ -141,9 +142,9 @@ pub(super) async fn loose(pool: &SqlitePool, p: &RetentionLoose) -> Result<Reten
         } else {
             format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {matches} LIMIT ?)")
         };
-        let mut q = sqlx::query(&sql).bind(ts(p.before));
-        if placeholders(matches) == 2 {
-            q = q.bind(ts(p.dead_before));
+        let mut q = sqlx::query(&sql);
+        for t in loose_cutoffs(p, table, matches) {
+            q = q.bind(ts(t));
         }
         *c.slot(table) = if p.dry_run {
             sqlx::Row::try_get::<i64, _>(&q.fetch_one(pool).await?, 0)? as u64
