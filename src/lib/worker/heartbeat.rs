@@ -1,9 +1,9 @@
 //! The heartbeat: every few seconds one UPDATE for the worker row, carrying a sample of its host,
 //! and one that extends the lease of every task this worker runs; then it stops the attempts that
-//! were killed or taken away. Once per `metric_every` (a minute by default) the sample also goes
-//! into the host history: one more statement per interval, none per beat.
+//! were killed or taken away. Once per interval of `metric_every` (a minute by default) the sample
+//! also goes into the host history: one more statement per interval, none per beat.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ pub(super) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outage = OutageLog::new("worker heartbeat");
     let mut probe = HostProbe::new(&cfg.work_dir);
-    let mut recorded: Option<Instant> = None;
+    let mut recorded: Option<u64> = None;
     let mut warned = false;
     loop {
         tokio::select! {
@@ -40,16 +40,17 @@ pub(super) async fn run(
                 continue;
             }
         }
-        // the history waits for a full sample (the CPU share needs two readings)
-        let due = recorded.is_none_or(|t| t.elapsed() >= cfg.metric_every);
-        if due && host.cpu_percent.is_some() {
+        // once per interval of the clock (the database's decides the row; they agree but near a
+        // boundary), from the first full sample on (the CPU share needs two readings)
+        let interval = interval_of(SystemTime::now(), cfg.metric_every);
+        if recorded != Some(interval) && host.cpu_percent.is_some() {
             let row = WorkerMetricInsert {
                 worker_id: &id,
                 every: cfg.metric_every,
                 host: &host,
             };
             match engine.store.worker_metric_insert(&row).await {
-                Ok(_) => recorded = Some(Instant::now()),
+                Ok(_) => recorded = Some(interval),
                 // an outage is the heartbeat's to log; anything else (a missing grant) once
                 Err(e) if e.is_connection() || std::mem::replace(&mut warned, true) => {
                     tracing::debug!(error = %e, "could not record the host history")
@@ -58,6 +59,15 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// The number of the history interval `t` falls in.
+fn interval_of(t: SystemTime, every: Duration) -> u64 {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    secs / every.as_secs().max(1)
 }
 
 async fn beat(
