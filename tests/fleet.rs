@@ -431,6 +431,109 @@ mod cases {
 
     /// `akkaflow health` speaks for the role beside it only: a worker by its own heartbeat, a
     /// scheduler by its host's row, whatever the rest of the fleet does.
+    pub async fn a_busy_worker_reports_its_host_and_keeps_a_history(env: &mut Env) {
+        // a history row a second, so the test need not wait for minutes
+        env.config("worker_metric_secs = 1");
+        env.sync(&[(
+            "spin.xml",
+            r#"<work-flow name="spin"><start name="start" to="spin"/><action name="spin"><shell><command>end=$(( $(date +%s) + 8 )); while [ "$(date +%s)" -lt "$end" ]; do :; done; echo spun</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        let store = env.store().await;
+        env.spawn("scheduler", &["scheduler"]);
+        env.spawn("worker", &["worker", "--name", "hostw"]);
+        let id = trigger(env, "spin");
+        // the CPU share of each heartbeat differs from the last while the task spins; the history
+        // gets rows of its own
+        let deadline = Instant::now() + LONG;
+        let mut cpu_seen: Vec<f64> = Vec::new();
+        let (worker, history) = loop {
+            let w = store
+                .worker_list()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|w| w.name == "hostw" && w.state == "running");
+            let history: Vec<_> = match &w {
+                Some(w) => store
+                    .worker_metric_list(chrono::Utc::now() - chrono::Duration::hours(1), 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|m| m.worker_id == w.id)
+                    .collect(),
+                None => vec![],
+            };
+            if let Some(c) = w.as_ref().and_then(|w| w.cpu_percent) {
+                if !cpu_seen.contains(&c) {
+                    cpu_seen.push(c);
+                }
+            }
+            let full = w.as_ref().is_some_and(|w| {
+                w.cpu_percent.is_some()
+                    && w.load1.is_some()
+                    && w.mem_total_bytes.is_some_and(|t| t > 0)
+                    && w.mem_used_bytes.is_some_and(|u| u > 0)
+                    && w.disk_free_bytes.is_some_and(|d| d > 0)
+            });
+            let busy_row = history.iter().any(|m| m.host.running_tasks == 1);
+            if full && cpu_seen.len() >= 2 && history.len() >= 2 && busy_row {
+                break (w.unwrap(), history);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the host figures: {w:?}, CPU seen {cpu_seen:?}, history {history:?}\n{}",
+                env.log("worker")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(
+            history
+                .iter()
+                .all(|m| m.host.mem_total_bytes > 0
+                    && m.host.mem_used_bytes <= m.host.mem_total_bytes),
+            "{history:?}"
+        );
+        let mut at: Vec<_> = history.iter().map(|m| m.sampled_at).collect();
+        at.dedup();
+        assert_eq!(at.len(), history.len(), "one row per interval: {history:?}");
+        assert_eq!(
+            common::ended(&*store, id).await.status,
+            InstanceStatus::Succeeded
+        );
+
+        // `status` prints them, `status --json` has them
+        let out = env.ok(&["status"]);
+        assert!(
+            out.contains("CPU") && out.contains("DISK FREE") && out.contains("iB /"),
+            "{out}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+        let row = json["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == worker.id.as_str())
+            .cloned()
+            .expect("the worker in status --json");
+        assert!(row["mem_total_bytes"].as_i64().unwrap() > 0, "{row}");
+        assert!(row["disk_free_bytes"].as_i64().unwrap() > 0, "{row}");
+
+        // pruning takes the history older than its age (here: everything up to now)
+        let pruned: serde_json::Value =
+            serde_json::from_str(&env.ok(&["prune", "--older-than", "0s", "--json"])).unwrap();
+        let n = pruned["deleted"]["worker_metric"].as_u64().unwrap();
+        assert!(n >= history.len() as u64, "{pruned}");
+        let left = store
+            .worker_metric_list(chrono::Utc::now() - chrono::Duration::hours(1), 1000)
+            .await
+            .unwrap();
+        assert!(
+            left.iter()
+                .all(|m| !at.contains(&m.sampled_at) || m.worker_id != worker.id),
+            "pruned rows are gone: {left:?}"
+        );
+    }
+
     pub async fn health_is_about_one_role_only(env: &mut Env) {
         let healthy = |env: &Env, args: &[&str]| {
             let mut all = vec!["health"];
@@ -511,4 +614,5 @@ e2e!(
     a_fleet_without_retries_rides_out_a_killed_master_and_worker,
     a_task_that_kills_its_worker_fails_after_the_lost_budget,
     health_is_about_one_role_only,
+    a_busy_worker_reports_its_host_and_keeps_a_history,
 );

@@ -190,6 +190,35 @@ mod cases {
             Some(running)
         );
         assert_eq!(running, 1.0);
+        // its host, as the worker row has it (the installed memory does not move between the two
+        // reads; the worker has heartbeaten by now: its tasks ran)
+        let worker = workers.iter().find(|w| w["state"] == "running").unwrap();
+        let id = worker["id"].as_str().unwrap();
+        assert_eq!(
+            value(
+                &samples,
+                "akkaflow_worker_memory_total_bytes",
+                &[("worker", id)]
+            ),
+            worker["mem_total_bytes"].as_f64(),
+            "{}",
+            r.text
+        );
+        assert!(
+            worker["mem_total_bytes"].as_f64().unwrap() > 0.0,
+            "{worker}"
+        );
+        for family in [
+            "akkaflow_worker_cpu_percent",
+            "akkaflow_worker_load1",
+            "akkaflow_worker_memory_used_bytes",
+            "akkaflow_worker_disk_free_bytes",
+        ] {
+            assert!(
+                r.text.contains(&format!("# TYPE {family} gauge")),
+                "{family}"
+            );
+        }
         let masters: Vec<&Value> = samples
             .iter()
             .filter(|x| x["name"] == "akkaflow_scheduler_master" && x["value"] == 1.0)

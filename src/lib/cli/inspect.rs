@@ -590,10 +590,15 @@ pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
         "STATE",
         "SLOTS",
         "RUNNING",
+        "CPU",
+        "LOAD 1/5/15",
+        "MEMORY",
+        "DISK FREE",
         "HEARTBEAT AGE",
         "QUEUES",
     ]);
     for r in workers.iter().filter(|r| r.state != "stopped") {
+        let [cpu, load, mem, disk] = r.host_text();
         w.add_row(vec![
             r.id.clone(),
             r.host.clone(),
@@ -601,6 +606,10 @@ pub(super) async fn status(cfg: &Config, json: bool) -> Result<i32> {
             r.state.clone(),
             r.slots.to_string(),
             r.running_tasks.to_string(),
+            cpu,
+            load,
+            mem,
+            disk,
             format!("{:.1}s", r.heartbeat_age_s),
             r.queues.clone(),
         ]);

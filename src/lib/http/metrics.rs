@@ -219,6 +219,7 @@ pub(crate) fn render(s: &Scrape) -> String {
         "Errors of the last rescan of the definitions directories (standalone); while above 0 the last good set runs and nothing else syncs.",
     );
     let _ = writeln!(out, "akkaflow_definitions_errors {}", s.definitions_errors);
+    worker_hosts(&mut out, &s.workers);
     for (name, help, value) in [
         (
             "akkaflow_pool_slots",
@@ -242,4 +243,55 @@ pub(crate) fn render(s: &Scrape) -> String {
         }
     }
     out
+}
+
+/// Each live worker's host as its last heartbeat sampled it (from the worker rows the scrape reads
+/// anyway: no statement of its own); a figure not sampled yet is left out.
+fn worker_hosts(out: &mut String, workers: &[WorkerRow]) {
+    type Figure = fn(&WorkerRow) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 7] = [
+        (
+            "akkaflow_worker_cpu_percent",
+            "Busy share of the worker host's CPUs between its last two heartbeats, 0 to 100.",
+            |w| w.cpu_percent,
+        ),
+        (
+            "akkaflow_worker_load1",
+            "The worker host's 1-minute load average.",
+            |w| w.load1,
+        ),
+        (
+            "akkaflow_worker_load5",
+            "The worker host's 5-minute load average.",
+            |w| w.load5,
+        ),
+        (
+            "akkaflow_worker_load15",
+            "The worker host's 15-minute load average.",
+            |w| w.load15,
+        ),
+        (
+            "akkaflow_worker_memory_used_bytes",
+            "Memory in use on the worker host (total less available).",
+            |w| w.mem_used_bytes.map(|b| b as f64),
+        ),
+        (
+            "akkaflow_worker_memory_total_bytes",
+            "Memory installed on the worker host.",
+            |w| w.mem_total_bytes.map(|b| b as f64),
+        ),
+        (
+            "akkaflow_worker_disk_free_bytes",
+            "Space free to the worker on the file system of its work directory.",
+            |w| w.disk_free_bytes.map(|b| b as f64),
+        ),
+    ];
+    for (name, help, value) in figures {
+        head(out, name, "gauge", help);
+        for w in workers.iter().filter(|w| w.state != "stopped") {
+            if let Some(v) = value(w) {
+                let _ = writeln!(out, "{name}{{worker=\"{}\"}} {v}", label(&w.id));
+            }
+        }
+    }
 }

@@ -699,11 +699,36 @@ fn queue_chips(json: &str) -> Markup {
     html! { @for q in &queues { span.chip { (q) } } }
 }
 
+/// How far back the cluster page charts the workers' hosts.
+const HOST_HOURS: i64 = 6;
+/// History rows the cluster page reads at most (six hours of a minute's rows for 55 workers).
+const HOST_ROWS: i64 = 20_000;
+
+/// One worker's history rows as chart points (the rows come by worker, then time).
+fn host_points(history: &[crate::store::WorkerMetricRow], worker: &str) -> Vec<svg::HostPoint> {
+    history
+        .iter()
+        .filter(|m| m.worker_id == worker)
+        .map(|m| svg::HostPoint {
+            at: m.sampled_at,
+            cpu: m.host.cpu_percent,
+            mem: m.host.mem_used_bytes as f64 * 100.0 / m.host.mem_total_bytes.max(1) as f64,
+        })
+        .collect()
+}
+
 pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
     let mut c = admin::cluster_status(&state, &caller).await?;
     c.schedulers = live_first(std::mem::take(&mut c.schedulers), |s| s.state == "stopped");
     c.workers = live_first(std::mem::take(&mut c.workers), |w| w.state == "stopped");
     let now = c.now;
+    // the charts' rows: one indexed range read, bounded
+    let since = now - Duration::hours(HOST_HOURS);
+    let history = state
+        .engine
+        .store
+        .worker_metric_list(since, HOST_ROWS)
+        .await?;
     let body = html! {
         div.top { div { h1 { "Cluster" } div.sub {
             @if let Some(m) = &c.master { "Master: " b.mono { (m.id) } " on " (m.host) " since " (when(now, m.master_since)) } @else { "No master elected: start " code { "akkaflow scheduler" } }
@@ -719,14 +744,29 @@ pub(crate) async fn cluster(State(state): State<AppState>, UiCaller(caller): UiC
         } }
         div.card style="margin-bottom:16px" { h2 { "Workers" } div.flush {
             @if c.workers.is_empty() { div.empty { "No worker has registered." } } @else {
-                table { thead { tr { th { "Worker" } th { "Host" } th.num { "PID" } th { "State" } th { "Queues" } th { "Load" } th.num { "Heartbeat age" } th { "Started" } } }
+                table { thead { tr { th { "Worker" } th { "Host" } th { "State" } th { "Queues" } th { "Slots" } th.num { "CPU" } th.num { "Load 1/5/15" } th { "Memory" } th.num { "Disk free" } th.num { "Heartbeat age" } th { "Started" } } }
                     tbody { @for w in &c.workers { tr class=(if w.state == "stopped" { "dim" } else { "" }) {
-                        td { b { (w.name) } div.mono.small.muted { (w.id) } } td { (w.host) } td.num { (w.pid) } td { (badge(&w.state)) } td { (queue_chips(&w.queues)) }
+                        @let [cpu, load, mem, disk] = w.host_text();
+                        td { b { (w.name) } div.mono.small.muted { (w.id) } } td { (w.host) div.small.muted { "pid " (w.pid) } } td { (badge(&w.state)) } td { (queue_chips(&w.queues)) }
                         td { div.bar { i style={"width:" ((w.running_tasks * 100 / w.slots.max(1)).min(100)) "%"} {} } span.small.muted { (w.running_tasks) "/" (w.slots) } }
+                        td.num.figs { (cpu) } td.num.figs.small { (load) }
+                        td { @if let (Some(u), Some(t)) = (w.mem_used_bytes, w.mem_total_bytes) { div.bar { i style={"width:" ((u.saturating_mul(100) / t.max(1)).clamp(0, 100)) "%;background:#a855f7"} {} } } span.small.muted.figs { (mem) } }
+                        td.num.figs { (disk) }
                         td.num.small { @if w.state == "stopped" { "—" } @else { (format!("{:.1}s", w.heartbeat_age_s)) } } td.small { (when(now, Some(w.started_at))) }
                     } } } }
             }
         } }
+        @let live: Vec<_> = c.workers.iter().filter(|w| w.state != "stopped").collect();
+        @if !live.is_empty() {
+            div.card style="margin-bottom:16px" {
+                h2 { "Hosts, last " (HOST_HOURS) " hours (UTC)" span.grow {} span.legend { span { i.cpu {} "CPU" } span { i.mem {} "memory" } } }
+                div.hosts { @for w in &live {
+                    @let points = host_points(&history, &w.id);
+                    div { h3 { (w.name) span.muted.small { (w.host) " · " (w.id) } }
+                        @if points.is_empty() { div.empty.small { "No history yet: the worker records its host once a minute." } } @else { (svg::host_chart(&points, since, now)) } }
+                } }
+            }
+        }
         div.card { h2 { "Queues" } div.flush {
             @if c.queues.is_empty() { div.empty { "No task is ready or running." } } @else {
                 table { thead { tr { th { "Queue" } th.num { "Ready" } th.num { "Running" } } }
