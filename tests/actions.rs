@@ -245,6 +245,7 @@ async fn log_line(store: &dyn Store, id: InstanceId, node: &str, needle: &str) -
                     task_ids: vec![t.id],
                     after: None,
                     limit: 10_000,
+                    contains: None,
                 })
                 .await
                 .map_err(|e| e.to_string())?;

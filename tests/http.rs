@@ -1087,6 +1087,7 @@ mod cases {
             ("post", "/api/v1/workflows/{name}/run"),
             ("get", "/api/v1/workflows/{name}/versions"),
             ("get", "/api/v1/workflows/{name}/diff"),
+            ("post", "/api/v1/workflows/{name}/rollback"),
             ("post", "/api/v1/definitions"),
             ("post", "/api/v1/definitions/validate"),
             ("get", "/api/v1/instances"),
@@ -1095,6 +1096,7 @@ mod cases {
             ("post", "/api/v1/instances/{id}/rerun"),
             ("get", "/api/v1/instances/{id}/logs"),
             ("get", "/api/v1/instances/{id}/logs/follow"),
+            ("get", "/api/v1/instances/{id}/logs/download"),
             ("get", "/api/v1/tasks/{id}"),
             ("post", "/api/v1/tasks/{id}/retry"),
             ("post", "/api/v1/tasks/{id}/kill"),
@@ -1124,7 +1126,7 @@ mod cases {
                 .values()
                 .map(|p| p.as_object().unwrap().len())
                 .sum::<usize>(),
-            35
+            37
         );
     }
 
@@ -1205,6 +1207,202 @@ mod cases {
             String::from_utf8_lossy(&refused.stderr)
         );
     }
+    /// A rollback makes an old version's content the newest version (admin only, an event), sync
+    /// keeps it while the file differs (and says so) until the file catches up or
+    /// `--overwrite-rollbacks`; an old version runs on request and its instance says which; the
+    /// instances list filters and counts; an instance's log is searched and downloaded.
+    pub async fn rollback_run_old_version_filters_and_log_search(env: &mut Env) {
+        world(env);
+        let v1 = std::fs::read_to_string(env.path().join("xmlconfig/ok.xml")).unwrap();
+        let v2 = v1.replace("echo hello from ok", "echo hello again");
+        env.sync(&[("ok.xml", &v2)]);
+        let ops = token(env, "ops", "operator", None);
+        let admin = token(env, "admin", "admin", None);
+        let s = start(env, "server", &[]);
+
+        // rollback over the API: admins only, a known version only
+        let r = s.post("/api/v1/workflows/ok/rollback", Some(&ops), r#"{"to":1}"#);
+        assert_eq!(r.status, 403, "{}", r.text);
+        let r = s.post("/api/v1/workflows/ok/rollback", Some(&admin), r#"{"to":9}"#);
+        assert_eq!(r.status, 404, "{}", r.text);
+        let r = s.post("/api/v1/workflows/ok/rollback", Some(&admin), r#"{"to":1}"#);
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(
+            (&r.json["from"], &r.json["to"], &r.json["version"]),
+            (&Value::from(2), &Value::from(1), &Value::from(3))
+        );
+        assert!(
+            r.json["message"].as_str().unwrap().contains("sync"),
+            "{}",
+            r.text
+        );
+        let v = s.get("/api/v1/workflows/ok/versions", Some(&ops));
+        assert_eq!(
+            (
+                v.json["current"].as_i64(),
+                v.json["rolled_back_to"].as_i64()
+            ),
+            (Some(3), Some(1))
+        );
+        assert_eq!(v.json["versions"][2]["same_as"], 1, "{}", v.text);
+        assert_eq!(
+            s.get("/api/v1/workflows/ok/diff?from=1&to=3", Some(&ops))
+                .json["diff"],
+            ""
+        );
+        // rolling back to the content already current is refused
+        let r = s.post("/api/v1/workflows/ok/rollback", Some(&admin), r#"{"to":1}"#);
+        assert_eq!(r.status, 409, "{}", r.text);
+
+        // the routine sync keeps the rollback and says the file differs
+        let out = env.ok(&["sync", "xmlconfig"]);
+        assert!(
+            out.contains("kept 1 rollback") && out.contains("rolled back to version 1"),
+            "{out}"
+        );
+        assert_eq!(
+            s.get("/api/v1/workflows/ok", Some(&ops)).json["workflow"]["version"],
+            3
+        );
+
+        // new instances run the rolled-back content; an old version runs on request
+        let now_id = trigger(&s, &ops, "ok");
+        let r = s.post("/api/v1/workflows/ok/run", Some(&ops), r#"{"version":2}"#);
+        assert_eq!(r.status, 201, "{}", r.text);
+        let old_id = r.json["instance_id"].as_i64().unwrap();
+        let r = s.post("/api/v1/workflows/ok/run", Some(&ops), r#"{"version":7}"#);
+        assert_eq!(r.status, 404, "{}", r.text);
+        let old = s.ended(old_id, &ops);
+        assert_eq!(old["instance"]["workflow_version"], 2);
+        assert_eq!(s.ended(now_id, &ops)["instance"]["workflow_version"], 3);
+        let log = |id: i64, q: &str| {
+            s.get(&format!("/api/v1/instances/{id}/logs?q={q}"), Some(&ops))
+                .json["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["line"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(log(old_id, "AGAIN"), ["hello again"], "search ignores case");
+        assert_eq!(log(now_id, "hello"), ["hello from ok"]);
+        assert!(log(now_id, "nowhere").is_empty());
+        // the CLI runs an old version too, and `instance info` names it
+        let cli_id = env.ok(&["workflow", "run", "ok", "--version", "1", "--wait"]);
+        let info = env.ok(&["instance", "info", cli_id.trim()]);
+        assert!(info.contains("(version 1)"), "{info}");
+
+        // the download: an attachment, one line per output line with its time
+        let d = s.get(
+            &format!("/api/v1/instances/{old_id}/logs/download"),
+            Some(&ops),
+        );
+        assert_eq!(d.status, 200, "{}", d.text);
+        let disposition = d
+            .headers
+            .get("content-disposition")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            disposition,
+            format!("attachment; filename=\"instance-{old_id}.log\"")
+        );
+        let lines: Vec<&str> = d.text.lines().collect();
+        let hello = lines
+            .iter()
+            .find(|l| l.ends_with(" stdout hello again"))
+            .unwrap_or_else(|| panic!("{}", d.text));
+        assert!(hello.contains(" a#"), "{hello}");
+        for l in &lines {
+            let at = l.split(' ').next().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{l}");
+        }
+        let api = s.get(&format!("/api/v1/instances/{old_id}/logs"), Some(&ops));
+        assert_eq!(
+            lines.len(),
+            api.json["lines"].as_array().unwrap().len(),
+            "{}",
+            d.text
+        );
+
+        // the instances list: filters, a total, pages
+        let list = |q: &str| s.get(&format!("/api/v1/instances?{q}"), Some(&ops));
+        let runs = list("workflow=ok&trigger=run");
+        assert_eq!(runs.json["total"], 2, "{}", runs.text);
+        assert!(runs.json["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["trigger_kind"] == "run"));
+        let all = list("workflow=ok").json["total"].as_i64().unwrap();
+        assert_eq!(all, 3);
+        let p1 = list("workflow=ok&limit=2");
+        assert_eq!(
+            (
+                p1.json["total"].as_i64(),
+                p1.json["instances"].as_array().unwrap().len()
+            ),
+            (Some(3), 2)
+        );
+        let before = p1.json["next_before_id"].as_i64().unwrap();
+        let p2 = list(&format!("workflow=ok&limit=2&before_id={before}"));
+        assert_eq!(
+            (
+                p2.json["total"].as_i64(),
+                p2.json["instances"].as_array().unwrap().len()
+            ),
+            (Some(3), 1)
+        );
+        assert!(p2.json["next_before_id"].is_null());
+        assert_eq!(
+            list("workflow=ok&since=2000-01-01&until=2000-01-02").json["total"],
+            0
+        );
+        assert_eq!(
+            list("workflow=ok&status=succeeded&until=2999-01-01").json["total"],
+            3
+        );
+        assert_eq!(list("until=garbage").status, 400);
+
+        // the CLI rollback, then the file updated to the database's content ends the hold
+        let out = env.ok(&["workflow", "rollback", "ok", "--to", "2"]);
+        assert!(
+            out.contains("version 4 has version 2's content")
+                && out.contains("keeps this rollback"),
+            "{out}"
+        );
+        let current = env.ok(&["workflow", "show", "ok"]);
+        assert_eq!(current, v2);
+        env.write("xmlconfig/ok.xml", &current);
+        let out = env.ok(&["sync", "xmlconfig"]);
+        assert!(!out.contains("rollback"), "{out}");
+        let v = s.get("/api/v1/workflows/ok/versions", Some(&ops));
+        assert_eq!(
+            (
+                v.json["current"].as_i64(),
+                v.json["rolled_back_to"].as_i64()
+            ),
+            (Some(4), None)
+        );
+        // and --overwrite-rollbacks replaces a rollback with the file, loudly
+        env.ok(&["workflow", "rollback", "ok", "--to", "1"]);
+        let out = env.ok(&["sync", "xmlconfig", "--overwrite-rollbacks"]);
+        assert!(out.contains("UNDID 1 rollback"), "{out}");
+        let v = s.get("/api/v1/workflows/ok/versions", Some(&ops));
+        assert_eq!(
+            (
+                v.json["current"].as_i64(),
+                v.json["rolled_back_to"].as_i64()
+            ),
+            (Some(6), None)
+        );
+        let history = env.ok(&["workflow", "history", "ok"]);
+        assert!(
+            history.contains("= v2") && history.contains("= v1"),
+            "{history}"
+        );
+    }
 }
 
 e2e!(
@@ -1218,5 +1416,6 @@ e2e!(
     ui_sessions_need_csrf_and_same_origin,
     openapi_documents_exactly_the_served_routes,
     no_auth_is_refused_off_loopback,
+    rollback_run_old_version_filters_and_log_search,
     versions_are_listed_and_diffed,
 );

@@ -102,6 +102,7 @@ mod cases {
             task_ids: old_tasks.clone(),
             after: None,
             limit: 1000,
+            contains: None,
         };
         assert!(store.task_log_read(&lines).await.unwrap().len() >= 3);
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod definition;
 pub mod engine;
 pub mod error;
+pub mod rollback;
 pub mod store;
 pub mod sync;
 pub mod token;

@@ -185,6 +185,8 @@ pub async fn run_standalone(
         actor,
         default_timezone: cfg.timezone,
         alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),
+        // a rescan is routine: a rollback made in the database stays until the file catches up
+        overwrite_rollbacks: false,
     };
     let mut seen = None;
     if xmlconfig.exists() {
@@ -271,6 +273,9 @@ async fn rescan(
                     file,
                     "its file is gone: workflow disabled (its history is kept)"
                 );
+            }
+            for kept in &report.rollbacks_kept {
+                tracing::warn!("{kept}");
             }
             crate::store::DefinitionSyncRecord {
                 source: source.to_string(),

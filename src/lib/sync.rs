@@ -3,6 +3,12 @@
 //! A workflow's version goes up only when its content hash changes; running sync twice changes
 //! nothing the second time. `prune` disables workflows whose file is gone (history kept). Sync never
 //! re-enables a workflow an operator disabled, unless its file changed.
+//!
+//! A workflow rolled back in the database (`workflow rollback`, see [`crate::rollback`]) is *kept*
+//! while its file differs: sync reports it in `rollbacks_kept` on every run instead of silently
+//! undoing an operator's fix with the directory's older file; `overwrite_rollbacks` replaces it
+//! with the file and says so in `rollbacks_undone`. A file equal to the rolled-back content ends
+//! the hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,6 +35,8 @@ pub struct SyncOptions {
     pub default_timezone: Tz,
     /// The configured alert channels a workflow's `alert-channels` may name; `None`: not checked.
     pub alert_channels: Option<Vec<String>>,
+    /// Sync the files of workflows rolled back in the database too (undoing those rollbacks).
+    pub overwrite_rollbacks: bool,
 }
 
 /// What a sync did (or, with `dry_run`, would do).
@@ -39,6 +47,12 @@ pub struct SyncReport {
     pub unchanged: usize,
     pub disabled: usize,
     pub warnings: Vec<String>,
+    /// Workflows rolled back in the database whose file differs: not synced, one sentence each
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollbacks_kept: Vec<String>,
+    /// Rollbacks this sync replaced with the file (`overwrite_rollbacks`), one sentence each
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollbacks_undone: Vec<String>,
     /// The workflows disabled because their file is gone, with that file.
     #[serde(skip)]
     pub disabled_files: Vec<(String, String)>,
@@ -50,7 +64,20 @@ impl std::fmt::Display for SyncReport {
             f,
             "added {}, updated {}, unchanged {}, disabled {}",
             self.added, self.updated, self.unchanged, self.disabled
-        )
+        )?;
+        if !self.rollbacks_kept.is_empty() {
+            write!(f, ", kept {} rollback(s)", self.rollbacks_kept.len())?;
+        }
+        if !self.rollbacks_undone.is_empty() {
+            write!(f, ", UNDID {} rollback(s)", self.rollbacks_undone.len())?;
+        }
+        for line in &self.rollbacks_kept {
+            write!(f, "\nkept rollback: {line}")?;
+        }
+        for line in &self.rollbacks_undone {
+            write!(f, "\nUNDID rollback: {line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -151,9 +178,35 @@ async fn apply(
         let (version, enabled, kind) = match heads.get(name) {
             None => (1, true, "workflow_added"),
             Some(h) if h.content_hash != lw.content_hash => {
+                if let Some(to) = h.rolled_back_to {
+                    let what = format!(
+                        "workflow `{name}` was rolled back to version {to} in the database (now \
+                         version {}) and its file {} differs",
+                        h.version,
+                        lw.file.display()
+                    );
+                    if !opts.overwrite_rollbacks {
+                        report.rollbacks_kept.push(format!(
+                            "{what}: kept the database's version; update the file \
+                             (`akkaflow workflow show {name} > FILE`) or sync with \
+                             --overwrite-rollbacks to replace the rollback with the file"
+                        ));
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    report.rollbacks_undone.push(format!(
+                        "{what}: the file replaced the rollback (version {})",
+                        h.version + 1
+                    ));
+                    tx.workflow_set_rolled_back(name, None).await?;
+                }
                 (h.version + 1, true, "workflow_updated")
             }
-            Some(_) => {
+            Some(h) => {
+                if h.rolled_back_to.is_some() {
+                    // the file now has the rolled-back content: the hold is over
+                    tx.workflow_set_rolled_back(name, None).await?;
+                }
                 report.unchanged += 1;
                 continue;
             }
@@ -224,7 +277,7 @@ async fn apply(
     Ok(report)
 }
 
-fn upsert_row(lw: &LoadedWorkflow, version: i64, enabled: bool) -> WorkflowUpsert {
+pub(crate) fn upsert_row(lw: &LoadedWorkflow, version: i64, enabled: bool) -> WorkflowUpsert {
     let w = &lw.workflow;
     WorkflowUpsert {
         name: w.name.clone(),
@@ -295,7 +348,7 @@ async fn sync_calendars(
 
 /// Writes the coordinator row, keeping its fire state unless the schedule itself (its calendar's
 /// days included) changed.
-async fn sync_coordinator(
+pub(crate) async fn sync_coordinator(
     tx: &mut dyn StoreTx,
     lw: &LoadedWorkflow,
     existing: Option<&CoordinatorRow>,

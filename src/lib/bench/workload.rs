@@ -104,6 +104,7 @@ async fn sync_files(
         actor: ACTOR.into(),
         default_timezone: cfg.timezone,
         alert_channels: None,
+        overwrite_rollbacks: false,
     };
     let result = sync_chunked(store, &dir, &opts).await;
     let _ = std::fs::remove_dir_all(&dir);

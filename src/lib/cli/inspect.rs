@@ -487,6 +487,7 @@ pub(super) async fn logs(cfg: &Config, id: i64, is_task: bool, follow: bool) -> 
         task_ids: tasks.iter().map(|t| t.id).collect(),
         after: None,
         limit: 1000,
+        contains: None,
     };
     loop {
         // read the end state before the lines, so nothing written before the end is missed

@@ -86,6 +86,10 @@ pub enum Command {
         /// Disable workflows whose file is gone (their history is kept)
         #[arg(long)]
         prune: bool,
+        /// Replace workflows rolled back in the database (`workflow rollback`) with their differing
+        /// file; without it sync keeps the rollback and reports the file as differing
+        #[arg(long)]
+        overwrite_rollbacks: bool,
         /// Print the counts and changed names as JSON on stdout
         #[arg(long)]
         json: bool,
@@ -267,6 +271,29 @@ pub enum WorkflowCommand {
         /// The newer version (default: the current one)
         to: Option<i64>,
     },
+    /// Make a stored version the newest one again (its content becomes a new version, recorded
+    /// as an event); sync then keeps it and reports the workflow's file as differing until the
+    /// file is updated or `sync --overwrite-rollbacks` replaces it
+    Rollback {
+        /// The workflow's name
+        name: String,
+        /// The version whose content to run again (from `workflow history`)
+        #[arg(long)]
+        to: i64,
+        /// Print what was done as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the XML of a stored version (default: the current one), e.g. to update the file
+    /// after a rollback
+    #[command(disable_version_flag = true)]
+    Show {
+        /// The workflow's name
+        name: String,
+        /// The version to print
+        #[arg(long)]
+        version: Option<i64>,
+    },
     /// Start an instance with the coordinator's parameters; its success propagates downstream
     Trigger {
         /// The workflow's name
@@ -285,9 +312,13 @@ pub enum WorkflowCommand {
         json: bool,
     },
     /// Start an instance with only the given parameters; no propagation downstream
+    #[command(disable_version_flag = true)]
     Run {
         /// The workflow's name
         name: String,
+        /// Run this stored version instead of the current one (from `workflow history`)
+        #[arg(long)]
+        version: Option<i64>,
         /// Parameter, repeatable: --param stadate=2024-01-01
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
@@ -506,8 +537,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
             dir,
             dry_run,
             prune,
+            overwrite_rollbacks,
             json,
-        } => operate::sync(&cfg, dir, dry_run, prune, json).await,
+        } => operate::sync(&cfg, dir, dry_run, prune, overwrite_rollbacks, json).await,
         Command::Migrate => {
             connect(&cfg).await?;
             println!("migrations applied");

@@ -18,6 +18,7 @@ pub(super) async fn sync(
     dir: PathBuf,
     dry_run: bool,
     prune: bool,
+    overwrite_rollbacks: bool,
     json: bool,
 ) -> Result<i32> {
     // validate before touching the database, so bad files never need one
@@ -33,6 +34,7 @@ pub(super) async fn sync(
         actor: os_actor(),
         default_timezone: cfg.timezone,
         alert_channels: Some(cfg.channels.iter().map(|c| c.route.name.clone()).collect()),
+        overwrite_rollbacks,
     };
     let report = sync::sync_set(&store, &set, &opts).await?;
     if json {
@@ -60,6 +62,10 @@ pub(super) async fn workflow(cfg: &Config, cmd: WorkflowCommand) -> Result<i32> 
         WorkflowCommand::Diff { name, from, to } => {
             super::versions::diff(cfg, &name, from, to).await
         }
+        WorkflowCommand::Rollback { name, to, json } => {
+            super::versions::rollback(cfg, &name, to, json).await
+        }
+        WorkflowCommand::Show { name, version } => super::versions::show(cfg, &name, version).await,
         WorkflowCommand::Trigger {
             name,
             params,
@@ -72,39 +78,59 @@ pub(super) async fn workflow(cfg: &Config, cmd: WorkflowCommand) -> Result<i32> 
             } else {
                 TriggerKind::Trigger
             };
-            start(cfg, name, trigger, params, true, wait, json).await
+            let how = Start {
+                trigger,
+                coordinator_params: true,
+                version: None,
+            };
+            start(cfg, name, how, params, wait, json).await
         }
         WorkflowCommand::Run {
             name,
+            version,
             params,
             wait,
             json,
-        } => start(cfg, name, TriggerKind::Run, params, false, wait, json).await,
+        } => {
+            let how = Start {
+                trigger: TriggerKind::Run,
+                coordinator_params: false,
+                version,
+            };
+            start(cfg, name, how, params, wait, json).await
+        }
         WorkflowCommand::Enable { name } => set_enabled(cfg, &name, true).await,
         WorkflowCommand::Disable { name } => set_enabled(cfg, &name, false).await,
     }
 }
 
+/// How `trigger` and `run` start an instance.
+struct Start {
+    trigger: TriggerKind,
+    coordinator_params: bool,
+    /// An old stored version to run (`run --version`)
+    version: Option<i64>,
+}
+
 async fn start(
     cfg: &Config,
     name: String,
-    trigger: TriggerKind,
+    how: Start,
     params: Vec<(String, String)>,
-    coordinator_params: bool,
     wait: bool,
     json: bool,
 ) -> Result<i32> {
     let engine = Engine::for_config(connect(cfg).await?, cfg);
     let req = CreateInstance {
         workflow: name,
-        trigger,
+        trigger: how.trigger,
         scheduled_for: None,
         params: params_map(params),
-        coordinator_params,
+        coordinator_params: how.coordinator_params,
         parent: None,
         actor: os_actor(),
     };
-    let Created { id, status } = engine.create_instance(&req).await?;
+    let Created { id, status } = engine.create_instance_at(&req, how.version).await?;
     let id = id.ok_or_else(|| Error::Conflict("the instance slot was taken".into()))?;
     if json && !wait {
         print_json(&serde_json::json!({ "instance_id": id, "status": status }));

@@ -1,8 +1,8 @@
-//! `workflow history` and `workflow diff`: the versions `sync` has stored of a workflow.
+//! `workflow history`, `diff`, `show` and `rollback`: the versions `sync` has stored of a workflow.
 
 use serde_json::json;
 
-use super::{connect, fmt_time, print_json, table};
+use super::{connect, fmt_time, os_actor, print_json, table};
 use crate::config::Config;
 use crate::definition::diff;
 use crate::error::{Error, Result};
@@ -19,29 +19,48 @@ async fn versions(store: &dyn Store, name: &str) -> Result<Vec<WorkflowVersionRo
 pub(super) async fn history(cfg: &Config, name: &str, json: bool) -> Result<i32> {
     let store = connect(cfg).await?;
     let all = versions(&*store, name).await?;
-    let current = store.workflow_get(name).await?.map(|w| w.version);
+    let head = store.workflow_get(name).await?;
+    let current = head.as_ref().map(|w| w.version);
+    let hashes: Vec<(i64, &str)> = all
+        .iter()
+        .map(|v| (v.version, v.content_hash.as_str()))
+        .collect();
+    let twins = diff::same_as(&hashes);
     if json {
         let rows: Vec<_> = all
             .iter()
-            .map(|v| json!({"version": v.version, "created_at": v.created_at, "content_hash": v.content_hash, "current": Some(v.version) == current}))
+            .zip(&twins)
+            .map(|(v, same)| json!({"version": v.version, "created_at": v.created_at, "content_hash": v.content_hash, "current": Some(v.version) == current, "same_as": same}))
             .collect();
-        print_json(&json!({ "workflow": name, "versions": rows }));
+        let rolled_back_to = head.and_then(|w| w.rolled_back_to);
+        print_json(
+            &json!({ "workflow": name, "versions": rows, "rolled_back_to": rolled_back_to }),
+        );
         return Ok(0);
     }
-    let mut t = table(&["VERSION", "SYNCED (UTC)", "HASH", ""]);
-    for v in all.iter().rev() {
+    let mut t = table(&["VERSION", "STORED (UTC)", "HASH", ""]);
+    for (v, same) in all.iter().zip(&twins).rev() {
+        let mut note = Vec::new();
+        if Some(v.version) == current {
+            note.push("current".to_string());
+        }
+        if let Some(s) = same {
+            note.push(format!("= v{s}"));
+        }
         t.add_row(vec![
             v.version.to_string(),
             fmt_time(Some(v.created_at)),
             v.content_hash.chars().take(12).collect(),
-            if Some(v.version) == current {
-                "current".into()
-            } else {
-                String::new()
-            },
+            note.join(" "),
         ]);
     }
     println!("{t}");
+    if let Some(to) = head.and_then(|w| w.rolled_back_to) {
+        println!(
+            "rolled back to version {to}: sync keeps this until the workflow's file is updated \
+             (`akkaflow workflow show {name} > FILE`) or `sync --overwrite-rollbacks` replaces it"
+        );
+    }
     Ok(0)
 }
 
@@ -66,6 +85,38 @@ pub(super) async fn diff(cfg: &Config, name: &str, from: i64, to: Option<i64>) -
         println!("versions {from} and {to} of `{name}` are the same");
     } else {
         print!("{text}");
+    }
+    Ok(0)
+}
+
+pub(super) async fn show(cfg: &Config, name: &str, version: Option<i64>) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let all = versions(&*store, name).await?;
+    let v = match version {
+        Some(v) => v,
+        None => store.workflow_get(name).await?.map_or(0, |w| w.version),
+    };
+    let row = all.iter().find(|r| r.version == v).ok_or_else(|| {
+        Error::refused(format!(
+            "workflow `{name}` has no version {v} (it has 1 to {})",
+            all.last().map_or(0, |r| r.version)
+        ))
+    })?;
+    print!("{}", row.source_xml);
+    Ok(0)
+}
+
+pub(super) async fn rollback(cfg: &Config, name: &str, to: i64, json: bool) -> Result<i32> {
+    let store = connect(cfg).await?;
+    let done = crate::rollback::rollback(&store, name, to, &os_actor(), cfg.timezone).await?;
+    if json {
+        print_json(&done);
+    } else {
+        println!(
+            "workflow `{name}` rolled back: version {} has version {}'s content (it was version {})",
+            done.version, done.to, done.from
+        );
+        println!("note: {}", done.message);
     }
     Ok(0)
 }

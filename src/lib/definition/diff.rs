@@ -28,6 +28,21 @@ pub fn between(name: &str, versions: &[(i64, &str)], from: i64, to: i64) -> Resu
     Ok(unified(name, (from, source(from)?), (to, source(to)?)))
 }
 
+/// For each version (number, content hash; oldest first), the oldest earlier version with the
+/// same content: a rollback to it, or a file put back as it was.
+pub fn same_as(versions: &[(i64, &str)]) -> Vec<Option<i64>> {
+    versions
+        .iter()
+        .enumerate()
+        .map(|(i, (_, hash))| {
+            versions[..i]
+                .iter()
+                .find(|(_, h)| h == hash)
+                .map(|(v, _)| *v)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +56,11 @@ mod tests {
             "--- a/w@v1\n+++ b/w@v2\n@@ -1,4 +1,4 @@\n <work-flow name=\"w\">\n   <a/>\n-  <b cmd=\"one\"/>\n+  <b cmd=\"two\"/>\n </work-flow>\n"
         );
         assert_eq!(unified("w", (1, old), (1, old)), "");
+    }
+
+    #[test]
+    fn a_version_names_its_oldest_twin() {
+        let v = [(1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a"), (6, "c")];
+        assert_eq!(same_as(&v), [None, None, Some(1), Some(2), Some(1), None]);
     }
 }

@@ -44,10 +44,25 @@ pub struct Created {
 impl Engine {
     /// Creates an instance and starts it if its workflow's `instance-limit` allows; else it waits `pending`.
     pub async fn create_instance(&self, req: &CreateInstance) -> Result<Created> {
+        self.create_instance_at(req, None).await
+    }
+
+    /// [`Engine::create_instance`] running stored version `version` of the workflow (`None`: the
+    /// current one), for `workflow run --version`: the instance records the version it runs.
+    pub async fn create_instance_at(
+        &self,
+        req: &CreateInstance,
+        version: Option<i64>,
+    ) -> Result<Created> {
         self.advance(&req.actor, |adv: &mut Advance<'_>| {
             Box::pin(async move {
                 let now = adv.engine.store.now().await?;
-                adv.create(req, now).await
+                let (created, start) = adv.create_rows_at(req, now, version).await?;
+                if let Some(start) = start {
+                    adv.push(start);
+                    adv.drain().await?;
+                }
+                Ok(created)
             })
         })
         .await
@@ -142,6 +157,16 @@ impl Advance<'_> {
         req: &CreateInstance,
         now: DateTime<Utc>,
     ) -> Result<(Created, Option<Effect>)> {
+        self.create_rows_at(req, now, None).await
+    }
+
+    /// [`Advance::create_rows`] of stored version `version` (`None`: the current one).
+    async fn create_rows_at(
+        &mut self,
+        req: &CreateInstance,
+        now: DateTime<Utc>,
+        version: Option<i64>,
+    ) -> Result<(Created, Option<Effect>)> {
         let head = self
             .tx()
             .workflow_lock(&req.workflow)
@@ -153,7 +178,14 @@ impl Advance<'_> {
                 req.workflow
             )));
         }
-        let def = self.engine.definition(&head.name, head.version).await?;
+        let version = version.unwrap_or(head.version);
+        if !(1..=head.version).contains(&version) {
+            return Err(Error::refused(format!(
+                "workflow `{}` has no version {version} (it has 1 to {})",
+                head.name, head.version
+            )));
+        }
+        let def = self.engine.definition(&head.name, version).await?;
         let mut scheduled_for = req.scheduled_for.unwrap_or(now);
         let (params, missing) = evaluate(self.engine.timezone, &def, req, scheduled_for)?;
         // a fire nobody is waiting on records its failure as an instance; a caller is refused
@@ -167,7 +199,7 @@ impl Advance<'_> {
         let id = loop {
             let new = NewInstance {
                 workflow: head.name.clone(),
-                workflow_version: head.version,
+                workflow_version: version,
                 params: serde_json::to_string(&params).expect("string map serialises"),
                 trigger_kind: req.trigger,
                 scheduled_for,
@@ -200,9 +232,14 @@ impl Advance<'_> {
                 kind: "instance_created",
                 to_status: Some(InstanceStatus::Pending.as_str()),
                 message: format!(
-                    "{} instance for {}",
+                    "{} instance for {}{}",
                     req.trigger,
-                    scheduled_for.format("%Y-%m-%d %H:%M:%S UTC")
+                    scheduled_for.format("%Y-%m-%d %H:%M:%S UTC"),
+                    if version == head.version {
+                        String::new()
+                    } else {
+                        format!(" running old version {version} (current: {})", head.version)
+                    }
                 ),
                 actor: req.actor.clone(),
                 ..Default::default()

@@ -411,6 +411,8 @@ pub trait Store: Send + Sync + 'static {
     async fn instance_list(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>>;
     /// Workflows that have `pending` instances, for the master's starter.
     async fn instance_pending_workflows(&self, limit: i64) -> Result<Vec<String>>;
+    /// The instances list: a page newest first and the count of all matches (bounded).
+    async fn instance_search(&self, s: &InstanceSearch) -> Result<InstanceSearchPage>;
 
     /// Extends the lease of every task this worker runs, in one statement.
     /// Runs every invariant check; `stuck_before` is the cutoff for an expired lease to count as stuck.
@@ -626,6 +628,8 @@ pub trait StoreTx: Send {
     /// The `mail_receivers` of each named workflow that exists (comma lists as stored).
     async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>>;
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;
+    /// Sets or clears `rolled_back_to` (see [`WorkflowHead::rolled_back_to`]).
+    async fn workflow_set_rolled_back(&mut self, name: &str, to: Option<i64>) -> Result<()>;
     async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()>;
 }
 

@@ -28,6 +28,10 @@ pub struct WorkflowRow {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// See [`WorkflowHead::rolled_back_to`]; read by `workflow_get` only (lists leave it `None`).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<i64>,
 }
 
 /// What sync and instance starts need of a workflow row.
@@ -39,6 +43,9 @@ pub struct WorkflowHead {
     pub enabled: bool,
     pub instance_limit: i64,
     pub file_path: String,
+    /// Set by `workflow rollback` (the version the head's content came from) until a sync finds
+    /// the file equal to the head again or overwrites the rollback.
+    pub rolled_back_to: Option<i64>,
 }
 
 /// Insert or update of a workflow; also records `(name, version)` in `workflow_version`.
@@ -144,6 +151,33 @@ pub struct InstanceTransition {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+/// The instances list's filters (UI and API): each given one is an indexed predicate.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceSearch {
+    pub workflow: Option<String>,
+    pub status: Option<InstanceStatus>,
+    pub trigger: Option<crate::state::TriggerKind>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+    /// Paging: only ids below this one (newest first).
+    pub before_id: Option<InstanceId>,
+    /// Only workflows whose `dir` is this prefix or below it.
+    pub dir_prefix: Option<String>,
+    pub limit: i64,
+    /// Count the matches up to this many (paging ignored): a bounded count, never a table scan.
+    pub count_up_to: i64,
+}
+
+/// One page of [`InstanceSearch`] and how many instances match in all.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceSearchPage {
+    pub rows: Vec<InstanceRow>,
+    /// The matches, counted up to `count_up_to` (then `total == count_up_to`).
+    pub total: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -323,6 +357,8 @@ pub struct LogQuery {
     /// Only lines after this (task, attempt, seq), for paging and following.
     pub after: Option<(TaskId, i64, i64)>,
     pub limit: i64,
+    /// Only lines containing this text, ignoring ASCII case.
+    pub contains: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -35,6 +35,8 @@ pub(crate) struct LogParams {
     pub after: Option<String>,
     /// 1 to 5000, default 1000
     pub limit: Option<i64>,
+    /// Only lines containing this text, ignoring case
+    pub q: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -113,6 +115,7 @@ impl Target {
         state: &AppState,
         after: Option<(TaskId, i64, i64)>,
         limit: i64,
+        contains: Option<&str>,
     ) -> ApiResult<Vec<LogLineView>> {
         let lines = state
             .engine
@@ -121,6 +124,7 @@ impl Target {
                 task_ids: self.names.keys().copied().collect(),
                 after,
                 limit,
+                contains: contains.map(str::to_string),
             })
             .await?;
         Ok(lines.into_iter().map(|l| self.view(l)).collect())
@@ -150,7 +154,8 @@ async fn page(state: &AppState, target: Target, p: &LogParams) -> ApiResult<LogP
     let limit = limit(p.limit, 1000, 5000)?;
     let after = p.after.as_deref().map(parse_cursor).transpose()?;
     let ended = target.ended(state).await?;
-    let lines = target.read(state, after, limit).await?;
+    let q = p.q.as_deref().filter(|q| !q.is_empty());
+    let lines = target.read(state, after, limit, q).await?;
     Ok(LogPage {
         next: lines.last().map(|l| l.cursor.clone()),
         lines,
@@ -184,6 +189,76 @@ pub(crate) async fn task_logs(
 ) -> ApiResult<Json<LogPage>> {
     let target = task_target(&state, &caller, id).await?;
     Ok(Json(page(&state, target, &p).await?))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DownloadParams {
+    /// Only lines containing this text, ignoring case
+    pub q: Option<String>,
+}
+
+/// The most lines one download holds; the paged route reads on from there.
+const DOWNLOAD_MAX_LINES: usize = 200_000;
+
+/// One line of a downloaded log: `TIME NODE#ATTEMPT STREAM LINE`, the time in UTC (RFC 3339).
+fn download_line(l: &LogLineView) -> String {
+    format!(
+        "{} {}#{} {} {}\n",
+        l.logged_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        l.node,
+        l.attempt,
+        l.stream.as_str(),
+        l.line
+    )
+}
+
+/// An instance's whole output as a text file (`Content-Disposition: attachment`), each line with
+/// its time, node, attempt and stream; at most 200,000 lines
+#[utoipa::path(get, path = "/api/v1/instances/{id}/logs/download", tag = "logs",
+    params(("id" = i64, Path), DownloadParams),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+pub(crate) async fn instance_download(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<DownloadParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let target = instance_target(&state, &caller, id).await?;
+    let q = p.q.as_deref().filter(|q| !q.is_empty());
+    let mut text = String::new();
+    let (mut after, mut count) = (None, 0usize);
+    loop {
+        let lines = target.read(&state, after, 5000, q).await?;
+        let Some(last) = lines.last() else { break };
+        after = Some(parse_cursor(&last.cursor)?);
+        for l in &lines {
+            text.push_str(&download_line(l));
+        }
+        count += lines.len();
+        if count >= DOWNLOAD_MAX_LINES {
+            text.push_str(&format!(
+                "… stopped after {count} lines: read on with GET /api/v1/instances/{id}/logs?after={}\n",
+                last.cursor
+            ));
+            break;
+        }
+    }
+    let file = format!("attachment; filename=\"instance-{}.log\"", target.instance);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 /// How often a follow stream re-checks its caller's token: a revoked token stops reading within
@@ -255,7 +330,7 @@ fn follow_stream(f: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
                     return Some((Ok(error_event(&e.message)), f));
                 }
             };
-            match f.target.read(&f.state, f.after, 500).await {
+            match f.target.read(&f.state, f.after, 500, None).await {
                 Ok(lines) => {
                     if let Some(last) = lines.last() {
                         f.after = parse_cursor(&last.cursor).ok();

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/workflows/{name}/run", post(workflows::run))
         .route("/workflows/{name}/versions", get(versions::list))
         .route("/workflows/{name}/diff", get(versions::diff))
+        .route("/workflows/{name}/rollback", post(versions::rollback))
         .route("/definitions", post(workflows::upload))
         .route("/definitions/validate", post(workflows::validate))
         .route("/instances", get(runs::list))
@@ -38,6 +39,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/instances/{id}/rerun", post(runs::rerun))
         .route("/instances/{id}/logs", get(logs::instance_logs))
         .route("/instances/{id}/logs/follow", get(logs::instance_follow))
+        .route(
+            "/instances/{id}/logs/download",
+            get(logs::instance_download),
+        )
         .route("/tasks/{id}", get(runs::task_get))
         .route("/tasks/{id}/retry", post(runs::task_retry))
         .route("/tasks/{id}/kill", post(runs::task_kill))

@@ -11,18 +11,22 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiPath, ApiQuery, OptJson};
 use crate::http::AppState;
-use crate::state::{InstanceId, InstanceStatus, TaskId, TaskStatus};
-use crate::store::{AttemptRow, InstanceFilter, InstanceRow, TaskRow, TokenRole};
+use crate::state::{InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
+use crate::store::{AttemptRow, InstanceRow, InstanceSearch, TaskRow, TokenRole};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct InstanceQuery {
     pub workflow: Option<String>,
     pub status: Option<InstanceStatus>,
+    /// Why the instances exist: cron, dependency, trigger, blood, run, rerun, sub_workflow…
+    pub trigger: Option<TriggerKind>,
     /// Only workflows whose dir is this prefix or below it
     pub dir: Option<String>,
     /// Created at or after: RFC 3339, `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS` (UTC)
     pub since: Option<String>,
+    /// Created before: same forms as `since` (a date alone means its midnight, UTC)
+    pub until: Option<String>,
     /// Paging: only ids below this one (pass the previous page's `next_before_id`)
     pub before_id: Option<i64>,
     /// 1 to 500, default 50
@@ -35,7 +39,15 @@ pub(crate) struct InstancePage {
     pub instances: Vec<InstanceRow>,
     /// Pass as `before_id` for the next page; absent on the last page
     pub next_before_id: Option<InstanceId>,
+    /// How many instances match the filters in all (paging aside), counted up to 10,000
+    pub total: i64,
+    /// `total` reached the 10,000 the count stops at: there are at least that many
+    pub total_is_lower_bound: bool,
 }
+
+/// Where the instances list's count stops: counting further would read the whole index of a big
+/// history for a number nobody pages through.
+pub(crate) const COUNT_UP_TO: i64 = 10_000;
 
 pub(crate) fn parse_since(s: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -69,24 +81,41 @@ pub(crate) async fn page(
 ) -> ApiResult<InstancePage> {
     let limit = limit(q.limit, 50, 500)?;
     let since = q.since.as_deref().map(parse_since).transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|u| {
+            parse_since(u).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "bad `until` value `{u}`: expected RFC 3339, YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
+                ))
+            })
+        })
+        .transpose()?;
     let Some(dir) = caller.narrow(q.dir.as_deref()) else {
         return Ok(InstancePage {
             instances: vec![],
             next_before_id: None,
+            total: 0,
+            total_is_lower_bound: false,
         });
     };
-    let instances = state
+    let found = state
         .engine
         .store
-        .instance_list(&InstanceFilter {
+        .instance_search(&InstanceSearch {
             workflow: q.workflow.clone(),
             status: q.status,
-            since,
+            trigger: q.trigger,
+            created_from: since,
+            created_to: until,
             before_id: q.before_id.map(InstanceId),
             dir_prefix: dir,
             limit,
+            count_up_to: COUNT_UP_TO,
         })
         .await?;
+    let (instances, total) = (found.rows, found.total);
     let next_before_id = (instances.len() as i64 == limit)
         .then(|| instances.last().map(|i| i.id))
         .flatten();
@@ -98,6 +127,8 @@ pub(crate) async fn page(
     Ok(InstancePage {
         instances,
         next_before_id,
+        total,
+        total_is_lower_bound: total >= COUNT_UP_TO,
     })
 }
 

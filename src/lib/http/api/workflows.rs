@@ -324,6 +324,9 @@ pub(crate) struct TriggerRequest {
 pub(crate) struct RunRequest {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Run this stored version instead of the current one (see `/versions`)
+    #[serde(default)]
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -340,9 +343,29 @@ pub(crate) async fn start(
     trigger: TriggerKind,
     params: BTreeMap<String, String>,
 ) -> ApiResult<StartedInstance> {
+    start_at(state, caller, name, trigger, params, None).await
+}
+
+/// [`start`] of stored version `version` (`None`: the current one).
+pub(crate) async fn start_at(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    trigger: TriggerKind,
+    params: BTreeMap<String, String>,
+    version: Option<i64>,
+) -> ApiResult<StartedInstance> {
     caller.require(TokenRole::Operator)?;
     let w = visible_workflow(state, caller, name).await?;
-    let def = state.engine.definition(&w.name, w.version).await?;
+    let requested = version;
+    let version = version.unwrap_or(w.version);
+    if !(1..=w.version).contains(&version) {
+        return Err(ApiError::not_found(format!(
+            "workflow `{}` has no version {version} (it has 1 to {})",
+            w.name, w.version
+        )));
+    }
+    let def = state.engine.definition(&w.name, version).await?;
     def.check_given_params(params.keys())
         .map_err(ApiError::bad_request)?;
     check_reach(state, caller, &w.name, trigger == TriggerKind::Blood).await?;
@@ -355,7 +378,7 @@ pub(crate) async fn start(
         parent: None,
         actor: caller.actor(),
     };
-    let Created { id, status } = state.engine.create_instance(&req).await?;
+    let Created { id, status } = state.engine.create_instance_at(&req, requested).await?;
     let id = id.ok_or_else(|| ApiError::conflict("the instance slot was taken; try again"))?;
     Ok(StartedInstance {
         instance_id: id,
@@ -442,7 +465,15 @@ pub(crate) async fn run(
     ApiPath(name): ApiPath<String>,
     OptJson(body): OptJson<RunRequest>,
 ) -> ApiResult<(StatusCode, Json<StartedInstance>)> {
-    let s = start(&state, &caller, &name, TriggerKind::Run, body.params).await?;
+    let s = start_at(
+        &state,
+        &caller,
+        &name,
+        TriggerKind::Run,
+        body.params,
+        body.version,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(s)))
 }
 
@@ -619,6 +650,8 @@ fn sync_options(state: &AppState, caller: &Caller, dry_run: bool) -> SyncOptions
                 .map(|r| r.name.clone())
                 .collect(),
         ),
+        // an upload names its workflow explicitly: it replaces a rollback, and the report says so
+        overwrite_rollbacks: true,
     }
 }
 

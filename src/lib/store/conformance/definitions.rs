@@ -114,6 +114,7 @@ pub(super) async fn workflow_round_trip(store: &dyn Store) {
             enabled: true,
             instance_limit: 5,
             file_path: v2.file_path.clone(),
+            rolled_back_to: None,
         }
     );
     assert_eq!(
@@ -515,4 +516,62 @@ pub(super) async fn definition_sync_keeps_the_first_failure_and_the_last_good_sy
     assert_eq!((fixed.failing_since, fixed.error_count), (None, 0));
     assert!(fixed.error_list().is_empty());
     assert!(fixed.synced_at >= Some(synced));
+}
+
+pub(super) async fn workflow_rollback_mark_round_trips(store: &dyn Store) {
+    workflows(store, &["w", "v"]).await;
+    let mark = |to| async move {
+        let mut tx = store.begin().await.unwrap();
+        tx.workflow_set_rolled_back("w", to).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    let seen = || async {
+        let mut tx = store.begin().await.unwrap();
+        let heads: Vec<_> = tx
+            .workflow_heads()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.name, h.rolled_back_to))
+            .collect();
+        let locked = tx.workflow_lock("w").await.unwrap().unwrap().rolled_back_to;
+        tx.commit().await.unwrap();
+        let got = store
+            .workflow_get("w")
+            .await
+            .unwrap()
+            .unwrap()
+            .rolled_back_to;
+        (heads, locked, got)
+    };
+    let none = (
+        vec![("v".to_string(), None), ("w".to_string(), None)],
+        None,
+        None,
+    );
+    assert_eq!(seen().await, none);
+    mark(Some(1)).await;
+    assert_eq!(
+        seen().await,
+        (
+            vec![("v".to_string(), None), ("w".to_string(), Some(1))],
+            Some(1),
+            Some(1)
+        )
+    );
+    // a sync's upsert leaves the mark alone: only sync's own decision clears it
+    let mut tx = store.begin().await.unwrap();
+    tx.workflow_upsert(&upsert("w", "etl", 2)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .workflow_get("w")
+            .await
+            .unwrap()
+            .unwrap()
+            .rolled_back_to,
+        Some(1)
+    );
+    mark(None).await;
+    assert_eq!(seen().await, none);
 }

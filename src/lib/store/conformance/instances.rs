@@ -200,3 +200,114 @@ pub(super) async fn instance_transition_is_cas(store: &dyn Store) {
     );
     assert_eq!(store.instance_pending_workflows(1).await.unwrap(), ["v"]);
 }
+
+pub(super) async fn instance_search_filters_counts_and_pages(store: &dyn Store) {
+    workflows(store, &["w", "v"]).await;
+    let slot = |m| at(2024, 1, 1, 0, m);
+    let mut tx = store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for (wf, kind, m) in [
+        ("w", TriggerKind::Cron, 1),
+        ("w", TriggerKind::Cron, 2),
+        ("w", TriggerKind::Run, 3),
+        ("v", TriggerKind::Trigger, 4),
+    ] {
+        let id = tx
+            .instance_insert(&new_instance(wf, kind, slot(m)))
+            .await
+            .unwrap();
+        ids.push(id.expect("a free slot"));
+    }
+    tx.commit().await.unwrap();
+    let (a1, a2, a3, b1) = (ids[0], ids[1], ids[2], ids[3]);
+    let now = store.now().await.unwrap();
+    let search = |s: InstanceSearch| async move {
+        let page = store
+            .instance_search(&InstanceSearch {
+                limit: if s.limit == 0 { 10 } else { s.limit },
+                count_up_to: if s.count_up_to == 0 {
+                    100
+                } else {
+                    s.count_up_to
+                },
+                ..s
+            })
+            .await
+            .unwrap();
+        (
+            page.rows.into_iter().map(|i| i.id).collect::<Vec<_>>(),
+            page.total,
+        )
+    };
+    let w = Some("w".to_string());
+    assert_eq!(
+        search(InstanceSearch::default()).await,
+        (vec![b1, a3, a2, a1], 4)
+    );
+    let only_w = InstanceSearch {
+        workflow: w.clone(),
+        ..Default::default()
+    };
+    assert_eq!(search(only_w.clone()).await, (vec![a3, a2, a1], 3));
+    // a page of a filtered list keeps the filter's total
+    let page = InstanceSearch {
+        limit: 2,
+        ..only_w.clone()
+    };
+    assert_eq!(search(page.clone()).await, (vec![a3, a2], 3));
+    let next = InstanceSearch {
+        before_id: Some(a2),
+        ..page
+    };
+    assert_eq!(search(next).await, (vec![a1], 3));
+    let runs = InstanceSearch {
+        trigger: Some(TriggerKind::Run),
+        ..Default::default()
+    };
+    assert_eq!(search(runs).await, (vec![a3], 1));
+    let pending_cron_w = InstanceSearch {
+        status: Some(InstanceStatus::Pending),
+        trigger: Some(TriggerKind::Cron),
+        ..only_w.clone()
+    };
+    assert_eq!(search(pending_cron_w).await, (vec![a2, a1], 2));
+    let hour = chrono::Duration::hours(1);
+    let around_now = InstanceSearch {
+        created_from: Some(now - hour),
+        created_to: Some(now + hour),
+        ..Default::default()
+    };
+    assert_eq!(search(around_now).await.1, 4);
+    let later = InstanceSearch {
+        created_from: Some(now + hour),
+        ..Default::default()
+    };
+    assert_eq!(search(later).await, (vec![], 0));
+    let earlier = InstanceSearch {
+        created_to: Some(now - hour),
+        ..Default::default()
+    };
+    assert_eq!(search(earlier).await, (vec![], 0));
+    // far beyond a TIMESTAMP's 2038
+    let until_2999 = InstanceSearch {
+        created_to: Some(at(2999, 1, 1, 0, 0)),
+        ..Default::default()
+    };
+    assert_eq!(search(until_2999).await.1, 4);
+    let in_dir = InstanceSearch {
+        dir_prefix: Some("etl".into()),
+        ..only_w.clone()
+    };
+    assert_eq!(search(in_dir).await.1, 3);
+    let elsewhere = InstanceSearch {
+        dir_prefix: Some("/other".into()),
+        ..Default::default()
+    };
+    assert_eq!(search(elsewhere).await, (vec![], 0));
+    // the count stops where it is told to
+    let capped = InstanceSearch {
+        count_up_to: 2,
+        ..Default::default()
+    };
+    assert_eq!(search(capped).await.1, 2);
+}

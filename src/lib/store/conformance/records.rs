@@ -35,6 +35,7 @@ pub(super) async fn task_log_pages_with_after(store: &dyn Store) {
                 task_ids,
                 after,
                 limit,
+                contains: None,
             })
             .await
             .unwrap()
@@ -49,6 +50,28 @@ pub(super) async fn task_log_pages_with_after(store: &dyn Store) {
     assert_eq!(both.len(), 8);
     assert_eq!(both.last().unwrap(), &rest[2]);
     assert!(read(vec![], None, 100).await.is_empty());
+    // a search: the text anywhere in the line, ASCII case ignored, with the same cursor
+    let find = |contains: &str, after| {
+        let contains = Some(contains.to_string());
+        async move {
+            store
+                .task_log_read(&LogQuery {
+                    task_ids: vec![t, u],
+                    after,
+                    limit: 100,
+                    contains,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(find("ATTEMPT 2", None).await, rest[..2]);
+    assert_eq!(
+        find("第0行 attempt 1", None).await,
+        [first[0].clone(), rest[2].clone()]
+    );
+    assert_eq!(find("第0行 attempt 1", Some((t, 1, 0))).await, rest[2..]);
+    assert!(find("not there", None).await.is_empty());
 }
 
 pub(super) async fn task_attempt_key_is_unique(store: &dyn Store) {

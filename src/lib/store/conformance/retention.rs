@@ -306,6 +306,7 @@ pub(super) async fn retention_delete_takes_an_ended_tree_a_bounded_step_at_a_tim
             task_ids: other_tasks.clone(),
             after: None,
             limit: 100,
+            contains: None,
         })
         .await
         .unwrap();

@@ -24,7 +24,7 @@ macro_rules! workflow_cols {
 macro_rules! head_cols {
     () => {
         "CAST(w.name AS CHAR) AS name, w.version, CAST(w.content_hash AS CHAR) AS content_hash, w.enabled, \
-         w.instance_limit, CAST(w.file_path AS CHAR) AS file_path"
+         w.instance_limit, CAST(w.file_path AS CHAR) AS file_path, w.rolled_back_to"
     };
 }
 
@@ -68,7 +68,7 @@ const COORDINATOR_LIST_ALL: &str = concat!(
 const WORKFLOW_GET: &str = concat!(
     "SELECT ",
     workflow_cols!(),
-    " FROM workflow w WHERE w.name = ?"
+    ", w.rolled_back_to FROM workflow w WHERE w.name = ?"
 );
 
 const WORKFLOW_LIST: &str = concat!(
@@ -468,6 +468,19 @@ pub(super) async fn workflow_set_enabled(
     .execute(&mut *conn)
     .await?;
     Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn workflow_set_rolled_back(
+    conn: &mut MySqlConnection,
+    name: &str,
+    to: Option<i64>,
+) -> Result<()> {
+    sqlx::query("UPDATE workflow SET rolled_back_to = ? WHERE name = ?")
+        .bind(to)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn workflow_upsert(conn: &mut MySqlConnection, w: &WorkflowUpsert) -> Result<()> {

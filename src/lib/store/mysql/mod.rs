@@ -416,6 +416,10 @@ impl Store for MysqlStore {
         runs::instance_pending_workflows(&self.pool, limit).await
     }
 
+    async fn instance_search(&self, s: &InstanceSearch) -> Result<InstanceSearchPage> {
+        runs::instance_search(&self.pool, s).await
+    }
+
     async fn invariant_check(&self, stuck_before: DateTime<Utc>) -> Result<Vec<Violation>> {
         let mut found = Vec::new();
         for (what, sql) in INVARIANT_CHECKS {
@@ -866,6 +870,10 @@ impl StoreTx for MysqlTx {
 
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas> {
         definitions::workflow_set_enabled(&mut self.tx, name, enabled).await
+    }
+
+    async fn workflow_set_rolled_back(&mut self, name: &str, to: Option<i64>) -> Result<()> {
+        definitions::workflow_set_rolled_back(&mut self.tx, name, to).await
     }
 
     async fn workflow_upsert(&mut self, w: &WorkflowUpsert) -> Result<()> {

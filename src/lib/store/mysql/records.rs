@@ -116,7 +116,13 @@ pub(super) async fn task_log_read(pool: &MySqlPool, q: &LogQuery) -> Result<Vec<
     qb.push_bind(after_attempt);
     qb.push(", ");
     qb.push_bind(after_seq);
-    qb.push(") ORDER BY l.task_id, l.attempt, l.seq LIMIT ");
+    qb.push(")");
+    if let Some(text) = &q.contains {
+        qb.push(" AND LOCATE(LOWER(")
+            .push_bind(text.clone())
+            .push("), LOWER(l.line)) > 0");
+    }
+    qb.push(" ORDER BY l.task_id, l.attempt, l.seq LIMIT ");
     qb.push_bind(q.limit);
     Ok(qb.build_query_as().fetch_all(pool).await?)
 }

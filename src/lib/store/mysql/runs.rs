@@ -192,6 +192,59 @@ pub(super) async fn instance_list(
         .await?)
 }
 
+/// The instances list's WHERE: only the given filters, so each combination is a plain AND of
+/// indexed predicates.
+fn push_search(qb: &mut QueryBuilder<'_, MySql>, s: &InstanceSearch, paged: bool) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(w) = &s.workflow {
+        qb.push(" AND i.workflow = ").push_bind(w.clone());
+    }
+    if let Some(st) = s.status {
+        qb.push(" AND i.status = ").push_bind(st.as_str());
+    }
+    if let Some(t) = s.trigger {
+        qb.push(" AND i.trigger_kind = ").push_bind(t.as_str());
+    }
+    // as DATETIME: a TIMESTAMP parameter stops at 2038, so `until=2999-01-01` would match nothing
+    if let Some(t) = s.created_from {
+        qb.push(" AND i.created_at >= ").push_bind(t.naive_utc());
+    }
+    if let Some(t) = s.created_to {
+        qb.push(" AND i.created_at < ").push_bind(t.naive_utc());
+    }
+    if let (true, Some(b)) = (paged, s.before_id) {
+        qb.push(" AND i.id < ").push_bind(b.0);
+    }
+    if let Some(d) = normalize_dir_prefix(s.dir_prefix.as_deref()) {
+        qb.push(" AND i.workflow IN (SELECT w.name FROM workflow w WHERE w.dir = ")
+            .push_bind(d.clone())
+            .push(" OR LEFT(w.dir, CHAR_LENGTH(")
+            .push_bind(d.clone())
+            .push(") + 1) = CONCAT(")
+            .push_bind(d)
+            .push(", '/'))");
+    }
+}
+
+pub(super) async fn instance_search(
+    pool: &MySqlPool,
+    s: &InstanceSearch,
+) -> Result<InstanceSearchPage> {
+    let mut qb = QueryBuilder::new(concat!(
+        "SELECT ",
+        instance_cols!(),
+        " FROM workflow_instance i"
+    ));
+    push_search(&mut qb, s, true);
+    qb.push(" ORDER BY i.id DESC LIMIT ").push_bind(s.limit);
+    let rows = qb.build_query_as().fetch_all(pool).await?;
+    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM workflow_instance i");
+    push_search(&mut qb, s, false);
+    qb.push(" LIMIT ").push_bind(s.count_up_to).push(") AS c");
+    let total: i64 = qb.build_query_scalar().fetch_one(pool).await?;
+    Ok(InstanceSearchPage { rows, total })
+}
+
 pub(super) async fn instance_lock(
     conn: &mut MySqlConnection,
     id: InstanceId,

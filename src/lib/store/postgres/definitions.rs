@@ -18,7 +18,7 @@ macro_rules! workflow_cols {
 
 macro_rules! head_cols {
     () => {
-        "name, version, content_hash, enabled, instance_limit, file_path"
+        "name, version, content_hash, enabled, instance_limit, file_path, rolled_back_to"
     };
 }
 
@@ -62,7 +62,7 @@ const COORDINATOR_LIST_ALL: &str = concat!(
 const WORKFLOW_GET: &str = concat!(
     "SELECT ",
     workflow_cols!(),
-    " FROM workflow WHERE name = $1"
+    ", rolled_back_to FROM workflow WHERE name = $1"
 );
 
 const WORKFLOW_LIST: &str = concat!(
@@ -445,6 +445,19 @@ pub(super) async fn workflow_set_enabled(
     .execute(&mut *conn)
     .await?;
     Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn workflow_set_rolled_back(
+    conn: &mut PgConnection,
+    name: &str,
+    to: Option<i64>,
+) -> Result<()> {
+    sqlx::query("UPDATE workflow SET rolled_back_to = $1 WHERE name = $2")
+        .bind(to)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn workflow_upsert(conn: &mut PgConnection, w: &WorkflowUpsert) -> Result<()> {

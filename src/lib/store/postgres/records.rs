@@ -90,6 +90,7 @@ pub(super) async fn task_log_read(pool: &PgPool, q: &LogQuery) -> Result<Vec<Log
     Ok(sqlx::query_as(
         "SELECT task_id, attempt, seq, logged_at, stream, line FROM task_log \
          WHERE task_id = ANY($1) AND (task_id, attempt, seq) > ($2, $3, $4) \
+         AND ($6::text IS NULL OR strpos(lower(line), lower($6)) > 0) \
          ORDER BY task_id, attempt, seq LIMIT $5",
     )
     .bind(q.task_ids.iter().map(|i| i.0).collect::<Vec<_>>())
@@ -97,6 +98,7 @@ pub(super) async fn task_log_read(pool: &PgPool, q: &LogQuery) -> Result<Vec<Log
     .bind(after_attempt)
     .bind(after_seq)
     .bind(q.limit)
+    .bind(&q.contains)
     .fetch_all(pool)
     .await?)
 }

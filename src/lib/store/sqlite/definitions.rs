@@ -347,13 +347,13 @@ pub(super) async fn workflow_definition(
 }
 
 pub(super) async fn workflow_get(pool: &SqlitePool, name: &str) -> Result<Option<WorkflowRow>> {
-    let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE name = ?");
+    let sql = format!("SELECT {WORKFLOW_COLUMNS}, rolled_back_to FROM workflow WHERE name = ?");
     Ok(sqlx::query_as(&sql).bind(name).fetch_optional(pool).await?)
 }
 
 pub(super) async fn workflow_heads(conn: &mut SqliteConnection) -> Result<Vec<WorkflowHead>> {
     Ok(sqlx::query_as(
-        "SELECT name, version, content_hash, enabled, instance_limit, file_path FROM workflow ORDER BY name",
+        "SELECT name, version, content_hash, enabled, instance_limit, file_path, rolled_back_to FROM workflow ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?)
@@ -369,7 +369,7 @@ pub(super) async fn workflow_lock(
     name: &str,
 ) -> Result<Option<WorkflowHead>> {
     Ok(sqlx::query_as(
-        "SELECT name, version, content_hash, enabled, instance_limit, file_path FROM workflow WHERE name = ?",
+        "SELECT name, version, content_hash, enabled, instance_limit, file_path, rolled_back_to FROM workflow WHERE name = ?",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -390,6 +390,19 @@ pub(super) async fn workflow_set_enabled(
     .execute(&mut *conn)
     .await?;
     Ok(Cas::from_rows(r.rows_affected()))
+}
+
+pub(super) async fn workflow_set_rolled_back(
+    conn: &mut SqliteConnection,
+    name: &str,
+    to: Option<i64>,
+) -> Result<()> {
+    sqlx::query("UPDATE workflow SET rolled_back_to = ? WHERE name = ?")
+        .bind(to)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn workflow_upsert(conn: &mut SqliteConnection, w: &WorkflowUpsert) -> Result<()> {

@@ -102,12 +102,14 @@ pub(super) async fn task_log_read(pool: &SqlitePool, q: &LogQuery) -> Result<Vec
     Ok(sqlx::query_as(
         "SELECT task_id, attempt, seq, logged_at, stream, line FROM task_log \
          WHERE task_id IN (SELECT value FROM json_each(?)) AND (task_id, attempt, seq) > (?, ?, ?) \
-         ORDER BY task_id, attempt, seq LIMIT ?",
+         AND (?5 IS NULL OR instr(lower(line), lower(?5)) > 0) \
+         ORDER BY task_id, attempt, seq LIMIT ?6",
     )
     .bind(task_id_list(&q.task_ids))
     .bind(after_task)
     .bind(after_attempt)
     .bind(after_seq)
+    .bind(&q.contains)
     .bind(q.limit)
     .fetch_all(pool)
     .await?)

@@ -122,6 +122,55 @@ pub(super) async fn instance_list(
         .await?)
 }
 
+/// The instances list's WHERE: only the given filters, so each combination is a plain AND of
+/// indexed predicates (no `? IS NULL OR` that hides the index from the planner).
+fn push_search(qb: &mut sqlx::QueryBuilder<'_, Sqlite>, s: &InstanceSearch, paged: bool) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(w) = &s.workflow {
+        qb.push(" AND workflow = ").push_bind(w.clone());
+    }
+    if let Some(st) = s.status {
+        qb.push(" AND status = ").push_bind(st.as_str());
+    }
+    if let Some(t) = s.trigger {
+        qb.push(" AND trigger_kind = ").push_bind(t.as_str());
+    }
+    if let Some(t) = s.created_from {
+        qb.push(" AND created_at >= ").push_bind(ts(t));
+    }
+    if let Some(t) = s.created_to {
+        qb.push(" AND created_at < ").push_bind(ts(t));
+    }
+    if let (true, Some(b)) = (paged, s.before_id) {
+        qb.push(" AND id < ").push_bind(b.0);
+    }
+    if let Some(d) = normalize_dir_prefix(s.dir_prefix.as_deref()) {
+        qb.push(" AND workflow IN (SELECT name FROM workflow WHERE dir = ")
+            .push_bind(d.clone())
+            .push(" OR substr(dir, 1, length(")
+            .push_bind(d.clone())
+            .push(") + 1) = ")
+            .push_bind(d)
+            .push(" || '/')");
+    }
+}
+
+pub(super) async fn instance_search(
+    pool: &SqlitePool,
+    s: &InstanceSearch,
+) -> Result<InstanceSearchPage> {
+    let mut qb =
+        sqlx::QueryBuilder::new(format!("SELECT {INSTANCE_COLUMNS} FROM workflow_instance"));
+    push_search(&mut qb, s, true);
+    qb.push(" ORDER BY id DESC LIMIT ").push_bind(s.limit);
+    let rows = qb.build_query_as().fetch_all(pool).await?;
+    let mut qb = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM workflow_instance");
+    push_search(&mut qb, s, false);
+    qb.push(" LIMIT ").push_bind(s.count_up_to).push(") AS c");
+    let total: i64 = qb.build_query_scalar().fetch_one(pool).await?;
+    Ok(InstanceSearchPage { rows, total })
+}
+
 pub(super) async fn instance_lock(
     conn: &mut SqliteConnection,
     id: InstanceId,
