@@ -71,12 +71,6 @@ impl std::fmt::Display for SyncReport {
         if !self.rollbacks_undone.is_empty() {
             write!(f, ", UNDID {} rollback(s)", self.rollbacks_undone.len())?;
         }
-        for line in &self.rollbacks_kept {
-            write!(f, "\nkept rollback: {line}")?;
-        }
-        for line in &self.rollbacks_undone {
-            write!(f, "\nUNDID rollback: {line}")?;
-        }
         Ok(())
     }
 }

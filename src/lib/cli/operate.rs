@@ -48,6 +48,12 @@ pub(super) async fn sync(
                 ""
             }
         );
+        for line in &report.rollbacks_kept {
+            println!("kept rollback: {line}");
+        }
+        for line in &report.rollbacks_undone {
+            println!("UNDID rollback: {line}");
+        }
     }
     Ok(0)
 }
