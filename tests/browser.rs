@@ -243,3 +243,105 @@ async fn a_broken_definitions_directory_shows_a_banner_on_every_page() {
     drop(d);
     drop(env);
 }
+
+/// An admin rolls a workflow back from its page (two clicks), sees the new version and the note
+/// that sync keeps it, opens a diff, and filters the instances list by trigger kind, whose times
+/// the browser shows in its own zone. With `AKKAFLOW_SCREENSHOT_DIR=docs` it saves
+/// `versions.png` and `instances.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rolls_back_from_the_workflow_page_and_filters_instances() {
+    let Some(browser) = support::browser::browser_or_skip() else {
+        return;
+    };
+    let mut env = Env::new(common::Db::Sqlite, "versions")
+        .await
+        .expect("sqlite always works");
+    env.sync(&[("quick.xml", &workflow("quick", "/dw", "echo first"))]);
+    env.sync(&[("quick.xml", &workflow("quick", "/dw", "echo second"))]);
+    let admin = token(&env, "browser-admin", "admin", None);
+    let s = start(&mut env, "server", &[]);
+    let run = s.post(
+        "/api/v1/workflows/quick/run",
+        Some(&admin),
+        r#"{"version":1}"#,
+    );
+    assert_eq!(run.status, 201, "{}", run.text);
+    let run_id = run.json["instance_id"].as_i64().unwrap();
+    let trig = s.post("/api/v1/workflows/quick/trigger", Some(&admin), "");
+    let trig_id = trig.json["instance_id"].as_i64().unwrap();
+    s.ended(run_id, &admin);
+    s.ended(trig_id, &admin);
+    let shots = std::env::var("AKKAFLOW_SCREENSHOT_DIR").map(std::path::PathBuf::from);
+
+    let profile = tempfile::tempdir().unwrap();
+    let d = Driver::start(browser, profile.path());
+    d.login(&s.base, &admin);
+    d.go(&s.url("/ui/workflows/quick"));
+    d.wait("#version-list tr[data-version='2']", "the version list");
+    let back = d.wait(
+        "#version-list tr[data-version='1'] button.rollback",
+        "the rollback button",
+    );
+    d.click(&back);
+    d.wait("button.rollback.confirm", "the confirm state");
+    d.click(&back);
+    d.wait(
+        "#version-list tr[data-version='3']",
+        "the new version after the rollback",
+    );
+    let note = d.wait(
+        "#versions .banner.rollback",
+        "the note that sync keeps the rollback",
+    );
+    assert!(
+        d.text(&note).contains("Rolled back to version 1"),
+        "{}",
+        d.text(&note)
+    );
+    d.exec(
+        "document.getElementById('versions').scrollIntoView()",
+        vec![],
+    );
+    if let Ok(dir) = &shots {
+        d.screenshot(&dir.join("versions.png"));
+    }
+    let v = s.get("/api/v1/workflows/quick/versions", Some(&admin));
+    assert_eq!(
+        (
+            v.json["current"].as_i64(),
+            v.json["rolled_back_to"].as_i64()
+        ),
+        (Some(3), Some(1))
+    );
+
+    // the diff of the rollback against the version it replaced
+    d.go(&s.url("/ui/workflows/quick/diff?from=2&to=3"));
+    let added = d.wait("pre.diff span.add", "an added line");
+    assert!(d.text(&added).contains("echo first"), "{}", d.text(&added));
+
+    // the instances list filtered by trigger kind; absolute times in the browser's zone
+    d.go(&s.url("/ui/instances?trigger=run"));
+    d.wait(
+        &format!("a[href='/ui/instances/{run_id}']"),
+        "the run instance",
+    );
+    assert!(
+        d.find(&format!("a[href='/ui/instances/{trig_id}']"))
+            .is_none(),
+        "the trigger is filtered out"
+    );
+    d.wait_true(
+        "const t = document.querySelector('time.local'); return t && t.title.endsWith('UTC') && t.textContent !== t.title;",
+        "the time shown in the browser's zone, UTC on hover",
+    );
+    d.go(&s.url("/ui/instances"));
+    d.wait(
+        &format!("a[href='/ui/instances/{trig_id}']"),
+        "every instance",
+    );
+    if let Ok(dir) = &shots {
+        d.screenshot(&dir.join("instances.png"));
+    }
+    drop(d);
+    drop(env);
+}

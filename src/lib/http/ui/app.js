@@ -56,6 +56,42 @@
     const q = f.value.toLowerCase();
     document.querySelectorAll('tr[data-wf]').forEach(r => { r.style.display = r.dataset.wf.includes(q) ? '' : 'none'; });
   });
+  // a log line: its time (the viewer's zone; UTC on hover), node, attempt, text
+  function logLine(l) {
+    const d = document.createElement('span'); d.className = 'ln ' + l.stream;
+    const ts = document.createElement('span'); ts.className = 'ts';
+    const at = new Date(l.logged_at);
+    ts.textContent = at.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(at.getMilliseconds()).padStart(3, '0') + ' ';
+    ts.title = l.logged_at;
+    const tag = document.createElement('span'); tag.className = 'tag'; tag.textContent = '[' + l.node + '#' + l.attempt + '] ';
+    d.appendChild(ts); d.appendChild(tag); d.appendChild(document.createTextNode(l.line));
+    return d;
+  }
+  // absolute times in the viewer's zone: <time class="local"> shows it, [data-ts] on hover
+  const local = (iso) => new Date(iso).toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false, timeZoneName: 'short' });
+  document.querySelectorAll('time.local').forEach(t => { t.title = t.textContent; t.textContent = local(t.getAttribute('datetime')); });
+  document.querySelectorAll('[data-ts]').forEach(t => { t.title = local(t.dataset.ts) + ' (' + t.title + ')'; });
+  // filter forms send only the filters that are set
+  document.querySelectorAll('form.filters').forEach(f => f.addEventListener('submit', () => {
+    f.querySelectorAll('input, select').forEach(i => { if (!i.value) i.disabled = true; });
+  }));
+  const search = document.getElementById('log-search');
+  if (search) search.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const q = search.q.value.trim();
+    const found = document.getElementById('log-found'), out = document.getElementById('log-results');
+    const live = document.getElementById('log');
+    if (!q) { found.style.display = out.style.display = 'none'; live.style.display = ''; return; }
+    try {
+      const r = await fetch(search.dataset.url + '?limit=5000&q=' + encodeURIComponent(q), { credentials: 'same-origin' });
+      const d = await r.json();
+      if (!r.ok) throw new Error((d.error && d.error.message) || r.statusText);
+      out.textContent = '';
+      d.lines.forEach(l => out.appendChild(logLine(l)));
+      found.textContent = d.lines.length + (d.lines.length === 5000 ? '+' : '') + ' line(s) containing “' + q + '” — clear the search to see the whole output';
+      found.style.display = ''; out.style.display = ''; live.style.display = 'none';
+    } catch (e) { toast(e.message, true); }
+  });
   const log = document.getElementById('log');
   if (log && log.dataset.follow) {
     const es = new EventSource(log.dataset.follow);
@@ -64,9 +100,7 @@
     es.addEventListener('line', (m) => {
       const l = JSON.parse(m.data);
       if (n++ === 0) log.textContent = '';
-      const d = document.createElement('span'); d.className = 'ln ' + l.stream;
-      const tag = document.createElement('span'); tag.className = 'tag'; tag.textContent = '[' + l.node + '#' + l.attempt + '] ';
-      d.appendChild(tag); d.appendChild(document.createTextNode(l.line));
+      const d = logLine(l);
       const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
       log.appendChild(d);
       if (atEnd) log.scrollTop = log.scrollHeight;

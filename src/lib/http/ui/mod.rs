@@ -8,6 +8,7 @@
 mod editor;
 mod pages;
 pub(crate) mod svg;
+mod versions;
 
 pub(crate) use pages::dashboard;
 
@@ -35,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/workflows", get(pages::workflows))
         .route("/workflows/{name}", get(pages::workflow))
+        .route("/workflows/{name}/diff", get(versions::diff_page))
         .route("/instances", get(pages::instances))
         .route("/instances/{id}", get(pages::instance))
         .route("/cluster", get(pages::cluster))

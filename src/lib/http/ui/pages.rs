@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 
 use super::svg::{self, Day};
+use super::versions::{history_card, local_time};
 use super::{page, seg, Nav, UiCaller, UiResult};
 use crate::http::api::runs::{self, InstanceQuery};
 use crate::http::api::workflows::{self as wf_api, WorkflowQuery};
@@ -14,7 +15,7 @@ use crate::http::api::{admin, sees_workflow};
 use crate::http::auth::Caller;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::AppState;
-use crate::state::{InstanceStatus, TaskStatus};
+use crate::state::{InstanceId, InstanceStatus, TaskStatus, TriggerKind};
 use crate::store::{InstanceFilter, InstanceRow, TokenRole};
 
 pub(crate) fn badge(status: &str) -> Markup {
@@ -40,7 +41,8 @@ fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 fn when(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> Markup {
     match t {
         Some(t) => {
-            html! { span.nowrap title=(t.format("%Y-%m-%d %H:%M:%S UTC").to_string()) { (ago(now, t)) } }
+            // app.js replaces the title with the time in the viewer's zone
+            html! { span.nowrap data-ts=(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)) title=(t.format("%Y-%m-%d %H:%M:%S UTC").to_string()) { (ago(now, t)) } }
         }
         None => html! { span.muted { "—" } },
     }
@@ -74,7 +76,7 @@ fn instance_table(
             table {
                 thead { tr {
                     th { "#" } @if show_workflow { th { "Workflow" } } th { "Status" } th { "Trigger" }
-                    th { "Started" } th.num { "Duration" } @if reasons { th { "Reason" } }
+                    th { "Started" } th { "At" } th.num { "Duration" } @if reasons { th { "Reason" } }
                 } }
                 tbody {
                     @for i in rows {
@@ -84,6 +86,7 @@ fn instance_table(
                             td { (badge(i.status.as_str())) }
                             td.muted { (i.trigger_kind) }
                             td { (when(now, i.started_at.or(Some(i.created_at)))) }
+                            td.small.nowrap { (local_time(i.started_at.unwrap_or(i.created_at))) }
                             td.num { (duration(i.started_at, i.ended_at, now)) }
                             @if reasons { td { @if let Some(e) = &i.error { div.err { (e) } } } }
                         }
@@ -394,6 +397,7 @@ pub(crate) async fn workflow(
         .filter(|n| !svg::is_control(&n.kind))
         .map(|n| n.name.as_str())
         .collect();
+    let history = history_card(&state, &caller, &w.name).await?;
     let body = html! {
         div.crumb { a href="/ui/workflows" { "Workflows" } " / " (w.dir) }
         div.top {
@@ -478,6 +482,7 @@ pub(crate) async fn workflow(
                 } } }
             } } }
         }
+        (history)
         div.card style="margin-top:16px" { details { summary { "Source XML" } pre.src { (d.source_xml) } } }
     };
     Ok(page(&caller, Nav::Workflows, &w.name, body))
@@ -486,26 +491,64 @@ pub(crate) async fn workflow(
 pub(crate) async fn instances(
     State(state): State<AppState>,
     UiCaller(caller): UiCaller,
-    ApiQuery(q): ApiQuery<InstanceQuery>,
+    ApiQuery(mut q): ApiQuery<InstanceQuery>,
 ) -> UiResult {
     let now = state.engine.store.now().await?;
+    q.workflow = q.workflow.filter(|w| !w.trim().is_empty());
     let p = runs::page(&state, &caller, &q).await?;
-    let filter = |s: Option<&str>, label: &str| {
-        let on = q.status.map(|x| x.as_str()) == s;
-        html! { a.btn.sm class=(if on { "primary" } else { "" }) href={"/ui/instances" @if let Some(s) = s { "?status=" (s) }} { (label) } }
+    // the filters as a query string, for the paging links
+    let mut kept: Vec<(&str, String)> = Vec::new();
+    if let Some(w) = &q.workflow {
+        kept.push(("workflow", w.clone()));
+    }
+    if let Some(s) = q.status {
+        kept.push(("status", s.as_str().to_string()));
+    }
+    if let Some(t) = q.trigger {
+        kept.push(("trigger", t.as_str().to_string()));
+    }
+    for (k, v) in [("since", &q.since), ("until", &q.until), ("dir", &q.dir)] {
+        if let Some(v) = v {
+            kept.push((k, v.clone()));
+        }
+    }
+    let link = |before: Option<InstanceId>| {
+        let mut all = kept.clone();
+        if let Some(b) = before {
+            all.push(("before_id", b.to_string()));
+        }
+        let query: Vec<String> = all.iter().map(|(k, v)| format!("{k}={}", seg(v))).collect();
+        format!("/ui/instances?{}", query.join("&"))
     };
+    let filtered = !kept.is_empty();
+    let date = |v: &Option<String>| v.as_deref().map(|d| d.chars().take(10).collect::<String>());
     let body = html! {
         div.top {
-            div { h1 { "Instances" } div.sub { "Newest first" } }
-            span.grow {}
-            div.actions {
-                (filter(None, "All")) (filter(Some("running"), "Running")) (filter(Some("pending"), "Pending"))
-                (filter(Some("succeeded"), "Succeeded")) (filter(Some("failed"), "Failed")) (filter(Some("killed"), "Killed"))
-            }
+            div { h1 { "Instances" } div.sub {
+                @if p.total_is_lower_bound { "more than " (p.total) } @else { (p.total) }
+                " matching · newest first · times in your zone (hover for UTC)"
+            } }
+        }
+        form.card.filters #instance-filters method="get" action="/ui/instances" {
+            label { span { "Workflow" } input type="text" name="workflow" value=[q.workflow.as_deref()] placeholder="any"; }
+            label { span { "Status" } select name="status" {
+                option value="" { "any" }
+                @for s in InstanceStatus::ALL { option value=(s.as_str()) selected[q.status == Some(*s)] { (s.as_str()) } }
+            } }
+            label { span { "Trigger" } select name="trigger" {
+                option value="" { "any" }
+                @for t in TriggerKind::ALL { option value=(t.as_str()) selected[q.trigger == Some(*t)] { (t.as_str()) } }
+            } }
+            label { span { "Created from (UTC)" } input type="date" name="since" value=[date(&q.since)]; }
+            label { span { "before (UTC)" } input type="date" name="until" value=[date(&q.until)]; }
+            button.btn.primary type="submit" { "Filter" }
+            @if filtered { a.btn href="/ui/instances" { "Clear" } }
         }
         div.card { div.flush { (instance_table(&p.instances, now, true, "No instance matches.")) } }
-        @if let Some(next) = p.next_before_id {
-            div style="margin-top:12px" { a.btn href={"/ui/instances?before_id=" (next) @if let Some(s) = q.status { "&status=" (s) }} { "Older →" } }
+        div.pager style="margin-top:12px" {
+            @if q.before_id.is_some() { a.btn href=(link(None)) { "← Newest" } " " }
+            @if let Some(next) = p.next_before_id { a.btn #older href=(link(Some(next))) { "Older →" } }
+            " " span.small.muted { (p.instances.len()) " shown" }
         }
     };
     Ok(page(&caller, Nav::Instances, "Instances", body))
@@ -661,8 +704,14 @@ pub(crate) async fn instance(
                 } }
             } }
         }
-        div.card {
-            h2 { "Output" span.grow {} @if !ended { span #live.small style="text-transform:none;letter-spacing:0" { span.livedot {} " live" } } }
+        div.card #output {
+            h2 { "Output" span.grow {}
+                @if !ended { span #live.small style="text-transform:none;letter-spacing:0" { span.livedot {} " live" } " " }
+                form #log-search data-url={"/api/v1/instances/" (i.id) "/logs"} { input type="search" name="q" placeholder="Search the output" aria-label="search the output"; }
+                a.btn.sm #log-download href={"/api/v1/instances/" (i.id) "/logs/download"} download title="the whole output as a text file, each line with its time (UTC)" { "⇩ Download" }
+            }
+            div #log-found .small.muted style="display:none;padding:8px 16px" {}
+            pre #log-results .log style="display:none" {}
             pre #log .log data-follow={"/api/v1/instances/" (i.id) "/logs/follow"} { "waiting for output…" }
         }
         div.card style="margin-top:16px" { details {
