@@ -218,7 +218,7 @@ fn download_line(l: &LogLineView) -> String {
 /// its time, node, attempt and stream; at most 200,000 lines
 #[utoipa::path(get, path = "/api/v1/instances/{id}/logs/download", tag = "logs",
     params(("id" = i64, Path), DownloadParams),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn instance_download(
     State(state): State<AppState>,
     caller: Caller,

@@ -147,7 +147,7 @@ pub(crate) struct RollbackRequest {
 /// keeps it and reports the workflow's file as differing until the file is updated
 #[utoipa::path(post, path = "/api/v1/workflows/{name}/rollback", tag = "workflows",
     params(("name" = String, Path, description = "workflow name")), request_body = RollbackRequest,
-    responses((status = 201, body = RolledBack), (status = 403, body = ErrorBody),
+    responses((status = 201, body = RolledBack), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
