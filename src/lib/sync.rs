@@ -169,6 +169,7 @@ async fn apply(
 
     for lw in &set.workflows {
         let name = &lw.workflow.name;
+        let undone = heads.get(name).and_then(|h| h.rolled_back_to);
         let (version, enabled, kind) = match heads.get(name) {
             None => (1, true, "workflow_added"),
             Some(h) if h.content_hash != lw.content_hash => {
@@ -224,7 +225,14 @@ async fn apply(
         events.push(NewEvent {
             workflow: Some(name.clone()),
             kind,
-            message: format!("version {version} from {}", lw.file.display()),
+            message: match undone {
+                // only reached with overwrite_rollbacks: a kept rollback `continue`s above
+                Some(to) => format!(
+                    "version {version} from {}, replacing the rollback to version {to}",
+                    lw.file.display()
+                ),
+                None => format!("version {version} from {}", lw.file.display()),
+            },
             actor: opts.actor.clone(),
             ..Default::default()
         });
