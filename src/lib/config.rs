@@ -53,6 +53,20 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// `[pool]`: how many database connections each role may hold.
     pub pool: Option<PoolFile>,
+    /// `[database]`: how the connections reach the database (a pooler in between).
+    pub database: Option<DatabaseFile>,
+}
+
+/// `[database]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    /// `database_url` goes through a transaction-pooling PgBouncer (PostgreSQL only): no LISTEN, and
+    /// the master lock and migrations, which need a session, go to `lock_url`.
+    pub pgbouncer: Option<bool>,
+    /// Where the scheduler's master lock (a session advisory lock) and migrations connect: the
+    /// server directly, or a session-mode pool. Better in `AKKAFLOW_DATABASE_LOCK_URL`.
+    pub lock_url: Option<String>,
 }
 
 /// `[pool]` as written.
@@ -219,6 +233,63 @@ pub struct Config {
     /// How long the workers' host history is kept (`worker_metric_days`).
     pub worker_metric_retention: Duration,
     pub pool: PoolSettings,
+    pub database: DatabaseSettings,
+}
+
+/// How the connections reach the database (`[database]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DatabaseSettings {
+    /// `database_url` goes through a transaction-pooling PgBouncer.
+    pub pgbouncer: bool,
+    /// The session connection for the master lock and migrations, when not `database_url`.
+    pub lock_url: Option<String>,
+}
+
+/// `[database]` resolved against `database_url` and `[pool]`: a pooler in transaction mode carries
+/// no LISTEN, so it implies `listen = false`, and says so if `listen = true` was asked for.
+fn database_settings(
+    f: DatabaseFile,
+    env_pgbouncer: Option<String>,
+    env_lock_url: Option<String>,
+    database_url: &str,
+    pool: &mut PoolSettings,
+    listen_asked: Option<bool>,
+) -> Result<DatabaseSettings> {
+    let pgbouncer = match env_pgbouncer.as_deref() {
+        None => f.pgbouncer.unwrap_or(false),
+        Some("1" | "true") => true,
+        Some("0" | "false") => false,
+        Some(v) => {
+            return Err(Error::Config(format!(
+                "AKKAFLOW_DATABASE_PGBOUNCER must be true or false, not `{v}`"
+            )))
+        }
+    };
+    let lock_url = env_lock_url.or(f.lock_url);
+    let postgres = |u: &str| u.starts_with("postgres:") || u.starts_with("postgresql:");
+    if (pgbouncer || lock_url.is_some()) && !postgres(database_url) {
+        return Err(Error::Config(
+            "[database] pgbouncer and lock_url are for PostgreSQL: database_url is not a postgres:// URL".into(),
+        ));
+    }
+    if let Some(u) = lock_url.as_deref().filter(|u| !postgres(u)) {
+        return Err(Error::Config(format!(
+            "[database] lock_url must be a postgres:// URL, not `{}`",
+            crate::store::redact_url(u)
+        )));
+    }
+    if pgbouncer {
+        if listen_asked == Some(true) {
+            return Err(Error::Config(
+                "[pool] listen = true cannot work through a transaction-pooling PgBouncer ([database] pgbouncer = true): LISTEN needs a session; remove it".into(),
+            ));
+        }
+        pool.listen = false;
+    }
+    Ok(DatabaseSettings {
+        pgbouncer,
+        lock_url,
+    })
 }
 
 impl Config {
@@ -237,6 +308,8 @@ impl Config {
         let opts = crate::store::ConnectOptions {
             max_connections: max,
             idle_timeout: self.pool.idle_timeout,
+            pgbouncer: self.database.pgbouncer,
+            lock_url: self.database.lock_url.clone(),
             ..crate::store::ConnectOptions::new(self.database_url.clone())
         };
         Ok(crate::store::connect(&opts).await?)
@@ -310,8 +383,20 @@ impl Config {
                     .max(1)
                     .saturating_mul(86_400),
             ),
-            pool: pool_settings(file.pool.unwrap_or_default())?,
+            pool: PoolSettings::default(),
+            database: DatabaseSettings::default(),
         };
+        let pool = file.pool.unwrap_or_default();
+        let listen_asked = pool.listen;
+        cfg.pool = pool_settings(pool)?;
+        cfg.database = database_settings(
+            file.database.unwrap_or_default(),
+            env("AKKAFLOW_DATABASE_PGBOUNCER"),
+            env("AKKAFLOW_DATABASE_LOCK_URL"),
+            &cfg.database_url,
+            &mut cfg.pool,
+            listen_asked,
+        )?;
         let retention_days = match env("AKKAFLOW_RETENTION_DAYS") {
             Some(v) => v.parse::<u64>().map_err(|_| {
                 Error::Config(format!(
@@ -422,4 +507,81 @@ fn read_file(path: &Path) -> Result<FileConfig> {
         source: e,
     })?;
     toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PG: &str = "postgres://u:p@bouncer:6432/akkaflow";
+
+    fn resolve(
+        f: DatabaseFile,
+        env: (Option<&str>, Option<&str>),
+        url: &str,
+        listen: Option<bool>,
+    ) -> Result<(DatabaseSettings, bool)> {
+        let mut pool = PoolSettings::default();
+        let d = database_settings(
+            f,
+            env.0.map(String::from),
+            env.1.map(String::from),
+            url,
+            &mut pool,
+            listen,
+        )?;
+        Ok((d, pool.listen))
+    }
+
+    #[test]
+    fn pgbouncer_implies_polling_and_takes_a_lock_url() {
+        let f = DatabaseFile {
+            pgbouncer: Some(true),
+            lock_url: Some("postgres://u:p@db:5432/akkaflow".into()),
+        };
+        let (d, listen) = resolve(f, (None, None), PG, None).unwrap();
+        assert!(d.pgbouncer && !listen);
+        assert_eq!(
+            d.lock_url.as_deref(),
+            Some("postgres://u:p@db:5432/akkaflow")
+        );
+        // the environment wins over the file
+        let f = DatabaseFile {
+            pgbouncer: Some(true),
+            lock_url: Some("postgres://file/x".into()),
+        };
+        let (d, listen) = resolve(f, (Some("false"), Some("postgres://env/x")), PG, None).unwrap();
+        assert!(!d.pgbouncer && listen);
+        assert_eq!(d.lock_url.as_deref(), Some("postgres://env/x"));
+        // without a pooler nothing changes
+        let (d, listen) = resolve(DatabaseFile::default(), (None, None), PG, None).unwrap();
+        assert_eq!(d, DatabaseSettings::default());
+        assert!(listen);
+    }
+
+    #[test]
+    fn pgbouncer_settings_that_cannot_work_are_refused() {
+        let bouncer = || DatabaseFile {
+            pgbouncer: Some(true),
+            lock_url: None,
+        };
+        let err = resolve(bouncer(), (None, None), PG, Some(true)).unwrap_err();
+        assert!(err.to_string().contains("listen = true"), "{err}");
+        let err = resolve(bouncer(), (None, None), "mysql://u:p@h/db", None).unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        let err = resolve(bouncer(), (Some("yes"), None), PG, None).unwrap_err();
+        assert!(
+            err.to_string().contains("AKKAFLOW_DATABASE_PGBOUNCER"),
+            "{err}"
+        );
+        let f = DatabaseFile {
+            pgbouncer: None,
+            lock_url: Some("mysql://u:secret@h/db".into()),
+        };
+        let err = resolve(f, (None, None), PG, None).unwrap_err().to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains("secret"),
+            "{err}"
+        );
+    }
 }

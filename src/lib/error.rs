@@ -35,7 +35,10 @@ impl Error {
         match self {
             Error::Store(e) if e.is_connection() => 2,
             Error::Store(
-                StoreError::BadUrl(_) | StoreError::Unsupported(_) | StoreError::Migrate(_),
+                StoreError::BadUrl(_)
+                | StoreError::Unsupported(_)
+                | StoreError::Migrate(_)
+                | StoreError::Misconfigured(_),
             ) => 2,
             Error::Config(_) => 2,
             _ => 1,

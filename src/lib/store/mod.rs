@@ -82,6 +82,9 @@ pub enum StoreError {
     },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// What was asked cannot work with how the database is reached (a setting is missing).
+    #[error("{0}")]
+    Misconfigured(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -268,6 +271,13 @@ pub struct ConnectOptions {
     /// How long a call waits for a pooled connection: short, so that during an outage every loop
     /// fails fast and retries on its own schedule instead of hanging in the pool.
     pub acquire_timeout: Duration,
+    /// PostgreSQL: `url` goes through a transaction-pooling PgBouncer, so no statement may rely on
+    /// the session: no LISTEN, no startup parameter PgBouncer does not know, and the master lock and
+    /// migrations go to `lock_url`.
+    pub pgbouncer: bool,
+    /// PostgreSQL: a session connection (the server directly, or a session-mode pool) for the
+    /// master lock and migrations; `url` when not given.
+    pub lock_url: Option<String>,
 }
 
 impl ConnectOptions {
@@ -278,6 +288,8 @@ impl ConnectOptions {
             idle_timeout: Duration::from_secs(10),
             migrate: true,
             acquire_timeout: Duration::from_secs(5),
+            pgbouncer: false,
+            lock_url: None,
         }
     }
 }

@@ -9,6 +9,8 @@ const MASTER_KEY: &str = "hashtext('akkaflow.master')";
 pub(super) struct PostgresLock {
     pub(super) pool: PgPool,
     pub(super) options: PgConnectOptions,
+    /// The fleet's database: advisory locks are per database, so the lock's must be the same.
+    pub(super) database: String,
 }
 
 #[async_trait]
@@ -16,7 +18,19 @@ impl SessionLock for PostgresLock {
     type Conn = PgConnection;
 
     async fn connect(&self) -> Result<PgConnection> {
-        Ok(PgConnection::connect_with(&self.options).await?)
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        let database: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(&mut conn)
+            .await?;
+        if database != self.database {
+            let _ = conn.close().await;
+            return Err(StoreError::Misconfigured(format!(
+                "[database] lock_url reaches database `{database}` but database_url reaches `{}`: \
+                 the master lock must be taken in the fleet's own database",
+                self.database
+            )));
+        }
+        Ok(conn)
     }
 
     async fn take(&self, conn: &mut PgConnection) -> Result<bool> {

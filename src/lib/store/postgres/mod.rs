@@ -50,14 +50,41 @@ pub(crate) struct PostgresStore {
     _trim: tokio_util::sync::DropGuard,
     /// For the LISTEN connection's own pool.
     acquire_timeout: Duration,
-    /// For the master lock's own connection, which must never come from (or return to) the pool.
+    /// For the LISTEN connection, which must never come from (or return to) the pool.
     options: PgConnectOptions,
+    /// A session of its own for the master lock and migrations (`lock_url`, else `url`); `None`
+    /// through a transaction-pooling PgBouncer without a `lock_url`.
+    session: Option<PgConnectOptions>,
+    /// The pool goes through a transaction-pooling PgBouncer: nothing may rely on its session.
+    pgbouncer: bool,
+    /// The database the pool reaches, which a separate `lock_url` must reach too.
+    database: String,
 }
+
+/// Why the master lock and migrations cannot go through a transaction-pooling PgBouncer.
+const NEEDS_SESSION: &str = "a session advisory lock cannot pass a transaction-pooling PgBouncer \
+     ([database] pgbouncer = true): set [database] lock_url (or AKKAFLOW_DATABASE_LOCK_URL) to the \
+     server itself or to a session-mode pool";
 
 impl PostgresStore {
     pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
         let unreachable = |e: sqlx::Error| StoreError::on_connect(&opts.url, e);
-        let options = PgConnectOptions::from_str(&opts.url).map_err(unreachable)?;
+        let mut options = PgConnectOptions::from_str(&opts.url).map_err(unreachable)?;
+        if opts.pgbouncer {
+            // PgBouncer refuses a startup parameter it does not know (unless its
+            // ignore_startup_parameters names it); the server's default (1 since PostgreSQL 12)
+            // already prints floats exactly, and sqlx reads results in binary anyway
+            options = options.extra_float_digits(None);
+        }
+        let session = match &opts.lock_url {
+            Some(url) => Some(
+                PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::on_connect(url, e))?
+                    .extra_float_digits(None),
+            ),
+            None if opts.pgbouncer => None,
+            None => Some(options.clone()),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .min_connections(0)
@@ -92,16 +119,20 @@ impl PostgresStore {
             }
             Err(e) => return Err(unreachable(e)),
         };
-        let max_connections: i64 =
-            sqlx::query_scalar("SELECT current_setting('max_connections')::bigint")
-                .fetch_one(&pool)
-                .await?;
+        let (max_connections, database): (i64, String) = sqlx::query_as(
+            "SELECT current_setting('max_connections')::bigint, current_database()::text",
+        )
+        .fetch_one(&pool)
+        .await?;
         budget::set_max_connections(max_connections);
         Ok(Arc::new(PostgresStore {
             _trim: budget::trim_idle(pool.clone(), opts.idle_timeout),
             acquire_timeout: opts.acquire_timeout,
             pool,
             options,
+            session,
+            pgbouncer: opts.pgbouncer,
+            database,
         }))
     }
 }
@@ -295,9 +326,15 @@ impl Store for PostgresStore {
     }
 
     async fn master_lock(&self, holder: &str) -> Result<Box<dyn MasterLock>> {
+        let Some(options) = self.session.clone() else {
+            return Err(StoreError::Misconfigured(format!(
+                "the master lock: {NEEDS_SESSION}"
+            )));
+        };
         let lock = fleet::PostgresLock {
             pool: self.pool.clone(),
-            options: self.options.clone(),
+            options,
+            database: self.database.clone(),
         };
         Ok(Box::new(SessionMaster::new(lock, holder)))
     }
@@ -314,10 +351,28 @@ impl Store for PostgresStore {
                 .fetch_all(&self.pool)
                 .await
                 .unwrap_or_default();
-        if !all_applied(&migrator, &applied) {
-            migrator.run(&self.pool).await?;
+        if all_applied(&migrator, &applied) {
+            return Ok(());
         }
-        Ok(())
+        if !self.pgbouncer {
+            migrator.run(&self.pool).await?;
+            return Ok(());
+        }
+        // sqlx's migrator holds a session advisory lock while it runs: it needs a session
+        let Some(options) = &self.session else {
+            return Err(StoreError::Misconfigured(format!(
+                "the database needs migrations, and sqlx's migrator takes {NEEDS_SESSION}"
+            )));
+        };
+        // a pool of one: a session, closed when done
+        let session = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_with(options.clone())
+            .await?;
+        let ran = migrator.run(&session).await;
+        session.close().await;
+        Ok(ran?)
     }
 
     async fn pool_list(&self) -> Result<Vec<PoolRow>> {
@@ -329,6 +384,11 @@ impl Store for PostgresStore {
     }
 
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>> {
+        if self.pgbouncer {
+            // LISTEN is session state: through transaction pooling it would listen on whichever
+            // server connection ran it, for whoever gets that connection next
+            return Ok(None);
+        }
         // its own pool of one (sqlx reconnects through it): a listener holds its connection for
         // good, which must not take one of the budget's pooled connections
         let own = PgPoolOptions::new()
