@@ -11,8 +11,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
+use akkaflow::store::Store;
 use sqlx::Connection;
 
 /// Server connections the bouncer opens per database and user: the fleet's whole share.
@@ -161,6 +163,18 @@ async fn setup(name: &str) -> Option<(String, Bouncer)> {
     Some((url, bouncer))
 }
 
+/// A store through the bouncer, as the fleet's processes open theirs (`[database] pgbouncer`,
+/// migrations over `lock_url`).
+async fn store_through(bouncer: &Bouncer, url: &str, lock_url: &str) -> Arc<dyn Store> {
+    akkaflow::store::connect(&akkaflow::store::ConnectOptions {
+        pgbouncer: true,
+        lock_url: Some(lock_url.to_string()),
+        ..akkaflow::store::ConnectOptions::new(bouncer.url_for(url))
+    })
+    .await
+    .expect("the store through the bouncer")
+}
+
 /// sqlx prepares every parameterised statement as a named one (Parse+Describe+Sync, then
 /// Bind+Execute+Sync): between the two syncs a transaction-pooling bouncer may hand the client
 /// another server. Many clients on two server connections must still each get their own answers.
@@ -275,13 +289,7 @@ async fn a_fleet_runs_through_pgbouncer_in_transaction_mode() {
     env.sync(&files);
     let mut observer = sqlx::PgConnection::connect(&url).await.unwrap();
     // the test's own store goes through the bouncer too, so every other connection is the bouncer's
-    let store = akkaflow::store::connect(&akkaflow::store::ConnectOptions {
-        pgbouncer: true,
-        lock_url: Some(lock_url.to_string()),
-        ..akkaflow::store::ConnectOptions::new(through.clone())
-    })
-    .await
-    .expect("the store through the bouncer");
+    let store = store_through(&bouncer, &url, lock_url.as_str()).await;
 
     env.spawn("scheduler-1", &["scheduler"]);
     env.spawn("scheduler-2", &["scheduler"]);
@@ -461,4 +469,88 @@ async fn the_master_lock_and_migrations_need_a_lock_url() {
     std::io::Read::read_to_string(&mut scheduler.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("lock_url"), "{err}");
+}
+
+/// Processes killed mid-work leave the bouncer's server connections usable: with the master
+/// scheduler and a worker running tasks both SIGKILLed, the standby takes the lock over its own
+/// session, the lost tasks are rescued and run elsewhere, and every instance succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_and_worker_through_pgbouncer_lose_nothing() {
+    use akkaflow::state::{InstanceStatus, TaskStatus};
+    use nix::sys::signal::Signal;
+    let Some((url, bouncer)) = setup("bouncer_kills").await else {
+        return;
+    };
+    let through = bouncer.url_for(&url);
+    let mut env = common::Env::at(common::Db::Postgres, url.clone());
+    env.fleet_url = Some(through.clone());
+    env.config("[database]\npgbouncer = true");
+    env.vars
+        .push(("AKKAFLOW_DATABASE_LOCK_URL".into(), url.clone()));
+    let xml = common::fork_join_xml(
+        r#"name="kj""#,
+        4,
+        "",
+        |i| format!("sleep 2; echo {i}"),
+        Some("echo joined"),
+    );
+    env.sync(&[("kj.xml", &xml)]);
+    let store = store_through(&bouncer, &url, &url).await;
+    let schedulers = [
+        env.spawn("scheduler-1", &["scheduler"]),
+        env.spawn("scheduler-2", &["scheduler"]),
+    ];
+    let w1 = env.spawn("worker-1", &["worker", "--name", "w1", "--slots", "4"]);
+    let ids: Vec<_> = (0..3).map(|_| common::trigger(&env, "kj")).collect();
+    let master = |not: Option<i64>| {
+        let store = store.clone();
+        async move {
+            let rows = store.scheduler_list().await.map_err(|e| e.to_string())?;
+            rows.iter()
+                .find(|r| r.state == "master" && Some(r.pid) != not)
+                .map(|r| r.pid)
+                .ok_or_else(|| format!("{rows:?}"))
+        }
+    };
+    let first = common::wait_for(Duration::from_secs(90), "a master", || master(None)).await;
+    common::wait_for(Duration::from_secs(90), "w1 to run tasks", || async {
+        let mut running = 0;
+        for id in &ids {
+            running += store
+                .task_list(*id)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|t| t.status == TaskStatus::Running)
+                .count();
+        }
+        if running > 0 {
+            Ok(())
+        } else {
+            Err("none running".to_string())
+        }
+    })
+    .await;
+    let victim = schedulers
+        .into_iter()
+        .find(|&i| i64::from(env.pid(i)) == first)
+        .expect("the master is one of ours");
+    env.stop(victim, Signal::SIGKILL);
+    env.stop(w1, Signal::SIGKILL);
+    env.spawn("worker-2", &["worker", "--name", "w2", "--slots", "4"]);
+    let second = common::wait_for(Duration::from_secs(90), "a new master", || {
+        master(Some(first))
+    })
+    .await;
+    assert_ne!(first, second);
+    for id in &ids {
+        let i = common::ended(&*store, *id).await;
+        assert_eq!(
+            i.status,
+            InstanceStatus::Succeeded,
+            "instance {id}: {:?}",
+            i.error
+        );
+    }
+    env.ok(&["check"]);
 }
