@@ -94,7 +94,6 @@ impl Bouncer {
              reserve_pool_size = 0\n\
              max_client_conn = 500\n\
              max_prepared_statements = 200\n\
-             ignore_startup_parameters = extra_float_digits\n\
              server_reset_query =\n",
             auth = dir.path().join("userlist.txt").display(),
         );
