@@ -324,6 +324,8 @@ mod api_cases {
 
     /// `GET /api/v1/pools` for every reader; `POST .../slots` for unscoped operators only.
     pub async fn pools_over_the_api(env: &mut Env) {
+        // the master records the occupancy each duty cycle instead of once a minute
+        env.config("pool_history_secs = 1");
         env.write("xmlconfig/pools.xml", &pools(1));
         env.write(
             "xmlconfig/heavy.xml",
@@ -351,6 +353,24 @@ mod api_cases {
                 Ok(())
             } else {
                 Err(m)
+            }
+        })
+        .await;
+        // ... and so does the occupancy history the pools page charts
+        let store = env.store().await;
+        let since = store.now().await.unwrap() - chrono::Duration::hours(1);
+        wait_for(LONG, "a full sample in the pool's history", || async {
+            let rows = store
+                .pool_sample_list(since, 100)
+                .await
+                .map_err(|e| e.to_string())?;
+            if rows
+                .iter()
+                .any(|r| r.pool == "wh" && (r.slots, r.used, r.waiting) == (1, 1, 1))
+            {
+                Ok(())
+            } else {
+                Err(format!("{rows:?}"))
             }
         })
         .await;
@@ -392,7 +412,6 @@ mod api_cases {
             "{}",
             r.text
         );
-        let store = env.store().await;
         assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
     }
 }
@@ -438,6 +457,7 @@ async fn the_pools_page_shows_occupancy_and_sets_slots() {
         "xmlconfig/calls.xml",
         &fanout("calls", 2, "sleep 60", true, 0).replace(r#"pool="wh""#, r#"pool="api""#),
     );
+    env.config("pool_history_secs = 1");
     let ops = support::token(&env, "ops", "operator", None);
     let s = support::start(&mut env, "server", &[]);
     let id = s
@@ -472,6 +492,18 @@ async fn the_pools_page_shows_occupancy_and_sets_slots() {
         "return document.querySelector(\"tr[data-pool='api']\").textContent.includes('2 of 4 slots');",
         "the api pool with its two running calls",
     );
+    // the occupancy over the last hours: the warehouse's line drawn from two samples or more
+    let drawn = "const p = document.querySelector(\"#pool-history div[data-pool='warehouse'] svg.chart.pool path.used\"); return !!p && (p.getAttribute('d').match(/[ML]/g) || []).length >= 2;";
+    let deadline = std::time::Instant::now() + LONG;
+    while d.exec(drawn, vec![]) != serde_json::Value::Bool(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the warehouse's occupancy chart never showed two samples"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        d.go(&s.url("/ui/pools"));
+        d.wait("tr[data-pool='warehouse']", "the warehouse row");
+    }
     if let Ok(dir) = std::env::var("AKKAFLOW_SCREENSHOT_DIR") {
         d.screenshot(&std::path::PathBuf::from(dir).join("pools.png"));
     }

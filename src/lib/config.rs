@@ -41,8 +41,12 @@ pub struct FileConfig {
     /// How often a worker's host sample goes into its history (`worker_metric`), in seconds
     /// (default 60: one row per worker per minute).
     pub worker_metric_secs: Option<u64>,
-    /// Days the workers' host history is kept before the master prunes it (default 7).
+    /// Days the workers' host history and the pools' occupancy history are kept before the
+    /// master prunes them (default 7).
     pub worker_metric_days: Option<u64>,
+    /// How often the master records every pool's occupancy (`pool_sample`), in seconds (default
+    /// 60).
+    pub pool_history_secs: Option<u64>,
     /// Command lines for `sql` on links this build has no driver for: `ORACLE = "sqlplus ..."`.
     pub sql_clients: Option<std::collections::BTreeMap<crate::definition::DbKind, String>>,
     /// The SMTP server alerts go through; without it alerts wait in the outbox.
@@ -232,6 +236,8 @@ pub struct Config {
     pub worker_metric_every: Duration,
     /// How long the workers' host history is kept (`worker_metric_days`).
     pub worker_metric_retention: Duration,
+    /// How often the master records the pools' occupancy (`pool_history_secs`).
+    pub pool_history_every: Duration,
     pub pool: PoolSettings,
     pub database: DatabaseSettings,
 }
@@ -383,6 +389,7 @@ impl Config {
                     .max(1)
                     .saturating_mul(86_400),
             ),
+            pool_history_every: Duration::from_secs(file.pool_history_secs.unwrap_or(60).max(1)),
             pool: PoolSettings::default(),
             database: DatabaseSettings::default(),
         };

@@ -86,6 +86,9 @@ fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
             metric_retention: cfg.worker_metric_retention,
             ..Default::default()
         }),
+        pool_history: scheduler::PoolHistoryConfig {
+            interval: cfg.pool_history_every,
+        },
         ..SchedulerConfig::default()
     })
 }

@@ -1,5 +1,6 @@
 //! Scheduler: contends for the master lock (`elector`); the holder runs the master services
-//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer, the `pruner`), the others wait as hot
+//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer, the `pruner`, the
+//! `pool_history` sampler), the others wait as hot
 //! standbys. This file is the duty cycle: each tick, one election step, then, while master, a
 //! trigger pass and (every `maintenance`) a rescue pass and the pending starts.
 //!
@@ -8,6 +9,7 @@
 
 mod deadline;
 mod elector;
+mod pool_history;
 mod pruner;
 mod rescuer;
 mod trigger;
@@ -22,6 +24,7 @@ use crate::store::OutageLog;
 
 pub use deadline::{DeadlineConfig, DeadlineReport, DeadlineWatch};
 use elector::Elector;
+pub use pool_history::{PoolHistory, PoolHistoryConfig};
 pub use pruner::{PruneOptions, PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
 pub use trigger::{Trigger, TriggerReport};
@@ -47,6 +50,8 @@ pub struct SchedulerConfig {
     pub deadlines: DeadlineConfig,
     /// Retention: what the master prunes, and how gently; `None` keeps everything.
     pub pruner: Option<PrunerConfig>,
+    /// How often the pools' occupancy is recorded.
+    pub pool_history: PoolHistoryConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -60,6 +65,7 @@ impl Default for SchedulerConfig {
             rescuer: RescuerConfig::default(),
             deadlines: DeadlineConfig::default(),
             pruner: Some(PrunerConfig::default()),
+            pool_history: PoolHistoryConfig::default(),
         }
     }
 }
@@ -74,6 +80,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let trigger = Trigger::new(engine.clone(), actor.clone());
     let rescuer = Rescuer::new(engine.clone(), actor.clone(), cfg.rescuer.clone())?;
     let deadlines = DeadlineWatch::new(engine.clone(), cfg.deadlines.clone())?;
+    let mut pool_history = PoolHistory::new(cfg.pool_history.clone())?;
     let (mut elector, master_rx) =
         Elector::new(engine.store.clone(), id.clone(), host, cfg.heartbeat).await?;
     let mut outage = OutageLog::new("scheduler");
@@ -134,6 +141,9 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
             } else {
                 DeadlineReport::default()
             };
+            if full {
+                pool_history.run_once(&*engine.store).await?;
+            }
             if late.missed > 0 || late.late_done > 0 {
                 tracing::debug!(
                     missed = late.missed,

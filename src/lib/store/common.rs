@@ -376,7 +376,7 @@ pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
 /// one `dead_before`, the host history's its own `metrics_before` (see [`loose_cutoffs`] and
 /// `Store::retention_loose`).
-pub(crate) const RETENTION_LOOSE: [(&str, &str); 6] = [
+pub(crate) const RETENTION_LOOSE: [(&str, &str); 7] = [
     ("event", "instance_id IS NULL AND created_at < ?"),
     // a late slot's record, whether or not its instance still exists
     ("deadline_miss", "detected_at < ?"),
@@ -395,6 +395,7 @@ pub(crate) const RETENTION_LOOSE: [(&str, &str); 6] = [
     ),
     // by its own age (`worker_metric_days`), see `loose_cutoffs`
     ("worker_metric", "sampled_at < ?"),
+    ("pool_sample", "sampled_at < ?"),
 ];
 
 /// The host figures of a worker row, as [`super::WorkerRow`] reads them.
@@ -442,7 +443,7 @@ pub(crate) fn loose_cutoffs(
     table: &str,
     matches: &str,
 ) -> Vec<chrono::DateTime<chrono::Utc>> {
-    if table == "worker_metric" {
+    if table == "worker_metric" || table == "pool_sample" {
         return vec![p.metrics_before];
     }
     let mut cutoffs = vec![p.before];

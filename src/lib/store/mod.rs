@@ -445,6 +445,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every pool with its occupancy now (slots in use, running and waiting tasks), by name.
     async fn pool_list(&self) -> Result<Vec<PoolRow>>;
+    /// Records every pool's occupancy in the history, once per pool and interval (`every` by the
+    /// database clock; one statement); returns the rows written (0 when the interval has them).
+    async fn pool_sample_record(&self, every: Duration) -> Result<u64>;
+    /// The occupancy history of every pool sampled since `since`, by pool and time, at most
+    /// `limit` rows (the newest kept).
+    async fn pool_sample_list(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<PoolSampleRow>>;
     /// The names of the pools, by name: what a worker's claims may take from (one small read).
     async fn pool_names(&self) -> Result<Vec<String>>;
 

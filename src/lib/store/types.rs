@@ -910,7 +910,8 @@ pub struct RetentionLoose {
     pub before: DateTime<Utc>,
     /// Workers and schedulers stopped, or silent since before this, and last seen before `before`, go.
     pub dead_before: DateTime<Utc>,
-    /// Worker host history (`worker_metric`) sampled before this goes.
+    /// Worker host and pool occupancy history (`worker_metric`, `pool_sample`) sampled before
+    /// this goes.
     pub metrics_before: DateTime<Utc>,
     /// Rows per table per call at most.
     pub limit: i64,
@@ -932,11 +933,12 @@ pub struct RetentionCounts {
     pub scheduler: u64,
     pub deadline_miss: u64,
     pub worker_metric: u64,
+    pub pool_sample: u64,
 }
 
 impl RetentionCounts {
     /// Every table with its count, in the order a pruned instance's rows are deleted.
-    pub fn tables(&self) -> [(&'static str, u64); 11] {
+    pub fn tables(&self) -> [(&'static str, u64); 12] {
         [
             ("task_log", self.task_log),
             ("task_attempt", self.task_attempt),
@@ -949,6 +951,7 @@ impl RetentionCounts {
             ("scheduler", self.scheduler),
             ("deadline_miss", self.deadline_miss),
             ("worker_metric", self.worker_metric),
+            ("pool_sample", self.pool_sample),
         ]
     }
 
@@ -969,6 +972,7 @@ impl RetentionCounts {
             "scheduler" => &mut self.scheduler,
             "deadline_miss" => &mut self.deadline_miss,
             "worker_metric" => &mut self.worker_metric,
+            "pool_sample" => &mut self.pool_sample,
             _ => &mut self.workflow_instance,
         }
     }
@@ -985,6 +989,7 @@ impl RetentionCounts {
         self.scheduler += o.scheduler;
         self.deadline_miss += o.deadline_miss;
         self.worker_metric += o.worker_metric;
+        self.pool_sample += o.pool_sample;
     }
 }
 
@@ -1048,6 +1053,19 @@ pub struct PoolDef {
     pub file_slots: i64,
     pub description: String,
     pub updated_by: String,
+}
+
+/// A pool's occupancy at the start of an interval (`pool_sample`).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct PoolSampleRow {
+    pub pool: String,
+    pub sampled_at: DateTime<Utc>,
+    /// The pool's limit then.
+    pub slots: i64,
+    /// Slots taken by running tasks then.
+    pub used: i64,
+    /// Ready tasks waiting for a slot then.
+    pub waiting: i64,
 }
 
 /// A pool with its occupancy now.

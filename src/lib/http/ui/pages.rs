@@ -863,8 +863,45 @@ pub(crate) async fn alerts(State(state): State<AppState>, UiCaller(caller): UiCa
 
 /// Pools: each one's slots in use now, running and waiting tasks; unscoped operators may change
 /// the slots (the same operation as `akkaflow pool set`).
+/// Hours of pool occupancy the pools page charts, and the most samples it reads for them.
+const POOL_HOURS: i64 = 6;
+const POOL_ROWS: i64 = 20_000;
+
+/// One pool's history as chart values: times, slots in use as a percent of the limit then (a
+/// pool set to 0 slots is full when anything runs in it), and the most tasks that waited.
+fn pool_points(
+    history: &[crate::store::PoolSampleRow],
+    pool: &str,
+) -> (Vec<chrono::DateTime<chrono::Utc>>, Vec<Option<f64>>, i64) {
+    let rows: Vec<_> = history.iter().filter(|s| s.pool == pool).collect();
+    let at = rows.iter().map(|s| s.sampled_at).collect();
+    let used = rows
+        .iter()
+        .map(|s| {
+            Some(match (s.used, s.slots) {
+                (0, _) => 0.0,
+                (_, 0) => 100.0,
+                (u, n) => u as f64 * 100.0 / n as f64,
+            })
+        })
+        .collect();
+    let peak_waiting = rows.iter().map(|s| s.waiting).max().unwrap_or(0);
+    (at, used, peak_waiting)
+}
+
 pub(crate) async fn pools(State(state): State<AppState>, UiCaller(caller): UiCaller) -> UiResult {
     let pools = state.engine.store.pool_list().await?;
+    let now = state.engine.store.now().await?;
+    let since = now - chrono::Duration::hours(POOL_HOURS);
+    let history = if pools.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .engine
+            .store
+            .pool_sample_list(since, POOL_ROWS)
+            .await?
+    };
     let op = caller.can(TokenRole::Operator) && caller.dir.is_none();
     let full = pools.iter().filter(|p| p.used >= p.slots).count();
     let waiting: i64 = pools.iter().map(|p| p.waiting).sum();
@@ -891,6 +928,16 @@ pub(crate) async fn pools(State(state): State<AppState>, UiCaller(caller): UiCal
                 }
             }
         } }
+        @if !pools.is_empty() {
+            div.card #pool-history style="margin-top:16px" {
+                h2 { "Slots in use, last " (POOL_HOURS) " hours (UTC)" }
+                div.hosts { @for p in &pools {
+                    @let (at, used, peak) = pool_points(&history, &p.name);
+                    div data-pool=(p.name) { h3 { (p.name) span.muted.small { (p.slots) " slots · at most " (peak) " waiting" } }
+                        @if at.is_empty() { div.empty.small { "No history yet: the master records each pool once a minute." } } @else { (svg::percent_chart("pool", "slots in use", &at, &[("used", &used)], since, now)) } }
+                } }
+            }
+        }
     };
     Ok(page(&caller, Nav::Pools, "Pools", body))
 }

@@ -304,9 +304,32 @@ pub(crate) struct HostPoint {
     pub mem: f64,
 }
 
-/// A worker host's CPU and memory (percent) from `from` to `to`, one line each; a line breaks
-/// where samples are missing (the worker was down), so a gap is not drawn as a slope.
+/// A worker host's CPU and memory (percent) from `from` to `to`, one line each.
 pub(crate) fn host_chart(points: &[HostPoint], from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
+    let at: Vec<DateTime<Utc>> = points.iter().map(|p| p.at).collect();
+    let cpu: Vec<Option<f64>> = points.iter().map(|p| p.cpu).collect();
+    let mem: Vec<Option<f64>> = points.iter().map(|p| Some(p.mem)).collect();
+    percent_chart(
+        "host",
+        "CPU and memory",
+        &at,
+        &[("mem", &mem), ("cpu", &cpu)],
+        from,
+        to,
+    )
+}
+
+/// Percent lines over time, from `from` to `to`: `lines` are (CSS class, one value per time of
+/// `at`, `None` where there is none). A line breaks where samples are missing (the worker or
+/// the master was down), so a gap is not drawn as a slope.
+pub(crate) fn percent_chart(
+    class: &str,
+    label: &str,
+    at: &[DateTime<Utc>],
+    lines: &[(&str, &[Option<f64>])],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Markup {
     let (w, h, left, right, bottom, top) = (460.0, 150.0, 40.0, 8.0, 20.0, 8.0);
     let span = ((to - from).num_milliseconds().max(1)) as f64;
     let x_of = |t: DateTime<Utc>| {
@@ -314,9 +337,9 @@ pub(crate) fn host_chart(points: &[HostPoint], from: DateTime<Utc>, to: DateTime
     };
     let y_of = |v: f64| top + (1.0 - v.clamp(0.0, 100.0) / 100.0) * (h - top - bottom);
     // a gap is a step over three times the usual one
-    let mut steps: Vec<i64> = points
+    let mut steps: Vec<i64> = at
         .windows(2)
-        .map(|p| (p[1].at - p[0].at).num_milliseconds())
+        .map(|p| (p[1] - p[0]).num_milliseconds())
         .collect();
     steps.sort_unstable();
     let usual = steps
@@ -324,27 +347,25 @@ pub(crate) fn host_chart(points: &[HostPoint], from: DateTime<Utc>, to: DateTime
         .copied()
         .unwrap_or(60_000)
         .max(1_000);
-    let line = |value: &dyn Fn(&HostPoint) -> Option<f64>| {
+    let path = |values: &[Option<f64>]| {
         let mut d = String::new();
         let mut prev: Option<DateTime<Utc>> = None;
-        for p in points {
-            let Some(v) = value(p) else {
+        for (t, v) in at.iter().zip(values) {
+            let Some(v) = v else {
                 prev = None;
                 continue;
             };
-            let joined = prev.is_some_and(|t| (p.at - t).num_milliseconds() <= usual * 3);
+            let joined = prev.is_some_and(|p| (*t - p).num_milliseconds() <= usual * 3);
             d.push_str(&format!(
                 "{}{:.1} {:.1} ",
                 if joined { "L" } else { "M" },
-                x_of(p.at),
-                y_of(v)
+                x_of(*t),
+                y_of(*v)
             ));
-            prev = Some(p.at);
+            prev = Some(*t);
         }
         d
     };
-    let cpu = line(&|p| p.cpu);
-    let mem = line(&|p| Some(p.mem));
     // whole hours
     let first = from.timestamp().div_euclid(3600) * 3600 + 3600;
     let ticks: Vec<(f64, String)> = (first..=to.timestamp())
@@ -353,7 +374,7 @@ pub(crate) fn host_chart(points: &[HostPoint], from: DateTime<Utc>, to: DateTime
         .map(|t| (x_of(t), t.format("%H:%M").to_string()))
         .collect();
     html! {
-        svg.chart.host viewBox={"0 0 " (w) " " (h)} width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="CPU and memory" {
+        svg.chart.(class) viewBox={"0 0 " (w) " " (h)} width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label=(label) {
             @for v in [0.0, 50.0, 100.0] {
                 line.grid x1=(left) x2=(w - right) y1=(y_of(v)) y2=(y_of(v)) {}
                 text x=(left - 6.0) y=(y_of(v) + 4.0) text-anchor="end" { (v) "%" }
@@ -361,8 +382,9 @@ pub(crate) fn host_chart(points: &[HostPoint], from: DateTime<Utc>, to: DateTime
             @for (x, label) in &ticks {
                 text x=(x) y=(h - 5.0) text-anchor=(if *x < left + 10.0 { "start" } else if *x > w - right - 10.0 { "end" } else { "middle" }) { (label) }
             }
-            path.mem d=(mem) {}
-            path.cpu d=(cpu) {}
+            @for (line_class, values) in lines {
+                path class=(line_class) d=(path(values)) {}
+            }
         }
     }
 }

@@ -76,6 +76,7 @@ conformance!(
     pool_claims_in_parallel_never_exceed_the_slots,
     pool_lowered_while_full_starts_nothing_until_under,
     pool_orders_by_priority_and_heavy_tasks_wait_their_turn,
+    pool_history_records_each_interval_once_and_goes_by_age,
 );
 
 mod access;

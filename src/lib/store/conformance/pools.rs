@@ -224,3 +224,72 @@ pub(super) async fn pool_orders_by_priority_and_heavy_tasks_wait_their_turn(stor
         [ids2[0]]
     );
 }
+
+pub(super) async fn pool_history_records_each_interval_once_and_goes_by_age(store: &dyn Store) {
+    let hour = std::time::Duration::from_secs(3600);
+    // no pool: nothing to record
+    assert_eq!(store.pool_sample_record(hour).await.unwrap(), 0);
+    set_pool(store, "hist", 2).await;
+    set_pool(store, "idle", 1).await;
+    let ids = pooled(
+        store,
+        &[
+            ("h0", "hist", 1, 0),
+            ("h1", "hist", 1, 0),
+            ("h2", "hist", 1, 0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        claim_ids(store, &pool_claim("w1", 10, &["hist"])).await,
+        ids[..2]
+    );
+    assert_eq!(
+        store.pool_sample_record(hour).await.unwrap(),
+        2,
+        "one row per pool"
+    );
+    // the same interval again (another master, a restart): nothing more
+    assert_eq!(store.pool_sample_record(hour).await.unwrap(), 0);
+    let now = store.now().await.unwrap();
+    let rows = store
+        .pool_sample_list(now - chrono::Duration::hours(2), 100)
+        .await
+        .unwrap();
+    let got: Vec<(&str, i64, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.pool.as_str(), r.slots, r.used, r.waiting))
+        .collect();
+    assert_eq!(got, [("hist", 2, 2, 1), ("idle", 1, 0, 0)]);
+    assert!(rows.iter().all(|r| r.sampled_at <= now
+        && now - r.sampled_at < chrono::Duration::hours(1)
+        && r.sampled_at.timestamp() % 3600 == 0));
+    // the newest rows are kept under the limit
+    assert_eq!(
+        store
+            .pool_sample_list(now - chrono::Duration::hours(2), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // pruned by the host history's age, not the instances'
+    let keep = RetentionLoose {
+        before: now + chrono::Duration::seconds(5),
+        dead_before: now - chrono::Duration::days(1),
+        metrics_before: now - chrono::Duration::days(7),
+        limit: 100,
+        dry_run: false,
+    };
+    assert_eq!(store.retention_loose(&keep).await.unwrap().pool_sample, 0);
+    let go = RetentionLoose {
+        metrics_before: now + chrono::Duration::seconds(5),
+        ..keep
+    };
+    assert_eq!(store.retention_loose(&go).await.unwrap().pool_sample, 2);
+    assert!(store
+        .pool_sample_list(now - chrono::Duration::hours(2), 100)
+        .await
+        .unwrap()
+        .is_empty());
+}

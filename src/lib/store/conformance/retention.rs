@@ -156,6 +156,7 @@ fn rows_of(instances: u64) -> RetentionCounts {
         scheduler: 0,
         deadline_miss: 0,
         worker_metric: 0,
+        pool_sample: 0,
     }
 }
 

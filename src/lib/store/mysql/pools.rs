@@ -25,6 +25,40 @@ pub(super) async fn list(pool: &MySqlPool) -> Result<Vec<PoolRow>> {
     .await?)
 }
 
+pub(super) async fn sample_record(pool: &MySqlPool, every: Duration) -> Result<u64> {
+    // the interval's start by the database clock (sessions run in UTC); IGNORE: the interval
+    // has its rows already (another master's pass, a restart)
+    let every = metric_every_secs(every);
+    Ok(sqlx::query(
+        "INSERT IGNORE INTO pool_sample (pool, sampled_at, slots, used, waiting) \
+         SELECT p.name, FROM_UNIXTIME(FLOOR(UNIX_TIMESTAMP(NOW(6)) / ?) * ?), p.slots, \
+         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
+         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= NOW(6)) \
+         FROM pool p",
+    )
+    .bind(every)
+    .bind(every)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn sample_list(
+    pool: &MySqlPool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<PoolSampleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT CAST(s.pool AS CHAR) AS pool, s.sampled_at, s.slots, s.used, s.waiting FROM \
+         (SELECT pool, sampled_at, slots, used, waiting FROM pool_sample WHERE sampled_at >= ? \
+         ORDER BY sampled_at DESC LIMIT ?) s ORDER BY s.pool, s.sampled_at",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn names(pool: &MySqlPool) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT CAST(p.name AS CHAR) AS name FROM pool p ORDER BY p.name")

@@ -379,6 +379,18 @@ impl Store for PostgresStore {
         pools::list(&self.pool).await
     }
 
+    async fn pool_sample_record(&self, every: Duration) -> Result<u64> {
+        pools::sample_record(&self.pool, every).await
+    }
+
+    async fn pool_sample_list(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<PoolSampleRow>> {
+        pools::sample_list(&self.pool, since, limit).await
+    }
+
     async fn pool_names(&self) -> Result<Vec<String>> {
         pools::names(&self.pool).await
     }

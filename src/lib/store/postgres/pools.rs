@@ -23,6 +23,37 @@ pub(super) async fn list(pool: &PgPool) -> Result<Vec<PoolRow>> {
     .await?)
 }
 
+pub(super) async fn sample_record(pool: &PgPool, every: Duration) -> Result<u64> {
+    // the interval's start by the database clock; the key makes a repeated sample a no-op
+    Ok(sqlx::query(
+        "INSERT INTO pool_sample (pool, sampled_at, slots, used, waiting) \
+         SELECT p.name, to_timestamp((floor(extract(epoch FROM now()) / $1) * $1)::float8), p.slots, \
+         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
+         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= now()) \
+         FROM pool p ON CONFLICT (pool, sampled_at) DO NOTHING",
+    )
+    .bind(metric_every_secs(every))
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn sample_list(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<PoolSampleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM (SELECT pool, sampled_at, slots, used, waiting FROM pool_sample \
+         WHERE sampled_at >= $1 ORDER BY sampled_at DESC LIMIT $2) s \
+         ORDER BY pool COLLATE \"C\", sampled_at",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn names(pool: &PgPool) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT name FROM pool ORDER BY name COLLATE \"C\"")

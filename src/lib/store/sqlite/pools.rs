@@ -20,6 +20,39 @@ pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<PoolRow>> {
     .await?)
 }
 
+pub(super) async fn sample_record(pool: &SqlitePool, every: Duration) -> Result<u64> {
+    // the interval's start by the database clock; the key makes a repeated sample a no-op
+    let every = metric_every_secs(every);
+    Ok(sqlx::query(&format!(
+        "INSERT INTO pool_sample (pool, sampled_at, slots, used, waiting) \
+         SELECT p.name, strftime('%Y-%m-%d %H:%M:%f', (CAST(strftime('%s','now') AS INTEGER) / ?) * ?, 'unixepoch'), \
+         p.slots, \
+         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
+         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {NOW}) \
+         FROM pool p WHERE true ON CONFLICT (pool, sampled_at) DO NOTHING"
+    ))
+    .bind(every)
+    .bind(every)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub(super) async fn sample_list(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<PoolSampleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM (SELECT pool, sampled_at, slots, used, waiting FROM pool_sample \
+         WHERE sampled_at >= ? ORDER BY sampled_at DESC LIMIT ?) ORDER BY pool, sampled_at",
+    )
+    .bind(ts(since))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn names(pool: &SqlitePool) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar("SELECT name FROM pool ORDER BY name")
         .fetch_all(pool)
