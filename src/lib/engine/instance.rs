@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::advance::{states, Effect};
 use super::dag;
-use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind, DEFAULT_QUEUE};
+use super::state::{
+    BackfillId, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind, DEFAULT_QUEUE,
+};
 use super::{Advance, Engine};
 use crate::definition::template::evaluate_params_leniently;
 use crate::definition::{NodeKind, Param, Workflow};
@@ -32,6 +34,18 @@ pub struct CreateInstance {
     pub parent: Option<(InstanceId, TaskId)>,
     pub actor: String,
 }
+
+/// The backfill an instance is created for: its id (part of the slot key) and the priority its
+/// tasks get (`None`: each task's own priority minus [`BACKFILL_PRIORITY_DROP`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackfillLink {
+    pub id: BackfillId,
+    pub priority: Option<i64>,
+}
+
+/// How far below its scheduled runs a backfill's task is ranked unless the backfill names a
+/// priority: past slots wait for today's.
+pub const BACKFILL_PRIORITY_DROP: i64 = 1;
 
 /// What a create did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -143,7 +157,17 @@ impl Advance<'_> {
         req: &CreateInstance,
         now: DateTime<Utc>,
     ) -> Result<Created> {
-        let (created, start) = self.create_rows(req, now).await?;
+        self.create_for(req, None, now).await
+    }
+
+    /// [`Advance::create`] of an instance a backfill (`backfill`) runs.
+    pub(crate) async fn create_for(
+        &mut self,
+        req: &CreateInstance,
+        backfill: Option<BackfillLink>,
+        now: DateTime<Utc>,
+    ) -> Result<Created> {
+        let (created, start) = self.create_rows_for(req, backfill, now).await?;
         if let Some(start) = start {
             self.push(start);
             self.drain().await?;
@@ -157,13 +181,35 @@ impl Advance<'_> {
         req: &CreateInstance,
         now: DateTime<Utc>,
     ) -> Result<(Created, Option<Effect>)> {
-        self.create_rows_at(req, now, None).await
+        self.create_rows_full(req, None, now, None).await
     }
 
     /// [`Advance::create_rows`] of stored version `version` (`None`: the current one).
     async fn create_rows_at(
         &mut self,
         req: &CreateInstance,
+        now: DateTime<Utc>,
+        version: Option<i64>,
+    ) -> Result<(Created, Option<Effect>)> {
+        self.create_rows_full(req, None, now, version).await
+    }
+
+    /// [`Advance::create_rows`], for a backfill when `backfill` says which.
+    pub(crate) async fn create_rows_for(
+        &mut self,
+        req: &CreateInstance,
+        backfill: Option<BackfillLink>,
+        now: DateTime<Utc>,
+    ) -> Result<(Created, Option<Effect>)> {
+        self.create_rows_full(req, backfill, now, None).await
+    }
+
+    /// The one instance creation: for a backfill when `backfill` says which, of stored version
+    /// `version` (`None`: the current one).
+    async fn create_rows_full(
+        &mut self,
+        req: &CreateInstance,
+        backfill: Option<BackfillLink>,
         now: DateTime<Utc>,
         version: Option<i64>,
     ) -> Result<(Created, Option<Effect>)> {
@@ -206,6 +252,7 @@ impl Advance<'_> {
                 parent_instance_id: req.parent.map(|p| p.0),
                 parent_task_id: req.parent.map(|p| p.1),
                 created_by: req.actor.clone(),
+                backfill_id: backfill.map_or(BackfillId(0), |b| b.id),
             };
             match self.tx().instance_insert(&new).await? {
                 Some(id) => break id,
@@ -224,7 +271,15 @@ impl Advance<'_> {
             }
         };
         self.created(id);
-        self.tx().task_insert_many(&new_tasks(&def, id)).await?;
+        let mut tasks = new_tasks(&def, id);
+        if let Some(b) = backfill {
+            for t in &mut tasks {
+                t.priority = b
+                    .priority
+                    .unwrap_or(t.priority.saturating_sub(BACKFILL_PRIORITY_DROP));
+            }
+        }
+        self.tx().task_insert_many(&tasks).await?;
         self.tx()
             .event_insert_many(&[NewEvent {
                 workflow: Some(head.name.clone()),

@@ -113,12 +113,16 @@ string_enum!(
         Run => "run",
         Rerun => "rerun",
         SubWorkflow => "sub_workflow",
+        /// Created by a backfill for one of its coordinator's past slots.
+        Backfill => "backfill",
     }
 );
 
 impl TriggerKind {
     /// Whether a success of such an instance counts for downstream dependency coordinators.
-    /// A manual `run` does not (the original's rule); a blood run starts its downstream directly.
+    /// A manual `run` does not (the original's rule); a blood run starts its downstream directly;
+    /// a backfill's never counts for the regular schedule (with `--blood` it starts its downstream
+    /// as the same backfill).
     pub fn propagates(self) -> bool {
         matches!(
             self,
@@ -129,7 +133,10 @@ impl TriggerKind {
     /// Whether the scheduler started it on its own (nobody to refuse): a start that cannot get its
     /// parameters is then recorded as a failed instance rather than refused.
     pub fn is_automatic(self) -> bool {
-        matches!(self, TriggerKind::Cron | TriggerKind::Dependency)
+        matches!(
+            self,
+            TriggerKind::Cron | TriggerKind::Dependency | TriggerKind::Backfill
+        )
     }
 }
 
@@ -194,6 +201,30 @@ id_type!(
 id_type!(
     /// `task.id`
     TaskId
+);
+id_type!(
+    /// `backfill.id`; `workflow_instance.backfill_id` holds 0 for an instance of no backfill
+    BackfillId
+);
+
+string_enum!(
+    /// The state of a backfill: running until every slot it runs has ended or it is cancelled.
+    BackfillStatus {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+string_enum!(
+    /// Which slots a backfill runs: those with no instance at all (`missing`), also those whose
+    /// latest instance failed or was killed (`failed`), or every slot (`all`).
+    Reprocess {
+        Missing => "missing",
+        Failed => "failed",
+        All => "all",
+    }
 );
 
 /// How an attempt ended, as the worker saw it.

@@ -10,8 +10,8 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
 use crate::state::{
-    AlertKind, AlertStatus, AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus,
-    TriggerKind,
+    AlertKind, AlertStatus, AttemptOutcome, BackfillId, BackfillStatus, InstanceId, InstanceStatus,
+    Reprocess, TaskId, TaskStatus, TriggerKind,
 };
 
 use super::{LogStream, TokenRole};
@@ -63,7 +63,9 @@ text_column!(
     LogStream,
     TokenRole,
     AlertKind,
-    AlertStatus
+    AlertStatus,
+    BackfillStatus,
+    Reprocess
 );
 
 macro_rules! id_column {
@@ -103,7 +105,7 @@ macro_rules! id_column {
     )+ };
 }
 
-id_column!(InstanceId, TaskId);
+id_column!(InstanceId, TaskId, BackfillId);
 
 /// A list bound as one JSON array value, so statement text stays the same whatever the length.
 pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
@@ -376,10 +378,16 @@ pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
 /// one `dead_before`, the host history's its own `metrics_before` (see [`loose_cutoffs`] and
 /// `Store::retention_loose`).
-pub(crate) const RETENTION_LOOSE: [(&str, &str); 7] = [
+pub(crate) const RETENTION_LOOSE: [(&str, &str); 9] = [
     ("event", "instance_id IS NULL AND created_at < ?"),
     // a late slot's record, whether or not its instance still exists
     ("deadline_miss", "detected_at < ?"),
+    // an ended backfill's slots (and those a bounded pass left behind its row), then the row
+    (
+        "backfill_slot",
+        "backfill_id NOT IN (SELECT b.id FROM backfill b WHERE b.ended_at IS NULL OR b.ended_at >= ?)",
+    ),
+    ("backfill", "status <> 'running' AND ended_at < ?"),
     (
         "alert",
         "instance_id IS NULL AND status <> 'pending' AND created_at < ?",

@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 pub use common::{dir_in_scope, normalize_dir_prefix};
 pub use types::*;
 
-use crate::state::{InstanceId, TaskId};
+use crate::state::{BackfillId, InstanceId, TaskId};
 
 /// Which database a store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -342,6 +342,23 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Opens a write transaction.
+    /// Inserts a backfill (status `running`) and its slots in one transaction.
+    async fn backfill_create(
+        &self,
+        b: &NewBackfill,
+        slots: &[NewBackfillSlot],
+    ) -> Result<BackfillId>;
+    async fn backfill_get(&self, id: BackfillId) -> Result<Option<BackfillRow>>;
+    async fn backfill_list(&self, filter: &BackfillFilter) -> Result<Vec<BackfillRow>>;
+    /// What the slots of `workflow` from `from` to `to` (both included) have seen: see [`SlotHistory`].
+    async fn backfill_slot_history(
+        &self,
+        workflow: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<SlotHistory>;
+    /// A backfill's slots, oldest first, with their instances' states.
+    async fn backfill_slot_list(&self, id: BackfillId) -> Result<Vec<BackfillSlotRow>>;
     async fn begin(&self) -> Result<Box<dyn StoreTx>>;
 
     async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
@@ -412,7 +429,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DayCount>>;
 
     async fn instance_get(&self, id: InstanceId) -> Result<Option<InstanceRow>>;
-    /// The newest top-level instance of `workflow` for the cron slot `slot`.
+    /// The newest top-level instance of `workflow` for the cron slot `slot`; a backfill's instances
+    /// do not count (a slot's deadline is about its scheduled run).
     async fn instance_for_slot(
         &self,
         workflow: &str,
@@ -531,6 +549,20 @@ pub trait Store: Send + Sync + 'static {
 pub trait StoreTx: Send {
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()>;
 
+    /// Reads a backfill without locking it (its settings never change).
+    async fn backfill_get(&mut self, id: BackfillId) -> Result<Option<BackfillRow>>;
+    /// Locks a backfill row for its launcher (one launcher per backfill at a time, whoever is master).
+    async fn backfill_lock(&mut self, id: BackfillId) -> Result<Option<BackfillRow>>;
+    /// Records the instance of a slot that has none yet.
+    async fn backfill_slot_launch(
+        &mut self,
+        id: BackfillId,
+        slot: DateTime<Utc>,
+        instance: InstanceId,
+    ) -> Result<Cas>;
+    async fn backfill_slot_list(&mut self, id: BackfillId) -> Result<Vec<BackfillSlotRow>>;
+    /// `from → to` if the backfill is still `from`; a final `to` sets `ended_at`.
+    async fn backfill_transition(&mut self, t: &BackfillTransition) -> Result<Cas>;
     async fn commit(self: Box<Self>) -> Result<()>;
 
     async fn coordinator_delete(&mut self, workflow: &str) -> Result<()>;

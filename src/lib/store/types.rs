@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::{AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind};
+use crate::state::{
+    AttemptOutcome, BackfillId, BackfillStatus, InstanceId, InstanceStatus, Reprocess, TaskId,
+    TaskStatus, TriggerKind,
+};
 
 /// A `workflow` row.
 #[derive(Clone, Debug, sqlx::FromRow, Serialize, ToSchema)]
@@ -127,6 +130,15 @@ pub struct InstanceRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The backfill that created it; 0 for none (see [`InstanceRow::backfill`]).
+    pub backfill_id: BackfillId,
+}
+
+impl InstanceRow {
+    /// The backfill that created this instance, if one did.
+    pub fn backfill(&self) -> Option<BackfillId> {
+        (self.backfill_id.0 != 0).then_some(self.backfill_id)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +151,85 @@ pub struct NewInstance {
     pub parent_instance_id: Option<InstanceId>,
     pub parent_task_id: Option<TaskId>,
     pub created_by: String,
+    /// Part of the slot key: 0 outside a backfill, so a backfill creates each slot once.
+    pub backfill_id: BackfillId,
+}
+
+/// A `backfill` row: a range of a coordinator's past slots run again, and how.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct BackfillRow {
+    pub id: BackfillId,
+    pub workflow: String,
+    /// The first instant of the range (a slot at it is included).
+    pub range_from: DateTime<Utc>,
+    /// The last instant of the range (a slot at it is included).
+    pub range_to: DateTime<Utc>,
+    pub reprocess: Reprocess,
+    /// At most this many of its slots' instances live at once.
+    pub parallel: i64,
+    /// Newest slot first.
+    pub reverse: bool,
+    /// A slot's success also runs its downstream workflows for the slot.
+    pub blood: bool,
+    /// JSON object of the parameters given (they win over the evaluated ones).
+    pub params: String,
+    /// Every task's priority; `None`: each task's own priority minus one.
+    pub priority: Option<i64>,
+    pub created_by: String,
+    pub status: BackfillStatus,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A new backfill: its row without the id, status and times.
+#[derive(Clone, Debug)]
+pub struct NewBackfill {
+    pub workflow: String,
+    pub range_from: DateTime<Utc>,
+    pub range_to: DateTime<Utc>,
+    pub reprocess: Reprocess,
+    pub parallel: i64,
+    pub reverse: bool,
+    pub blood: bool,
+    pub params: String,
+    pub priority: Option<i64>,
+    pub created_by: String,
+}
+
+/// One slot of a new backfill: to run (`skip_reason: None`) or skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct NewBackfillSlot {
+    pub slot: DateTime<Utc>,
+    pub skip_reason: Option<String>,
+}
+
+/// A `backfill_slot` row with its instance's state, when it has one.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
+pub struct BackfillSlotRow {
+    pub slot: DateTime<Utc>,
+    pub skip_reason: Option<String>,
+    pub instance_id: Option<InstanceId>,
+    pub status: Option<InstanceStatus>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A guarded backfill state change; `ended_at` is set to the database's now when `to` is final.
+#[derive(Clone, Debug)]
+pub struct BackfillTransition {
+    pub id: BackfillId,
+    pub from: BackfillStatus,
+    pub to: BackfillStatus,
+    pub error: Option<String>,
+}
+
+/// What the slots of a range have seen: the latest top-level instance's status per slot, and the
+/// slots a running backfill has yet to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotHistory {
+    pub latest: Vec<(DateTime<Utc>, InstanceStatus)>,
+    pub queued: Vec<DateTime<Utc>>,
 }
 
 /// A guarded instance state change. `started_at: Some` sets it (else kept); `ended_at` and `error`
@@ -189,6 +280,14 @@ pub struct InstanceFilter {
     pub before_id: Option<InstanceId>,
     /// Only workflows whose `dir` is this prefix or below it (`/dw` matches `/dw` and `/dw/ods`).
     pub dir_prefix: Option<String>,
+    pub limit: i64,
+}
+
+/// Which backfills to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct BackfillFilter {
+    pub workflow: Option<String>,
+    pub status: Option<BackfillStatus>,
     pub limit: i64,
 }
 
@@ -934,11 +1033,13 @@ pub struct RetentionCounts {
     pub deadline_miss: u64,
     pub worker_metric: u64,
     pub pool_sample: u64,
+    pub backfill: u64,
+    pub backfill_slot: u64,
 }
 
 impl RetentionCounts {
     /// Every table with its count, in the order a pruned instance's rows are deleted.
-    pub fn tables(&self) -> [(&'static str, u64); 12] {
+    pub fn tables(&self) -> [(&'static str, u64); 14] {
         [
             ("task_log", self.task_log),
             ("task_attempt", self.task_attempt),
@@ -952,6 +1053,8 @@ impl RetentionCounts {
             ("deadline_miss", self.deadline_miss),
             ("worker_metric", self.worker_metric),
             ("pool_sample", self.pool_sample),
+            ("backfill_slot", self.backfill_slot),
+            ("backfill", self.backfill),
         ]
     }
 
@@ -973,6 +1076,8 @@ impl RetentionCounts {
             "deadline_miss" => &mut self.deadline_miss,
             "worker_metric" => &mut self.worker_metric,
             "pool_sample" => &mut self.pool_sample,
+            "backfill" => &mut self.backfill,
+            "backfill_slot" => &mut self.backfill_slot,
             _ => &mut self.workflow_instance,
         }
     }
@@ -990,6 +1095,8 @@ impl RetentionCounts {
         self.deadline_miss += o.deadline_miss;
         self.worker_metric += o.worker_metric;
         self.pool_sample += o.pool_sample;
+        self.backfill += o.backfill;
+        self.backfill_slot += o.backfill_slot;
     }
 }
 

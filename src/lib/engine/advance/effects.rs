@@ -431,7 +431,7 @@ impl Advance<'_> {
             if inst.trigger_kind.propagates() {
                 caused.push(Effect::SatisfyDownstream { instance });
             }
-            if inst.trigger_kind == TriggerKind::Blood {
+            if inst.trigger_kind == TriggerKind::Blood || inst.backfill().is_some() {
                 caused.push(Effect::StartDownstream { instance });
             }
         }
@@ -498,22 +498,32 @@ impl Advance<'_> {
     }
 
     /// A blood run that succeeded starts each downstream workflow, for the same slot (so a diamond
-    /// runs its bottom once).
+    /// runs its bottom once); so does an instance of a `--blood` backfill, as that backfill's.
     pub(super) async fn start_downstream(&mut self, instance: InstanceId) -> Result<Vec<Effect>> {
         let held = self.held(instance);
         let (inst, now) = (held.inst.clone(), held.now);
+        let link = match inst.backfill() {
+            None => None,
+            Some(id) => match self.tx.backfill_get(id).await? {
+                Some(b) if b.blood => Some(crate::engine::BackfillLink {
+                    id,
+                    priority: b.priority,
+                }),
+                _ => return Ok(vec![]),
+            },
+        };
         let mut caused = Vec::new();
         for downstream in self.tx.coordinator_downstream(&inst.workflow).await? {
             let req = CreateInstance {
                 workflow: downstream.clone(),
-                trigger: TriggerKind::Blood,
+                trigger: inst.trigger_kind,
                 scheduled_for: Some(inst.scheduled_for),
                 params: BTreeMap::new(),
                 coordinator_params: true,
                 parent: None,
                 actor: self.actor.clone(),
             };
-            match self.create_rows(&req, now).await {
+            match self.create_rows_for(&req, link, now).await {
                 Ok((_, start)) => caused.extend(start),
                 Err(Error::Refused(why)) => {
                     tracing::warn!(workflow = %downstream, "blood run skipped: {why}")

@@ -54,6 +54,7 @@ pub(super) fn new_instance(workflow: &str, kind: TriggerKind, slot: DateTime<Utc
         scheduled_for: slot,
         parent_instance_id: None,
         created_by: "conformance".to_string(),
+        backfill_id: crate::state::BackfillId(0),
     }
 }
 

@@ -77,10 +77,16 @@ conformance!(
     pool_lowered_while_full_starts_nothing_until_under,
     pool_orders_by_priority_and_heavy_tasks_wait_their_turn,
     pool_history_records_each_interval_once_and_goes_by_age,
+    backfill_round_trips_with_its_slots,
+    backfill_slot_is_created_once_per_backfill,
+    backfill_transition_is_cas_and_stamps_the_end,
+    backfill_history_has_each_slots_latest_instance_and_queued_slots,
+    retention_prunes_ended_backfills_with_their_slots,
 );
 
 mod access;
 mod alerts;
+mod backfills;
 mod definitions;
 mod fixtures;
 mod instances;
@@ -94,6 +100,7 @@ mod tasks;
 mod cases {
     pub(super) use super::access::*;
     pub(super) use super::alerts::*;
+    pub(super) use super::backfills::*;
     pub(super) use super::definitions::*;
     pub(super) use super::instances::*;
     pub(super) use super::pools::*;

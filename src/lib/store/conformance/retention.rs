@@ -157,6 +157,8 @@ fn rows_of(instances: u64) -> RetentionCounts {
         deadline_miss: 0,
         worker_metric: 0,
         pool_sample: 0,
+        backfill: 0,
+        backfill_slot: 0,
     }
 }
 

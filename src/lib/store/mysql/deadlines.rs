@@ -37,6 +37,7 @@ pub(super) async fn late_done(pool: &MySqlPool, limit: i64) -> Result<Vec<LateDo
         "SELECT m.id AS miss_id, CAST(m.workflow AS CHAR) AS workflow, m.scheduled_for, m.deadline_at, \
          i.id AS instance_id, i.ended_at FROM deadline_miss m JOIN workflow_instance i \
          ON i.workflow = m.workflow AND i.scheduled_for = m.scheduled_for AND i.status = 'succeeded' \
+         AND i.trigger_kind <> 'backfill' \
          WHERE m.done_at IS NULL ORDER BY m.id LIMIT ?",
     )
     .bind(limit)
@@ -53,7 +54,7 @@ pub(super) async fn instance_for_slot(
         "SELECT ",
         instance_cols!(),
         " FROM workflow_instance i WHERE i.workflow = ? AND i.scheduled_for = ? \
-         AND i.parent_instance_id IS NULL ORDER BY i.id DESC LIMIT 1"
+         AND i.parent_instance_id IS NULL AND i.trigger_kind <> 'backfill' ORDER BY i.id DESC LIMIT 1"
     ))
     .bind(workflow)
     .bind(slot)

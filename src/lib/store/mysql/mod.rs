@@ -36,6 +36,7 @@ use super::common::{
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;
+mod backfills;
 mod calendars;
 #[macro_use]
 mod definitions;
@@ -51,7 +52,7 @@ mod tokens;
 
 use super::*;
 use crate::definition::{DbLink, FileLink};
-use crate::state::{InstanceId, TaskId, TaskStatus};
+use crate::state::{BackfillId, InstanceId, TaskId, TaskStatus};
 
 /// Server error number of a duplicate key.
 const ER_DUP_ENTRY: u16 = 1062;
@@ -299,6 +300,35 @@ impl Store for MysqlStore {
 
     fn backend(&self) -> Backend {
         Backend::Mysql
+    }
+
+    async fn backfill_create(
+        &self,
+        b: &NewBackfill,
+        slots: &[NewBackfillSlot],
+    ) -> Result<BackfillId> {
+        backfills::create(&self.pool, b, slots).await
+    }
+
+    async fn backfill_get(&self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        backfills::get(&mut *self.pool.acquire().await?, id, false).await
+    }
+
+    async fn backfill_list(&self, filter: &BackfillFilter) -> Result<Vec<BackfillRow>> {
+        backfills::list(&self.pool, filter).await
+    }
+
+    async fn backfill_slot_history(
+        &self,
+        workflow: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<SlotHistory> {
+        backfills::slot_history(&self.pool, workflow, from, to).await
+    }
+
+    async fn backfill_slot_list(&self, id: BackfillId) -> Result<Vec<BackfillSlotRow>> {
+        backfills::slot_list(&mut *self.pool.acquire().await?, id).await
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
@@ -686,6 +716,31 @@ impl StoreTx for MysqlTx {
 
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
         alerts::insert(&mut self.tx, a).await
+    }
+
+    async fn backfill_get(&mut self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        backfills::get(&mut self.tx, id, false).await
+    }
+
+    async fn backfill_lock(&mut self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        backfills::get(&mut self.tx, id, true).await
+    }
+
+    async fn backfill_slot_launch(
+        &mut self,
+        id: BackfillId,
+        slot: DateTime<Utc>,
+        instance: InstanceId,
+    ) -> Result<Cas> {
+        backfills::slot_launch(&mut self.tx, id, slot, instance).await
+    }
+
+    async fn backfill_slot_list(&mut self, id: BackfillId) -> Result<Vec<BackfillSlotRow>> {
+        backfills::slot_list(&mut self.tx, id).await
+    }
+
+    async fn backfill_transition(&mut self, t: &BackfillTransition) -> Result<Cas> {
+        backfills::transition(&mut self.tx, t).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {

@@ -18,7 +18,7 @@ macro_rules! instance_cols {
         "i.id, CAST(i.workflow AS CHAR) AS workflow, i.workflow_version, CAST(i.status AS CHAR) AS status, \
          CAST(i.params AS CHAR) AS params, CAST(i.trigger_kind AS CHAR) AS trigger_kind, i.scheduled_for, \
          i.parent_instance_id, i.parent_task_id, CAST(i.error AS CHAR) AS error, CAST(i.created_by AS CHAR) AS created_by, \
-         i.created_at, i.started_at, i.ended_at"
+         i.created_at, i.started_at, i.ended_at, i.backfill_id"
     };
 }
 
@@ -140,7 +140,7 @@ pub(super) async fn instance_insert(
     // only fails this statement; the transaction goes on.
     let r = sqlx::query(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, NOW(6))",
+         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, NOW(6), ?)",
     )
     .bind(&p.workflow)
     .bind(p.workflow_version)
@@ -150,6 +150,7 @@ pub(super) async fn instance_insert(
     .bind(p.parent_instance_id)
     .bind(p.parent_task_id)
     .bind(&p.created_by)
+    .bind(p.backfill_id)
     .execute(&mut *conn)
     .await;
     match r {

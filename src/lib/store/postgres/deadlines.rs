@@ -35,6 +35,7 @@ pub(super) async fn late_done(pool: &PgPool, limit: i64) -> Result<Vec<LateDone>
         "SELECT m.id AS miss_id, m.workflow, m.scheduled_for, m.deadline_at, i.id AS instance_id, i.ended_at \
          FROM deadline_miss m JOIN workflow_instance i \
          ON i.workflow = m.workflow AND i.scheduled_for = m.scheduled_for AND i.status = 'succeeded' \
+         AND i.trigger_kind <> 'backfill' \
          WHERE m.done_at IS NULL ORDER BY m.id LIMIT $1",
     )
     .bind(limit)
@@ -51,7 +52,7 @@ pub(super) async fn instance_for_slot(
         "SELECT ",
         instance_cols!(),
         " FROM workflow_instance i WHERE i.workflow = $1 AND i.scheduled_for = $2 \
-         AND i.parent_instance_id IS NULL ORDER BY i.id DESC LIMIT 1"
+         AND i.parent_instance_id IS NULL AND i.trigger_kind <> 'backfill' ORDER BY i.id DESC LIMIT 1"
     ))
     .bind(workflow)
     .bind(slot)

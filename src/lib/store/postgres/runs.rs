@@ -13,7 +13,7 @@ macro_rules! task_cols {
 macro_rules! instance_cols {
     () => {
         "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, parent_instance_id, parent_task_id, error, \
-         created_by, created_at, started_at, ended_at"
+         created_by, created_at, started_at, ended_at, backfill_id"
     };
 }
 
@@ -151,8 +151,8 @@ pub(super) async fn instance_insert(
     // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, now()) \
-         ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id",
+         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, now(), $9) \
+         ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id",
     )
     .bind(&p.workflow)
     .bind(p.workflow_version)
@@ -162,6 +162,7 @@ pub(super) async fn instance_insert(
     .bind(p.parent_instance_id)
     .bind(p.parent_task_id)
     .bind(&p.created_by)
+    .bind(p.backfill_id)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(id.map(InstanceId))

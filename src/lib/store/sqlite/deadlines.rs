@@ -34,6 +34,7 @@ pub(super) async fn late_done(pool: &SqlitePool, limit: i64) -> Result<Vec<LateD
         "SELECT m.id AS miss_id, m.workflow, m.scheduled_for, m.deadline_at, i.id AS instance_id, i.ended_at \
          FROM deadline_miss m JOIN workflow_instance i \
          ON i.workflow = m.workflow AND i.scheduled_for = m.scheduled_for AND i.status = 'succeeded' \
+         AND i.trigger_kind <> 'backfill' \
          WHERE m.done_at IS NULL ORDER BY m.id LIMIT ?",
     )
     .bind(limit)
@@ -48,7 +49,7 @@ pub(super) async fn instance_for_slot(
 ) -> Result<Option<InstanceRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {} FROM workflow_instance WHERE workflow = ? AND scheduled_for = ? \
-         AND parent_instance_id IS NULL ORDER BY id DESC LIMIT 1",
+         AND parent_instance_id IS NULL AND trigger_kind <> 'backfill' ORDER BY id DESC LIMIT 1",
         super::runs::INSTANCE_COLUMNS
     ))
     .bind(workflow)

@@ -22,6 +22,7 @@ use super::common::{
     ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 mod alerts;
+mod backfills;
 mod calendars;
 mod deadlines;
 mod definitions;
@@ -34,7 +35,7 @@ mod tokens;
 
 use super::*;
 use crate::definition::{DbLink, FileLink};
-use crate::state::{InstanceId, TaskId};
+use crate::state::{BackfillId, InstanceId, TaskId};
 
 /// The database clock, in the stored text format.
 const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f','now')";
@@ -128,6 +129,35 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    async fn backfill_create(
+        &self,
+        b: &NewBackfill,
+        slots: &[NewBackfillSlot],
+    ) -> Result<BackfillId> {
+        backfills::create(&self.pool, b, slots).await
+    }
+
+    async fn backfill_get(&self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        backfills::get(&mut *self.pool.acquire().await?, id, false).await
+    }
+
+    async fn backfill_list(&self, filter: &BackfillFilter) -> Result<Vec<BackfillRow>> {
+        backfills::list(&self.pool, filter).await
+    }
+
+    async fn backfill_slot_history(
+        &self,
+        workflow: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<SlotHistory> {
+        backfills::slot_history(&self.pool, workflow, from, to).await
+    }
+
+    async fn backfill_slot_list(&self, id: BackfillId) -> Result<Vec<BackfillSlotRow>> {
+        backfills::slot_list(&mut *self.pool.acquire().await?, id).await
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
@@ -293,7 +323,18 @@ impl Store for SqliteStore {
                 .await
                 .unwrap_or_default();
         if !all_applied(&migrator, &applied) {
-            migrator.run(&self.pool).await?;
+            // a migration that rebuilds a table (0012: a CHECK and a UNIQUE cannot change in place)
+            // must not see its rows' foreign keys while the old table is renamed away; the pragma
+            // is a no-op inside the migration's own transaction, so it is set on the connection
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut *conn)
+                .await?;
+            let ran = migrator.run_direct(&mut *conn).await;
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await?;
+            ran?;
         }
         Ok(())
     }
@@ -523,6 +564,32 @@ impl StoreTx for SqliteTx {
 
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
         alerts::insert(&mut self.tx, a).await
+    }
+
+    async fn backfill_get(&mut self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        backfills::get(&mut self.tx, id, false).await
+    }
+
+    async fn backfill_lock(&mut self, id: BackfillId) -> Result<Option<BackfillRow>> {
+        // BEGIN IMMEDIATE already holds the database's write lock
+        backfills::get(&mut self.tx, id, true).await
+    }
+
+    async fn backfill_slot_launch(
+        &mut self,
+        id: BackfillId,
+        slot: DateTime<Utc>,
+        instance: InstanceId,
+    ) -> Result<Cas> {
+        backfills::slot_launch(&mut self.tx, id, slot, instance).await
+    }
+
+    async fn backfill_slot_list(&mut self, id: BackfillId) -> Result<Vec<BackfillSlotRow>> {
+        backfills::slot_list(&mut self.tx, id).await
+    }
+
+    async fn backfill_transition(&mut self, t: &BackfillTransition) -> Result<Cas> {
+        backfills::transition(&mut self.tx, t).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {

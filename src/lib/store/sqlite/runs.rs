@@ -11,7 +11,7 @@ const TASK_COLUMNS: &str = "id, instance_id, node, kind, status, attempt, max_at
 
 pub(super) const INSTANCE_COLUMNS: &str =
     "id, workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-     parent_instance_id, parent_task_id, error, created_by, created_at, started_at, ended_at";
+     parent_instance_id, parent_task_id, error, created_by, created_at, started_at, ended_at, backfill_id";
 
 pub(super) async fn instance_children_active(
     conn: &mut SqliteConnection,
@@ -69,8 +69,8 @@ pub(super) async fn instance_insert(
 ) -> Result<Option<InstanceId>> {
     let id: Option<i64> = sqlx::query_scalar(&format!(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, {NOW}) \
-         ON CONFLICT (workflow, trigger_kind, scheduled_for) DO NOTHING RETURNING id"
+         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, {NOW}, ?) \
+         ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id"
     ))
     .bind(&p.workflow)
     .bind(p.workflow_version)
@@ -80,6 +80,7 @@ pub(super) async fn instance_insert(
     .bind(p.parent_instance_id)
     .bind(p.parent_task_id)
     .bind(&p.created_by)
+    .bind(p.backfill_id)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(id.map(InstanceId))
