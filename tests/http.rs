@@ -1115,6 +1115,10 @@ mod cases {
             ("post", "/api/v1/alerts/{id}/resend"),
             ("get", "/api/v1/pools"),
             ("post", "/api/v1/pools/{name}/slots"),
+            ("post", "/api/v1/workflows/{name}/backfill"),
+            ("get", "/api/v1/backfills"),
+            ("get", "/api/v1/backfills/{id}"),
+            ("post", "/api/v1/backfills/{id}/cancel"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -1126,7 +1130,7 @@ mod cases {
                 .values()
                 .map(|p| p.as_object().unwrap().len())
                 .sum::<usize>(),
-            37
+            41
         );
     }
 

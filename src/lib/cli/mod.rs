@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch. Every command acts on the database directly
 //! through the same engine operations the roles and the HTTP API use.
 
+mod backfill;
 mod health;
 mod inspect;
 mod operate;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Pools: occupancy, and a pool's slots set at once for the whole fleet
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Backfills (created with `workflow backfill`): list, info, cancel
+    #[command(subcommand)]
+    Backfill(backfill::BackfillCommand),
     /// Print the log of an instance (all its tasks) or of one task
     Logs {
         /// Instance id (or task id with --task)
@@ -329,6 +333,9 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a range of the coordinator's past cron slots again, one instance per slot, driven by
+    /// the master (see `backfill list / info / cancel`)
+    Backfill(backfill::BackfillArgs),
     /// Enable a workflow (its coordinator fires again)
     Enable {
         /// The workflow's name
@@ -549,6 +556,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Instance(c) => operate::instance(&cfg, c).await,
         Command::Task(c) => operate::task(&cfg, c).await,
         Command::Pool(c) => operate::pool(&cfg, c).await,
+        Command::Backfill(c) => backfill::command(&cfg, c).await,
         Command::Logs { id, task, follow } => inspect::logs(&cfg, id, task, follow).await,
         Command::Status { json } => inspect::status(&cfg, json).await,
         Command::Check {

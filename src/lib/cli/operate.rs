@@ -105,6 +105,7 @@ pub(super) async fn workflow(cfg: &Config, cmd: WorkflowCommand) -> Result<i32> 
             };
             start(cfg, name, how, params, wait, json).await
         }
+        WorkflowCommand::Backfill(args) => super::backfill::create(cfg, args).await,
         WorkflowCommand::Enable { name } => set_enabled(cfg, &name, true).await,
         WorkflowCommand::Disable { name } => set_enabled(cfg, &name, false).await,
     }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api::{admin, alerts, logs, pools, runs, versions, workflows};
+use super::api::{admin, alerts, backfills, logs, pools, runs, versions, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,13 +29,14 @@ use super::api::{admin, alerts, logs, pools, runs, versions, workflows};
         admin::tokens, admin::token_create, admin::token_revoke,
         alerts::list, alerts::resend,
         pools::list, pools::set_slots,
+        backfills::create, backfills::list, backfills::get, backfills::cancel,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "workflows"), (name = "definitions"), (name = "instances"), (name = "tasks"),
         (name = "logs"), (name = "cluster"), (name = "links"), (name = "tokens"), (name = "alerts"),
-        (name = "pools"),
+        (name = "pools"), (name = "backfills"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -1,12 +1,13 @@
 //! Scheduler: contends for the master lock (`elector`); the holder runs the master services
-//! (`trigger`, `rescuer`, the pending-instance starter, the alert deliverer, the `pruner`, the
-//! `pool_history` sampler), the others wait as hot
+//! (`trigger`, `rescuer`, the pending-instance starter, the `backfill` driver, the alert deliverer,
+//! the `pruner`, the `pool_history` sampler), the others wait as hot
 //! standbys. This file is the duty cycle: each tick, one election step, then, while master, a
 //! trigger pass and (every `maintenance`) a rescue pass and the pending starts.
 //!
 //! Everything the master writes is conditional (CAS on `next_fire_at`, unique fire slots, fenced task
 //! updates), so two masters overlapping for a moment cannot duplicate or lose work.
 
+pub mod backfill;
 mod deadline;
 mod elector;
 mod pool_history;
@@ -22,6 +23,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::store::OutageLog;
 
+pub use backfill::{BackfillConfig, BackfillReport, Backfiller};
 pub use deadline::{DeadlineConfig, DeadlineReport, DeadlineWatch};
 use elector::Elector;
 pub use pool_history::{PoolHistory, PoolHistoryConfig};
@@ -48,6 +50,8 @@ pub struct SchedulerConfig {
     pub rescuer: RescuerConfig,
     /// The deadline watch's bounds.
     pub deadlines: DeadlineConfig,
+    /// The backfill driver's bounds.
+    pub backfills: BackfillConfig,
     /// Retention: what the master prunes, and how gently; `None` keeps everything.
     pub pruner: Option<PrunerConfig>,
     /// How often the pools' occupancy is recorded.
@@ -64,6 +68,7 @@ impl Default for SchedulerConfig {
             maintenance: Duration::from_secs(5),
             rescuer: RescuerConfig::default(),
             deadlines: DeadlineConfig::default(),
+            backfills: BackfillConfig::default(),
             pruner: Some(PrunerConfig::default()),
             pool_history: PoolHistoryConfig::default(),
         }
@@ -81,6 +86,10 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let rescuer = Rescuer::new(engine.clone(), actor.clone(), cfg.rescuer.clone())?;
     let deadlines = DeadlineWatch::new(engine.clone(), cfg.deadlines.clone())?;
     let mut pool_history = PoolHistory::new(cfg.pool_history.clone())?;
+    let backfiller = Backfiller::new(engine.clone(), actor.clone(), cfg.backfills.clone())?;
+    // a running backfill is driven every tick (its next slot starts as soon as one ends); with
+    // none, only on full cycles, so an idle fleet pays nothing for it
+    let mut backfilling = true;
     let (mut elector, master_rx) =
         Elector::new(engine.store.clone(), id.clone(), host, cfg.heartbeat).await?;
     let mut outage = OutageLog::new("scheduler");
@@ -151,15 +160,21 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
                     "deadline watch"
                 );
             }
-            Ok::<_, crate::Error>((fired, rescued, started))
+            let backfilled = if full || backfilling {
+                backfiller.run_once().await?
+            } else {
+                BackfillReport::default()
+            };
+            Ok::<_, crate::Error>((fired, rescued, started, backfilled))
         };
         match cycle.await {
-            Ok((fired, rescued, started)) => {
+            Ok((fired, rescued, started, backfilled)) => {
+                backfilling = backfilled.running > 0 || !backfilled.is_empty();
                 outage.recovered();
                 if full {
                     last_full = Some(tokio::time::Instant::now());
                 }
-                quiet = fired.is_empty() && rescued == 0 && started == 0;
+                quiet = fired.is_empty() && rescued == 0 && started == 0 && backfilled.is_empty();
                 if !fired.is_empty() || rescued > 0 || started > 0 {
                     tracing::debug!(fired = fired.fired, rescued, started, "duty cycle");
                 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod alerts;
+pub(crate) mod backfills;
 pub(crate) mod editor;
 pub(crate) mod logs;
 pub(crate) mod pools;
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/workflows/{name}/disable", post(workflows::disable))
         .route("/workflows/{name}/trigger", post(workflows::trigger))
         .route("/workflows/{name}/run", post(workflows::run))
+        .route("/workflows/{name}/backfill", post(backfills::create))
         .route("/workflows/{name}/versions", get(versions::list))
         .route("/workflows/{name}/diff", get(versions::diff))
         .route("/workflows/{name}/rollback", post(versions::rollback))
@@ -54,6 +56,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/events", get(admin::events))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/resend", post(alerts::resend))
+        .route("/backfills", get(backfills::list))
+        .route("/backfills/{id}", get(backfills::get))
+        .route("/backfills/{id}/cancel", post(backfills::cancel))
         .route("/pools", get(pools::list))
         .route("/pools/{name}/slots", post(pools::set_slots))
         .route("/links/db", get(admin::db_links))

@@ -38,6 +38,35 @@
       if (b._label) { b.classList.remove('confirm'); b.textContent = b._label; }
     }
   });
+  // the workflow page's backfill form: a dry run renders its plan in place, a start reloads
+  document.addEventListener('submit', async (ev) => {
+    const form = ev.target.closest('form[data-backfill]');
+    if (!form) return;
+    ev.preventDefault();
+    const f = new FormData(form);
+    const dry = !!(ev.submitter && ev.submitter.value);
+    const body = { from: f.get('from'), to: f.get('to'), parallel: Number(f.get('parallel') || 1),
+      reprocess: f.get('reprocess'), reverse: f.get('reverse') === 'on', blood: f.get('blood') === 'on', dry_run: dry };
+    if (String(f.get('priority') || '').trim() !== '') body.priority = Number(f.get('priority'));
+    const out = document.getElementById('backfill-plan');
+    try {
+      const plan = await post(form.dataset.backfill, body);
+      if (!dry) { toast('backfill ' + plan.id + ': ' + plan.runs + ' slot(s) to run'); setTimeout(() => location.reload(), 700); return; }
+      out.textContent = '';
+      const p = document.createElement('div'); p.className = 'small muted';
+      p.textContent = plan.runs + ' slot(s) would run, ' + plan.skips + ' skipped (' + plan.timezone + ')';
+      out.appendChild(p);
+      const t = document.createElement('table'); t.className = 'plan';
+      plan.slots.forEach(s => {
+        const r = t.insertRow();
+        r.insertCell().textContent = s.local;
+        const a = r.insertCell(); const b = document.createElement('span');
+        b.className = 'badge st-' + (s.action === 'run' ? 'pending' : 'skipped'); b.textContent = s.action; a.appendChild(b);
+        r.insertCell().textContent = s.reason || '';
+      });
+      out.appendChild(t);
+    } catch (e) { toast(e.message, true); }
+  });
   document.addEventListener('submit', async (ev) => {
     const form = ev.target.closest('form[data-post]');
     if (!form) return;

@@ -5,6 +5,7 @@
 //! Login exchanges a token for a session cookie (`HttpOnly; SameSite=Strict`; the secret itself is
 //! never stored in the browser). A page without a valid session redirects to the login page.
 
+mod backfill;
 mod editor;
 mod pages;
 pub(crate) mod svg;

@@ -391,6 +391,17 @@ pub(crate) async fn workflow(
             grid.insert((inst.id.0, t.node), t.status.as_str().to_string());
         }
     }
+    let backfills = super::backfill::card(
+        &state,
+        &caller,
+        &w.name,
+        d.coordinator
+            .as_ref()
+            .filter(|c| c.cron.is_some())
+            .map(|c| c.timezone.as_str()),
+        &name_enc,
+    )
+    .await?;
     let grid_nodes: Vec<&str> = d
         .nodes
         .iter()
@@ -426,6 +437,7 @@ pub(crate) async fn workflow(
             } }
         }
         div.card style="margin-bottom:16px" { h2 { "Graph" } div.dag { (svg::dag(&d.nodes, &BTreeMap::new())) } }
+        (backfills)
         div.grid.g32 {
             div.card { h2 { "Recent instances" } div.flush { (instance_table(&d.recent_instances, now, false, "This workflow has not run yet.")) } }
             div.card { h2 { "Definition" } div.body {
