@@ -184,6 +184,51 @@ mod cases {
         let kill = s.post(&format!("/api/v1/instances/{id}/kill"), Some(&admin), "");
         assert_eq!(kill.status, 200, "{}", kill.text);
         assert_eq!(s.ended(id, &admin)["instance"]["status"], "killed");
+        // a backfill created through the http role, run by the scheduler's master, cancelled
+        // through the http role, and pruned by the scheduler's user
+        let up = s.post_xml(
+            "/api/v1/definitions?file=lpb.xml",
+            Some(&admin),
+            r#"<work-flow name="lpb" instance-limit="5"><coordinator><depend-list cron="0 2 * * *"/></coordinator><start name="start" to="a"/><action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        );
+        assert_eq!(up.status, 200, "{}\n{}", up.text, env.log("http"));
+        let bf = s.post(
+            "/api/v1/workflows/lpb/backfill",
+            Some(&admin),
+            r#"{"from": "2026-10-01", "to": "2026-10-02", "parallel": 2}"#,
+        );
+        assert_eq!(bf.status, 201, "{}", bf.text);
+        let bf = bf.json["id"].as_i64().unwrap();
+        s.wait_json(
+            &format!("/api/v1/backfills/{bf}"),
+            &admin,
+            "the backfill to end",
+            |j| j["status"] == "succeeded",
+        );
+        let again = s.post(
+            "/api/v1/workflows/lpb/backfill",
+            Some(&admin),
+            r#"{"from": "2026-10-01", "to": "2026-10-09", "reprocess": "all"}"#,
+        );
+        assert_eq!(again.status, 201, "{}", again.text);
+        let again = again.json["id"].as_i64().unwrap();
+        let cancel = s.post(
+            &format!("/api/v1/backfills/{again}/cancel"),
+            Some(&admin),
+            "",
+        );
+        assert_eq!(cancel.status, 200, "{}", cancel.text);
+        let out = run_as(env, &scheduler, &["prune", "--older-than", "0s"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let gone = store
+            .backfill_get(akkaflow::state::BackfillId(bf))
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "pruned: {gone:?}");
         assert_eq!(
             s.delete("/api/v1/tokens/lp-viewer", Some(&admin)).status,
             200
