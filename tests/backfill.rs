@@ -292,6 +292,70 @@ mod cases {
         assert_eq!(backfilled(&*store, "slow").await.len(), 1);
     }
 
+    /// With --blood each slot's success runs the downstream workflow for the same slot, as an
+    /// instance of the same backfill; the downstream's regular dependency stays unsatisfied.
+    pub async fn blood_backfill_runs_the_downstream_for_each_slot(env: &mut Env) {
+        env.sync(&[
+            ("calendars.xml", CALENDARS),
+            ("up.xml", &workflow("up", "echo up ${param:day}")),
+            (
+                "down.xml",
+                r#"<work-flow name="down"><coordinator timezone="Asia/Shanghai"><depend-list><workflow name="up"/></depend-list>
+    <param-list><param name="day" value="${time.today|yyyy-MM-dd}"/></param-list></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo down ${param:day}</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+            ),
+        ]);
+        fleet(env);
+        let store = env.store().await;
+        let out = env.ok(&[
+            "workflow",
+            "backfill",
+            "up",
+            "--from",
+            "2026-10-09",
+            "--to",
+            "2026-10-10",
+            "--blood",
+            "--parallel",
+            "2",
+            "--json",
+        ]);
+        let id = backfill_id(&out);
+        let want = vec![
+            slot("2026-10-09".parse().unwrap()),
+            slot("2026-10-10".parse().unwrap()),
+        ];
+        let down = wait_for(LONG, "the downstream runs", || async {
+            let l = backfilled(&*store, "down").await;
+            if l.len() == 2 && l.iter().all(|i| i.status.is_terminal()) {
+                Ok(l)
+            } else {
+                Err(format!("{l:?}"))
+            }
+        })
+        .await;
+        let mut slots: Vec<_> = down.iter().map(|i| i.scheduled_for).collect();
+        slots.sort();
+        assert_eq!(slots, want);
+        for i in &down {
+            assert_eq!(i.status, InstanceStatus::Succeeded, "{i:?}");
+            assert_eq!(i.backfill(), Some(id));
+            let day = i
+                .scheduled_for
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .date_naive();
+            let params: serde_json::Value = serde_json::from_str(&i.params).unwrap();
+            assert_eq!(params["day"], day.to_string());
+        }
+        let deps = store.coordinator_depend_list("down").await.unwrap();
+        assert!(deps.iter().all(|d| d.satisfied_at.is_none()), "{deps:?}");
+        assert!(common::instances_of(&*store, "down")
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.trigger_kind == TriggerKind::Backfill));
+    }
+
     /// The API plans, creates, lists and reads a backfill, as the CLI does.
     pub async fn backfill_through_the_api(env: &mut Env) {
         env.write("xmlconfig/calendars.xml", CALENDARS);
@@ -345,5 +409,6 @@ e2e!(
     backfill_runs_the_business_days_two_at_a_time,
     backfill_needs_a_cron_and_good_times,
     cancelled_backfill_kills_what_runs_and_creates_no_more,
+    blood_backfill_runs_the_downstream_for_each_slot,
     backfill_through_the_api,
 );
