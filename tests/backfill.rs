@@ -181,6 +181,24 @@ mod cases {
         assert!(c.last_fire_at.is_none(), "{c:?}");
         assert!(c.next_fire_at.is_some_and(|n| n > want[5]), "{c:?}");
 
+        // its creation and its end are in the audit trail, with who
+        let events = store
+            .event_list(&akkaflow::store::EventFilter {
+                instance_id: None,
+                after_id: None,
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind.starts_with("backfill"))
+            .map(|e| e.kind.as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"backfill_created") && kinds.contains(&"backfill_transition"),
+            "{kinds:?}"
+        );
         // the same backfill again: every slot has an instance
         let again = env.ok(&args);
         assert!(again.contains("nothing to backfill"), "{again}");

@@ -536,7 +536,8 @@ pub async fn plan(engine: &Engine, req: &BackfillRequest) -> Result<BackfillPlan
     if req.dry_run || runs == 0 {
         return Ok(out);
     }
-    let id = store
+    let mut tx = store.begin().await?;
+    let id = tx
         .backfill_create(
             &NewBackfill {
                 workflow: req.workflow.clone(),
@@ -553,6 +554,23 @@ pub async fn plan(engine: &Engine, req: &BackfillRequest) -> Result<BackfillPlan
             &decided,
         )
         .await?;
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+    tx.event_insert_many(&[NewEvent {
+        workflow: Some(req.workflow.clone()),
+        kind: "backfill_created",
+        to_status: Some(BackfillStatus::Running.as_str()),
+        message: format!(
+            "backfill {id}: {runs} slot(s) from {} to {} ({tz}), reprocess {}, parallel {}",
+            local(from),
+            local(to),
+            req.reprocess,
+            req.parallel
+        ),
+        actor: req.actor.clone(),
+        ..Default::default()
+    }])
+    .await?;
+    tx.commit().await?;
     tracing::info!(backfill_id = %id, workflow = %req.workflow, runs, "backfill created");
     out.id = Some(id);
     Ok(out)

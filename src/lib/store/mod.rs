@@ -341,13 +341,6 @@ pub trait Store: Send + Sync + 'static {
 
     fn backend(&self) -> Backend;
 
-    /// Opens a write transaction.
-    /// Inserts a backfill (status `running`) and its slots in one transaction.
-    async fn backfill_create(
-        &self,
-        b: &NewBackfill,
-        slots: &[NewBackfillSlot],
-    ) -> Result<BackfillId>;
     async fn backfill_get(&self, id: BackfillId) -> Result<Option<BackfillRow>>;
     async fn backfill_list(&self, filter: &BackfillFilter) -> Result<Vec<BackfillRow>>;
     /// What the slots of `workflow` from `from` to `to` (both included) have seen: see [`SlotHistory`].
@@ -359,6 +352,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SlotHistory>;
     /// A backfill's slots, oldest first, with their instances' states.
     async fn backfill_slot_list(&self, id: BackfillId) -> Result<Vec<BackfillSlotRow>>;
+    /// Opens a write transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx>>;
 
     async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
@@ -549,6 +543,12 @@ pub trait Store: Send + Sync + 'static {
 pub trait StoreTx: Send {
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()>;
 
+    /// Inserts a backfill (status `running`) and its slots.
+    async fn backfill_create(
+        &mut self,
+        b: &NewBackfill,
+        slots: &[NewBackfillSlot],
+    ) -> Result<BackfillId>;
     /// Reads a backfill without locking it (its settings never change).
     async fn backfill_get(&mut self, id: BackfillId) -> Result<Option<BackfillRow>>;
     /// Locks a backfill row for its launcher (one launcher per backfill at a time, whoever is master).

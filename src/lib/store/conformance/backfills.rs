@@ -39,6 +39,18 @@ fn slots() -> Vec<NewBackfillSlot> {
     ]
 }
 
+/// A backfill and its slots in a transaction of their own.
+async fn create(
+    store: &dyn Store,
+    b: &NewBackfill,
+    slots: &[NewBackfillSlot],
+) -> Result<BackfillId, StoreError> {
+    let mut tx = store.begin().await?;
+    let id = tx.backfill_create(b, slots).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
 async fn transition(
     store: &dyn Store,
     id: BackfillId,
@@ -61,10 +73,7 @@ async fn transition(
 
 pub(super) async fn backfill_round_trips_with_its_slots(store: &dyn Store) {
     workflows(store, &["w"]).await;
-    let id = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
+    let id = create(store, &new_backfill("w"), &slots()).await.unwrap();
     let b = store.backfill_get(id).await.unwrap().expect("created");
     assert_eq!(b.id, id);
     assert_eq!(b.workflow, "w");
@@ -89,10 +98,7 @@ pub(super) async fn backfill_round_trips_with_its_slots(store: &dyn Store) {
         .iter()
         .all(|s| s.instance_id.is_none() && s.status.is_none()));
     // listing filters by workflow and status, newest first
-    let other = store
-        .backfill_create(&new_backfill("w"), &[])
-        .await
-        .unwrap();
+    let other = create(store, &new_backfill("w"), &[]).await.unwrap();
     let all = store
         .backfill_list(&BackfillFilter {
             workflow: Some("w".into()),
@@ -139,14 +145,8 @@ pub(super) async fn backfill_round_trips_with_its_slots(store: &dyn Store) {
 pub(super) async fn backfill_slot_is_created_once_per_backfill(store: &dyn Store) {
     workflows(store, &["w"]).await;
     let slot = at(2024, 1, 1, 8, 0);
-    let first = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
-    let second = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
+    let first = create(store, &new_backfill("w"), &slots()).await.unwrap();
+    let second = create(store, &new_backfill("w"), &slots()).await.unwrap();
     let of = |b: BackfillId| NewInstance {
         backfill_id: b,
         ..new_instance("w", TriggerKind::Backfill, slot)
@@ -203,10 +203,7 @@ pub(super) async fn backfill_slot_is_created_once_per_backfill(store: &dyn Store
 
 pub(super) async fn backfill_transition_is_cas_and_stamps_the_end(store: &dyn Store) {
     workflows(store, &["w"]).await;
-    let id = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
+    let id = create(store, &new_backfill("w"), &slots()).await.unwrap();
     assert_eq!(
         transition(store, id, BackfillStatus::Cancelled, BackfillStatus::Failed).await,
         Cas::Stale
@@ -278,26 +275,26 @@ pub(super) async fn backfill_history_has_each_slots_latest_instance_and_queued_s
         .unwrap();
     tx.commit().await.unwrap();
     // a running backfill's slot still to create counts as queued; a cancelled one's does not
-    let queued = store
-        .backfill_create(
-            &new_backfill("w"),
-            &[NewBackfillSlot {
-                slot: d3,
-                skip_reason: None,
-            }],
-        )
-        .await
-        .unwrap();
-    let cancelled = store
-        .backfill_create(
-            &new_backfill("w"),
-            &[NewBackfillSlot {
-                slot: d2,
-                skip_reason: None,
-            }],
-        )
-        .await
-        .unwrap();
+    let queued = create(
+        store,
+        &new_backfill("w"),
+        &[NewBackfillSlot {
+            slot: d3,
+            skip_reason: None,
+        }],
+    )
+    .await
+    .unwrap();
+    let cancelled = create(
+        store,
+        &new_backfill("w"),
+        &[NewBackfillSlot {
+            slot: d2,
+            skip_reason: None,
+        }],
+    )
+    .await
+    .unwrap();
     let _ = transition(
         store,
         cancelled,
@@ -315,14 +312,8 @@ pub(super) async fn backfill_history_has_each_slots_latest_instance_and_queued_s
 
 pub(super) async fn retention_prunes_ended_backfills_with_their_slots(store: &dyn Store) {
     workflows(store, &["w"]).await;
-    let ended = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
-    let running = store
-        .backfill_create(&new_backfill("w"), &slots())
-        .await
-        .unwrap();
+    let ended = create(store, &new_backfill("w"), &slots()).await.unwrap();
+    let running = create(store, &new_backfill("w"), &slots()).await.unwrap();
     let _ = transition(
         store,
         ended,

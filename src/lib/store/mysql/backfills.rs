@@ -15,11 +15,10 @@ const SLOT_LIST: &str =
      WHERE s.backfill_id = ? ORDER BY s.slot";
 
 pub(super) async fn create(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     b: &NewBackfill,
     slots: &[NewBackfillSlot],
 ) -> Result<BackfillId> {
-    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "INSERT INTO backfill (workflow, range_from, range_to, reprocess, parallel, reverse, blood, params, \
          priority, created_by, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', NOW(6))",
@@ -34,7 +33,7 @@ pub(super) async fn create(
     .bind(&b.params)
     .bind(b.priority)
     .bind(&b.created_by)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let id = i64::try_from(done.last_insert_id())
         .expect("AUTO_INCREMENT of a BIGINT column fits in i64");
@@ -47,9 +46,8 @@ pub(super) async fn create(
                 .push_bind(s.slot)
                 .push_bind(&s.skip_reason);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(BackfillId(id))
 }
 

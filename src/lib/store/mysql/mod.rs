@@ -302,14 +302,6 @@ impl Store for MysqlStore {
         Backend::Mysql
     }
 
-    async fn backfill_create(
-        &self,
-        b: &NewBackfill,
-        slots: &[NewBackfillSlot],
-    ) -> Result<BackfillId> {
-        backfills::create(&self.pool, b, slots).await
-    }
-
     async fn backfill_get(&self, id: BackfillId) -> Result<Option<BackfillRow>> {
         backfills::get(&mut *self.pool.acquire().await?, id, false).await
     }
@@ -716,6 +708,14 @@ impl StoreTx for MysqlTx {
 
     async fn alert_insert(&mut self, a: &NewAlert) -> Result<()> {
         alerts::insert(&mut self.tx, a).await
+    }
+
+    async fn backfill_create(
+        &mut self,
+        b: &NewBackfill,
+        slots: &[NewBackfillSlot],
+    ) -> Result<BackfillId> {
+        backfills::create(&mut self.tx, b, slots).await
     }
 
     async fn backfill_get(&mut self, id: BackfillId) -> Result<Option<BackfillRow>> {

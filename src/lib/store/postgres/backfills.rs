@@ -13,11 +13,10 @@ const SLOT_LIST: &str =
      WHERE s.backfill_id = $1 ORDER BY s.slot";
 
 pub(super) async fn create(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     b: &NewBackfill,
     slots: &[NewBackfillSlot],
 ) -> Result<BackfillId> {
-    let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO backfill (workflow, range_from, range_to, reprocess, parallel, reverse, blood, params, \
          priority, created_by, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', now()) \
@@ -33,7 +32,7 @@ pub(super) async fn create(
     .bind(&b.params)
     .bind(b.priority)
     .bind(&b.created_by)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     for chunk in slots.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Postgres>::new(
@@ -44,9 +43,8 @@ pub(super) async fn create(
                 .push_bind(s.slot)
                 .push_bind(&s.skip_reason);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(BackfillId(id))
 }
 

@@ -13,11 +13,10 @@ const SLOT_LIST: &str =
      WHERE s.backfill_id = ? ORDER BY s.slot";
 
 pub(super) async fn create(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     b: &NewBackfill,
     slots: &[NewBackfillSlot],
 ) -> Result<BackfillId> {
-    let mut tx = begin_immediate(pool).await?;
     let id: i64 = sqlx::query_scalar(&format!(
         "INSERT INTO backfill (workflow, range_from, range_to, reprocess, parallel, reverse, blood, params, \
          priority, created_by, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', {NOW}) RETURNING id"
@@ -32,7 +31,7 @@ pub(super) async fn create(
     .bind(&b.params)
     .bind(b.priority)
     .bind(&b.created_by)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     for chunk in slots.chunks(ROWS_PER_INSERT) {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
@@ -43,9 +42,8 @@ pub(super) async fn create(
                 .push_bind(ts(s.slot))
                 .push_bind(&s.skip_reason);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(BackfillId(id))
 }
 
