@@ -344,4 +344,81 @@ async fn admin_rolls_back_from_the_workflow_page_and_filters_instances() {
     }
     drop(d);
     drop(env);
+
+/// The workflow page's backfill form: a preview lists the slots after the calendar (the makeup
+/// Saturday in, the Sunday out) without creating anything, a start creates the backfill, and the
+/// page shows it with its progress once the master has run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_previews_and_starts_a_backfill_from_the_workflow_page() {
+    let browser = chromium();
+    if browser.is_none() || !Path::new(CHROMEDRIVER).exists() {
+        if std::env::var("AKKAFLOW_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("AKKAFLOW_REQUIRE_BROWSER=1 but chromium or {CHROMEDRIVER} is missing (apt-get install -y chromium chromium-driver)");
+        }
+        println!("skipped: chromium or chromedriver is missing (apt-get install -y chromium chromium-driver)");
+        return;
+    }
+    let mut env = Env::new(common::Db::Sqlite, "browser-backfill")
+        .await
+        .expect("sqlite always works");
+    env.sync(&[
+        (
+            "calendars.xml",
+            r#"<calendars><calendar name="cn" weekend="sat,sun"><workday date="2026-10-10"/></calendar></calendars>"#,
+        ),
+        (
+            "daily.xml",
+            r#"<work-flow name="daily" dir="/dw"><coordinator calendar="cn"><depend-list cron="0 2 * * *"/></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>echo ok</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        ),
+    ]);
+    let ops = token(&env, "browser-ops", "operator", None);
+    let s = start(&mut env, "server", &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let d = Driver::start(browser.unwrap(), profile.path());
+    d.login(&s.url(""), &ops);
+    d.go(&s.url("/ui/workflows/daily"));
+    let from = d.wait("form.backfill input[name='from']", "the backfill form");
+    d.type_into(&from, "2026-10-09");
+    let to = d.wait("form.backfill input[name='to']", "the backfill form's end");
+    d.type_into(&to, "2026-10-12");
+    let preview = d.wait("form.backfill button[value='1']", "the preview button");
+    d.click(&preview);
+    let plan = d.wait("#backfill-plan table.plan", "the previewed slots");
+    let text = d.text(&plan);
+    for day in ["2026-10-09 02:00", "2026-10-10 02:00", "2026-10-12 02:00"] {
+        assert!(text.contains(day), "{day}: {text}");
+    }
+    assert!(
+        !text.contains("2026-10-11"),
+        "the Sunday is no slot: {text}"
+    );
+    let none = s.get("/api/v1/backfills", Some(&ops));
+    assert_eq!(
+        none.json["backfills"].as_array().unwrap().len(),
+        0,
+        "a preview creates nothing"
+    );
+    let go = d.wait("form.backfill button.primary", "the start button");
+    d.click(&go);
+    let id = s.wait_json(
+        "/api/v1/backfills",
+        &ops,
+        "the backfill to be created",
+        |j| j["backfills"].as_array().is_some_and(|a| !a.is_empty()),
+    )["backfills"][0]["id"]
+        .as_i64()
+        .unwrap();
+    s.wait_json(
+        &format!("/api/v1/backfills/{id}"),
+        &ops,
+        "the backfill to succeed",
+        |j| j["status"] == "succeeded",
+    );
+    d.go(&s.url("/ui/workflows/daily"));
+    let row = d.wait(
+        &format!("#backfills tr[data-backfill='{id}'] .st-succeeded"),
+        "the finished backfill on the page",
+    );
+    assert_eq!(d.text(&row), "succeeded");
 }
