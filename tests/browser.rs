@@ -344,6 +344,7 @@ async fn admin_rolls_back_from_the_workflow_page_and_filters_instances() {
     }
     drop(d);
     drop(env);
+}
 
 /// The workflow page's backfill form: a preview lists the slots after the calendar (the makeup
 /// Saturday in, the Sunday out) without creating anything, a start creates the backfill, and the
