@@ -261,6 +261,54 @@ mod cases {
         );
     }
 
+    pub async fn many_coordinators_due_at_once_all_fire_on_a_small_pool(env: &mut Env) {
+        // more due slots than one fire transaction takes (25), on a scheduler with the default
+        // pool of two connections: the fires at once must leave room for their own reads
+        const N: usize = 60;
+        let files: Vec<(String, String)> = (0..N)
+            .map(|i| {
+                (
+                    format!("due{i}.xml"),
+                    format!(
+                        r#"<work-flow name="due{i}"><coordinator><depend-list cron="0 3 * * *"/></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#
+                    ),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, x)| (n.as_str(), x.as_str()))
+            .collect();
+        env.sync(&refs);
+        let store = env.store().await;
+        // every coordinator's slot came due a moment ago
+        let due = store.now().await.unwrap() - chrono::Duration::seconds(30);
+        for i in 0..N {
+            common::set_next_fire_at(env, &format!("due{i}"), due).await;
+        }
+        fleet(env);
+        wait_for(LONG, "every due slot to fire", || async {
+            let mut fired = 0;
+            for i in 0..N {
+                fired += common::instances_of(&*store, &format!("due{i}"))
+                    .await?
+                    .len();
+            }
+            if fired == N {
+                Ok(())
+            } else {
+                Err(format!("{fired} of {N} fired"))
+            }
+        })
+        .await;
+        let log = env.log("scheduler");
+        assert!(
+            !log.contains("pool timed out"),
+            "no fire waited out the pool: {log}"
+        );
+    }
+
     pub async fn cron_chain_fires_once_per_slot_with_two_schedulers(env: &mut Env) {
         env.sync(&[
             (
@@ -1395,6 +1443,7 @@ e2e!(
     kill_node_kills_the_instance_with_its_message,
     instance_limit_holds_extra_instances_pending,
     cron_chain_fires_once_per_slot_with_two_schedulers,
+    many_coordinators_due_at_once_all_fire_on_a_small_pool,
     a_fire_missing_a_parameter_fails_its_instance_alone,
     blood_trigger_runs_the_downstream_chain,
     task_retry_reruns_a_failed_task_and_the_instance_continues,

@@ -63,7 +63,7 @@ fn shutdown_token() -> Result<CancellationToken> {
     Ok(token)
 }
 
-fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
+fn scheduler_config(cfg: &Config, engine: &Engine, role: PoolRole) -> Result<SchedulerConfig> {
     if cfg.smtp.is_none() {
         tracing::info!("no [smtp] configured: mails stay in the outbox (table `alert`)");
     }
@@ -89,6 +89,7 @@ fn scheduler_config(cfg: &Config, engine: &Engine) -> Result<SchedulerConfig> {
         pool_history: scheduler::PoolHistoryConfig {
             interval: cfg.pool_history_every,
         },
+        fire_concurrency: scheduler::fire_concurrency_for(cfg.pool.max_for(role).0),
         ..SchedulerConfig::default()
     })
 }
@@ -124,7 +125,7 @@ fn worker_config(cfg: &Config, args: &WorkerOptions) -> WorkerConfig {
 pub async fn run_scheduler(cfg: &Config) -> Result<()> {
     let stop = shutdown_token()?;
     let engine = Engine::for_config(cfg.connect_as(PoolRole::Scheduler).await?, cfg);
-    let sched = scheduler_config(cfg, &engine)?;
+    let sched = scheduler_config(cfg, &engine, PoolRole::Scheduler)?;
     scheduler::run(engine, sched, stop).await
 }
 
@@ -204,7 +205,7 @@ pub async fn run_standalone(
         "standalone: scheduler, worker and HTTP server in one process; watch it with `akkaflow status`, \
          `akkaflow instance list`, `akkaflow logs ID`, or start one now with `akkaflow workflow trigger NAME`"
     );
-    let sched = scheduler_config(cfg, &engine)?;
+    let sched = scheduler_config(cfg, &engine, PoolRole::Standalone)?;
     let mut roles = JoinSet::new();
     roles.spawn(scheduler::run(engine.clone(), sched, stop.clone()));
     roles.spawn(worker::run(

@@ -29,7 +29,7 @@ use elector::Elector;
 pub use pool_history::{PoolHistory, PoolHistoryConfig};
 pub use pruner::{PruneOptions, PruneReport, Pruner, PrunerConfig};
 pub use rescuer::{RescueReport, Rescuer, RescuerConfig};
-pub use trigger::{Trigger, TriggerReport};
+pub use trigger::{fire_concurrency_for, Trigger, TriggerReport};
 
 #[derive(Clone)]
 pub struct SchedulerConfig {
@@ -56,6 +56,8 @@ pub struct SchedulerConfig {
     pub pruner: Option<PrunerConfig>,
     /// How often the pools' occupancy is recorded.
     pub pool_history: PoolHistoryConfig,
+    /// Due-slot fire transactions at once ([`fire_concurrency_for`] the process's pool).
+    pub fire_concurrency: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -71,6 +73,7 @@ impl Default for SchedulerConfig {
             backfills: BackfillConfig::default(),
             pruner: Some(PrunerConfig::default()),
             pool_history: PoolHistoryConfig::default(),
+            fire_concurrency: Trigger::FIRE_CONCURRENCY,
         }
     }
 }
@@ -82,7 +85,8 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
         .unwrap_or_else(|_| "localhost".into());
     let id = format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..));
     let actor = format!("scheduler:{id}");
-    let trigger = Trigger::new(engine.clone(), actor.clone());
+    let trigger =
+        Trigger::new(engine.clone(), actor.clone()).with_fire_concurrency(cfg.fire_concurrency);
     let rescuer = Rescuer::new(engine.clone(), actor.clone(), cfg.rescuer.clone())?;
     let deadlines = DeadlineWatch::new(engine.clone(), cfg.deadlines.clone())?;
     let mut pool_history = PoolHistory::new(cfg.pool_history.clone())?;

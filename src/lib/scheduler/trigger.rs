@@ -38,6 +38,16 @@ impl TriggerReport {
 pub struct Trigger {
     engine: Engine,
     actor: String,
+    /// Fire transactions at once (SQLite: always one).
+    fire_concurrency: usize,
+}
+
+/// How many fire transactions a scheduler whose pool holds `pool_max` connections runs at once:
+/// each may hold two (its transaction, and a definition read beside it), and more at once than the
+/// pool can serve would leave every transaction waiting for a connection another one holds until
+/// the pool's timeout, again and again (seen: 25 of 10,000 due slots fired with a pool of 2).
+pub fn fire_concurrency_for(pool_max: u32) -> usize {
+    (pool_max as usize / 2).clamp(1, Trigger::FIRE_CONCURRENCY)
 }
 
 /// Due cron slots, ready to fire.
@@ -245,12 +255,24 @@ impl Trigger {
     const BATCH: i64 = 500;
 
     pub fn new(engine: Engine, actor: String) -> Self {
-        Trigger { engine, actor }
+        Trigger {
+            engine,
+            actor,
+            fire_concurrency: Self::FIRE_CONCURRENCY,
+        }
     }
 
-    /// How many due coordinators fire at once: each fire is a few round trips of its own
-    /// transaction, so a minute with thousands due is bound by latency, not by the database.
-    const FIRE_CONCURRENCY: usize = 4;
+    /// Fires at most `n` transactions at once (at least 1).
+    pub fn with_fire_concurrency(mut self, n: usize) -> Self {
+        self.fire_concurrency = n.max(1);
+        self
+    }
+
+    /// How many due coordinators fire at once by default: each fire is a few round trips of its
+    /// own transaction, so a minute with thousands due is bound by latency, not by the database.
+    /// A fire holds its transaction's connection and may read a definition through a second one,
+    /// so a pool of N connections takes N / 2 ([`fire_concurrency_for`]).
+    pub const FIRE_CONCURRENCY: usize = 4;
 
     /// Due slots fired in one transaction: one commit for many instances, while a group's locks
     /// (its coordinators and workflows, nobody else's) stay short.
@@ -303,7 +325,7 @@ impl Trigger {
             // 10,000 due slots took twice as long at four)
             let par = match store.backend() {
                 crate::store::Backend::Sqlite => 1,
-                _ => Self::FIRE_CONCURRENCY,
+                _ => self.fire_concurrency,
             };
             let groups: Vec<&[CoordinatorRow]> = due.chunks(Self::FIRES_PER_TX).collect();
             for wave in groups.chunks(par) {
@@ -574,4 +596,17 @@ async fn clear_dependencies(tx: &mut dyn StoreTx, workflow: &str, expected: usiz
         .coordinator_depend_clear(workflow, expected)
         .await?
         .applied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fire_concurrency_for;
+
+    #[test]
+    fn fire_concurrency_leaves_a_connection_per_fire_for_its_reads() {
+        assert_eq!(
+            [1, 2, 3, 4, 5, 8, 20].map(fire_concurrency_for),
+            [1, 1, 1, 2, 2, 4, 4]
+        );
+    }
 }
