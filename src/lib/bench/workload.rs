@@ -497,8 +497,21 @@ pub(crate) async fn insert_history(db: &Db, n: u64, age_days: u32, run_id: &str)
         .await?;
     let inst_cols = "workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
                      created_by, created_at, started_at, ended_at";
-    let inst_vals = |_: &str, _: &str| {
-        format!("'{wf}', 1, 'succeeded', '{{}}', 'run', {ts}, 'bench:history', {ts}, {ts}, {ts}")
+    // each its own slot (an instance is unique per workflow, trigger and slot)
+    let slot = |num: &str| match db {
+        Db::Sqlite(_) => format!(
+            "strftime('%Y-%m-%d %H:%M:%f','now','-{age_days} days','-' || {num} || ' seconds')"
+        ),
+        Db::Mysql(_) => format!("(NOW(6) - INTERVAL {age_days} DAY - INTERVAL {num} SECOND)"),
+        Db::Postgres(_) => {
+            format!("(now() - interval '{age_days} days' - {num} * interval '1 second')")
+        }
+    };
+    let inst_vals = |num: &str, _: &str| {
+        format!(
+            "'{wf}', 1, 'succeeded', '{{}}', 'run', {}, 'bench:history', {ts}, {ts}, {ts}",
+            slot(num)
+        )
     };
     super::raw::insert_series(db, "workflow_instance", inst_cols, &inst_vals, instances).await?;
     let first = db
@@ -509,9 +522,14 @@ pub(crate) async fn insert_history(db: &Db, n: u64, age_days: u32, run_id: &str)
     let cols = "instance_id, node, kind, status, attempt, max_attempts, retry_interval_s, queue, priority, \
                 run_at, worker_id, created_at, started_at, ended_at";
     let per = HISTORY_TASKS_PER_INSTANCE;
+    // integer division: MySQL's `/` is exact, its `DIV` truncates
+    let div = match db {
+        Db::Mysql(_) => "DIV",
+        _ => "/",
+    };
     let vals = |num: &str, node: &str| {
         format!(
-            "{first} + ({num} - 1) / {per}, {node}, 'shell', 'succeeded', 1, 1, 0, 'default', 0, {ts}, 'history', {ts}, {ts}, {ts}"
+            "{first} + ({num} - 1) {div} {per}, {node}, 'shell', 'succeeded', 1, 1, 0, 'default', 0, {ts}, 'history', {ts}, {ts}, {ts}"
         )
     };
     super::raw::insert_series(db, "task", cols, &vals, n).await?;
