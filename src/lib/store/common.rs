@@ -375,6 +375,15 @@ pub(crate) const RETENTION_OWNED: [(&str, &str, RetentionKey); 6] = [
     ("task", "instance_id", RetentionKey::Instance),
 ];
 
+/// A pool row `p`'s slots taken by running tasks, as SQL (the pools list and its history).
+pub(crate) const POOL_USED: &str =
+    "COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0)";
+
+/// A pool row `p`'s ready tasks due by `now` (the backend's clock expression), as SQL.
+pub(crate) fn pool_waiting(now: &str) -> String {
+    format!("(SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {now})")
+}
+
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
 /// one `dead_before`, the host history's its own `metrics_before` (see [`loose_cutoffs`] and
 /// `Store::retention_loose`).

@@ -13,14 +13,15 @@ const POOL_COLUMNS: &str = "CAST(name AS CHAR) AS name, slots, file_slots, \
      CAST(description AS CHAR) AS description, CAST(updated_by AS CHAR) AS updated_by";
 
 pub(super) async fn list(pool: &MySqlPool) -> Result<Vec<PoolRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT CAST(p.name AS CHAR) AS name, p.slots, p.file_slots, CAST(p.description AS CHAR) AS description, \
          p.updated_at, CAST(p.updated_by AS CHAR) AS updated_by, \
-         CAST(COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0) AS SIGNED) AS used, \
+         CAST({POOL_USED} AS SIGNED) AS used, \
          (SELECT COUNT(*) FROM task t WHERE t.status = 'running' AND t.pool = p.name) AS running, \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= NOW(6)) AS waiting \
+         {waiting} AS waiting \
          FROM pool p ORDER BY p.name",
-    )
+        waiting = pool_waiting("NOW(6)")
+    ))
     .fetch_all(pool)
     .await?)
 }
@@ -29,13 +30,14 @@ pub(super) async fn sample_record(pool: &MySqlPool, every: Duration) -> Result<u
     // the interval's start by the database clock (sessions run in UTC); IGNORE: the interval
     // has its rows already (another master's pass, a restart)
     let every = metric_every_secs(every);
-    Ok(sqlx::query(
+    Ok(sqlx::query(&format!(
         "INSERT IGNORE INTO pool_sample (pool, sampled_at, slots, used, waiting) \
          SELECT p.name, FROM_UNIXTIME(FLOOR(UNIX_TIMESTAMP(NOW(6)) / ?) * ?), p.slots, \
-         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= NOW(6)) \
+         {POOL_USED}, \
+         {waiting} \
          FROM pool p",
-    )
+        waiting = pool_waiting("NOW(6)")
+    ))
     .bind(every)
     .bind(every)
     .execute(pool)

@@ -22,8 +22,8 @@ use sqlx::{Connection, QueryBuilder, Transaction};
 
 use super::common::{
     all_applied, bind_host, fit_in_pool, json_list, metric_every_secs, micros,
-    normalize_dir_prefix, numbered, placeholders, INVARIANT_CHECKS, ROWS_PER_INSERT,
-    WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
+    normalize_dir_prefix, numbered, placeholders, pool_waiting, INVARIANT_CHECKS, POOL_USED,
+    ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 use super::session_lock::{SessionLock, SessionMaster};
 mod alerts;

@@ -12,26 +12,28 @@ use super::*;
 const POOL_COLUMNS: &str = "name, slots, file_slots, description, updated_by";
 
 pub(super) async fn list(pool: &PgPool) -> Result<Vec<PoolRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT p.name, p.slots, p.file_slots, p.description, p.updated_at, p.updated_by, \
-         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0)::bigint AS used, \
+         {POOL_USED}::bigint AS used, \
          (SELECT COUNT(*) FROM task t WHERE t.status = 'running' AND t.pool = p.name) AS running, \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= now()) AS waiting \
+         {waiting} AS waiting \
          FROM pool p ORDER BY p.name COLLATE \"C\"",
-    )
+        waiting = pool_waiting("now()")
+    ))
     .fetch_all(pool)
     .await?)
 }
 
 pub(super) async fn sample_record(pool: &PgPool, every: Duration) -> Result<u64> {
     // the interval's start by the database clock; the key makes a repeated sample a no-op
-    Ok(sqlx::query(
+    Ok(sqlx::query(&format!(
         "INSERT INTO pool_sample (pool, sampled_at, slots, used, waiting) \
          SELECT p.name, to_timestamp((floor(extract(epoch FROM now()) / $1) * $1)::float8), p.slots, \
-         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= now()) \
+         {POOL_USED}, \
+         {waiting} \
          FROM pool p ON CONFLICT (pool, sampled_at) DO NOTHING",
-    )
+        waiting = pool_waiting("now()")
+    ))
     .bind(metric_every_secs(every))
     .execute(pool)
     .await?

@@ -11,10 +11,11 @@ const POOL_COLUMNS: &str = "name, slots, file_slots, description, updated_by";
 pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<PoolRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT p.name, p.slots, p.file_slots, p.description, p.updated_at, p.updated_by, \
-         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0) AS used, \
+         {POOL_USED} AS used, \
          (SELECT COUNT(*) FROM task t WHERE t.status = 'running' AND t.pool = p.name) AS running, \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {NOW}) AS waiting \
-         FROM pool p ORDER BY p.name"
+         {waiting} AS waiting \
+         FROM pool p ORDER BY p.name",
+        waiting = pool_waiting(NOW)
     ))
     .fetch_all(pool)
     .await?)
@@ -27,9 +28,10 @@ pub(super) async fn sample_record(pool: &SqlitePool, every: Duration) -> Result<
         "INSERT INTO pool_sample (pool, sampled_at, slots, used, waiting) \
          SELECT p.name, strftime('%Y-%m-%d %H:%M:%f', (CAST(strftime('%s','now') AS INTEGER) / ?) * ?, 'unixepoch'), \
          p.slots, \
-         COALESCE((SELECT SUM(t.pool_slots) FROM task t WHERE t.status = 'running' AND t.pool = p.name), 0), \
-         (SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {NOW}) \
-         FROM pool p WHERE true ON CONFLICT (pool, sampled_at) DO NOTHING"
+         {POOL_USED}, \
+         {waiting} \
+         FROM pool p WHERE true ON CONFLICT (pool, sampled_at) DO NOTHING",
+        waiting = pool_waiting(NOW)
     ))
     .bind(every)
     .bind(every)
