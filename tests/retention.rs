@@ -38,6 +38,12 @@ const SLOW: &str = r#"<work-flow name="slow">
   <end name="end"/>
 </work-flow>"#;
 
+const PARKED: &str = r#"<work-flow name="parked">
+  <start name="start" to="p"/>
+  <action name="p" host="nobody"><shell><command>echo never</command></shell><ok to="end"/></action>
+  <end name="end"/>
+</work-flow>"#;
+
 fn id(text: String) -> InstanceId {
     InstanceId(text.trim().parse().expect("an instance id"))
 }
@@ -211,6 +217,43 @@ mod cases {
         );
     }
 
+    pub async fn a_prune_pass_goes_gently_while_ready_tasks_wait(env: &mut Env) {
+        env.sync(&[("child.xml", CHILD), ("parked.xml", PARKED)]);
+        env.spawn("scheduler", &["scheduler"]);
+        env.spawn("worker", &["worker", "--slots", "2", "--name", "w1"]);
+        let store = env.store().await;
+        let old = id(env.ok(&["workflow", "trigger", "child"]));
+        assert_eq!(ended(&*store, old).await.status, InstanceStatus::Succeeded);
+        // a task no worker serves: ready and due, as in a fleet with a queue to drain
+        let parked = id(env.ok(&["workflow", "trigger", "parked"]));
+        wait_for(LONG, "parked's task to be ready", || async {
+            match store
+                .task_list(parked)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .find(|t| t.node == "p")
+            {
+                Some(t) if t.status == TaskStatus::Ready => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let busy = prune_json(env, &["--older-than", "0s"]);
+        assert_eq!(busy["instances"], 1, "{busy}");
+        assert!(busy["transactions"].as_u64().unwrap() >= 1, "{busy}");
+        assert_eq!(busy["busy_transactions"], busy["transactions"], "{busy}");
+        assert!(store.instance_get(old).await.unwrap().is_none());
+
+        // the queue drained: the full pace again
+        env.ok(&["instance", "kill", &parked.to_string()]);
+        assert_eq!(ended(&*store, parked).await.status, InstanceStatus::Killed);
+        let idle = prune_json(env, &["--older-than", "0s"]);
+        assert_eq!(idle["instances"], 1, "{idle}");
+        assert!(idle["transactions"].as_u64().unwrap() >= 1, "{idle}");
+        assert_eq!(idle["busy_transactions"], 0, "{idle}");
+    }
+
     pub async fn prune_refuses_a_bad_duration_and_changes_nothing(env: &mut Env) {
         let out = env.run(&["prune", "--older-than", "3 days"]);
         assert!(!out.status.success());
@@ -222,5 +265,6 @@ mod cases {
 e2e!(
     prune_deletes_ended_trees_with_their_rows_and_keeps_the_rest,
     a_new_master_prunes_at_the_start_of_its_term,
+    a_prune_pass_goes_gently_while_ready_tasks_wait,
     prune_refuses_a_bad_duration_and_changes_nothing,
 );

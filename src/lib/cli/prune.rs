@@ -61,6 +61,7 @@ pub(super) async fn prune(
             "instances": report.instances,
             "kept": report.kept,
             "transactions": report.transactions,
+            "busy_transactions": report.busy_transactions,
             "deleted": report.deleted,
         }));
         return Ok(0);
@@ -83,6 +84,13 @@ pub(super) async fn prune(
             String::new()
         }
     );
+    if report.busy_transactions > 0 {
+        // the operator wonders why a prune by hand took its time
+        println!(
+            "{} of {} transactions went at the gentle pace: ready tasks were waiting for a worker",
+            report.busy_transactions, report.transactions
+        );
+    }
     Ok(0)
 }
 

@@ -8,6 +8,9 @@
 //! call), [`Pruner::prune`] one pass with `akkaflow prune`'s options. A pass pages through
 //! top-level instances by id, a batch at a time, and deletes each batch in transactions of at most
 //! `rows_per_tx` rows, pausing after each, so claims and completions are never stalled behind it.
+//! While ready tasks wait for a worker (the fleet is claiming) it takes `busy_rows_per_tx` rows at
+//! a time with `busy_pause` between: on a busy server its deletes would otherwise take CPU and I/O
+//! from the claims; it still advances, and goes at full pace again once the queue drains.
 //!
 //! What is never deleted: an instance that has not ended, or any instance of a tree (a top-level
 //! instance and its sub-workflow instances) in which one has not; a tree whose instance runs again
@@ -48,6 +51,10 @@ pub struct PrunerConfig {
     pub rows_per_tx: i64,
     /// Pause after each transaction, jittered up to twice as long. Default 50 ms.
     pub pause: Duration,
+    /// Rows per transaction while ready tasks wait for a worker. Default 500.
+    pub busy_rows_per_tx: i64,
+    /// Pause after each transaction while ready tasks wait, jittered like `pause`. Default 1 s.
+    pub busy_pause: Duration,
     /// Transactions one pass runs at most; the rest waits for the next pass. Default 1,000.
     pub max_transactions: usize,
 }
@@ -61,6 +68,8 @@ impl Default for PrunerConfig {
             instances_per_batch: 50,
             rows_per_tx: 2_000,
             pause: Duration::from_millis(50),
+            busy_rows_per_tx: 500,
+            busy_pause: Duration::from_secs(1),
             max_transactions: 1_000,
         }
     }
@@ -68,10 +77,14 @@ impl Default for PrunerConfig {
 
 impl PrunerConfig {
     fn validate(&self) -> Result<()> {
-        if self.instances_per_batch < 1 || self.rows_per_tx < 1 || self.max_transactions < 1 {
+        if self.instances_per_batch < 1
+            || self.rows_per_tx < 1
+            || self.busy_rows_per_tx < 1
+            || self.max_transactions < 1
+        {
             return Err(Error::Config(format!(
-                "pruner: instances_per_batch ({}), rows_per_tx ({}) and max_transactions ({}) must be at least 1",
-                self.instances_per_batch, self.rows_per_tx, self.max_transactions
+                "pruner: instances_per_batch ({}), rows_per_tx ({}), busy_rows_per_tx ({}) and max_transactions ({}) must be at least 1",
+                self.instances_per_batch, self.rows_per_tx, self.busy_rows_per_tx, self.max_transactions
             )));
         }
         if self.interval.is_zero() {
@@ -102,6 +115,8 @@ pub struct PruneReport {
     pub kept: usize,
     /// Transactions the deletes took.
     pub transactions: usize,
+    /// Of those, the ones taken at the busy pace (ready tasks were waiting).
+    pub busy_transactions: usize,
     /// The pass went through everything that was due (false: it stopped at `max_transactions` or
     /// lost the master role; the next pass continues).
     pub complete: bool,
@@ -192,15 +207,17 @@ impl Pruner {
                 report.instances += trees.len();
                 continue;
             }
-            let delete = RetentionDelete {
+            let mut delete = RetentionDelete {
                 instances: ids,
                 limit: self.cfg.rows_per_tx,
             };
             loop {
+                let pace = self.pace(&mut report).await?;
+                delete.limit = pace.rows;
                 let step = self.store.retention_delete(&delete).await?;
                 report.transactions += 1;
                 report.deleted.add(&step.deleted);
-                self.pause().await;
+                sleep_jittered(pace.pause).await;
                 if step.done {
                     if step.deleted.workflow_instance > 0 {
                         report.instances += trees.len();
@@ -271,7 +288,7 @@ impl Pruner {
         let before = ago(age);
         // a live process heartbeats every few seconds: a day of silence is death, whatever the age
         let dead_before = before.min(now - chrono::Duration::days(1));
-        let p = RetentionLoose {
+        let mut p = RetentionLoose {
             before,
             dead_before,
             metrics_before: ago(age.min(self.cfg.metric_retention)),
@@ -285,6 +302,15 @@ impl Pruner {
                 report.complete = false;
                 return Ok(());
             }
+            let pace = if dry_run {
+                Pace {
+                    rows: p.limit,
+                    pause: Duration::ZERO,
+                }
+            } else {
+                self.pace(report).await?
+            };
+            p.limit = pace.rows;
             let n = self.store.retention_loose(&p).await?;
             report.deleted.add(&n);
             if dry_run {
@@ -297,15 +323,37 @@ impl Pruner {
             if !full {
                 return Ok(());
             }
-            self.pause().await;
+            sleep_jittered(pace.pause).await;
         }
     }
 
-    async fn pause(&self) {
-        let pause = self.cfg.pause;
-        if !pause.is_zero() {
-            tokio::time::sleep(pause + pause.mul_f64(fastrand::f64())).await;
+    /// The next transaction's size and the pause after it: the busy pace while ready tasks wait.
+    async fn pace(&self, report: &mut PruneReport) -> Result<Pace> {
+        if self.store.ready_tasks_due().await? {
+            report.busy_transactions += 1;
+            Ok(Pace {
+                rows: self.cfg.busy_rows_per_tx,
+                pause: self.cfg.busy_pause,
+            })
+        } else {
+            Ok(Pace {
+                rows: self.cfg.rows_per_tx,
+                pause: self.cfg.pause,
+            })
         }
+    }
+}
+
+/// One transaction's row budget and the pause after it.
+struct Pace {
+    rows: i64,
+    pause: Duration,
+}
+
+/// Sleeps `pause` plus up to as much again, so two passes never fall into step with the claims.
+async fn sleep_jittered(pause: Duration) {
+    if !pause.is_zero() {
+        tokio::time::sleep(pause + pause.mul_f64(fastrand::f64())).await;
     }
 }
 
@@ -354,6 +402,7 @@ pub async fn run(pruner: Pruner, stop: CancellationToken) {
                     workers = d.worker,
                     worker_metrics = d.worker_metric,
                     transactions = r.transactions,
+                    busy_transactions = r.busy_transactions,
                     complete = r.complete,
                     "pruned rows older than their retention"
                 );

@@ -384,6 +384,13 @@ pub(crate) fn pool_waiting(now: &str) -> String {
     format!("(SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {now})")
 }
 
+/// One row with 1 when any ready task is due by `now` (the backend's clock expression), else 0:
+/// the fleet is claiming, and maintenance passes yield to it. Stops at the first such row of the
+/// claim index.
+pub(crate) fn ready_due(now: &str) -> String {
+    format!("SELECT COUNT(*) FROM (SELECT 1 FROM task WHERE status = 'ready' AND run_at <= {now} LIMIT 1) due")
+}
+
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second
 /// one `dead_before`, the host history's its own `metrics_before` (see [`loose_cutoffs`] and
 /// `Store::retention_loose`).

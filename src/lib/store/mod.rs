@@ -474,6 +474,10 @@ pub trait Store: Send + Sync + 'static {
     /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
 
+    /// Whether any ready task is due now: workers are claiming, so a maintenance pass (the
+    /// pruner) takes smaller steps further apart. One read that stops at the first such task.
+    async fn ready_tasks_due(&self) -> Result<bool>;
+
     /// Top-level instances (no parent) that ended longer ago than their retention, by id from
     /// `p.after`, at most `p.limit`: what a pruning pass deletes (with their sub-workflow instances).
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>>;

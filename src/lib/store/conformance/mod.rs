@@ -61,6 +61,7 @@ conformance!(
     crossed_row_locks_fail_retryably,
     kill_request_keeps_the_task_running,
     queue_depth_counts_due_ready_and_running,
+    ready_tasks_due_sees_only_tasks_a_worker_could_claim_now,
     ready_notification_reaches_a_listener,
     tokens_and_sessions_round_trip_and_revoke,
     http_listings_scope_summarise_and_hide_passwords,

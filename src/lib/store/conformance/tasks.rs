@@ -465,6 +465,28 @@ pub(super) async fn queue_depth_counts_due_ready_and_running(store: &dyn Store) 
     );
 }
 
+pub(super) async fn ready_tasks_due_sees_only_tasks_a_worker_could_claim_now(store: &dyn Store) {
+    assert!(!store.ready_tasks_due().await.unwrap(), "no task at all");
+    let ids = tasks(store, &[("soon", "q", 0), ("now", "q", 0)]).await;
+    assert!(!store.ready_tasks_due().await.unwrap(), "waiting tasks");
+    let later = store.now().await.unwrap() + chrono::Duration::hours(1);
+    make_ready(store, &ids[..1], Some(later)).await;
+    assert!(
+        !store.ready_tasks_due().await.unwrap(),
+        "a ready task due in an hour (a retry's interval)"
+    );
+    make_ready(store, &ids[1..], None).await;
+    assert!(store.ready_tasks_due().await.unwrap(), "a ready task due");
+    assert_eq!(
+        claim_ids(store, &claim("w1", &["q"], 5, MINUTE)).await,
+        ids[1..]
+    );
+    assert!(
+        !store.ready_tasks_due().await.unwrap(),
+        "the due task is running, the other not yet due"
+    );
+}
+
 pub(super) async fn ready_notification_reaches_a_listener(store: &dyn Store) {
     let Some(mut listener) = store.ready_listener().await.unwrap() else {
         // polling backends: notify_ready must still be accepted inside a transaction

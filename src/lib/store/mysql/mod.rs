@@ -521,6 +521,10 @@ impl Store for MysqlStore {
             .await?)
     }
 
+    async fn ready_tasks_due(&self) -> Result<bool> {
+        retention::ready_tasks_due(&self.pool).await
+    }
+
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {
         retention::candidates(&self.pool, p).await
     }

@@ -361,6 +361,10 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn ready_tasks_due(&self) -> Result<bool> {
+        retention::ready_tasks_due(&self.pool).await
+    }
+
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {
         retention::candidates(&self.pool, p).await
     }
