@@ -362,6 +362,8 @@ impl Trigger {
         now: DateTime<Utc>,
         calendars: &Calendars,
     ) -> Vec<(String, Result<Option<bool>>)> {
+        let names: Vec<String> = group.iter().map(|c| c.workflow.clone()).collect();
+        self.engine.warm_definitions(&names).await;
         let mut fires = Vec::with_capacity(group.len());
         for c in group {
             match self.prepare_cron(c, now, calendars).await {

@@ -536,6 +536,12 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_register(&self, p: &WorkerRegistration) -> Result<()>;
 
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>>;
+    /// The current version of each named workflow that exists, with its definition, in one read:
+    /// what a group of fires will create instances of (see `Engine::warm_definitions`).
+    async fn workflow_definitions_current(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, i64, String)>>;
     async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>>;
     async fn workflow_list(&self) -> Result<Vec<WorkflowRow>>;
     /// Every stored version of a workflow, oldest first.

@@ -166,6 +166,28 @@ pub(super) async fn workflow_version_kept_per_version(store: &dyn Store) {
         store.workflow_get("报表").await.unwrap().unwrap().version,
         2
     );
+    // the current version of each named workflow in one read; unknown names are left out
+    let other = upsert("other", "etl", 1);
+    let mut tx = store.begin().await.unwrap();
+    tx.workflow_upsert(&other).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut current = store
+        .workflow_definitions_current(&["报表".into(), "other".into(), "missing".into()])
+        .await
+        .unwrap();
+    current.sort();
+    assert_eq!(
+        current,
+        vec![
+            ("other".to_string(), 1, other.definition.clone()),
+            ("报表".to_string(), 2, v2.definition.clone()),
+        ]
+    );
+    assert!(store
+        .workflow_definitions_current(&[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 fn coordinator(workflow: &str, cron: Option<&str>, next: Option<DateTime<Utc>>) -> CoordinatorRow {

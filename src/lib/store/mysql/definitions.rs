@@ -429,6 +429,21 @@ pub(super) async fn workflow_definition(
     .await?)
 }
 
+pub(super) async fn workflow_definitions_current(
+    pool: &MySqlPool,
+    names: &[String],
+) -> Result<Vec<(String, i64, String)>> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut qb = QueryBuilder::<MySql>::new(
+        "SELECT CAST(w.name AS CHAR) AS name, w.version, CAST(v.definition AS CHAR) AS definition FROM workflow w \
+         JOIN workflow_version v ON v.workflow = w.name AND v.version = w.version WHERE w.name IN ",
+    );
+    push_list(&mut qb, names.iter());
+    Ok(qb.build_query_as().fetch_all(pool).await?)
+}
+
 pub(super) async fn workflow_get(pool: &MySqlPool, name: &str) -> Result<Option<WorkflowRow>> {
     Ok(sqlx::query_as(WORKFLOW_GET)
         .bind(name)

@@ -407,6 +407,20 @@ pub(super) async fn workflow_definition(
     .await?)
 }
 
+pub(super) async fn workflow_definitions_current(
+    pool: &PgPool,
+    names: &[String],
+) -> Result<Vec<(String, i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT w.name, w.version, v.definition FROM workflow w \
+         JOIN workflow_version v ON v.workflow = w.name AND v.version = w.version \
+         WHERE w.name = ANY($1)",
+    )
+    .bind(names)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn workflow_get(pool: &PgPool, name: &str) -> Result<Option<WorkflowRow>> {
     Ok(sqlx::query_as(WORKFLOW_GET)
         .bind(name)

@@ -346,6 +346,20 @@ pub(super) async fn workflow_definition(
     .await?)
 }
 
+pub(super) async fn workflow_definitions_current(
+    pool: &SqlitePool,
+    names: &[String],
+) -> Result<Vec<(String, i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT w.name, w.version, v.definition FROM workflow w \
+         JOIN workflow_version v ON v.workflow = w.name AND v.version = w.version \
+         WHERE w.name IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json_list(names))
+    .fetch_all(pool)
+    .await?)
+}
+
 pub(super) async fn workflow_get(pool: &SqlitePool, name: &str) -> Result<Option<WorkflowRow>> {
     let sql = format!("SELECT {WORKFLOW_COLUMNS}, rolled_back_to FROM workflow WHERE name = ?");
     Ok(sqlx::query_as(&sql).bind(name).fetch_optional(pool).await?)

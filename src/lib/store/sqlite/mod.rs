@@ -481,6 +481,13 @@ impl Store for SqliteStore {
         definitions::workflow_definition(&self.pool, name, version).await
     }
 
+    async fn workflow_definitions_current(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, i64, String)>> {
+        definitions::workflow_definitions_current(&self.pool, names).await
+    }
+
     async fn workflow_get(&self, name: &str) -> Result<Option<WorkflowRow>> {
         definitions::workflow_get(&self.pool, name).await
     }
