@@ -145,6 +145,42 @@ mod cases {
         assert_eq!(outcomes, vec![(1, "failed"), (2, "succeeded")]);
     }
 
+    pub async fn a_task_running_again_shows_its_last_error_only_as_an_attempt(env: &mut Env) {
+        let marker = env.path().join("marker");
+        env.sync(&[(
+            "again.xml",
+            &linear(
+                "again",
+                &format!(
+                    r#"<action name="a" retry-times="2" interval="0"><shell><command>if [ -e {m} ]; then sleep 60; else touch {m}; exit 7; fi</command></shell><ok to="end"/></action>"#,
+                    m = marker.display()
+                ),
+            ),
+        )]);
+        fleet(env);
+        let store = env.store().await;
+        let id = trigger(env, "again");
+        wait_for(LONG, "the second attempt to run", || async {
+            let a = task(&*store, id, "a").await;
+            match (a.status, a.attempt) {
+                (TaskStatus::Running, 2) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        // the first attempt's error is kept in the task row, but it is not the task's state now:
+        // `instance info` lists it with its attempt and leaves the running task's error empty
+        let info = env.ok(&["instance", "info", &id.to_string()]);
+        assert_eq!(
+            info.matches("exited with code 7").count(),
+            1,
+            "once, in the attempts: {info}"
+        );
+        assert!(info.contains("1 failed"), "{info}");
+        env.ok(&["instance", "kill", &id.to_string()]);
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Killed);
+    }
+
     pub async fn timeout_kills_the_attempt_and_fails(env: &mut Env) {
         let pidfile = env.path().join("pid");
         env.sync(&[(
@@ -1444,6 +1480,7 @@ e2e!(
     fork_join_runs_both_branches_and_joins_once,
     failure_follows_the_error_path,
     retry_then_success_counts_two_attempts,
+    a_task_running_again_shows_its_last_error_only_as_an_attempt,
     timeout_kills_the_attempt_and_fails,
     ignored_action_succeeds_without_running,
     kill_node_kills_the_instance_with_its_message,

@@ -479,6 +479,16 @@ mod cases {
             s.get(&format!("/api/v1/instances/{sid2}"), Some(&ops)).json["waiting"],
             Value::Null
         );
+        // the instance page says the same
+        let page = s.get(&format!("/ui/instances/{sid3}"), Some(&ops));
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(
+            page.text.contains(&format!(
+                "id=\"waiting\">for a free slot: instance-limit 1 of `sleepy` is taken by running instance(s) {sid2}<"
+            )),
+            "{}",
+            page.text
+        );
         assert_eq!(
             s.post(&format!("/api/v1/instances/{sid3}/kill"), Some(&ops), "")
                 .status,
