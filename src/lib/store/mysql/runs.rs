@@ -75,10 +75,14 @@ const TASK_LEASE_EXPIRED: &str = concat!(
     " FROM task t WHERE t.status = 'running' AND t.lease_until < NOW(6) ORDER BY t.id LIMIT ?"
 );
 
+// The index is named: on a task table whose statistics are still those of an empty table (a
+// new database filling fast, before InnoDB's next recalculation), the optimizer reads the primary
+// key in `ORDER BY id` order and filters, a full scan per call (seen: 6,900 rows read per call,
+// the engine at half its speed for the first minutes of a fresh MariaDB).
 const TASK_LIST: &str = concat!(
     "SELECT ",
     task_cols!(),
-    " FROM task t WHERE t.instance_id = ? ORDER BY t.id"
+    " FROM task t FORCE INDEX (task_node) WHERE t.instance_id = ? ORDER BY t.id"
 );
 
 const TASK_CLAIM_RESULT: &str = "SELECT t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, t.attempt, \
