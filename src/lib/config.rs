@@ -111,7 +111,7 @@ impl Default for PoolSettings {
             worker_max: 2,
             http_max: 4,
             cli_max: 2,
-            idle_timeout: Duration::from_secs(10),
+            idle_timeout: crate::store::DEFAULT_IDLE_TIMEOUT,
             listen: true,
             max_override: None,
         }
