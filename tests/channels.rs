@@ -301,6 +301,37 @@ mod cases {
             }
             assert!(!stored.contains(secret), "the outbox holds `{secret}`");
         }
+        // nor in what the API and the Alerts page show of those rows
+        let port = common::free_port();
+        env.spawn(
+            "http",
+            &[
+                "http",
+                "--no-auth",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ],
+        );
+        let get = |path: &'static str| async move {
+            let mut resp = ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+                .call()
+                .map_err(|e| e.to_string())?;
+            resp.body_mut().read_to_string().map_err(|e| e.to_string())
+        };
+        let api = wait_for(LONG, "the alerts API", || get("/api/v1/alerts")).await;
+        let page = wait_for(LONG, "the Alerts page", || get("/ui/alerts")).await;
+        for name in ["ding", "wecom", "feishu", "slack", "hook"] {
+            assert!(api.contains(&format!("\"{name}\"")), "{name} in {api}");
+            assert!(page.contains(name), "{name} in the page");
+        }
+        for secret in [TOKEN, DING_SECRET, FEISHU_SECRET] {
+            assert!(!api.contains(secret), "the API shows `{secret}`: {api}");
+            assert!(!page.contains(secret), "the Alerts page shows `{secret}`");
+            assert!(
+                !env.log("http").contains(secret),
+                "the http role logged `{secret}`"
+            );
+        }
     }
 
     pub async fn routing_follows_kinds_dirs_and_alert_channels(env: &mut Env) {
