@@ -298,16 +298,7 @@ async fn a_fleet_runs_through_pgbouncer_in_transaction_mode() {
             &["worker", "--name", &format!("w{w}"), "--slots", "4"],
         );
     }
-    let port = common::free_port();
-    env.spawn(
-        "http",
-        &[
-            "http",
-            "--no-auth",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    );
+    let port = env.spawn_http();
 
     let mut ids = Vec::new();
     for round in 0..4 {

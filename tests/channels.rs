@@ -302,16 +302,7 @@ mod cases {
             assert!(!stored.contains(secret), "the outbox holds `{secret}`");
         }
         // nor in what the API and the Alerts page show of those rows
-        let port = common::free_port();
-        env.spawn(
-            "http",
-            &[
-                "http",
-                "--no-auth",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ],
-        );
+        let port = env.spawn_http();
         let get = |path: &'static str| async move {
             let mut resp = ureq::get(&format!("http://127.0.0.1:{port}{path}"))
                 .call()

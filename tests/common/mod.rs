@@ -137,6 +137,14 @@ impl Env {
         self.spawn_as(label, args, &url)
     }
 
+    /// Starts the http role with auth off on a free loopback port (label `http`); its port.
+    pub fn spawn_http(&mut self) -> u16 {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        self.spawn("http", &["http", "--no-auth", "--listen", &listen]);
+        port
+    }
+
     /// Starts a long-running role connecting with `url` (another database user, say).
     pub fn spawn_as(&mut self, label: &str, args: &[&str], url: &str) -> usize {
         let log =
