@@ -257,13 +257,16 @@ pub fn fork_join_xml(
     xml
 }
 
-/// A TCP port free on loopback now (for a server the test starts).
+/// A TCP port free on loopback now (for a server the test starts). Drawn below Linux's ephemeral
+/// range (32768–60999): a port that `bind(:0)` hands out comes from that range, where the tests'
+/// own outgoing connections to the databases may take it before the server binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    loop {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Triggers a workflow by hand; returns the new instance's id.
