@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::mysql::{
     MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions,
 };
@@ -35,6 +34,7 @@ use super::common::{
     WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 use super::session_lock::{SessionLock, SessionMaster};
+use server::{check_server_version, lock_name};
 mod alerts;
 mod backfills;
 mod calendars;
@@ -46,6 +46,7 @@ mod records;
 mod retention;
 #[macro_use]
 mod runs;
+mod server;
 // after the modules whose column macros it uses
 mod deadlines;
 mod tokens;
@@ -56,9 +57,6 @@ use crate::state::{BackfillId, InstanceId, TaskId, TaskStatus};
 
 /// Server error number of a duplicate key.
 const ER_DUP_ENTRY: u16 = 1062;
-
-/// Longest user-level lock name the server accepts.
-const LOCK_NAME_MAX: usize = 64;
 
 pub(crate) struct MysqlStore {
     pool: MySqlPool,
@@ -140,50 +138,6 @@ impl MysqlStore {
     }
 }
 
-/// Refuses servers without `FOR UPDATE SKIP LOCKED`: MariaDB before 10.6, MySQL before 8.0.
-fn check_server_version(version: &str) -> Result<()> {
-    // Old MariaDB replication handshakes prefix a fake `5.5.5-`.
-    let v = version.strip_prefix("5.5.5-").unwrap_or(version);
-    let mut parts = v
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().ok());
-    let (major, minor) = match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor),
-        _ => {
-            return Err(StoreError::Unsupported(format!(
-                "cannot read the server version `{version}`"
-            )))
-        }
-    };
-    let (name, need) = if v.to_ascii_lowercase().contains("mariadb") {
-        ("MariaDB", (10, 6))
-    } else {
-        ("MySQL", (8, 0))
-    };
-    if (major, minor) < need {
-        return Err(StoreError::Unsupported(format!(
-            "{name} {version} is too old: akkaflow needs {name} {}.{} or newer for FOR UPDATE SKIP LOCKED",
-            need.0, need.1
-        )));
-    }
-    Ok(())
-}
-
-/// The master lock's name: GET_LOCK names are server-wide, so it carries the database name; a name
-/// over the server's 64-character limit is shortened to a hash of it.
-fn lock_name(database: &str) -> String {
-    let plain = format!("akkaflow.master.{database}");
-    if plain.chars().count() <= LOCK_NAME_MAX {
-        return plain;
-    }
-    let digest = Sha256::digest(database.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "akkaflow.master.{}",
-        &hex[..LOCK_NAME_MAX - "akkaflow.master.".len()]
-    )
-}
-
 /// Runs `op` again after a deadlock or lock wait timeout, by the store's one policy
 /// ([`super::retry::STATEMENT`]). Only for operations that are one statement or open their own
 /// transaction: the server rolled back the whole statement or transaction, so running it again is safe.
@@ -252,9 +206,6 @@ async fn task_claim(
     claim_idle.store(claimed.is_empty(), Relaxed);
     Ok(claimed)
 }
-
-/// Whether any task is ready for this claim: a cheap look before an idle worker opens a claim
-/// transaction.
 
 #[async_trait]
 impl Store for MysqlStore {
@@ -962,34 +913,6 @@ impl StoreTx for MysqlTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_versions() {
-        let cases = [
-            ("10.11.19-MariaDB-0+deb12u1", true),
-            ("10.6.0-MariaDB", true),
-            ("10.5.23-MariaDB-log", false),
-            ("5.5.5-10.4.1-MariaDB", false),
-            ("5.5.5-10.6.12-MariaDB", true),
-            ("11.4.2-MariaDB", true),
-            ("8.0.36", true),
-            ("8.4.0-commercial", true),
-            ("5.7.44-log", false),
-            ("garbage", false),
-        ];
-        for (version, ok) in cases {
-            assert_eq!(check_server_version(version).is_ok(), ok, "{version}");
-        }
-    }
-
-    #[test]
-    fn lock_names_fit_the_server_limit() {
-        assert_eq!(lock_name("akkaflow"), "akkaflow.master.akkaflow");
-        let long = lock_name(&"x".repeat(64));
-        assert_eq!(long.len(), LOCK_NAME_MAX);
-        assert!(long.starts_with("akkaflow.master."));
-        assert_ne!(long, lock_name(&"y".repeat(64)));
-    }
 
     /// The lock lives on a session of its own: when that session dies, the handle stops being master
     /// at once, and can win the lock again on a new connection.
