@@ -96,14 +96,11 @@ impl Engine {
             .ok_or_else(|| {
                 Error::refused(format!("workflow `{workflow}` has no version {version}"))
             })?;
-        let def: Workflow = serde_json::from_str(&json).map_err(|e| {
-            Error::Store(crate::store::StoreError::Corrupt {
-                table: "workflow_version",
-                column: "definition",
-                value: format!("{workflow} v{version}: {e}"),
-            })
-        })?;
-        Ok(self.defs.put(workflow, version, def))
+        Ok(self.defs.put(
+            workflow,
+            version,
+            parse_definition(workflow, version, &json)?,
+        ))
     }
 
     /// Reads the current definitions of those `workflows` of which no version is cached yet, in
@@ -118,7 +115,8 @@ impl Engine {
         match self.store.workflow_definitions_current(&unknown).await {
             Ok(rows) => {
                 for (name, version, json) in rows {
-                    if let Ok(def) = serde_json::from_str::<Workflow>(&json) {
+                    // an unreadable one is reported by `definition` when it is needed
+                    if let Ok(def) = parse_definition(&name, version, &json) {
                         self.defs.put(&name, version, def);
                     }
                 }
@@ -138,17 +136,21 @@ impl Engine {
     }
 }
 
-/// Immutable definitions by (workflow, version).
-#[derive(Default)]
-struct DefinitionCache {
-    map: Mutex<CachedDefinitions>,
+/// A stored definition, parsed; unreadable JSON is a corrupt row.
+fn parse_definition(workflow: &str, version: i64, json: &str) -> Result<Workflow> {
+    serde_json::from_str(json).map_err(|e| {
+        Error::Store(crate::store::StoreError::Corrupt {
+            table: "workflow_version",
+            column: "definition",
+            value: format!("{workflow} v{version}: {e}"),
+        })
+    })
 }
 
+/// Immutable definitions by workflow, then version.
 #[derive(Default)]
-struct CachedDefinitions {
-    by_version: HashMap<(String, i64), Arc<Workflow>>,
-    /// Workflows with at least one version cached.
-    names: std::collections::HashSet<String>,
+struct DefinitionCache {
+    map: Mutex<HashMap<String, HashMap<i64, Arc<Workflow>>>>,
 }
 
 impl DefinitionCache {
@@ -156,8 +158,8 @@ impl DefinitionCache {
         self.map
             .lock()
             .expect("cache lock is never poisoned")
-            .by_version
-            .get(&(workflow.to_string(), version))
+            .get(workflow)?
+            .get(&version)
             .cloned()
     }
 
@@ -166,17 +168,19 @@ impl DefinitionCache {
         let map = self.map.lock().expect("cache lock is never poisoned");
         workflows
             .iter()
-            .filter(|w| !map.names.contains(*w))
+            .filter(|w| !map.contains_key(*w))
             .cloned()
             .collect()
     }
 
     fn put(&self, workflow: &str, version: i64, def: Workflow) -> Arc<Workflow> {
         let def = Arc::new(def);
-        let mut map = self.map.lock().expect("cache lock is never poisoned");
-        map.by_version
-            .insert((workflow.to_string(), version), def.clone());
-        map.names.insert(workflow.to_string());
+        self.map
+            .lock()
+            .expect("cache lock is never poisoned")
+            .entry(workflow.to_string())
+            .or_default()
+            .insert(version, def.clone());
         def
     }
 }
