@@ -7,6 +7,7 @@
 
 mod backfill;
 mod editor;
+mod fleet;
 mod pages;
 pub(crate) mod svg;
 mod versions;
@@ -40,7 +41,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/workflows/{name}/diff", get(versions::diff_page))
         .route("/instances", get(pages::instances))
         .route("/instances/{id}", get(pages::instance))
-        .route("/cluster", get(pages::cluster))
+        .route("/cluster", get(fleet::cluster))
         .route("/editor", get(editor::new_workflow))
         .route("/editor/{name}", get(editor::edit_workflow))
         // the editor's JSON endpoints: the UI's own, outside the documented /api/v1
@@ -51,8 +52,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/editor/api/cron", get(api_editor::cron))
         .route("/assets/editor.js", get(editor::script))
         .route("/assets/editor.css", get(editor::style))
-        .route("/alerts", get(pages::alerts))
-        .route("/pools", get(pages::pools))
+        .route("/alerts", get(fleet::alerts))
+        .route("/pools", get(fleet::pools))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route(
