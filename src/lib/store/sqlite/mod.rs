@@ -71,8 +71,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // No server limits a file's connections, so the role's budget is only a ceiling here; the
+        // floor of 4 keeps a write transaction that reads through the pool (a definition not
+        // cached yet) from waiting on a pool whose other connection waits for that transaction's
+        // write lock: a 30 s stall seen with the master's pruner and a rescue on a pool of 2.
         let pool = SqlitePoolOptions::new()
-            .max_connections(opts.max_connections.clamp(1, 8))
+            .max_connections(opts.max_connections.clamp(4, 8))
             .connect_with(options)
             .await
             .map_err(unreachable)?;
