@@ -93,7 +93,9 @@ mod cases {
         assert_eq!(
             outcomes,
             vec![(1, "succeeded"); 4],
-            "nothing ran twice: {attempts:?}"
+            "nothing ran twice: {attempts:?}\nscheduler:\n{}\nworker:\n{}",
+            env.log("scheduler"),
+            env.log("worker")
         );
         for role in ["scheduler", "worker"] {
             // the workers may finish the instance before the scheduler's next duty cycle reconnects
@@ -363,7 +365,18 @@ mod cases {
         let mut lost = 0;
         let mut failed_attempts = 0;
         for id in &ids {
-            let inst = common::ended(&*store, *id).await;
+            // a stalled fleet explains itself with the surviving roles' logs (before `ended` gives up at 90 s)
+            let ended =
+                tokio::time::timeout(Duration::from_secs(80), common::ended(&*store, *id)).await;
+            let Ok(inst) = ended else {
+                panic!(
+                    "instance {id} did not end\ns1:\n{}\ns2:\n{}\nw2:\n{}\nw3:\n{}",
+                    env.log("s1"),
+                    env.log("s2"),
+                    env.log("w2"),
+                    env.log("w3")
+                );
+            };
             assert_eq!(inst.status, InstanceStatus::Succeeded, "{inst:?}");
             for a in store.task_attempt_list(*id).await.unwrap() {
                 match a.outcome.as_str() {
@@ -616,10 +629,54 @@ mod cases {
         })
         .await;
     }
+
+    /// A master with nothing due skips its idle ticks, but never so long that a lock which is a
+    /// lease (SQLite's, 3 s) lapses: the standby must not take over from a live master.
+    pub async fn an_idle_master_keeps_its_term(env: &mut Env) {
+        env.sync(&[(
+            "yearly.xml",
+            r#"<work-flow name="yearly"><coordinator><depend-list cron="0 0 1 1 *"/></coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        // the default lease: with the tests' 3 s one every tick is a full duty cycle
+        std::fs::write(
+            env.path().join("akkaflow.toml"),
+            common::TEST_CONFIG.replace("lease_ttl_secs = 3", "lease_ttl_secs = 15"),
+        )
+        .unwrap();
+        let store = env.store().await;
+        env.spawn("s1", &["scheduler"]);
+        env.spawn("s2", &["scheduler"]);
+        let master = wait_for(LONG, "a master", || master_pid(&*store, None)).await;
+        let epoch_of = |rows: &[akkaflow::store::SchedulerRow]| {
+            rows.iter()
+                .find(|r| r.state == "master")
+                .map(|r| (r.pid, r.epoch))
+        };
+        let before = epoch_of(&store.scheduler_list().await.unwrap());
+        // several lease lengths and two full duty cycles of idleness
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let rows = store.scheduler_list().await.unwrap();
+        assert_eq!(
+            rows.iter().filter(|r| r.state == "master").count(),
+            1,
+            "one master: {rows:?}"
+        );
+        assert_eq!(epoch_of(&rows), before, "the same term: {rows:?}");
+        assert_eq!(before.map(|b| b.0), Some(master));
+        assert!(
+            !env.log("s1").contains("lost the master lock")
+                && !env.log("s2").contains("lost the master lock"),
+            "no master stepped down:\n{}\n{}",
+            env.log("s1"),
+            env.log("s2")
+        );
+    }
 }
 
 e2e!(
     the_fleet_rides_out_a_database_outage,
+    an_idle_master_keeps_its_term,
     a_standby_takes_over_when_the_master_is_sigkilled,
     sigterm_hands_running_tasks_back_without_counting_an_attempt,
     a_sigkilled_workers_tasks_are_all_rescued,

@@ -43,11 +43,18 @@ pub struct BackfillConfig {
     /// Running backfills driven per pass at most (the oldest first; the rest on later passes).
     /// Default 100.
     pub batch: i64,
+    /// How often a pass also looks for cancelled backfills with live instances (a cancel whose
+    /// kills were cut short when the canceller died): rare, so not every pass. Default 60 s;
+    /// the first pass of a process always looks.
+    pub cancel_sweep: std::time::Duration,
 }
 
 impl Default for BackfillConfig {
     fn default() -> Self {
-        BackfillConfig { batch: 100 }
+        BackfillConfig {
+            batch: 100,
+            cancel_sweep: std::time::Duration::from_secs(60),
+        }
     }
 }
 
@@ -87,15 +94,22 @@ pub struct Backfiller {
     engine: Engine,
     actor: String,
     cfg: BackfillConfig,
+    last_cancel_sweep: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Backfiller {
     pub fn new(engine: Engine, actor: String, cfg: BackfillConfig) -> Result<Self> {
         cfg.validate()?;
-        Ok(Backfiller { engine, actor, cfg })
+        Ok(Backfiller {
+            engine,
+            actor,
+            cfg,
+            last_cancel_sweep: std::sync::Mutex::new(None),
+        })
     }
 
-    /// One pass over the running backfills (and the live instances of cancelled ones).
+    /// One pass over the running backfills (and, every `cancel_sweep`, the live instances of
+    /// cancelled ones).
     pub async fn run_once(&self) -> Result<BackfillReport> {
         let mut report = BackfillReport::default();
         let store = &self.engine.store;
@@ -122,6 +136,17 @@ impl Backfiller {
         }
         report.running = running.len() - report.ended;
         // a cancel whose kills were cut short (the canceller died) is finished here
+        let sweep = {
+            let mut last = self.last_cancel_sweep.lock().expect("never poisoned");
+            let due = last.is_none_or(|t| t.elapsed() >= self.cfg.cancel_sweep);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if !sweep {
+            return Ok(report);
+        }
         for b in store
             .backfill_list(&BackfillFilter {
                 status: Some(BackfillStatus::Cancelled),

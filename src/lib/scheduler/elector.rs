@@ -27,6 +27,7 @@ pub(super) struct Elector {
     /// Since when this process has reached the database without an error on the lock connection.
     connected_since: Instant,
     last_beat: Option<Instant>,
+    last_step: Option<Instant>,
     heartbeat: Duration,
     is_master: watch::Sender<bool>,
 }
@@ -49,6 +50,7 @@ impl Elector {
             epoch: None,
             connected_since: Instant::now(),
             last_beat: None,
+            last_step: None,
             heartbeat,
             is_master,
         };
@@ -60,6 +62,13 @@ impl Elector {
         self.epoch
     }
 
+    /// Whether a master must step now to keep a lock that is a lease, whatever else it has to do.
+    pub(super) fn renewal_due(&self) -> bool {
+        self.lock
+            .renew_every()
+            .is_some_and(|every| self.last_step.is_none_or(|t| t.elapsed() >= every))
+    }
+
     /// How long the lock connection has reached the database without an error.
     pub(super) fn connected_for(&self) -> Duration {
         self.connected_since.elapsed()
@@ -68,6 +77,7 @@ impl Elector {
     /// One election step: take the lock when standby, check it is still held when master; then
     /// publish a change and refresh the `scheduler` row when due. Returns the term's epoch.
     pub(super) async fn step(&mut self, outage: &mut OutageLog) -> Option<i64> {
+        self.last_step = Some(Instant::now());
         let was = self.epoch;
         // an answer, lock or not, is the database reachable (a standby has no duty cycle to say so)
         self.epoch = match self.epoch {

@@ -2,7 +2,8 @@
 //! (`trigger`, `rescuer`, the pending-instance starter, the `backfill` driver, the alert deliverer,
 //! the `pruner`, the `pool_history` sampler), the others wait as hot
 //! standbys. This file is the duty cycle: each tick, one election step, then, while master, a
-//! trigger pass and (every `maintenance`) a rescue pass and the pending starts.
+//! trigger pass and (every `maintenance`) a rescue pass and the pending starts. A quiet master
+//! skips the ticks between full cycles unless a cron slot comes due in them.
 //!
 //! Everything the master writes is conditional (CAS on `next_fire_at`, unique fire slots, fenced task
 //! updates), so two masters overlapping for a moment cannot duplicate or lose work.
@@ -43,8 +44,9 @@ pub struct SchedulerConfig {
     /// Sends the alert outbox while this process is master; `None` without `[smtp]`.
     pub deliverer: Option<std::sync::Arc<crate::alert::Deliverer>>,
     /// How often an idle master runs its full duty cycle (new coordinators' first slot, dependency
-    /// fires, rescue, pending starts); at most a third of the lease. Due cron slots are checked
-    /// every tick, every other tick once a cycle found nothing to do.
+    /// fires, rescue, pending starts); at most a third of the lease. Between full cycles a quiet
+    /// master wakes only when the earliest cron slot its last full cycle saw comes due, so an
+    /// idle fleet costs a few statements per `maintenance`, not per tick.
     pub maintenance: Duration,
     /// The rescuer's batches.
     pub rescuer: RescuerConfig,
@@ -101,7 +103,8 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
     let maintenance = cfg.maintenance.min(cfg.lease_ttl / 3).max(cfg.tick);
     let mut last_full: Option<tokio::time::Instant> = None;
     let mut quiet = false;
-    let mut skip = false;
+    // the earliest cron slot coming due, as the last full cycle saw it
+    let mut next_slot: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(scheduler_id = %id, "scheduler started as standby");
@@ -127,12 +130,14 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
             _ = tick.tick() => {}
         }
         let full = !quiet || last_full.is_none_or(|t| t.elapsed() >= maintenance);
-        skip = elector.epoch().is_some() && quiet && !full && !skip;
-        if skip {
+        let slot_due = next_slot.is_some_and(|t| tokio::time::Instant::now() >= t);
+        // a standby steps every tick: it is contending for the lock
+        let idle_tick = elector.epoch().is_some() && quiet && !full && !slot_due;
+        if idle_tick && !elector.renewal_due() {
             continue;
         }
-        if elector.step(&mut outage).await.is_none() {
-            continue;
+        if elector.step(&mut outage).await.is_none() || idle_tick {
+            continue; // an idle tick's step only kept the lock's lease
         }
         // two lease periods: one for workers to reconnect and heartbeat, one for slack
         let trust_leases = elector.connected_for() >= cfg.lease_ttl * 2;
@@ -177,6 +182,7 @@ pub async fn run(engine: Engine, cfg: SchedulerConfig, stop: CancellationToken) 
                 outage.recovered();
                 if full {
                     last_full = Some(tokio::time::Instant::now());
+                    next_slot = fired.next_slot_in.map(|d| tokio::time::Instant::now() + d);
                 }
                 quiet = fired.is_empty() && rescued == 0 && started == 0 && backfilled.is_empty();
                 if !fired.is_empty() || rescued > 0 || started > 0 {

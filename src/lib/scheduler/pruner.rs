@@ -329,7 +329,7 @@ impl Pruner {
 
     /// The next transaction's size and the pause after it: the busy pace while ready tasks wait.
     async fn pace(&self, report: &mut PruneReport) -> Result<Pace> {
-        if self.store.ready_tasks_due().await? {
+        if self.store.ready_tasks_due(&[]).await? {
             report.busy_transactions += 1;
             Ok(Pace {
                 rows: self.cfg.busy_rows_per_tx,

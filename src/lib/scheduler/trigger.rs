@@ -8,6 +8,7 @@
 //! nothing until the next slot (`none`).
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -27,6 +28,9 @@ pub struct TriggerReport {
     pub fired: usize,
     /// Slots another master (or an earlier run) had fired already.
     pub already_fired: usize,
+    /// A full pass only: how soon the earliest slot not yet due comes due (`None`: no slot is
+    /// scheduled, or the earliest is due already and waits for its dependencies).
+    pub next_slot_in: Option<Duration>,
 }
 
 impl TriggerReport {
@@ -349,6 +353,11 @@ impl Trigger {
             for c in store.coordinator_deps_ready(Self::BATCH).await? {
                 self.fire_dependencies(&c, &mut report).await?;
             }
+            report.next_slot_in = store
+                .coordinator_next_due_micros()
+                .await?
+                .filter(|us| *us > 0)
+                .map(|us| Duration::from_micros(us as u64));
         }
         Ok(report)
     }

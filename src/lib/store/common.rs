@@ -384,11 +384,13 @@ pub(crate) fn pool_waiting(now: &str) -> String {
     format!("(SELECT COUNT(*) FROM task t WHERE t.status = 'ready' AND t.pool = p.name AND t.run_at <= {now})")
 }
 
-/// One row with 1 when any ready task is due by `now` (the backend's clock expression), else 0:
-/// the fleet is claiming, and maintenance passes yield to it. Stops at the first such row of the
-/// claim index.
-pub(crate) fn ready_due(now: &str) -> String {
-    format!("SELECT COUNT(*) FROM (SELECT 1 FROM task WHERE status = 'ready' AND run_at <= {now} LIMIT 1) due")
+/// One row with 1 when a ready task of any pool is due by `now` (the backend's clock expression),
+/// else 0; `queue_filter` is `""` (any queue) or an `AND queue …` condition. Stops at the first
+/// such row of the claim index.
+pub(crate) fn ready_due(now: &str, queue_filter: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM task WHERE status = 'ready' AND run_at <= {now}{queue_filter} LIMIT 1) due"
+    )
 }
 
 /// Rows of no instance that may go: (table, condition). The first `?` takes `before`, a second

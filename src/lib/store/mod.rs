@@ -363,6 +363,9 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> Result<Box<dyn StoreTx>>;
 
     async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
+    /// Microseconds from the database's now until the earliest slot [`Store::coordinator_due`]
+    /// would return (negative: one is due already); `None` when no slot is scheduled.
+    async fn coordinator_next_due_micros(&self) -> Result<Option<i64>>;
     async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>>;
     /// Enabled coordinators with a cron and no `next_fire_at` yet.
     async fn coordinator_needs_next(&self, limit: i64) -> Result<Vec<CoordinatorRow>>;
@@ -481,9 +484,10 @@ pub trait Store: Send + Sync + 'static {
     /// (PostgreSQL LISTEN/NOTIFY); `None` means workers rely on polling.
     async fn ready_listener(&self) -> Result<Option<Box<dyn ReadyListener>>>;
 
-    /// Whether any ready task is due now: workers are claiming, so a maintenance pass (the
+    /// Whether a ready task of any pool is due now in one of `queues` (any queue when empty): an
+    /// idle worker asks before it claims, and while the fleet is claiming a maintenance pass (the
     /// pruner) takes smaller steps further apart. One read that stops at the first such task.
-    async fn ready_tasks_due(&self) -> Result<bool>;
+    async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool>;
 
     /// Top-level instances (no parent) that ended longer ago than their retention, by id from
     /// `p.after`, at most `p.limit`: what a pruning pass deletes (with their sub-workflow instances).
@@ -720,4 +724,9 @@ pub trait MasterLock: Send {
     /// Whether this handle still holds the lock (renews it where it is a lease).
     async fn still_held(&mut self) -> Result<bool>;
     async fn release(&mut self) -> Result<()>;
+    /// Where the lock is a lease: how often [`MasterLock::still_held`] must run to keep it, even
+    /// while the master has nothing else to do. `None`: held as long as the session lives.
+    fn renew_every(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -1,6 +1,6 @@
 //! The heartbeat: every few seconds one UPDATE for the worker row, carrying a sample of its host,
 //! and one that extends the lease of every task this worker runs; then it stops the attempts that
-//! were killed or taken away. Once per interval of `metric_every` (a minute by default) the sample
+//! were killed or taken away. A worker running nothing beats every third of the lease instead. Once per interval of `metric_every` (a minute by default) the sample
 //! also goes into the host history: one more statement per interval, none per beat.
 
 use std::time::{Duration, SystemTime};
@@ -21,17 +21,24 @@ pub(super) async fn run(
     cfg: WorkerConfig,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(cfg.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // running nothing, a worker has no lease to extend and no attempt to stop: it beats only
+    // to show it is alive, well inside the lease others judge that by
+    let idle_beat = cfg.heartbeat.max(cfg.lease_ttl / 3);
     let mut outage = OutageLog::new("worker heartbeat");
     let mut probe = HostProbe::new(&cfg.work_dir);
     let mut recorded: Option<u64> = None;
     let mut warned = false;
+    // the first beat at once: the row's host sample is there from the start
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        wait = match running.lock().expect("never poisoned").is_empty() {
+            true => idle_beat,
+            false => cfg.heartbeat,
+        };
         let host = probe.sample(running.lock().expect("never poisoned").len());
         match beat(&engine, &id, &registration, &running, cfg.lease_ttl, &host).await {
             Ok(()) => outage.recovered(),

@@ -34,7 +34,8 @@ use crate::store::{TaskClaimParams, WorkerRegistration};
 const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
 /// How often a worker reads the pool names its claims may take from: a new pool's tasks wait at
-/// most this long for their first claim. Without pools, claims never read the pool table.
+/// most this long for their first claim. Read only when a claim follows (an idle worker whose
+/// queues hold nothing ready reads none); without pools, claims never read the pool table.
 const POOL_NAMES_EVERY: Duration = Duration::from_secs(5);
 
 pub use crate::state::DEFAULT_QUEUE;
@@ -169,6 +170,8 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let mut idle = IdleBackoff::new(idle_max);
     let mut outage = crate::store::OutageLog::new("worker");
     let mut busy = false;
+    // a notification said work is ready: claim without asking first
+    let mut woken = false;
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
         let count_free = || {
@@ -193,6 +196,23 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
             }
         }
         let mut delay = idle.current();
+        // an idle worker first asks whether anything is ready in its queues: one read per poll,
+        // not a claim transaction and, every few seconds, the pool names
+        if free > 0 && !busy && !std::mem::take(&mut woken) {
+            match engine.store.ready_tasks_due(&claim.queues).await {
+                Ok(true) => outage.recovered(),
+                Ok(false) => {
+                    outage.recovered();
+                    free = 0;
+                    delay = idle.next();
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                    free = 0;
+                    delay = idle.next();
+                }
+            }
+        }
         if free > 0 && pools_read.is_none_or(|t| t.elapsed() >= POOL_NAMES_EVERY) {
             match engine.store.pool_names().await {
                 Ok(names) => {
@@ -215,6 +235,13 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                 Ok(tasks) => {
                     outage.recovered();
                     busy = !tasks.is_empty();
+                    // tasks of many workflows (coordinators due together): the definitions this
+                    // process has not seen yet in one read, not one per attempt
+                    let mut workflows: Vec<String> =
+                        tasks.iter().map(|t| t.workflow.clone()).collect();
+                    workflows.sort_unstable();
+                    workflows.dedup();
+                    engine.warm_definitions(&workflows).await;
                     delay = if tasks.len() == free {
                         Duration::ZERO
                     } else if tasks.is_empty() {
@@ -254,7 +281,10 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         tokio::select! {
             _ = stop.cancelled() => {}
             _ = tokio::time::sleep(delay) => {}
-            _ = engine.wake.notified() => idle.reset_quiet(),
+            _ = engine.wake.notified() => {
+                idle.reset_quiet();
+                woken = true;
+            }
             _ = slot_freed.notified() => {}
         }
     }

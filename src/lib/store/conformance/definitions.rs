@@ -288,6 +288,15 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
         .unwrap();
     tx.commit().await.unwrap();
 
+    // how far the earliest slot is, by the database's clock, in seconds (rounded)
+    let next_due_secs = || async {
+        store
+            .coordinator_next_due_micros()
+            .await
+            .unwrap()
+            .map(|us| (us as f64 / 1e6).round() as i64)
+    };
+    assert_eq!(next_due_secs().await, None, "no slot scheduled yet");
     let now = store.now().await.unwrap();
     let slot = ms(now - chrono::Duration::minutes(5));
     let next = ms(now + chrono::Duration::minutes(55));
@@ -321,6 +330,11 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
             .next_fire_at,
         Some(slot)
     );
+    let due_for = next_due_secs().await.expect("a slot is scheduled");
+    assert!(
+        (-330..=-290).contains(&due_for),
+        "due 5 min ago: {due_for}s"
+    );
 
     // Two masters read the same due slot; only the first fire applies.
     let mut tx = store.begin().await.unwrap();
@@ -343,6 +357,8 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
     let c = store.coordinator_get("hourly").await.unwrap().unwrap();
     assert_eq!((c.next_fire_at, c.last_fire_at), (Some(next), Some(slot)));
     assert!(store.coordinator_due(10).await.unwrap().is_empty());
+    let due_in = next_due_secs().await.expect("the next slot is scheduled");
+    assert!((3270..=3310).contains(&due_in), "due in 55 min: {due_in}s");
 
     // The last slot of a schedule leaves nothing next.
     let mut tx = store.begin().await.unwrap();
@@ -362,6 +378,7 @@ pub(super) async fn coordinator_set_next_and_fire_are_cas(store: &dyn Store) {
             .next_fire_at,
         None
     );
+    assert_eq!(next_due_secs().await, None, "the schedule is over");
 }
 
 pub(super) async fn coordinator_depend_clear_is_cas(store: &dyn Store) {

@@ -62,6 +62,7 @@ conformance!(
     kill_request_keeps_the_task_running,
     queue_depth_counts_due_ready_and_running,
     ready_tasks_due_sees_only_tasks_a_worker_could_claim_now,
+    ready_tasks_due_counts_pooled_tasks,
     ready_notification_reaches_a_listener,
     tokens_and_sessions_round_trip_and_revoke,
     http_listings_scope_summarise_and_hide_passwords,

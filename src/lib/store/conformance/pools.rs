@@ -293,3 +293,14 @@ pub(super) async fn pool_history_records_each_interval_once_and_goes_by_age(stor
         .unwrap()
         .is_empty());
 }
+
+/// An idle worker asks `ready_tasks_due` before it claims, and reads the pool names only when
+/// something is ready: a task in a pool it has not heard of yet must count.
+pub(super) async fn ready_tasks_due_counts_pooled_tasks(store: &dyn Store) {
+    let queues = vec!["q".to_string()];
+    assert!(!store.ready_tasks_due(&queues).await.unwrap());
+    set_pool(store, "fresh", 1).await;
+    pooled(store, &[("a", "fresh", 1, 0)]).await;
+    assert!(store.ready_tasks_due(&queues).await.unwrap());
+    assert!(store.ready_tasks_due(&[]).await.unwrap());
+}

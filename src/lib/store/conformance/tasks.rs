@@ -466,24 +466,43 @@ pub(super) async fn queue_depth_counts_due_ready_and_running(store: &dyn Store) 
 }
 
 pub(super) async fn ready_tasks_due_sees_only_tasks_a_worker_could_claim_now(store: &dyn Store) {
-    assert!(!store.ready_tasks_due().await.unwrap(), "no task at all");
-    let ids = tasks(store, &[("soon", "q", 0), ("now", "q", 0)]).await;
-    assert!(!store.ready_tasks_due().await.unwrap(), "waiting tasks");
+    let any = || async { store.ready_tasks_due(&[]).await.unwrap() };
+    let of = |queues: &'static [&'static str]| async move {
+        let queues: Vec<String> = queues.iter().map(|q| q.to_string()).collect();
+        store.ready_tasks_due(&queues).await.unwrap()
+    };
+    assert!(!any().await, "no task at all");
+    let ids = tasks(
+        store,
+        &[("soon", "q", 0), ("now", "q", 0), ("elsewhere", "other", 0)],
+    )
+    .await;
+    assert!(!any().await, "waiting tasks");
     let later = store.now().await.unwrap() + chrono::Duration::hours(1);
     make_ready(store, &ids[..1], Some(later)).await;
     assert!(
-        !store.ready_tasks_due().await.unwrap(),
+        !any().await,
         "a ready task due in an hour (a retry's interval)"
     );
-    make_ready(store, &ids[1..], None).await;
-    assert!(store.ready_tasks_due().await.unwrap(), "a ready task due");
+    make_ready(store, &ids[2..], None).await;
+    assert!(any().await, "a ready task due");
+    assert!(
+        !of(&["q"]).await,
+        "due, but in a queue the worker does not serve"
+    );
+    assert!(
+        of(&["q", "other"]).await,
+        "due in one of the worker's queues"
+    );
+    make_ready(store, &ids[1..2], None).await;
+    assert!(of(&["q"]).await, "due in the worker's queue");
     assert_eq!(
-        claim_ids(store, &claim("w1", &["q"], 5, MINUTE)).await,
+        claim_ids(store, &claim("w1", &["q", "other"], 5, MINUTE)).await,
         ids[1..]
     );
     assert!(
-        !store.ready_tasks_due().await.unwrap(),
-        "the due task is running, the other not yet due"
+        !any().await && !of(&["q"]).await,
+        "the due tasks are running, the other not yet due"
     );
 }
 

@@ -191,6 +191,18 @@ pub(super) async fn coordinator_due(pool: &MySqlPool, limit: i64) -> Result<Vec<
         .await?)
 }
 
+pub(super) async fn coordinator_next_due_micros(pool: &MySqlPool) -> Result<Option<i64>> {
+    // the due read's filters, walked in `coordinator_due` index order to the first row
+    Ok(sqlx::query_scalar(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), c.next_fire_at) FROM coordinator c \
+         WHERE c.enabled = 1 AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+         ORDER BY c.next_fire_at LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
 pub(super) async fn coordinator_fire(
     conn: &mut MySqlConnection,
     workflow: &str,

@@ -65,10 +65,6 @@ pub(crate) struct MysqlStore {
     /// For the master lock's own connection, which must never come from (or return to) the pool.
     options: MySqlConnectOptions,
     lock_name: String,
-    /// The last claim found nothing: the next one first asks, outside a transaction, whether
-    /// anything is ready. An idle worker then sends one statement per poll, not BEGIN, SELECT and
-    /// ROLLBACK.
-    claim_idle: std::sync::atomic::AtomicBool,
 }
 
 impl MysqlStore {
@@ -133,7 +129,6 @@ impl MysqlStore {
             pool,
             options,
             lock_name: lock_name(&database),
-            claim_idle: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }
@@ -173,16 +168,8 @@ where
 
 /// The claim: tasks waiting for a pool first, then the rest (here, not in `runs.rs` or
 /// `pools.rs`, because it uses both and each of them uses `runs.rs`' `mark_running`).
-async fn task_claim(
-    pool: &MySqlPool,
-    claim_idle: &std::sync::atomic::AtomicBool,
-    p: &TaskClaimParams,
-) -> Result<Vec<ClaimedTask>> {
-    use std::sync::atomic::Ordering::Relaxed;
+async fn task_claim(pool: &MySqlPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
     if p.queues.is_empty() || p.limit <= 0 {
-        return Ok(vec![]);
-    }
-    if claim_idle.load(Relaxed) && !runs::any_ready(pool, p).await? {
         return Ok(vec![]);
     }
     // pooled tasks first (only when pools exist): the unpooled claim below could otherwise fill
@@ -203,7 +190,6 @@ async fn task_claim(
             Err(e) => return Err(e),
         }
     }
-    claim_idle.store(claimed.is_empty(), Relaxed);
     Ok(claimed)
 }
 
@@ -284,6 +270,10 @@ impl Store for MysqlStore {
 
     async fn coordinator_due(&self, limit: i64) -> Result<Vec<CoordinatorRow>> {
         definitions::coordinator_due(&self.pool, limit).await
+    }
+
+    async fn coordinator_next_due_micros(&self) -> Result<Option<i64>> {
+        definitions::coordinator_next_due_micros(&self.pool).await
     }
 
     async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
@@ -472,8 +462,8 @@ impl Store for MysqlStore {
             .await?)
     }
 
-    async fn ready_tasks_due(&self) -> Result<bool> {
-        retention::ready_tasks_due(&self.pool).await
+    async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
+        runs::ready_tasks_due(&self.pool, queues).await
     }
 
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {
@@ -513,7 +503,7 @@ impl Store for MysqlStore {
     }
 
     async fn task_claim(&self, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
-        task_claim(&self.pool, &self.claim_idle, p).await
+        task_claim(&self.pool, p).await
     }
 
     async fn task_get(&self, id: TaskId) -> Result<Option<TaskRow>> {

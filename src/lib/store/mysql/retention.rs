@@ -5,8 +5,8 @@
 //! be run as a dependent subquery, a scan of `task_log` per statement.
 
 use super::super::common::{
-    loose_cutoffs, ready_due, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
-    RETENTION_LOOSE, RETENTION_OWNED,
+    loose_cutoffs, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE,
+    RETENTION_OWNED,
 };
 use super::*;
 use crate::state::InstanceStatus;
@@ -25,13 +25,6 @@ pub(super) async fn instance_children(
     push_list(&mut qb, parents.iter().copied());
     qb.push(" ORDER BY id");
     Ok(qb.build_query_as().fetch_all(pool).await?)
-}
-
-pub(super) async fn ready_tasks_due(pool: &MySqlPool) -> Result<bool> {
-    let due: i64 = sqlx::query_scalar(&ready_due("NOW(6)"))
-        .fetch_one(pool)
-        .await?;
-    Ok(due > 0)
 }
 
 pub(super) async fn candidates(pool: &MySqlPool, p: &RetentionScan) -> Result<Vec<InstanceId>> {

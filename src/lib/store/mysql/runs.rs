@@ -1,5 +1,6 @@
 //! MySQL/MariaDB: workflow instances and their tasks: claims, leases, transitions.
 
+use super::super::common::ready_due;
 use super::*;
 
 macro_rules! task_cols {
@@ -330,16 +331,18 @@ pub(super) async fn lease_extend_many(
     .await
 }
 
-pub(super) async fn any_ready(pool: &MySqlPool, p: &TaskClaimParams) -> Result<bool> {
-    let mut probe = QueryBuilder::<MySql>::new("SELECT id FROM task WHERE status = 'ready' ");
-    if p.pools.is_empty() {
-        probe.push("AND pool = '' ");
+pub(super) async fn ready_tasks_due(pool: &MySqlPool, queues: &[String]) -> Result<bool> {
+    let filter = match queues.len() {
+        0 => String::new(),
+        n => format!(" AND queue IN ({})", vec!["?"; n].join(", ")),
+    };
+    let sql = ready_due("NOW(6)", &filter);
+    let mut query = sqlx::query_scalar(&sql);
+    for q in queues {
+        query = query.bind(q);
     }
-    probe.push("AND queue IN ");
-    push_list(&mut probe, p.queues.iter());
-    probe.push(" AND run_at <= NOW(6) LIMIT 1");
-    let any: Option<i64> = probe.build_query_scalar().fetch_optional(pool).await?;
-    Ok(any.is_some())
+    let due: i64 = query.fetch_one(pool).await?;
+    Ok(due > 0)
 }
 
 /// One claim transaction outside pools: lock up to `limit` ready rows (skipping rows another

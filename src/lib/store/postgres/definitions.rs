@@ -187,6 +187,18 @@ pub(super) async fn coordinator_due(pool: &PgPool, limit: i64) -> Result<Vec<Coo
         .await?)
 }
 
+pub(super) async fn coordinator_next_due_micros(pool: &PgPool) -> Result<Option<i64>> {
+    // the due read's filters, walked in `coordinator_due` index order to the first row
+    Ok(sqlx::query_scalar(
+        "SELECT (EXTRACT(EPOCH FROM c.next_fire_at - now()) * 1000000)::BIGINT FROM coordinator c \
+         WHERE c.enabled AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled) \
+         ORDER BY c.next_fire_at LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
 pub(super) async fn coordinator_fire(
     conn: &mut PgConnection,
     workflow: &str,

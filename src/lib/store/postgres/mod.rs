@@ -217,6 +217,10 @@ impl Store for PostgresStore {
         definitions::coordinator_due(&self.pool, limit).await
     }
 
+    async fn coordinator_next_due_micros(&self) -> Result<Option<i64>> {
+        definitions::coordinator_next_due_micros(&self.pool).await
+    }
+
     async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
         definitions::coordinator_get(&self.pool, workflow).await
     }
@@ -440,8 +444,8 @@ impl Store for PostgresStore {
             .await?)
     }
 
-    async fn ready_tasks_due(&self) -> Result<bool> {
-        retention::ready_tasks_due(&self.pool).await
+    async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
+        runs::ready_tasks_due(&self.pool, queues).await
     }
 
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {

@@ -2,7 +2,7 @@
 //! alerts, dead workers and schedulers), deleted a bounded number of rows per transaction.
 
 use super::super::common::{
-    loose_cutoffs, numbered, ready_due, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
+    loose_cutoffs, numbered, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
     RETENTION_LOOSE, RETENTION_OWNED,
 };
 use super::*;
@@ -22,13 +22,6 @@ pub(super) async fn instance_children(
     .bind(parents.iter().map(|i| i.0).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?)
-}
-
-pub(super) async fn ready_tasks_due(pool: &PgPool) -> Result<bool> {
-    let due: i64 = sqlx::query_scalar(&ready_due("now()"))
-        .fetch_one(pool)
-        .await?;
-    Ok(due > 0)
 }
 
 pub(super) async fn candidates(pool: &PgPool, p: &RetentionScan) -> Result<Vec<InstanceId>> {

@@ -1,5 +1,6 @@
 //! PostgreSQL: workflow instances and their tasks: claims, leases, transitions.
 
+use super::super::common::ready_due;
 use super::*;
 
 macro_rules! task_cols {
@@ -306,6 +307,21 @@ pub(super) async fn lease_extend_many(
     .execute(pool)
     .await?;
     Ok(r.rows_affected())
+}
+
+pub(super) async fn ready_tasks_due(pool: &PgPool, queues: &[String]) -> Result<bool> {
+    let filter = if queues.is_empty() {
+        ""
+    } else {
+        " AND queue = ANY($1)"
+    };
+    let sql = ready_due("now()", filter);
+    let mut query = sqlx::query_scalar(&sql);
+    if !queues.is_empty() {
+        query = query.bind(queues);
+    }
+    let due: i64 = query.fetch_one(pool).await?;
+    Ok(due > 0)
 }
 
 pub(super) async fn task_claim(pool: &PgPool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {

@@ -123,6 +123,17 @@ pub(super) async fn coordinator_due(pool: &SqlitePool, limit: i64) -> Result<Vec
     Ok(sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
 }
 
+pub(super) async fn coordinator_next_due_micros(pool: &SqlitePool) -> Result<Option<i64>> {
+    // the due read's filters, walked in `coordinator_due` index order to the first row
+    let sql = format!(
+        "SELECT CAST(ROUND((julianday(c.next_fire_at) - julianday({NOW})) * 86400000000.0) AS INTEGER) \
+         FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+         ORDER BY c.next_fire_at LIMIT 1"
+    );
+    Ok(sqlx::query_scalar(&sql).fetch_optional(pool).await?)
+}
+
 pub(super) async fn coordinator_fire(
     conn: &mut SqliteConnection,
     workflow: &str,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The master lock on SQLite: a lease row renewed on every duty cycle.
+/// The master lock on SQLite: a lease row renewed every third of its length.
 pub(super) struct SqliteLease {
     pub(super) pool: SqlitePool,
     pub(super) holder: String,
@@ -42,6 +42,10 @@ impl MasterLock for SqliteLease {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        Some(self.ttl / 3)
     }
 }
 

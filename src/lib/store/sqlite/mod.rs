@@ -168,6 +168,10 @@ impl Store for SqliteStore {
         definitions::coordinator_due(&self.pool, limit).await
     }
 
+    async fn coordinator_next_due_micros(&self) -> Result<Option<i64>> {
+        definitions::coordinator_next_due_micros(&self.pool).await
+    }
+
     async fn coordinator_get(&self, workflow: &str) -> Result<Option<CoordinatorRow>> {
         definitions::coordinator_get(&self.pool, workflow).await
     }
@@ -301,7 +305,7 @@ impl Store for SqliteStore {
         Ok(Box::new(fleet::SqliteLease {
             pool: self.pool.clone(),
             holder: holder.to_string(),
-            // renewed every duty cycle (1 s): a dead master's lease is free again within 3 s
+            // renewed every second (`renew_every`): a dead master's lease is free again within 3 s
             ttl: Duration::from_secs(3),
         }))
     }
@@ -365,8 +369,8 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn ready_tasks_due(&self) -> Result<bool> {
-        retention::ready_tasks_due(&self.pool).await
+    async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
+        runs::ready_tasks_due(&self.pool, queues).await
     }
 
     async fn retention_candidates(&self, p: &RetentionScan) -> Result<Vec<InstanceId>> {

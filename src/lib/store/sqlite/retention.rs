@@ -2,8 +2,8 @@
 //! alerts, dead workers and schedulers), deleted a bounded number of rows per transaction.
 
 use super::super::common::{
-    loose_cutoffs, ready_due, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED,
-    RETENTION_LOOSE, RETENTION_OWNED,
+    loose_cutoffs, retention_cutoffs, RetentionKey, RETENTION_ENDED as ENDED, RETENTION_LOOSE,
+    RETENTION_OWNED,
 };
 use super::*;
 use crate::state::InstanceStatus;
@@ -26,11 +26,6 @@ pub(super) async fn instance_children(
     .bind(id_list(parents))
     .fetch_all(pool)
     .await?)
-}
-
-pub(super) async fn ready_tasks_due(pool: &SqlitePool) -> Result<bool> {
-    let due: i64 = sqlx::query_scalar(&ready_due(NOW)).fetch_one(pool).await?;
-    Ok(due > 0)
 }
 
 pub(super) async fn candidates(pool: &SqlitePool, p: &RetentionScan) -> Result<Vec<InstanceId>> {

@@ -1,5 +1,6 @@
 //! SQLite: workflow instances and their tasks: claims, leases, transitions.
 
+use super::super::common::ready_due;
 use super::*;
 
 /// `workflow` lies in the dir prefix bound four times (NULL: everywhere); see [`dir_in_scope`].
@@ -245,6 +246,21 @@ pub(super) async fn lease_extend_many(
     .execute(pool)
     .await?;
     Ok(r.rows_affected())
+}
+
+pub(super) async fn ready_tasks_due(pool: &SqlitePool, queues: &[String]) -> Result<bool> {
+    let filter = if queues.is_empty() {
+        ""
+    } else {
+        " AND queue IN (SELECT value FROM json_each(?))"
+    };
+    let sql = ready_due(NOW, filter);
+    let mut query = sqlx::query_scalar(&sql);
+    if !queues.is_empty() {
+        query = query.bind(json_list(queues));
+    }
+    let due: i64 = query.fetch_one(pool).await?;
+    Ok(due > 0)
 }
 
 pub(super) async fn task_claim(pool: &SqlitePool, p: &TaskClaimParams) -> Result<Vec<ClaimedTask>> {
