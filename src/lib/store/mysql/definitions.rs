@@ -28,12 +28,20 @@ macro_rules! head_cols {
     };
 }
 
+/// Coordinators `c` whose cron slots fire: the due read and the next-due read share it.
+macro_rules! cron_firing {
+    () => {
+        "c.enabled = 1 AND c.cron IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1)"
+    };
+}
+
 const COORDINATOR_DUE: &str = concat!(
     "SELECT ",
     coordinator_cols!(),
-    " FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL AND c.next_fire_at <= NOW(6) \
-     AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
-     ORDER BY c.next_fire_at, c.workflow LIMIT ?"
+    " FROM coordinator c WHERE ",
+    cron_firing!(),
+    " AND c.next_fire_at <= NOW(6) ORDER BY c.next_fire_at, c.workflow LIMIT ?"
 );
 
 const COORDINATOR_GET: &str = concat!(
@@ -192,13 +200,12 @@ pub(super) async fn coordinator_due(pool: &MySqlPool, limit: i64) -> Result<Vec<
 }
 
 pub(super) async fn coordinator_next_due_micros(pool: &MySqlPool) -> Result<Option<i64>> {
-    // the due read's filters, walked in `coordinator_due` index order to the first row
-    Ok(sqlx::query_scalar(
-        "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), c.next_fire_at) FROM coordinator c \
-         WHERE c.enabled = 1 AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
-         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
-         ORDER BY c.next_fire_at LIMIT 1",
-    )
+    // walked in `coordinator_due` index order to the first row
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), c.next_fire_at) FROM coordinator c WHERE ",
+        cron_firing!(),
+        " AND c.next_fire_at IS NOT NULL ORDER BY c.next_fire_at LIMIT 1"
+    ))
     .fetch_optional(pool)
     .await?)
 }

@@ -22,12 +22,20 @@ macro_rules! head_cols {
     };
 }
 
+/// Coordinators `c` whose cron slots fire: the due read and the next-due read share it.
+macro_rules! cron_firing {
+    () => {
+        "c.enabled AND c.cron IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled)"
+    };
+}
+
 const COORDINATOR_DUE: &str = concat!(
     "SELECT ",
     coordinator_cols!(),
-    " FROM coordinator c WHERE c.enabled AND c.cron IS NOT NULL AND c.next_fire_at <= now() \
-     AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled) \
-     ORDER BY c.next_fire_at, c.workflow COLLATE \"C\" LIMIT $1"
+    " FROM coordinator c WHERE ",
+    cron_firing!(),
+    " AND c.next_fire_at <= now() ORDER BY c.next_fire_at, c.workflow COLLATE \"C\" LIMIT $1"
 );
 
 const COORDINATOR_GET: &str = concat!(
@@ -188,13 +196,13 @@ pub(super) async fn coordinator_due(pool: &PgPool, limit: i64) -> Result<Vec<Coo
 }
 
 pub(super) async fn coordinator_next_due_micros(pool: &PgPool) -> Result<Option<i64>> {
-    // the due read's filters, walked in `coordinator_due` index order to the first row
-    Ok(sqlx::query_scalar(
+    // walked in `coordinator_due` index order to the first row
+    Ok(sqlx::query_scalar(concat!(
         "SELECT (EXTRACT(EPOCH FROM c.next_fire_at - now()) * 1000000)::BIGINT FROM coordinator c \
-         WHERE c.enabled AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
-         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled) \
-         ORDER BY c.next_fire_at LIMIT 1",
-    )
+         WHERE ",
+        cron_firing!(),
+        " AND c.next_fire_at IS NOT NULL ORDER BY c.next_fire_at LIMIT 1"
+    ))
     .fetch_optional(pool)
     .await?)
 }

@@ -112,11 +112,13 @@ pub(super) async fn coordinator_deps_ready(
     Ok(sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?)
 }
 
+/// Coordinators `c` whose cron slots fire: the due read and the next-due read share it.
+const CRON_FIRING: &str = "c.enabled = 1 AND c.cron IS NOT NULL \
+     AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1)";
+
 pub(super) async fn coordinator_due(pool: &SqlitePool, limit: i64) -> Result<Vec<CoordinatorRow>> {
     let sql = format!(
-        "SELECT {cols} FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL \
-         AND c.next_fire_at <= {NOW} \
-         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+        "SELECT {cols} FROM coordinator c WHERE {CRON_FIRING} AND c.next_fire_at <= {NOW} \
          ORDER BY c.next_fire_at, c.workflow LIMIT ?",
         cols = prefixed("c", COORDINATOR_COLUMNS)
     );
@@ -124,11 +126,10 @@ pub(super) async fn coordinator_due(pool: &SqlitePool, limit: i64) -> Result<Vec
 }
 
 pub(super) async fn coordinator_next_due_micros(pool: &SqlitePool) -> Result<Option<i64>> {
-    // the due read's filters, walked in `coordinator_due` index order to the first row
+    // walked in `coordinator_due` index order to the first row
     let sql = format!(
         "SELECT CAST(ROUND((julianday(c.next_fire_at) - julianday({NOW})) * 86400000000.0) AS INTEGER) \
-         FROM coordinator c WHERE c.enabled = 1 AND c.cron IS NOT NULL AND c.next_fire_at IS NOT NULL \
-         AND EXISTS (SELECT 1 FROM workflow w WHERE w.name = c.workflow AND w.enabled = 1) \
+         FROM coordinator c WHERE {CRON_FIRING} AND c.next_fire_at IS NOT NULL \
          ORDER BY c.next_fire_at LIMIT 1"
     );
     Ok(sqlx::query_scalar(&sql).fetch_optional(pool).await?)
