@@ -163,14 +163,17 @@ impl DefinitionCache {
             .cloned()
     }
 
-    /// Which of `workflows` have no version cached at all.
+    /// Which of `workflows` have no version cached at all, each once.
     fn unknown(&self, workflows: &[String]) -> Vec<String> {
         let map = self.map.lock().expect("cache lock is never poisoned");
-        workflows
+        let mut unknown: Vec<String> = workflows
             .iter()
             .filter(|w| !map.contains_key(*w))
             .cloned()
-            .collect()
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
     }
 
     fn put(&self, workflow: &str, version: i64, def: Workflow) -> Arc<Workflow> {

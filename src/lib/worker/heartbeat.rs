@@ -1,7 +1,8 @@
 //! The heartbeat: every few seconds one UPDATE for the worker row, carrying a sample of its host,
 //! and one that extends the lease of every task this worker runs; then it stops the attempts that
-//! were killed or taken away. A worker running nothing beats every third of the lease instead. Once per interval of `metric_every` (a minute by default) the sample
-//! also goes into the host history: one more statement per interval, none per beat.
+//! were killed or taken away. A worker running nothing beats every third of the lease instead.
+//! Once per interval of `metric_every` (a minute by default) the sample also goes into the host
+//! history: one more statement per interval, none per beat.
 
 use std::time::{Duration, SystemTime};
 
@@ -35,11 +36,9 @@ pub(super) async fn run(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = match running.lock().expect("never poisoned").is_empty() {
-            true => idle_beat,
-            false => cfg.heartbeat,
-        };
-        let host = probe.sample(running.lock().expect("never poisoned").len());
+        let tasks = running.lock().expect("never poisoned").len();
+        wait = if tasks == 0 { idle_beat } else { cfg.heartbeat };
+        let host = probe.sample(tasks);
         match beat(&engine, &id, &registration, &running, cfg.lease_ttl, &host).await {
             Ok(()) => outage.recovered(),
             Err(e) => {

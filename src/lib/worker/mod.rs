@@ -237,10 +237,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                     busy = !tasks.is_empty();
                     // tasks of many workflows (coordinators due together): the definitions this
                     // process has not seen yet in one read, not one per attempt
-                    let mut workflows: Vec<String> =
-                        tasks.iter().map(|t| t.workflow.clone()).collect();
-                    workflows.sort_unstable();
-                    workflows.dedup();
+                    let workflows: Vec<String> = tasks.iter().map(|t| t.workflow.clone()).collect();
                     engine.warm_definitions(&workflows).await;
                     delay = if tasks.len() == free {
                         Duration::ZERO
