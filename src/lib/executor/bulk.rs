@@ -8,7 +8,6 @@
 //! in UTC, so it is `+00`).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
@@ -227,10 +226,18 @@ pub(crate) fn check(dialect: Dialect, ty: &ColType, v: &str) -> Result<(), Strin
 
 pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
+    hex_into(&mut s, bytes);
     s
+}
+
+/// Appends `bytes` as lower-case hex.
+pub(crate) fn hex_into(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
 }
 
 pub(crate) fn hex_decode(hex: &str) -> Vec<u8> {

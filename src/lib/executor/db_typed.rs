@@ -1,8 +1,6 @@
 //! Typed reads and the bulk write of a transfer, on a [`Conn`]: a source's rows as exact text per
-//! column (binary columns as hex), the declared types of a table or a query's result, and
-//! `COPY ... FROM STDIN` / `LOAD DATA LOCAL INFILE` of a prepared block of rows.
-
-use std::sync::Arc;
+//! column (binary columns as hex) packed into a [`RowBlock`], the declared types of a table or a
+//! query's result, and `COPY ... FROM STDIN` of a prepared block of rows.
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -12,8 +10,8 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Executor, Row, TypeInfo};
 
-use super::bulk::{float_text, hex_encode};
-use super::db::{is_missing_table, table_sql, Conn, NamePart, TextRow};
+use super::bulk::{float_text, hex_encode, hex_into};
+use super::db::{is_missing_table, table_sql, Conn, NamePart};
 
 /// How a source column's values are read: as text, or (binary columns) as hex.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,79 +20,179 @@ pub(crate) enum ReadAs {
     Hex,
 }
 
-fn mysql_typed(row: &MySqlRow, read: &[ReadAs]) -> TextRow {
-    (0..row.len())
-        .map(|i| {
-            let b = row
-                .try_get_unchecked::<Option<&[u8]>, _>(i)
-                .ok()
-                .flatten()?;
-            Some(match read.get(i) {
-                Some(ReadAs::Hex) => hex_encode(b),
-                _ => String::from_utf8_lossy(b).into_owned(),
-            })
-        })
-        .collect()
+/// Rows of text values packed into one buffer: a transfer's batch without an allocation per
+/// value or per row.
+#[derive(Debug, Default)]
+pub(crate) struct RowBlock {
+    text: String,
+    /// Each value's span in `text`; `None` is NULL.
+    cells: Vec<Option<(usize, usize)>>,
+    /// Where each row's cells end.
+    row_ends: Vec<usize>,
 }
 
-fn postgres_typed(row: &PgRow, read: &[ReadAs]) -> TextRow {
-    (0..row.len())
-        .map(|i| {
-            let v = row.try_get_unchecked::<Option<&str>, _>(i).ok().flatten()?;
-            Some(match read.get(i) {
-                // bytea's hex output
-                Some(ReadAs::Hex) => v.strip_prefix("\\x").unwrap_or(v).to_string(),
-                _ => v.to_string(),
-            })
-        })
-        .collect()
-}
+impl RowBlock {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        RowBlock {
+            text: String::with_capacity(rows * 64),
+            cells: Vec::with_capacity(rows * 8),
+            row_ends: Vec::with_capacity(rows),
+        }
+    }
 
-fn sqlite_typed(row: &SqliteRow, read: &[ReadAs]) -> TextRow {
-    use sqlx::ValueRef;
-    (0..row.len())
-        .map(|i| {
-            let raw = row.try_get_raw(i).ok()?;
-            if raw.is_null() {
-                return None;
+    pub(crate) fn len(&self) -> usize {
+        self.row_ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.row_ends.is_empty()
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        self.cells.push(None);
+    }
+
+    pub(crate) fn push_str(&mut self, v: &str) {
+        self.push_with(|t| t.push_str(v));
+    }
+
+    /// A value written straight into the buffer by `write`.
+    pub(crate) fn push_with(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        self.cells.push(Some((start, self.text.len())));
+    }
+
+    /// Closes the row the values pushed since the last call belong to.
+    pub(crate) fn end_row(&mut self) {
+        self.row_ends.push(self.cells.len());
+    }
+
+    /// Appends one row of owned values.
+    pub(crate) fn push_row(&mut self, row: &[Option<String>]) {
+        for v in row {
+            match v {
+                Some(v) => self.push_str(v),
+                None => self.push_null(),
             }
-            match raw.type_info().name() {
-                "REAL" => row.try_get_unchecked::<f64, _>(i).ok().map(float_text),
-                "BLOB" => {
-                    let b = row.try_get_unchecked::<Vec<u8>, _>(i).ok()?;
-                    Some(match read.get(i) {
-                        Some(ReadAs::Hex) => hex_encode(&b),
-                        _ => String::from_utf8_lossy(&b).into_owned(),
-                    })
+        }
+        self.end_row();
+    }
+
+    pub(crate) fn row(&self, i: usize) -> RowRef<'_> {
+        let start = if i == 0 { 0 } else { self.row_ends[i - 1] };
+        RowRef {
+            text: &self.text,
+            cells: &self.cells[start..self.row_ends[i]],
+        }
+    }
+
+    pub(crate) fn rows(&self) -> impl Iterator<Item = RowRef<'_>> {
+        (0..self.len()).map(|i| self.row(i))
+    }
+}
+
+/// One row of a [`RowBlock`].
+#[derive(Clone, Copy)]
+pub(crate) struct RowRef<'a> {
+    text: &'a str,
+    cells: &'a [Option<(usize, usize)>],
+}
+
+impl<'a> RowRef<'a> {
+    pub(crate) fn values(self) -> impl Iterator<Item = Option<&'a str>> {
+        self.cells
+            .iter()
+            .map(move |c| c.map(|(start, end)| &self.text[start..end]))
+    }
+}
+
+/// A source row as its driver returns it, until its values are pushed into a [`RowBlock`].
+pub(crate) enum SourceRow {
+    Mysql(MySqlRow),
+    Postgres(PgRow),
+    Sqlite(SqliteRow),
+}
+
+impl SourceRow {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            SourceRow::Mysql(r) => r.len(),
+            SourceRow::Postgres(r) => r.len(),
+            SourceRow::Sqlite(r) => r.len(),
+        }
+    }
+
+    /// Appends the row's values as exact text (binary columns as hex, floats exact).
+    pub(crate) fn push_to(&self, block: &mut RowBlock, read: &[ReadAs]) {
+        let hex = |i: usize| read.get(i) == Some(&ReadAs::Hex);
+        match self {
+            SourceRow::Mysql(row) => {
+                for i in 0..row.len() {
+                    match row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten() {
+                        None => block.push_null(),
+                        Some(b) if hex(i) => block.push_with(|t| hex_into(t, b)),
+                        Some(b) => block.push_str(&String::from_utf8_lossy(b)),
+                    }
                 }
-                _ => row.try_get_unchecked::<Option<String>, _>(i).ok().flatten(),
             }
-        })
-        .collect()
+            SourceRow::Postgres(row) => {
+                for i in 0..row.len() {
+                    match row.try_get_unchecked::<Option<&str>, _>(i).ok().flatten() {
+                        None => block.push_null(),
+                        // bytea's hex output
+                        Some(v) if hex(i) => block.push_str(v.strip_prefix("\\x").unwrap_or(v)),
+                        Some(v) => block.push_str(v),
+                    }
+                }
+            }
+            SourceRow::Sqlite(row) => {
+                use sqlx::ValueRef;
+                for i in 0..row.len() {
+                    let value = row
+                        .try_get_raw(i)
+                        .ok()
+                        .filter(|raw| !raw.is_null())
+                        .and_then(|raw| match raw.type_info().name() {
+                            "REAL" => row.try_get_unchecked::<f64, _>(i).ok().map(float_text),
+                            "BLOB" => row.try_get_unchecked::<Vec<u8>, _>(i).ok().map(|b| {
+                                if hex(i) {
+                                    hex_encode(&b)
+                                } else {
+                                    String::from_utf8_lossy(&b).into_owned()
+                                }
+                            }),
+                            _ => row.try_get_unchecked::<Option<String>, _>(i).ok().flatten(),
+                        });
+                    match value {
+                        Some(v) => block.push_str(&v),
+                        None => block.push_null(),
+                    }
+                }
+            }
+        }
+        block.end_row();
+    }
 }
 
 /// A column's name and its type as declared (`decimal(12,2)`, `timestamp(3) with time zone`).
 pub(crate) type Declared = (String, String);
 
 impl Conn {
-    /// Streams a query's rows as text, binary columns as hex and floats exact.
+    /// Streams a query's rows, for [`SourceRow::push_to`] to read as exact text.
     pub(crate) fn typed_rows<'c>(
         &'c mut self,
         sql: &'c str,
-        read: Arc<[ReadAs]>,
-    ) -> BoxStream<'c, Result<TextRow, sqlx::Error>> {
+    ) -> BoxStream<'c, Result<SourceRow, sqlx::Error>> {
         match self {
-            Conn::Mysql(c) => sqlx::raw_sql(sql)
-                .fetch(c)
-                .map_ok(move |r| mysql_typed(&r, &read))
-                .boxed(),
+            Conn::Mysql(c) => sqlx::raw_sql(sql).fetch(c).map_ok(SourceRow::Mysql).boxed(),
             Conn::Postgres(c) => sqlx::raw_sql(sql)
                 .fetch(c)
-                .map_ok(move |r| postgres_typed(&r, &read))
+                .map_ok(SourceRow::Postgres)
                 .boxed(),
             Conn::Sqlite(c) => sqlx::raw_sql(sql)
                 .fetch(c)
-                .map_ok(move |r| sqlite_typed(&r, &read))
+                .map_ok(SourceRow::Sqlite)
                 .boxed(),
         }
     }

@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::definition::template::Template;
 use crate::executor::bulk::{self, Ready, TargetColumn};
-use crate::executor::db::{self, Conn, Session, TextRow};
+use crate::executor::db::{self, Conn, Session};
+use crate::executor::db_typed::RowRef;
 use crate::executor::links::Dialect;
 use crate::executor::sql::{self, TxEnd};
 use crate::executor::typemap::{self, ColType};
@@ -265,8 +268,9 @@ pub(super) async fn prepare_db_target(
 }
 
 /// Writes batches until the channel closes. A stop is honoured between batches; a batch in flight
-/// is one bulk statement and finishes. (No `select!` here: its futures borrow, and rustc cannot
-/// then prove the spawned writer `Send`.)
+/// is one bulk statement and finishes. Batches are spelled for the target by a task of their own,
+/// so the next one is encoded while the server loads this one. (No `select!` here: its futures
+/// borrow, and rustc cannot then prove the spawned writer `Send`.)
 pub(super) async fn db_writer(
     k: usize,
     mut s: Session,
@@ -276,9 +280,24 @@ pub(super) async fn db_writer(
     abort: CancellationToken,
 ) -> Result<WriterDone, String> {
     let guard = AbortOnDrop::new(abort.clone());
+    let (encoded_tx, mut encoded) = mpsc::channel::<Result<Encoded, String>>(1);
+    let encoder = tokio::spawn({
+        let plan = plan.clone();
+        async move {
+            while let Some(batch) = recv(rx.clone()).await {
+                let next = encode(&plan, batch);
+                let failed = next.is_err();
+                if encoded_tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        }
+    });
+    // the encoder ends with the writer, whichever way the writer ends
+    let _encoder = AbortTaskOnDrop(encoder);
     let mut rows = 0u64;
     let mut stopped = None;
-    while let Some(batch) = recv(rx.clone()).await {
+    while let Some(next) = encoded.recv().await {
         if abort.is_cancelled() {
             break;
         }
@@ -286,7 +305,7 @@ pub(super) async fn db_writer(
             stopped = Some(end);
             break;
         }
-        match write_batch(&mut s.conn, &plan, &batch).await {
+        match write_encoded(&mut s.conn, &plan, next?).await {
             Ok(n) => rows += n,
             Err(WriteError::Value(e)) => return Err(e),
             Err(WriteError::Db { e, first_row }) => {
@@ -304,6 +323,14 @@ pub(super) async fn db_writer(
     guard.disarm();
     s.close().await;
     Ok(WriterDone { rows, stopped })
+}
+
+struct AbortTaskOnDrop(JoinHandle<()>);
+
+impl Drop for AbortTaskOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub(super) enum WriteError {
@@ -336,101 +363,129 @@ pub(super) fn db_error_row(e: &sqlx::Error) -> Option<u64> {
     None
 }
 
-/// One row's values, ready for the plan's columns.
-pub(super) fn ready_row<'a>(
+/// A row's values, each checked and converted for its column, handed to `put` in order.
+pub(super) fn each_ready<'a>(
     plan: &DbPlan,
-    row: &'a TextRow,
+    row: RowRef<'a>,
     row_no: u64,
-) -> Result<Vec<Ready<'a>>, String> {
-    plan.columns
-        .iter()
-        .zip(row)
-        .map(|(col, v)| {
-            bulk::ready(plan.dialect, col, v.as_deref()).map_err(|why| {
-                format!(
-                    "row {row_no} column `{}` ({}): {why}: {}",
-                    col.name,
-                    col.declared,
-                    sql::preview(v.as_deref().unwrap_or(""), 60)
-                )
-            })
-        })
-        .collect()
+    mut put: impl FnMut(usize, Ready<'a>),
+) -> Result<(), String> {
+    for (j, (col, v)) in plan.columns.iter().zip(row.values()).enumerate() {
+        let ready = bulk::ready(plan.dialect, col, v).map_err(|why| {
+            format!(
+                "row {row_no} column `{}` ({}): {why}: {}",
+                col.name,
+                col.declared,
+                sql::preview(v.unwrap_or(""), 60)
+            )
+        })?;
+        put(j, ready);
+    }
+    Ok(())
 }
 
-/// Writes one batch by the target's bulk path; the rows written.
-pub(super) async fn write_batch(
-    conn: &mut Conn,
-    plan: &DbPlan,
-    batch: &Batch,
-) -> Result<u64, WriteError> {
+/// A batch spelled for the target's bulk path.
+pub(super) enum Encoded {
+    /// PostgreSQL: one `COPY … FROM STDIN` of this text-format data.
+    Copy { first_row: u64, data: String },
+    /// MySQL: multi-row INSERTs, each with the source row of its first tuple.
+    Inserts(Vec<(String, u64)>),
+    /// SQLite: values are bound as the batch is written.
+    Bound(Batch),
+}
+
+/// Checks and spells a batch for the plan's target; `Err` names the value that does not fit.
+pub(super) fn encode(plan: &DbPlan, batch: Batch) -> Result<Encoded, String> {
     let row_no = |i: usize| batch.first_row + i as u64;
-    match conn {
-        Conn::Postgres(_) => {
+    match plan.dialect {
+        Dialect::Postgres => {
             let mut data = String::with_capacity(batch.rows.len() * 64);
-            for (i, row) in batch.rows.iter().enumerate() {
-                let values = ready_row(plan, row, row_no(i)).map_err(WriteError::Value)?;
-                for (j, v) in values.iter().enumerate() {
+            for (i, row) in batch.rows.rows().enumerate() {
+                each_ready(plan, row, row_no(i), |j, v| {
                     if j > 0 {
                         data.push('\t');
                     }
-                    bulk::copy_value(&mut data, v);
-                }
+                    bulk::copy_value(&mut data, &v);
+                })?;
                 data.push('\n');
             }
-            let statement = format!("COPY {} {} FROM STDIN", plan.table, plan.names);
-            conn.copy_in(&statement, data.as_bytes())
-                .await
-                .map_err(|e| WriteError::Db {
-                    e,
-                    first_row: batch.first_row,
-                })
+            Ok(Encoded::Copy {
+                first_row: batch.first_row,
+                data,
+            })
         }
-        Conn::Mysql(_) => {
+        Dialect::Mysql => {
             let head = format!("INSERT INTO {} {} VALUES ", plan.table, plan.names);
-            let mut written = 0u64;
-            let mut stmt = String::with_capacity(plan.max_statement.min(1 << 20));
-            let mut stmt_first = 0usize;
-            let mut in_stmt = 0usize;
+            let mut statements = Vec::new();
+            let mut stmt = String::new();
+            let mut stmt_first = 0u64;
             let mut tuple = String::new();
-            for (i, row) in batch.rows.iter().enumerate() {
-                let values = ready_row(plan, row, row_no(i)).map_err(WriteError::Value)?;
+            for (i, row) in batch.rows.rows().enumerate() {
                 tuple.clear();
                 tuple.push('(');
-                for (j, v) in values.iter().enumerate() {
+                each_ready(plan, row, row_no(i), |j, v| {
                     if j > 0 {
                         tuple.push(',');
                     }
-                    bulk::mysql_literal(&mut tuple, v, plan.backslash);
-                }
+                    bulk::mysql_literal(&mut tuple, &v, plan.backslash);
+                })?;
                 tuple.push(')');
-                if in_stmt > 0 && stmt.len() + 1 + tuple.len() > plan.max_statement {
-                    written += run_insert(conn, &stmt, row_no(stmt_first)).await?;
-                    in_stmt = 0;
+                if !stmt.is_empty() && stmt.len() + 1 + tuple.len() > plan.max_statement {
+                    statements.push((std::mem::take(&mut stmt), stmt_first));
                 }
-                if in_stmt == 0 {
-                    stmt.clear();
+                if stmt.is_empty() {
+                    stmt.reserve(
+                        plan.max_statement
+                            .min(tuple.len() * batch.rows.len() + head.len()),
+                    );
                     stmt.push_str(&head);
-                    stmt_first = i;
+                    stmt_first = row_no(i);
                 } else {
                     stmt.push(',');
                 }
                 stmt.push_str(&tuple);
-                in_stmt += 1;
             }
-            if in_stmt > 0 {
-                written += run_insert(conn, &stmt, row_no(stmt_first)).await?;
+            if !stmt.is_empty() {
+                statements.push((stmt, stmt_first));
+            }
+            Ok(Encoded::Inserts(statements))
+        }
+        Dialect::Sqlite => Ok(Encoded::Bound(batch)),
+    }
+}
+
+/// Writes one encoded batch by the target's bulk path; the rows written.
+pub(super) async fn write_encoded(
+    conn: &mut Conn,
+    plan: &DbPlan,
+    encoded: Encoded,
+) -> Result<u64, WriteError> {
+    match (conn, encoded) {
+        (conn @ Conn::Postgres(_), Encoded::Copy { first_row, data }) => {
+            let statement = format!("COPY {} {} FROM STDIN", plan.table, plan.names);
+            conn.copy_in(&statement, data.as_bytes())
+                .await
+                .map_err(|e| WriteError::Db { e, first_row })
+        }
+        (conn @ Conn::Mysql(_), Encoded::Inserts(statements)) => {
+            let mut written = 0u64;
+            for (stmt, first_row) in &statements {
+                written += run_insert(conn, stmt, *first_row).await?;
             }
             Ok(written)
         }
-        Conn::Sqlite(c) => {
+        (Conn::Sqlite(c), Encoded::Bound(batch)) => {
+            let row_no = |i: usize| batch.first_row + i as u64;
             let per_stmt = (MAX_BINDS / plan.columns.len().max(1)).max(1);
             let mut written = 0u64;
-            for (n, chunk) in batch.rows.chunks(per_stmt).enumerate() {
-                let first = n * per_stmt;
-                let mut ready = Vec::with_capacity(chunk.len());
-                for (i, row) in chunk.iter().enumerate() {
-                    ready.push(ready_row(plan, row, row_no(first + i)).map_err(WriteError::Value)?);
+            for first in (0..batch.rows.len()).step_by(per_stmt) {
+                let last = (first + per_stmt).min(batch.rows.len());
+                let mut ready = Vec::with_capacity(last - first);
+                for i in first..last {
+                    let mut values = Vec::with_capacity(plan.columns.len());
+                    each_ready(plan, batch.rows.row(i), row_no(i), |_, v| values.push(v))
+                        .map_err(WriteError::Value)?;
+                    ready.push(values);
                 }
                 let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                     "INSERT INTO {} {} ",
@@ -457,6 +512,9 @@ pub(super) async fn write_batch(
             }
             Ok(written)
         }
+        _ => Err(WriteError::Value(
+            "the batch was encoded for another database than the target's".into(),
+        )),
     }
 }
 

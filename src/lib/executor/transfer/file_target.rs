@@ -66,7 +66,7 @@ pub(super) async fn write_file(
     let io = |e: std::io::Error| format!("writing `{}`: {e}", tmp.display());
     let mut text = String::new();
     if let Some(h) = &f.header {
-        delimited::write_record(&mut text, h, &f.delimiter);
+        delimited::write_record(&mut text, h.iter().map(Option::as_deref), &f.delimiter);
     }
     loop {
         let Some(batch) = recv(rx.clone()).await else {
@@ -75,8 +75,8 @@ pub(super) async fn write_file(
         if let Some(end) = stop.check() {
             return Ok((rows, Some(end)));
         }
-        for row in &batch.rows {
-            delimited::write_record(&mut text, row, &f.delimiter);
+        for row in batch.rows.rows() {
+            delimited::write_record(&mut text, row.values(), &f.delimiter);
             rows += 1;
         }
         out.write_all(text.as_bytes()).await.map_err(io)?;

@@ -9,10 +9,12 @@
 //! row and column. NULL stays NULL. Sessions on both sides run in UTC.
 //!
 //! Streaming at bulk speed: the source is read row by row (a `fetch` stream, or a file record by
-//! record) into batches of `transfer_batch_rows`; batches go through a bounded channel to `task-num`
-//! writers, each with its own connection: PostgreSQL loads a batch with one `COPY … FROM STDIN`,
-//! MySQL with multi-row INSERTs each as large as `max_allowed_packet` allows, SQLite with multi-row
-//! INSERTs of bound values. Memory is a few batches, whatever the table size. A kill or timeout is
+//! record) into batches of `transfer_batch_rows`, each batch's values packed into one buffer
+//! ([`RowBlock`]; a kill or timeout is raced once per batch, not per row); batches go through a
+//! bounded channel to `task-num` writers, each with its own connection and an encoder task that
+//! spells the next batch while the server loads this one: PostgreSQL loads a batch with one
+//! `COPY … FROM STDIN`, MySQL with multi-row INSERTs each as large as `max_allowed_packet` allows,
+//! SQLite with multi-row INSERTs of bound values. Memory is a few batches, whatever the table size. A kill or timeout is
 //! honoured between batches (and a statement in flight is cancelled on the server); what was written
 //! stays written: make reruns idempotent with `is-pre-truncate` or `<pre>`.
 //!
@@ -30,12 +32,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::db::{self, Session, TextRow};
+use super::db_typed::{ReadAs, RowBlock, SourceRow};
 use super::links::{self, Dialect};
 use super::sql::{self, TxEnd};
 use super::{process, AttemptContext, Outcome, Stopper};
@@ -49,7 +53,7 @@ mod source;
 
 use db_target::{db_writer, prepare_db_target, PACKET_MARGIN};
 use file_target::{file_writer, FileTarget};
-use source::{open_source, Src};
+use source::{open_source, FileSource, Src};
 
 pub(super) async fn run(ctx: &AttemptContext, stop: &Stopper, t: &Transfer) -> Outcome {
     match t {
@@ -70,10 +74,71 @@ fn file_path(ctx: &AttemptContext, t: &Template) -> Result<PathBuf, String> {
 /// A batch of rows and the 1-based number of its first row in the source.
 struct Batch {
     first_row: u64,
-    rows: Vec<TextRow>,
+    rows: RowBlock,
 }
 
 type Rx = Arc<Mutex<mpsc::Receiver<Batch>>>;
+
+/// The source's rows as the reader takes them.
+enum Rows<'a> {
+    Db {
+        rows: BoxStream<'a, Result<SourceRow, sqlx::Error>>,
+        read: Arc<[ReadAs]>,
+    },
+    File(&'a mut FileSource),
+}
+
+impl Rows<'_> {
+    /// Reads rows into `batch` until it holds `batch_rows`; `false` once the source is done.
+    /// `read` counts the rows read; a row whose width is not `expect_columns` is an error.
+    async fn fill(
+        &mut self,
+        batch: &mut RowBlock,
+        batch_rows: usize,
+        read: &mut u64,
+        expect_columns: Option<usize>,
+    ) -> Result<bool, String> {
+        while batch.len() < batch_rows {
+            let width = match self {
+                Rows::Db { rows, read: how } => match rows.next().await {
+                    None => return Ok(false),
+                    Some(Ok(row)) => {
+                        let width = row.len();
+                        if expect_columns.is_none_or(|w| w == width) {
+                            row.push_to(batch, how);
+                        }
+                        width
+                    }
+                    Some(Err(e)) => {
+                        return Err(format!("reading the source failed: {}", db::db_error(&e)))
+                    }
+                },
+                Rows::File(f) => match f.next().await? {
+                    None => return Ok(false),
+                    Some(row) => {
+                        if expect_columns.is_none_or(|w| w == row.len()) {
+                            batch.push_row(&row);
+                        }
+                        row.len()
+                    }
+                },
+            };
+            *read += 1;
+            if let Some(w) = expect_columns.filter(|w| width != *w) {
+                let at = match self {
+                    Rows::File(f) => {
+                        format!("line {} of `{}`", f.reader.line_no, f.path.display())
+                    }
+                    Rows::Db { .. } => format!("row {read}"),
+                };
+                return Err(format!(
+                    "{at} has {width} field(s), the target has {w} column(s)"
+                ));
+            }
+        }
+        Ok(true)
+    }
+}
 
 /// Where rows go: the writers' join set.
 type Writers = JoinSet<Result<WriterDone, String>>;
@@ -235,76 +300,50 @@ async fn copy(
     let began = Instant::now();
     let mut read = 0u64;
     let mut batches = 0u64;
-    let mut batch: Vec<TextRow> = Vec::with_capacity(batch_rows);
+    let mut batch = RowBlock::with_capacity(batch_rows);
     let mut failure: Option<String> = None;
     let mut stopped: Option<AttemptEnd> = None;
     {
-        let mut db_rows;
-        let mut file_src = None;
         let mut db_cancel = None;
-        match &mut src {
+        let mut rows = match &mut src {
             Src::Db {
                 session,
                 query,
                 read,
             } => {
                 let Session { conn, cancel, .. } = session;
-                db_rows = Some(conn.typed_rows(query, read.clone()));
                 db_cancel = Some(&*cancel);
+                Rows::Db {
+                    rows: conn.typed_rows(query),
+                    read: read.clone(),
+                }
             }
-            Src::File(f) => {
-                db_rows = None;
-                file_src = Some(f);
-            }
-        }
+            Src::File(f) => Rows::File(f),
+        };
         loop {
-            let next: Result<Option<TextRow>, String> = tokio::select! {
+            // stop and abort are raced once per batch: per row, their timer and waiter
+            // registrations cost more than reading the row
+            let filled = tokio::select! {
                 biased;
                 end = stop.stopped() => {
                     stopped = Some(end);
                     break;
                 }
                 _ = abort.cancelled() => break,
-                row = async {
-                    match (&mut db_rows, &mut file_src) {
-                        (Some(rows), _) => match rows.next().await {
-                            None => Ok(None),
-                            Some(Ok(r)) => Ok(Some(r)),
-                            Some(Err(e)) => Err(format!("reading the source failed: {}", db::db_error(&e))),
-                        },
-                        (None, Some(f)) => f.next().await,
-                        (None, None) => Ok(None),
-                    }
-                } => row,
+                more = rows.fill(&mut batch, batch_rows, &mut read, expect_columns) => more,
             };
-            let row = match next {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
+            let more = match filled {
+                Ok(more) => more,
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             };
-            read += 1;
-            if let Some(w) = expect_columns {
-                if row.len() != w {
-                    let at = match &file_src {
-                        Some(f) => format!("line {} of `{}`", f.reader.line_no, f.path.display()),
-                        None => format!("row {read}"),
-                    };
-                    failure = Some(format!(
-                        "{at} has {} field(s), the target has {w} column(s)",
-                        row.len()
-                    ));
-                    break;
-                }
-            }
-            batch.push(row);
             if batch.len() >= batch_rows {
                 batches += 1;
                 let full = Batch {
                     first_row: read + 1 - batch.len() as u64,
-                    rows: std::mem::replace(&mut batch, Vec::with_capacity(batch_rows)),
+                    rows: std::mem::replace(&mut batch, RowBlock::with_capacity(batch_rows)),
                 };
                 if !send(&tx, full, stop, &mut stopped).await {
                     break;
@@ -313,6 +352,9 @@ async fn copy(
                     ctx.log.out(format!("read {read} rows so far")).await;
                 }
             }
+            if !more {
+                break;
+            }
         }
         if stopped.is_some() {
             if let Some(c) = db_cancel {
@@ -320,7 +362,7 @@ async fn copy(
                 let _ = c.cancel().await;
             }
         }
-        drop(db_rows);
+        drop(rows);
     }
     if let Src::Db { session, .. } = &mut src {
         // a stream left unfinished leaves the connection mid-result
