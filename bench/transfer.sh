@@ -10,12 +10,14 @@
 # instance's end); the log's own "copied ... in X s" is printed beside it.
 #
 # Usage: bench/transfer.sh   (from the repository; builds nothing: run `cargo build --release` first)
-# Environment: ROWS, REPEAT (default 2), AKKAFLOW (binary), MYSQL_HOST/PORT/USER/PASSWORD,
+# Environment: ROWS, REPEAT (default 2), TASK_NUM (writers per DB target, default 1), AKKAFLOW
+# (binary), MYSQL_HOST/PORT/USER/PASSWORD,
 # PG_HOST/PORT/USER/PASSWORD. Check `uptime` first: others' load skews every figure.
 set -euo pipefail
 
 ROWS=${ROWS:-1000000}
 REPEAT=${REPEAT:-2}
+TASK_NUM=${TASK_NUM:-1}
 BIN=$(realpath "${AKKAFLOW:-target/release/akkaflow}")
 MYSQL_HOST=${MYSQL_HOST:-127.0.0.1} MYSQL_PORT=${MYSQL_PORT:-3306}
 MYSQL_USER=${MYSQL_USER:-akkaflow} MYSQL_PASSWORD=${MYSQL_PASSWORD:-akkaflow}
@@ -68,14 +70,14 @@ flow() {
 </work-flow>
 EOF
 }
-flow my2pg '<source type="DB" db-link="my">orders</source>
-  <target type="DB" db-link="pg" table="ak_orders"><pre>drop table if exists ak_orders</pre></target>'
-flow pg2my '<source type="DB" db-link="pg">orders</source>
-  <target type="DB" db-link="my" table="ak_orders"><pre>drop table if exists ak_orders</pre></target>'
+flow my2pg "<source type=\"DB\" db-link=\"my\">orders</source>
+  <target type=\"DB\" db-link=\"pg\" table=\"ak_orders\" task-num=\"$TASK_NUM\"><pre>drop table if exists ak_orders</pre></target>"
+flow pg2my "<source type=\"DB\" db-link=\"pg\">orders</source>
+  <target type=\"DB\" db-link=\"my\" table=\"ak_orders\" task-num=\"$TASK_NUM\"><pre>drop table if exists ak_orders</pre></target>"
 flow my2file "<source type=\"DB\" db-link=\"my\">orders</source>
   <target type=\"FILE\" path=\"$work/ak_orders.tsv\"/>"
 flow file2pg "<source type=\"FILE\" path=\"$work/ak_orders.tsv\"/>
-  <target type=\"DB\" db-link=\"pg\" table=\"ak_from_file\"><pre>drop table if exists ak_from_file</pre></target>"
+  <target type=\"DB\" db-link=\"pg\" table=\"ak_from_file\" task-num=\"$TASK_NUM\"><pre>drop table if exists ak_from_file</pre></target>"
 
 cd "$work"
 export AKKAFLOW_DATABASE_URL="sqlite://$work/akkaflow.db"

@@ -1,7 +1,8 @@
 //! Values on their way into a target table: each is checked against and converted to its target
 //! column's type in Rust (so an unconvertible value fails the node naming row and column on every
 //! backend, SQLite included, which would store anything), then spelled for the backend's bulk path:
-//! PostgreSQL's `COPY … FROM STDIN` text format, MySQL's multi-row INSERT literals, or SQLite binds.
+//! PostgreSQL's `COPY … FROM STDIN` text format, or values bound to MySQL's and SQLite's multi-row
+//! INSERTs.
 //!
 //! Spelling between executors: every value is text; a binary value is lower-case hex; timestamps
 //! are `YYYY-MM-DD HH:MM:SS[.ffffff]` with a `+HH[:MM]` suffix when they carry a zone (sessions run
@@ -273,41 +274,6 @@ pub(crate) fn copy_value(out: &mut String, v: &Ready<'_>) {
     }
 }
 
-/// Appends a value as a MySQL literal; `backslash` when the server's `sql_mode` lacks
-/// `NO_BACKSLASH_ESCAPES` (a backslash in a string then starts an escape).
-pub(crate) fn mysql_literal(out: &mut String, v: &Ready<'_>, backslash: bool) {
-    match v {
-        Ready::Null => out.push_str("NULL"),
-        Ready::Hex(h) => {
-            out.push_str("X'");
-            out.push_str(h);
-            out.push('\'');
-        }
-        Ready::Text(t) if !backslash && t.contains('\0') => {
-            // no escape for NUL without backslashes: spell the bytes
-            out.push_str("_utf8mb4 X'");
-            out.push_str(&hex_encode(t.as_bytes()));
-            out.push('\'');
-        }
-        Ready::Text(t) => {
-            out.push('\'');
-            if !t.contains(['\'', '\\', '\0']) {
-                out.push_str(t);
-            } else {
-                for c in t.chars() {
-                    match c {
-                        '\'' => out.push_str("''"),
-                        '\\' if backslash => out.push_str("\\\\"),
-                        '\0' => out.push_str("\\0"),
-                        c => out.push(c),
-                    }
-                }
-            }
-            out.push('\'');
-        }
-    }
-}
-
 /// A float as the shortest text that reads back as the same number (SQLite's own text for a
 /// REAL keeps only 15 digits).
 pub(crate) fn float_text(f: f64) -> String {
@@ -499,10 +465,5 @@ mod tests {
         out.push('|');
         copy_value(&mut out, &Ready::Hex("00ff".into()));
         assert_eq!(out, "a\\tb\\\\c\\nd|\\N|\\\\x00ff");
-        let mut m = String::new();
-        mysql_literal(&mut m, &Ready::Text("it's a \\ 名".into()), true);
-        mysql_literal(&mut m, &Ready::Text("it's a \\".into()), false);
-        mysql_literal(&mut m, &Ready::Hex("0a".into()), true);
-        assert_eq!(m, "'it''s a \\\\ 名''it''s a \\'X'0a'");
     }
 }

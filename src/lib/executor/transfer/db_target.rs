@@ -1,9 +1,11 @@
 //! A DB target: `<pre>`, the table created with lossless types when missing, truncation, then
-//! writers loading batches (PostgreSQL `COPY`, MySQL packet-sized multi-row INSERTs, SQLite bound
-//! INSERTs), each failure naming its row and column.
+//! writers loading batches (PostgreSQL `COPY`, MySQL and SQLite multi-row INSERTs of bound values,
+//! MySQL's packet-sized), each failure naming its row and column.
 
 use std::sync::Arc;
 
+use sqlx::mysql::MySqlArguments;
+use sqlx::Arguments;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,9 @@ use super::{recv, AbortOnDrop, Batch, Rx, WriterDone};
 /// Bound parameters per SQLite INSERT stay under its limit (32766).
 pub(super) const MAX_BINDS: usize = 30_000;
 
+/// Placeholders per MySQL prepared statement stay under its limit (65535).
+pub(super) const MYSQL_MAX_BINDS: usize = 60_000;
+
 /// Room left in a MySQL packet for the protocol's own bytes.
 pub(super) const PACKET_MARGIN: usize = 1024;
 
@@ -34,9 +39,8 @@ pub(super) struct DbPlan {
     /// `(a, b, c)`: the columns written, in the order of the source's.
     pub(super) names: String,
     pub(super) columns: Vec<TargetColumn>,
-    /// MySQL: the largest statement the server takes, and whether `\` escapes in strings.
+    /// MySQL: the largest statement (with its bound values) the server takes.
     pub(super) max_statement: usize,
-    pub(super) backslash: bool,
 }
 
 /// The type a created column gets: within one dialect the source's own declaration (unless it is a
@@ -230,28 +234,20 @@ pub(super) async fn prepare_db_target(
             ))
             .await;
     }
-    let (max_statement, backslash) = match dialect {
+    let max_statement = match dialect {
         Dialect::Mysql => {
-            let row = s
+            let packet = s
                 .conn
-                .first_row("SELECT @@max_allowed_packet, @@sql_mode")
+                .first_row("SELECT @@max_allowed_packet")
                 .await
                 .map_err(|e| format!("target session: {}", s.error(&e)))?
-                .unwrap_or_default();
-            let packet = row
-                .first()
-                .cloned()
-                .flatten()
+                .and_then(|row| row.into_iter().next().flatten())
                 .and_then(|p| p.parse::<usize>().ok())
                 .unwrap_or(4 << 20);
-            let mode = row.get(1).cloned().flatten().unwrap_or_default();
             // a statement beyond 16 MiB gains nothing and holds that much memory per writer
-            (
-                packet.min(16 << 20).saturating_sub(PACKET_MARGIN),
-                !mode.contains("NO_BACKSLASH_ESCAPES"),
-            )
+            packet.min(16 << 20).saturating_sub(PACKET_MARGIN)
         }
-        _ => (0, false),
+        _ => 0,
     };
     let names: Vec<String> = columns
         .iter()
@@ -263,7 +259,6 @@ pub(super) async fn prepare_db_target(
         columns,
         table: t,
         max_statement,
-        backslash,
     }))
 }
 
@@ -388,8 +383,9 @@ pub(super) fn each_ready<'a>(
 pub(super) enum Encoded {
     /// PostgreSQL: one `COPY … FROM STDIN` of this text-format data.
     Copy { first_row: u64, data: String },
-    /// MySQL: multi-row INSERTs, each with the source row of its first tuple.
-    Inserts(Vec<(String, u64)>),
+    /// MySQL: prepared multi-row INSERTs with their values, each with the source row of its first
+    /// tuple.
+    Inserts(Vec<(String, MySqlArguments, u64)>),
     /// SQLite: values are bound as the batch is written.
     Bound(Batch),
 }
@@ -415,43 +411,61 @@ pub(super) fn encode(plan: &DbPlan, batch: Batch) -> Result<Encoded, String> {
             })
         }
         Dialect::Mysql => {
-            let head = format!("INSERT INTO {} {} VALUES ", plan.table, plan.names);
+            // values bound to a prepared multi-row INSERT: the server parses the statement once
+            // per connection, not every value as an SQL literal
+            let width = plan.columns.len().max(1);
+            let per_stmt = (MYSQL_MAX_BINDS / width).max(1);
             let mut statements = Vec::new();
-            let mut stmt = String::new();
-            let mut stmt_first = 0u64;
-            let mut tuple = String::new();
+            let mut args = MySqlArguments::default();
+            let (mut in_stmt, mut bytes, mut stmt_first) = (0usize, 0usize, batch.first_row);
+            let mut failed = None;
             for (i, row) in batch.rows.rows().enumerate() {
-                tuple.clear();
-                tuple.push('(');
-                each_ready(plan, row, row_no(i), |j, v| {
-                    if j > 0 {
-                        tuple.push(',');
-                    }
-                    bulk::mysql_literal(&mut tuple, &v, plan.backslash);
-                })?;
-                tuple.push(')');
-                if !stmt.is_empty() && stmt.len() + 1 + tuple.len() > plan.max_statement {
-                    statements.push((std::mem::take(&mut stmt), stmt_first));
+                let row_bytes: usize = row.values().map(|v| v.map_or(1, str::len) + 9).sum();
+                if in_stmt > 0 && (in_stmt == per_stmt || bytes + row_bytes > plan.max_statement) {
+                    let full = std::mem::take(&mut args);
+                    statements.push((insert_sql(plan, in_stmt), full, stmt_first));
+                    (in_stmt, bytes) = (0, 0);
                 }
-                if stmt.is_empty() {
-                    stmt.reserve(
-                        plan.max_statement
-                            .min(tuple.len() * batch.rows.len() + head.len()),
-                    );
-                    stmt.push_str(&head);
+                if in_stmt == 0 {
                     stmt_first = row_no(i);
-                } else {
-                    stmt.push(',');
                 }
-                stmt.push_str(&tuple);
+                each_ready(plan, row, row_no(i), |_, v| {
+                    let added = match v {
+                        Ready::Null => args.add(None::<&str>),
+                        Ready::Text(t) => args.add(t.as_ref()),
+                        Ready::Hex(h) => args.add(bulk::hex_decode(&h)),
+                    };
+                    if let Err(e) = added {
+                        failed.get_or_insert_with(|| e.to_string());
+                    }
+                })?;
+                if let Some(e) = failed.take() {
+                    return Err(format!("row {}: {e}", row_no(i)));
+                }
+                in_stmt += 1;
+                bytes += row_bytes;
             }
-            if !stmt.is_empty() {
-                statements.push((stmt, stmt_first));
+            if in_stmt > 0 {
+                statements.push((insert_sql(plan, in_stmt), args, stmt_first));
             }
             Ok(Encoded::Inserts(statements))
         }
         Dialect::Sqlite => Ok(Encoded::Bound(batch)),
     }
+}
+
+/// `INSERT INTO t (a, b) VALUES (?, ?), …` for `rows` rows.
+fn insert_sql(plan: &DbPlan, rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; plan.columns.len()].join(","));
+    let mut sql = format!("INSERT INTO {} {} VALUES ", plan.table, plan.names);
+    sql.reserve(rows * (tuple.len() + 1));
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&tuple);
+    }
+    sql
 }
 
 /// Writes one encoded batch by the target's bulk path; the rows written.
@@ -467,10 +481,14 @@ pub(super) async fn write_encoded(
                 .await
                 .map_err(|e| WriteError::Db { e, first_row })
         }
-        (conn @ Conn::Mysql(_), Encoded::Inserts(statements)) => {
+        (Conn::Mysql(c), Encoded::Inserts(statements)) => {
             let mut written = 0u64;
-            for (stmt, first_row) in &statements {
-                written += run_insert(conn, stmt, *first_row).await?;
+            for (stmt, args, first_row) in statements {
+                written += sqlx::query_with(&stmt, args)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| WriteError::Db { e, first_row })?
+                    .rows_affected();
             }
             Ok(written)
         }
@@ -516,17 +534,6 @@ pub(super) async fn write_encoded(
             "the batch was encoded for another database than the target's".into(),
         )),
     }
-}
-
-pub(super) async fn run_insert(
-    conn: &mut Conn,
-    stmt: &str,
-    first_row: u64,
-) -> Result<u64, WriteError> {
-    conn.execute(stmt)
-        .await
-        .map(|r| r.rows_affected)
-        .map_err(|e| WriteError::Db { e, first_row })
 }
 
 #[cfg(test)]

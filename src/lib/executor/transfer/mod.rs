@@ -13,8 +13,9 @@
 //! ([`RowBlock`]; a kill or timeout is raced once per batch, not per row); batches go through a
 //! bounded channel to `task-num` writers, each with its own connection and an encoder task that
 //! spells the next batch while the server loads this one: PostgreSQL loads a batch with one
-//! `COPY … FROM STDIN`, MySQL with multi-row INSERTs each as large as `max_allowed_packet` allows,
-//! SQLite with multi-row INSERTs of bound values. Memory is a few batches, whatever the table size. A kill or timeout is
+//! `COPY … FROM STDIN`, MySQL and SQLite with prepared multi-row INSERTs of bound values (MySQL's
+//! each as large as `max_allowed_packet` allows: bound values spare the server parsing every value
+//! as an SQL literal). Memory is a few batches, whatever the table size. A kill or timeout is
 //! honoured between batches (and a statement in flight is cancelled on the server); what was written
 //! stays written: make reruns idempotent with `is-pre-truncate` or `<pre>`.
 //!
@@ -210,7 +211,7 @@ async fn copy(
             let how = match plan.dialect {
                 Dialect::Postgres => "COPY".to_string(),
                 Dialect::Mysql => format!(
-                    "multi-row INSERTs of up to {} KiB",
+                    "prepared multi-row INSERTs of up to {} KiB",
                     (plan.max_statement + PACKET_MARGIN) / 1024
                 ),
                 Dialect::Sqlite => "multi-row INSERTs".to_string(),
