@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Transfer throughput: ROWS rows (default 1,000,000) of an `orders` table moved by akkaflow's
-# `transfer` next to the same move by the databases' own clients, in the same run:
+# `transfer` next to the same move by the databases' own clients, in the same run, each pair
+# alternating which of the two runs first:
 #   MariaDB -> PostgreSQL   mariadb -B -N -e "select ..." | psql -c "\copy ... from stdin"
 #   PostgreSQL -> MariaDB   psql -c "\copy (select ...) to stdout" | mariadb -e "LOAD DATA LOCAL INFILE '/dev/stdin' ..."
 #   MariaDB -> file         mariadb -B -N -e "select ..." > file
@@ -91,6 +92,7 @@ akkaflow() {
     s=$(now)
     id=$("$BIN" workflow run "$1" --wait 2>/dev/null)
     e=$(now)
+    echo "$1 akkaflow $(secs "$s" "$e")" >> "$work/times"
     printf '%-8s akkaflow %6.2f s  (%s)\n' "$1" "$(secs "$s" "$e")" \
         "$("$BIN" logs "$id" | grep -o 'copied [0-9]* rows.* s' | head -1)"
 }
@@ -100,28 +102,44 @@ pipe() {
     s=$(now)
     bash -o pipefail -c "$*"
     e=$(now)
+    echo "$name pipe $(secs "$s" "$e")" >> "$work/times"
     printf '%-8s pipe     %6.2f s\n' "$name" "$(secs "$s" "$e")"
 }
 myq="SELECT id, customer, amount, note, created FROM orders"
+# the second run of a pair pays for the server's background work (dirty pages, WAL) left by the
+# first, so odd rounds run the pipe first and even rounds akkaflow
+pair() {
+    local name=$1 reset=$2 cmd=$3
+    if ((round % 2)); then
+        eval "$reset"
+        pipe "$name" "$cmd"
+        akkaflow "$name"
+    else
+        akkaflow "$name"
+        eval "$reset"
+        pipe "$name" "$cmd"
+    fi
+}
 for round in $(seq "$REPEAT"); do
     echo "# round $round, load: $(uptime | sed 's/.*load average: //')"
-    pg -d "$DB" -c "TRUNCATE pipe_orders"
-    pipe my2pg "mariadb --protocol=tcp -h$MYSQL_HOST -P$MYSQL_PORT -u$MYSQL_USER -p$MYSQL_PASSWORD $DB -B -N -e '$myq' \
+    pair my2pg 'pg -d "$DB" -c "TRUNCATE pipe_orders"' \
+        "mariadb --protocol=tcp -h$MYSQL_HOST -P$MYSQL_PORT -u$MYSQL_USER -p$MYSQL_PASSWORD $DB -B -N -e '$myq' \
         | PGPASSWORD=$PG_PASSWORD psql -h $PG_HOST -p $PG_PORT -U $PG_USER -d $DB -v ON_ERROR_STOP=1 -qc \"\\copy pipe_orders from stdin with (null 'NULL')\""
-    akkaflow my2pg
-    my "$DB" -e "TRUNCATE pipe_orders"
-    pipe pg2my "PGPASSWORD=$PG_PASSWORD psql -h $PG_HOST -p $PG_PORT -U $PG_USER -d $DB -qc '\\copy orders to stdout' \
+    pair pg2my 'my "$DB" -e "TRUNCATE pipe_orders"' \
+        "PGPASSWORD=$PG_PASSWORD psql -h $PG_HOST -p $PG_PORT -U $PG_USER -d $DB -qc '\\copy orders to stdout' \
         | mariadb --protocol=tcp -h$MYSQL_HOST -P$MYSQL_PORT -u$MYSQL_USER -p$MYSQL_PASSWORD --local-infile=1 $DB \
           -e \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE pipe_orders\""
-    akkaflow pg2my
-    pipe my2file "mariadb --protocol=tcp -h$MYSQL_HOST -P$MYSQL_PORT -u$MYSQL_USER -p$MYSQL_PASSWORD $DB -B -N -e '$myq' > $work/pipe_orders.tsv"
-    akkaflow my2file
-    pg -d "$DB" -c "TRUNCATE pipe_orders"
-    pipe file2pg "PGPASSWORD=$PG_PASSWORD psql -h $PG_HOST -p $PG_PORT -U $PG_USER -d $DB -v ON_ERROR_STOP=1 -qc \"\\copy pipe_orders from '$work/pipe_orders.tsv' with (null 'NULL')\""
-    akkaflow file2pg
+    pair my2file : \
+        "mariadb --protocol=tcp -h$MYSQL_HOST -P$MYSQL_PORT -u$MYSQL_USER -p$MYSQL_PASSWORD $DB -B -N -e '$myq' > $work/pipe_orders.tsv"
+    pair file2pg 'pg -d "$DB" -c "TRUNCATE pipe_orders"' \
+        "PGPASSWORD=$PG_PASSWORD psql -h $PG_HOST -p $PG_PORT -U $PG_USER -d $DB -v ON_ERROR_STOP=1 -qc \"\\copy pipe_orders from '$work/pipe_orders.tsv' with (null 'NULL')\""
 done
 echo "# rows: pipe my2pg $(pg -d "$DB" -c 'select count(*) from pipe_orders'), akkaflow $(pg -d "$DB" -c 'select count(*) from ak_orders') / $(pg -d "$DB" -c 'select count(*) from ak_from_file'), pg2my $(my "$DB" -N -e 'select count(*) from ak_orders')"
 echo "# akkaflow's created types: $(pg -d "$DB" -c "select string_agg(format_type(atttypid, atttypmod), ', ' order by attnum) from pg_attribute where attrelid = 'ak_orders'::regclass and attnum > 0")"
+echo "# ratio of the totals over $REPEAT round(s), akkaflow / pipe (goal <= 1.25):"
+awk '{ t[$1 " " $2] += $3; if (!seen[$1]++) order[n++] = $1 }
+     END { for (i = 0; i < n; i++) { m = order[i]
+           printf "#   %-8s pipe %6.2f s  akkaflow %6.2f s  ratio %.2f\n", m, t[m " pipe"], t[m " akkaflow"], t[m " akkaflow"] / t[m " pipe"] } }' "$work/times"
 echo "# load after: $(uptime)"
 my -e "DROP DATABASE $DB"
 pg -d postgres -c "DROP DATABASE $DB"
