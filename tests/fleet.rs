@@ -53,6 +53,10 @@ mod cases {
             return;
         }
         let proxy = env.proxied().await;
+        // the worker's heartbeats and reports at debug: if a result lands too late again (seen
+        // twice on MariaDB, under load), its log says which loop waited and on what
+        env.vars
+            .push(("AKKAFLOW_LOG".into(), "info,akkaflow::worker=debug".into()));
         let xml = common::fork_join_xml(
             r#"name="out""#,
             3,

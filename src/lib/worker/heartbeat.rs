@@ -40,8 +40,16 @@ pub(super) async fn run(
         wait = if tasks == 0 { idle_beat } else { cfg.heartbeat };
         let host = probe.sample(tasks);
         match beat(&engine, &id, &registration, &running, cfg.lease_ttl, &host).await {
-            Ok(()) => outage.recovered(),
+            Ok(()) => {
+                tracing::debug!(
+                    tasks,
+                    "heartbeat renewed the worker row and its running tasks' leases"
+                );
+                outage.recovered()
+            }
             Err(e) => {
+                // the outage line is logged once per process; this says which loop still waits
+                tracing::debug!(error = %e, tasks, "heartbeat failed");
                 outage.failed(&e);
                 continue;
             }

@@ -59,6 +59,7 @@ pub(super) async fn run(
         } else if let Some(done) =
             until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs)).await
         {
+            tracing::debug!(results = items.len(), "results recorded");
             for ((task, _), cas) in items.iter().zip(done) {
                 refused(task, cas);
             }
