@@ -29,6 +29,10 @@ pub(super) const MAX_BINDS: usize = 30_000;
 /// Placeholders per MySQL prepared statement stay under its limit (65535).
 pub(super) const MYSQL_MAX_BINDS: usize = 60_000;
 
+/// What a bound value costs a MySQL packet beyond its bytes, at most: its type (2 bytes) and its
+/// length prefix (up to 9), rounded up to cover the NULL bitmap.
+const BOUND_VALUE_OVERHEAD: usize = 12;
+
 /// Room left in a MySQL packet for the protocol's own bytes.
 pub(super) const PACKET_MARGIN: usize = 1024;
 
@@ -320,6 +324,8 @@ pub(super) async fn db_writer(
     Ok(WriterDone { rows, stopped })
 }
 
+/// Aborts a task when dropped. (tokio-util's `AbortOnDropHandle` is this, but its `rt` feature
+/// pulls a proc-macro crate into the build for six lines.)
 struct AbortTaskOnDrop(JoinHandle<()>);
 
 impl Drop for AbortTaskOnDrop {
@@ -358,12 +364,13 @@ pub(super) fn db_error_row(e: &sqlx::Error) -> Option<u64> {
     None
 }
 
-/// A row's values, each checked and converted for its column, handed to `put` in order.
+/// A row's values, each checked and converted for its column, handed to `put` in order; the first
+/// error, of a value or of `put`, ends it.
 pub(super) fn each_ready<'a>(
     plan: &DbPlan,
     row: RowRef<'a>,
     row_no: u64,
-    mut put: impl FnMut(usize, Ready<'a>),
+    mut put: impl FnMut(usize, Ready<'a>) -> Result<(), String>,
 ) -> Result<(), String> {
     for (j, (col, v)) in plan.columns.iter().zip(row.values()).enumerate() {
         let ready = bulk::ready(plan.dialect, col, v).map_err(|why| {
@@ -374,7 +381,7 @@ pub(super) fn each_ready<'a>(
                 sql::preview(v.unwrap_or(""), 60)
             )
         })?;
-        put(j, ready);
+        put(j, ready)?;
     }
     Ok(())
 }
@@ -402,6 +409,7 @@ pub(super) fn encode(plan: &DbPlan, batch: Batch) -> Result<Encoded, String> {
                         data.push('\t');
                     }
                     bulk::copy_value(&mut data, &v);
+                    Ok(())
                 })?;
                 data.push('\n');
             }
@@ -418,9 +426,11 @@ pub(super) fn encode(plan: &DbPlan, batch: Batch) -> Result<Encoded, String> {
             let mut statements = Vec::new();
             let mut args = MySqlArguments::default();
             let (mut in_stmt, mut bytes, mut stmt_first) = (0usize, 0usize, batch.first_row);
-            let mut failed = None;
             for (i, row) in batch.rows.rows().enumerate() {
-                let row_bytes: usize = row.values().map(|v| v.map_or(1, str::len) + 9).sum();
+                let row_bytes: usize = row
+                    .values()
+                    .map(|v| v.map_or(0, str::len) + BOUND_VALUE_OVERHEAD)
+                    .sum();
                 if in_stmt > 0 && (in_stmt == per_stmt || bytes + row_bytes > plan.max_statement) {
                     let full = std::mem::take(&mut args);
                     statements.push((insert_sql(plan, in_stmt), full, stmt_first));
@@ -430,18 +440,13 @@ pub(super) fn encode(plan: &DbPlan, batch: Batch) -> Result<Encoded, String> {
                     stmt_first = row_no(i);
                 }
                 each_ready(plan, row, row_no(i), |_, v| {
-                    let added = match v {
+                    match v {
                         Ready::Null => args.add(None::<&str>),
                         Ready::Text(t) => args.add(t.as_ref()),
                         Ready::Hex(h) => args.add(bulk::hex_decode(&h)),
-                    };
-                    if let Err(e) = added {
-                        failed.get_or_insert_with(|| e.to_string());
                     }
+                    .map_err(|e| format!("row {}: {e}", row_no(i)))
                 })?;
-                if let Some(e) = failed.take() {
-                    return Err(format!("row {}: {e}", row_no(i)));
-                }
                 in_stmt += 1;
                 bytes += row_bytes;
             }
@@ -501,8 +506,11 @@ pub(super) async fn write_encoded(
                 let mut ready = Vec::with_capacity(last - first);
                 for i in first..last {
                     let mut values = Vec::with_capacity(plan.columns.len());
-                    each_ready(plan, batch.rows.row(i), row_no(i), |_, v| values.push(v))
-                        .map_err(WriteError::Value)?;
+                    each_ready(plan, batch.rows.row(i), row_no(i), |_, v| {
+                        values.push(v);
+                        Ok(())
+                    })
+                    .map_err(WriteError::Value)?;
                     ready.push(values);
                 }
                 let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(

@@ -99,42 +99,38 @@ impl Rows<'_> {
         read: &mut u64,
         expect_columns: Option<usize>,
     ) -> Result<bool, String> {
+        // a row that does not fit the target's width: what it is, without where
+        let misfit = |width: usize| {
+            expect_columns
+                .filter(|w| *w != width)
+                .map(|w| format!("has {width} field(s), the target has {w} column(s)"))
+        };
         while batch.len() < batch_rows {
-            let width = match self {
+            match self {
                 Rows::Db { rows, read: how } => match rows.next().await {
                     None => return Ok(false),
-                    Some(Ok(row)) => {
-                        let width = row.len();
-                        if expect_columns.is_none_or(|w| w == width) {
-                            row.push_to(batch, how);
-                        }
-                        width
-                    }
                     Some(Err(e)) => {
                         return Err(format!("reading the source failed: {}", db::db_error(&e)))
+                    }
+                    Some(Ok(row)) => {
+                        *read += 1;
+                        if let Some(why) = misfit(row.len()) {
+                            return Err(format!("row {read} {why}"));
+                        }
+                        row.push_to(batch, how);
                     }
                 },
                 Rows::File(f) => match f.next().await? {
                     None => return Ok(false),
                     Some(row) => {
-                        if expect_columns.is_none_or(|w| w == row.len()) {
-                            batch.push_row(&row);
+                        *read += 1;
+                        if let Some(why) = misfit(row.len()) {
+                            let at = format!("line {} of `{}`", f.reader.line_no, f.path.display());
+                            return Err(format!("{at} {why}"));
                         }
-                        row.len()
+                        batch.push_row(&row);
                     }
                 },
-            };
-            *read += 1;
-            if let Some(w) = expect_columns.filter(|w| width != *w) {
-                let at = match self {
-                    Rows::File(f) => {
-                        format!("line {} of `{}`", f.reader.line_no, f.path.display())
-                    }
-                    Rows::Db { .. } => format!("row {read}"),
-                };
-                return Err(format!(
-                    "{at} has {width} field(s), the target has {w} column(s)"
-                ));
             }
         }
         Ok(true)
