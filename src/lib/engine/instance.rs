@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::advance::{states, Effect};
+use super::advance::{born_started_plan, states, Effect};
 use super::dag;
 use super::state::{
     BackfillId, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind, DEFAULT_QUEUE,
@@ -240,6 +240,12 @@ impl Advance<'_> {
             false if req.trigger.is_automatic() => Some(missing_message(&def, &missing)),
             false => return Err(Error::refused(missing_message(&def, &missing))),
         };
+        // counted before the insert (the new row is not running either way); the workflow row's
+        // lock keeps the count true until commit
+        let starts = failure.is_none()
+            && self.tx().instance_count_running(&head.name).await? < head.instance_limit;
+        // most instances are written started: no lock, read or update of their rows after the insert
+        let born = starts.then(|| born_started_plan(&def)).flatten();
         let manual = req.scheduled_for.is_none();
         let mut tries = 0;
         let id = loop {
@@ -253,6 +259,7 @@ impl Advance<'_> {
                 parent_task_id: req.parent.map(|p| p.1),
                 created_by: req.actor.clone(),
                 backfill_id: backfill.map_or(BackfillId(0), |b| b.id),
+                started: born.is_some(),
             };
             match self.tx().instance_insert(&new).await? {
                 Some(id) => break id,
@@ -279,7 +286,14 @@ impl Advance<'_> {
                     .unwrap_or(t.priority.saturating_sub(BACKFILL_PRIORITY_DROP));
             }
         }
-        self.tx().task_insert_many(&tasks).await?;
+        if let Some(plan) = &born {
+            for u in &plan.updates {
+                if let Some(t) = tasks.iter_mut().find(|t| t.node == u.node) {
+                    t.status = u.to;
+                }
+            }
+        }
+        let task_ids = self.tx().task_insert_many(&tasks).await?;
         self.tx()
             .event_insert_many(&[NewEvent {
                 workflow: Some(head.name.clone()),
@@ -316,19 +330,20 @@ impl Advance<'_> {
             };
             return Ok((created, Some(Effect::Plan { instance: id, plan })));
         }
-        let running = self.tx().instance_count_running(&head.name).await?;
-        if running >= head.instance_limit {
-            let created = Created {
-                id: Some(id),
-                status: InstanceStatus::Pending,
-            };
-            return Ok((created, None));
-        }
+        let status = match starts {
+            true => InstanceStatus::Running,
+            false => InstanceStatus::Pending,
+        };
         let created = Created {
             id: Some(id),
-            status: InstanceStatus::Running,
+            status,
         };
-        Ok((created, Some(Advance::start_effect(id))))
+        if let Some(plan) = &born {
+            self.born_started(&head.name, id, plan, &tasks, &task_ids)
+                .await?;
+            return Ok((created, None));
+        }
+        Ok((created, starts.then(|| Advance::start_effect(id))))
     }
 
     /// Resets a finished instance's tasks for a rerun and starts it when its `instance-limit`
@@ -505,6 +520,7 @@ fn new_tasks(def: &Workflow, instance: InstanceId) -> Vec<NewTask> {
                 priority,
                 pool,
                 pool_slots,
+                status: TaskStatus::Waiting,
             }
         })
         .collect()

@@ -292,6 +292,68 @@ where
     qb
 }
 
+/// The multi-row `task` INSERT of every backend; `now` is the backend's clock expression, written
+/// into `created_at`, and into `run_at` of a ready row and `ended_at` of a finished one.
+pub(crate) fn task_insert<'a, DB>(
+    tasks: &'a [super::NewTask],
+    now: &'static str,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+    InstanceId: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    &'a String: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
+         priority, pool, pool_slots, created_at, run_at, ended_at) ",
+    );
+    let when = |yes: bool| if yes { now } else { "NULL" };
+    qb.push_values(tasks, |mut b, t| {
+        b.push_bind(t.instance_id)
+            .push_bind(&t.node)
+            .push_bind(&t.kind)
+            .push_bind(t.status.as_str());
+        b.push_bind(t.max_attempts)
+            .push_bind(t.retry_interval_s)
+            .push_bind(t.timeout_s);
+        b.push_bind(&t.queue).push_bind(t.priority);
+        b.push_bind(&t.pool).push_bind(t.pool_slots).push(now);
+        b.push(when(t.status == TaskStatus::Ready))
+            .push(when(t.status.is_terminal()));
+    });
+    qb
+}
+
+/// The ids of inserted `tasks` in their order, from the `(instance_id, node, id)` rows the insert
+/// returned in any order (a node is unique within its instance).
+pub(crate) fn task_ids_in_order(
+    tasks: &[super::NewTask],
+    returned: Vec<(InstanceId, String, TaskId)>,
+) -> Result<Vec<TaskId>, super::StoreError> {
+    let by_node: std::collections::HashMap<(InstanceId, String), TaskId> = returned
+        .into_iter()
+        .map(|(instance, node, id)| ((instance, node), id))
+        .collect();
+    tasks
+        .iter()
+        .map(|t| {
+            by_node
+                .get(&(t.instance_id, t.node.clone()))
+                .copied()
+                .ok_or_else(|| {
+                    sqlx::Error::Protocol(format!(
+                        "the insert of task `{}` of instance {} returned no id",
+                        t.node, t.instance_id
+                    ))
+                    .into()
+                })
+        })
+        .collect()
+}
+
 /// The multi-row `event` INSERT of every backend; `now` is the backend's clock expression.
 pub(crate) fn event_insert<'a, DB>(
     events: &'a [super::NewEvent],

@@ -677,7 +677,8 @@ pub trait StoreTx: Send {
     async fn rollback(self: Box<Self>) -> Result<()>;
 
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
-    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()>;
+    /// Inserts tasks and returns their ids, in the order given.
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<Vec<TaskId>>;
     async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
     /// Like [`Store::task_log_insert_many`], inside this transaction (any number of lines).
     async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()>;

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    node_event, states, transition_message, write_runs, Advance, Effect, SUB_WORKFLOW_KIND,
+    is_engine_run, node_event, states, transition_message, write_runs, Advance, Effect,
+    SUB_WORKFLOW_KIND,
 };
+use crate::definition::{NodeKind, Workflow};
 use crate::engine::dag::{self, InstanceEnd, Plan};
 use crate::engine::state::{
     AttemptOutcome, InstanceId, InstanceStatus, TaskId, TaskStatus, TriggerKind,
@@ -18,7 +20,7 @@ use crate::engine::state::{
 use crate::engine::CreateInstance;
 use crate::error::{Error, Result};
 use crate::store::{
-    AttemptRow, InstanceRow, InstanceTransition, NewEvent, TaskRow, TaskTransition,
+    AttemptRow, InstanceRow, InstanceTransition, NewEvent, NewTask, TaskRow, TaskTransition,
 };
 
 impl Advance<'_> {
@@ -63,8 +65,7 @@ impl Advance<'_> {
                 continue;
             };
             // nodes the engine itself runs when reached: they never wait for a worker
-            let engine_run =
-                task.kind == SUB_WORKFLOW_KIND || task.kind == crate::alert::EMAIL_KIND;
+            let engine_run = is_engine_run(&task.kind);
             let to = if engine_run && u.to == TaskStatus::Ready {
                 TaskStatus::Running
             } else {
@@ -217,24 +218,50 @@ impl Advance<'_> {
             )));
         }
         self.held(instance).inst.status = InstanceStatus::Running;
-        self.tx
-            .event_insert_many(&[NewEvent {
-                workflow: Some(inst.workflow.clone()),
-                instance_id: Some(inst.id),
-                kind: "instance_transition",
-                from_status: Some(InstanceStatus::Pending.as_str()),
-                to_status: Some(InstanceStatus::Running.as_str()),
-                message: "started".into(),
-                actor: self.actor.clone(),
-                ..Default::default()
-            }])
-            .await?;
+        let event = started_event(&inst.workflow, inst.id, &self.actor);
+        self.tx.event_insert_many(&[event]).await?;
         let def = self
             .engine
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
         let plan = dag::start(&def, &states(&self.held(instance).tasks));
         Ok(vec![Effect::Plan { instance, plan }])
+    }
+
+    /// Records the start of instance `id` of `workflow`, created by this transaction with its rows
+    /// already as `plan` (from [`born_started_plan`]) leaves them: the events [`Advance::start`]
+    /// and the plan's writes would have recorded, and the workers' wake-up. `tasks` are the
+    /// inserted rows and `ids` their ids, in the same order.
+    pub(crate) async fn born_started(
+        &mut self,
+        workflow: &str,
+        id: InstanceId,
+        plan: &Plan,
+        tasks: &[NewTask],
+        ids: &[TaskId],
+    ) -> Result<()> {
+        let mut events = vec![started_event(workflow, id, &self.actor)];
+        for u in &plan.updates {
+            let Some(task_id) = tasks.iter().zip(ids).find(|(t, _)| t.node == u.node) else {
+                continue;
+            };
+            events.push(NewEvent {
+                workflow: Some(workflow.to_string()),
+                instance_id: Some(id),
+                task_id: Some(*task_id.1),
+                node: Some(u.node.clone()),
+                kind: "task_transition",
+                from_status: Some(TaskStatus::Waiting.as_str()),
+                to_status: Some(u.to.as_str()),
+                message: transition_message(u.to),
+                actor: self.actor.clone(),
+            });
+        }
+        self.tx.event_insert_many(&events).await?;
+        if plan.made_ready().next().is_some() {
+            self.made_ready = true;
+        }
+        Ok(())
     }
 
     /// Queues an `<email>` node's mail and finishes the node.
@@ -554,4 +581,48 @@ impl Advance<'_> {
             })
             .collect())
     }
+}
+
+/// The event of an instance's start.
+fn started_event(workflow: &str, id: InstanceId, actor: &str) -> NewEvent {
+    NewEvent {
+        workflow: Some(workflow.to_string()),
+        instance_id: Some(id),
+        kind: "instance_transition",
+        from_status: Some(InstanceStatus::Pending.as_str()),
+        to_status: Some(InstanceStatus::Running.as_str()),
+        message: "started".into(),
+        actor: actor.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The start plan of a new instance of `def`, when its task rows can be inserted as the plan
+/// leaves them, started by the transaction that creates it (no lock, read or update of its rows
+/// after the insert): every change finishes a control node or makes ready a node a worker runs,
+/// once, and the instance goes on. Else `None`, and the instance starts through [`Effect::Start`].
+pub(crate) fn born_started_plan(def: &Workflow) -> Option<Plan> {
+    let waiting: BTreeMap<String, TaskStatus> = def
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), TaskStatus::Waiting))
+        .collect();
+    let plan = dag::start(def, &waiting);
+    let mut seen = std::collections::HashSet::new();
+    let simple = plan.end.is_none()
+        && plan.updates.iter().all(|u| {
+            let Some(node) = def.node(&u.node) else {
+                return false;
+            };
+            let worker_runs = !is_engine_run(node.kind.kind_name());
+            seen.insert(u.node.as_str())
+                && u.note.is_none()
+                && u.from.contains(&TaskStatus::Waiting)
+                && match u.to {
+                    TaskStatus::Ready => worker_runs,
+                    TaskStatus::Succeeded => !matches!(node.kind, NodeKind::Action(_)),
+                    _ => false,
+                }
+        });
+    simple.then_some(plan)
 }

@@ -32,9 +32,17 @@ use crate::store::{InstanceRow, NewEvent, StoreTx, TaskRow, TaskTransition};
 
 mod effects;
 
+pub(crate) use effects::born_started_plan;
+
 /// `task.kind` of a sub-workflow node: the engine starts its child when the node is reached, and
 /// the child's end finishes the node.
 pub(crate) const SUB_WORKFLOW_KIND: &str = "sub-workflow";
+
+/// Whether the engine itself runs a node of this `task.kind` when it is reached (it never waits
+/// for a worker).
+pub(crate) fn is_engine_run(kind: &str) -> bool {
+    kind == SUB_WORKFLOW_KIND || kind == crate::alert::EMAIL_KIND
+}
 
 /// What an operation run by [`Engine::advance`] returns: its future, boxed once per try (a
 /// closure's future borrowing its argument cannot be named otherwise).

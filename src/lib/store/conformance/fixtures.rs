@@ -55,6 +55,7 @@ pub(super) fn new_instance(workflow: &str, kind: TriggerKind, slot: DateTime<Utc
         parent_instance_id: None,
         created_by: "conformance".to_string(),
         backfill_id: crate::state::BackfillId(0),
+        started: false,
     }
 }
 
@@ -89,6 +90,7 @@ pub(super) fn new_task(instance: InstanceId, node: &str, queue: &str, priority: 
         priority,
         pool: String::new(),
         pool_slots: 1,
+        status: TaskStatus::Waiting,
     }
 }
 

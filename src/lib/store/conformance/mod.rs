@@ -39,6 +39,7 @@ conformance!(
     instance_transition_is_cas,
     instance_search_filters_counts_and_pages,
     task_insert_many_and_list,
+    instance_and_tasks_inserted_started,
     claim_respects_limit,
     claim_filters_queues_and_run_at,
     claim_orders_by_priority_desc_then_run_at,

@@ -14,13 +14,15 @@ pub(super) async fn task_insert_many_and_list(store: &dyn Store) {
     let mut tx = store.begin().await.unwrap();
     let mut load = new_task(inst, "加载", "etl", 5);
     load.timeout_s = None;
-    tx.task_insert_many(&[new_task(inst, "extract", "default", 0), load])
+    let ids = tx
+        .task_insert_many(&[new_task(inst, "extract", "default", 0), load])
         .await
         .unwrap();
     tx.commit().await.unwrap();
 
     let listed = store.task_list(inst).await.unwrap();
     assert_eq!(listed.len(), 2);
+    assert_eq!(ids, [listed[0].id, listed[1].id], "ids in the order given");
     let t = &listed[1];
     assert!(listed[0].id < t.id);
     assert_eq!(
@@ -64,6 +66,63 @@ pub(super) async fn task_insert_many_and_list(store: &dyn Store) {
             .await
             .is_err(),
         "a node appears once per instance"
+    );
+}
+
+/// An instance born started: `running` from its insert, its tasks in the statuses given, a ready
+/// one due now and a finished one ended now, by the database's clock.
+pub(super) async fn instance_and_tasks_inserted_started(store: &dyn Store) {
+    let mut tx = store.begin().await.unwrap();
+    let inst = tx
+        .instance_insert(&NewInstance {
+            started: true,
+            ..new_instance(
+                "born",
+                crate::state::TriggerKind::Cron,
+                at(2024, 1, 1, 0, 0),
+            )
+        })
+        .await
+        .unwrap()
+        .expect("a free slot");
+    let rows = [
+        NewTask {
+            status: TaskStatus::Succeeded,
+            ..new_task(inst, "start", "default", 0)
+        },
+        NewTask {
+            status: TaskStatus::Ready,
+            ..new_task(inst, "extract", "default", 0)
+        },
+        new_task(inst, "load", "default", 0),
+    ];
+    // out of name order: the ids follow the rows given, not the nodes' order
+    let ids = tx.task_insert_many(&rows).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let row = store.instance_get(inst).await.unwrap().expect("inserted");
+    assert_eq!(row.status, crate::state::InstanceStatus::Running);
+    assert_eq!(row.started_at, Some(row.created_at));
+    let now = store.now().await.unwrap();
+    let listed = store.task_list(inst).await.unwrap();
+    let by_node = |n: &str| listed.iter().find(|t| t.node == n).unwrap().clone();
+    let (start, extract, load) = (by_node("start"), by_node("extract"), by_node("load"));
+    assert_eq!(ids, [start.id, extract.id, load.id]);
+    assert_eq!((start.status, start.run_at), (TaskStatus::Succeeded, None));
+    assert!(start.ended_at.is_some_and(|t| t <= now));
+    assert_eq!(
+        (extract.status, extract.ended_at),
+        (TaskStatus::Ready, None)
+    );
+    assert!(extract.run_at.is_some_and(|t| t <= now));
+    assert_eq!(
+        (load.status, load.run_at, load.ended_at),
+        (TaskStatus::Waiting, None, None)
+    );
+    assert_eq!(
+        claim_ids(store, &claim("w1", &["default"], 10, MINUTE)).await,
+        [extract.id],
+        "the ready row is claimable at once"
     );
 }
 

@@ -34,7 +34,7 @@ use super::common::{
     WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 use super::session_lock::{SessionLock, SessionMaster};
-use server::{check_server_version, lock_name};
+use server::{check_server_version, insert_returns_rows, lock_name};
 mod alerts;
 mod backfills;
 mod calendars;
@@ -53,7 +53,7 @@ mod tokens;
 
 use super::*;
 use crate::definition::{DbLink, FileLink};
-use crate::state::{BackfillId, InstanceId, TaskId, TaskStatus};
+use crate::state::{BackfillId, InstanceId, TaskId};
 
 /// Server error number of a duplicate key.
 const ER_DUP_ENTRY: u16 = 1062;
@@ -65,6 +65,8 @@ pub(crate) struct MysqlStore {
     /// For the master lock's own connection, which must never come from (or return to) the pool.
     options: MySqlConnectOptions,
     lock_name: String,
+    /// MariaDB: an INSERT can return the rows it wrote.
+    insert_returns_rows: bool,
 }
 
 impl MysqlStore {
@@ -129,6 +131,7 @@ impl MysqlStore {
             pool,
             options,
             lock_name: lock_name(&database),
+            insert_returns_rows: insert_returns_rows(&version),
         }))
     }
 }
@@ -265,6 +268,7 @@ impl Store for MysqlStore {
             tx: self.pool.begin().await?,
             events: Vec::new(),
             attempts: Vec::new(),
+            insert_returns_rows: self.insert_returns_rows,
         }))
     }
 
@@ -604,6 +608,7 @@ struct MysqlTx {
     events: Vec<NewEvent>,
     /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
     attempts: Vec<AttemptRow>,
+    insert_returns_rows: bool,
 }
 
 impl MysqlTx {
@@ -843,8 +848,8 @@ impl StoreTx for MysqlTx {
         Ok(())
     }
 
-    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()> {
-        runs::task_insert_many(&mut self.tx, tasks).await
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        runs::task_insert_many(&mut self.tx, tasks, self.insert_returns_rows).await
     }
 
     async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {

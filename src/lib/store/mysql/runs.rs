@@ -145,16 +145,18 @@ pub(super) async fn instance_insert(
     // only fails this statement; the transaction goes on.
     let r = sqlx::query(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, NOW(6), ?)",
+         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES (?, ?, IF(?, 'running', 'pending'), ?, ?, ?, ?, ?, ?, NOW(6), IF(?, NOW(6), NULL), ?)",
     )
     .bind(&p.workflow)
     .bind(p.workflow_version)
+    .bind(p.started)
     .bind(&p.params)
     .bind(p.trigger_kind)
     .bind(p.scheduled_for)
     .bind(p.parent_instance_id)
     .bind(p.parent_task_id)
     .bind(&p.created_by)
+    .bind(p.started)
     .bind(p.backfill_id)
     .execute(&mut *conn)
     .await;
@@ -414,27 +416,32 @@ pub(super) async fn task_get(pool: &MySqlPool, id: TaskId) -> Result<Option<Task
         .await?)
 }
 
-pub(super) async fn task_insert_many(conn: &mut MySqlConnection, tasks: &[NewTask]) -> Result<()> {
+/// Inserts tasks and returns their ids in order: MariaDB returns them from the INSERT itself;
+/// MySQL has no `RETURNING` (and its default `innodb_autoinc_lock_mode = 2` does not promise
+/// consecutive ids), so it reads them back by `(instance_id, node)`.
+pub(super) async fn task_insert_many(
+    conn: &mut MySqlConnection,
+    tasks: &[NewTask],
+    returning: bool,
+) -> Result<Vec<TaskId>> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
-    let mut qb = QueryBuilder::<MySql>::new(
-        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, pool, pool_slots, created_at) ",
-    );
-    qb.push_values(tasks, |mut b, t| {
-        b.push_bind(t.instance_id)
-            .push_bind(&t.node)
-            .push_bind(&t.kind)
-            .push_bind(TaskStatus::Waiting);
-        b.push_bind(t.max_attempts)
-            .push_bind(t.retry_interval_s)
-            .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority);
-        b.push_bind(&t.pool).push_bind(t.pool_slots).push("NOW(6)");
-    });
-    qb.build().execute(&mut *conn).await?;
-    Ok(())
+    let mut qb = super::super::common::task_insert::<MySql>(tasks, "NOW(6)");
+    let returned = if returning {
+        qb.push(" RETURNING instance_id, CAST(node AS CHAR) AS node, id");
+        qb.build_query_as().fetch_all(&mut *conn).await?
+    } else {
+        qb.build().execute(&mut *conn).await?;
+        let mut read = QueryBuilder::<MySql>::new(
+            "SELECT instance_id, CAST(node AS CHAR) AS node, id FROM task WHERE instance_id IN ",
+        );
+        let mut instances: Vec<InstanceId> = tasks.iter().map(|t| t.instance_id).collect();
+        instances.dedup();
+        push_list(&mut read, instances);
+        read.build_query_as().fetch_all(&mut *conn).await?
+    };
+    super::super::common::task_ids_in_order(tasks, returned)
 }
 
 pub(super) async fn task_kill_check(

@@ -38,6 +38,12 @@ pub(super) fn check_server_version(version: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether the server returns rows from an INSERT (`INSERT ... RETURNING`): MariaDB since 10.5,
+/// never MySQL.
+pub(super) fn insert_returns_rows(version: &str) -> bool {
+    version.to_ascii_lowercase().contains("mariadb")
+}
+
 /// The master lock's name: GET_LOCK names are server-wide, so it carries the database name; a name
 /// over the server's 64-character limit is shortened to a hash of it.
 pub(super) fn lock_name(database: &str) -> String {

@@ -830,7 +830,7 @@ impl StoreTx for PostgresTx {
         Ok(())
     }
 
-    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<()> {
+    async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
         runs::task_insert_many(&mut self.tx, tasks).await
     }
 

@@ -152,7 +152,8 @@ pub(super) async fn instance_insert(
     // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, now(), $9) \
+         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES ($1, $2, CASE WHEN $10 THEN 'running' ELSE 'pending' END, $3, $4, $5, $6, $7, $8, now(), \
+         CASE WHEN $10 THEN now() END, $9) \
          ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id",
     )
     .bind(&p.workflow)
@@ -164,6 +165,7 @@ pub(super) async fn instance_insert(
     .bind(p.parent_task_id)
     .bind(&p.created_by)
     .bind(p.backfill_id)
+    .bind(p.started)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(id.map(InstanceId))
@@ -360,27 +362,17 @@ pub(super) async fn task_get(pool: &PgPool, id: TaskId) -> Result<Option<TaskRow
         .await?)
 }
 
-pub(super) async fn task_insert_many(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<()> {
+pub(super) async fn task_insert_many(
+    conn: &mut PgConnection,
+    tasks: &[NewTask],
+) -> Result<Vec<TaskId>> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
-    let mut qb = QueryBuilder::<Postgres>::new(
-        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, pool, pool_slots, created_at) ",
-    );
-    qb.push_values(tasks, |mut b, t| {
-        b.push_bind(t.instance_id)
-            .push_bind(&t.node)
-            .push_bind(&t.kind)
-            .push_bind("waiting");
-        b.push_bind(t.max_attempts)
-            .push_bind(t.retry_interval_s)
-            .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority);
-        b.push_bind(&t.pool).push_bind(t.pool_slots).push("now()");
-    });
-    qb.build().execute(&mut *conn).await?;
-    Ok(())
+    let mut qb = super::super::common::task_insert::<Postgres>(tasks, "now()");
+    qb.push(" RETURNING instance_id, node, id");
+    let returned = qb.build_query_as().fetch_all(&mut *conn).await?;
+    super::super::common::task_ids_in_order(tasks, returned)
 }
 
 pub(super) async fn task_kill_check(

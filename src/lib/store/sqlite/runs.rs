@@ -70,17 +70,19 @@ pub(super) async fn instance_insert(
 ) -> Result<Option<InstanceId>> {
     let id: Option<i64> = sqlx::query_scalar(&format!(
         "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, backfill_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, {NOW}, ?) \
+         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES (?, ?, IIF(?, 'running', 'pending'), ?, ?, ?, ?, ?, ?, {NOW}, IIF(?, {NOW}, NULL), ?) \
          ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id"
     ))
     .bind(&p.workflow)
     .bind(p.workflow_version)
+    .bind(p.started)
     .bind(&p.params)
     .bind(p.trigger_kind)
     .bind(ts(p.scheduled_for))
     .bind(p.parent_instance_id)
     .bind(p.parent_task_id)
     .bind(&p.created_by)
+    .bind(p.started)
     .bind(p.backfill_id)
     .fetch_optional(&mut *conn)
     .await?;
@@ -320,27 +322,17 @@ pub(super) async fn task_get(pool: &SqlitePool, id: TaskId) -> Result<Option<Tas
     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
 }
 
-pub(super) async fn task_insert_many(conn: &mut SqliteConnection, tasks: &[NewTask]) -> Result<()> {
+pub(super) async fn task_insert_many(
+    conn: &mut SqliteConnection,
+    tasks: &[NewTask],
+) -> Result<Vec<TaskId>> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
-    let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-        "INSERT INTO task (instance_id, node, kind, status, max_attempts, retry_interval_s, timeout_s, queue, \
-         priority, pool, pool_slots, created_at) ",
-    );
-    qb.push_values(tasks, |mut b, t| {
-        b.push_bind(t.instance_id)
-            .push_bind(&t.node)
-            .push_bind(&t.kind)
-            .push_bind("waiting");
-        b.push_bind(t.max_attempts)
-            .push_bind(t.retry_interval_s)
-            .push_bind(t.timeout_s);
-        b.push_bind(&t.queue).push_bind(t.priority);
-        b.push_bind(&t.pool).push_bind(t.pool_slots).push(NOW);
-    });
-    qb.build().execute(&mut *conn).await?;
-    Ok(())
+    let mut qb = super::super::common::task_insert::<Sqlite>(tasks, NOW);
+    qb.push(" RETURNING instance_id, node, id");
+    let returned = qb.build_query_as().fetch_all(&mut *conn).await?;
+    super::super::common::task_ids_in_order(tasks, returned)
 }
 
 pub(super) async fn task_kill_check(

@@ -53,6 +53,9 @@ pub struct NewInstance {
     pub created_by: String,
     /// Part of the slot key: 0 outside a backfill, so a backfill creates each slot once.
     pub backfill_id: BackfillId,
+    /// Inserted `running`, its `started_at` its `created_at` (an instance started by the
+    /// transaction that creates it); else `pending`.
+    pub started: bool,
 }
 
 /// A `backfill` row: a range of a coordinator's past slots run again, and how.
@@ -236,6 +239,9 @@ pub struct NewTask {
     /// '' outside any pool.
     pub pool: String,
     pub pool_slots: i64,
+    /// `waiting` unless the instance is born started: then what its start made of the node. A
+    /// `ready` row gets `run_at`, a finished one `ended_at`: the database's clock at the insert.
+    pub status: TaskStatus,
 }
 
 /// The worker and attempt a state change must still match (a rescued task's old worker cannot write).
