@@ -74,9 +74,15 @@ impl Fillers {
 /// until the server holds only the fillers for the limited user and refuses the next one.
 async fn saturate(srv: &PrivateServer, db: Db, url: &str, fillers: &mut Fillers) {
     let admin = srv.admin_url();
+    // a killed connection leaves the process list before its slot is free: done only after a
+    // round that killed nothing and found no slot to fill
+    let mut filled = usize::MAX;
+    let mut killed_last_round = true;
     for _ in 0..50 {
         fillers.fill(url).await;
         let ours = fillers.ids().await;
+        let settled = !killed_last_round && ours.len() == filled;
+        filled = ours.len();
         let fleet: Vec<i64> = match db {
             Db::Mysql => {
                 let mut root = MySqlConnection::connect(&admin).await.expect("root");
@@ -114,8 +120,13 @@ async fn saturate(srv: &PrivateServer, db: Db, url: &str, fillers: &mut Fillers)
                 ids.into_iter().map(i64::from).collect()
             }
         };
-        if fleet.is_empty() {
+        if fleet.is_empty() && settled {
             return;
+        }
+        killed_last_round = !fleet.is_empty();
+        if !killed_last_round {
+            // (after a kill the next fill must come at once, before the fleet takes the slots)
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     panic!("could not take every connection slot from the fleet");

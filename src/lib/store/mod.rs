@@ -86,7 +86,21 @@ pub enum StoreError {
     #[error("{0}")]
     Misconfigured(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A refusal for too many connections names its cause wherever it comes from: the pool also
+    /// opens connections in the middle of an operation, not only at connect.
+    fn from(e: sqlx::Error) -> Self {
+        if budget::is_too_many_sqlx(&e) {
+            StoreError::TooMany {
+                max_connections: budget::known_max_connections(),
+            }
+        } else {
+            StoreError::Database(e)
+        }
+    }
 }
 
 impl StoreError {
@@ -654,7 +668,16 @@ pub trait StoreTx: Send {
     async fn instance_lock(
         &mut self,
         id: InstanceId,
-    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>>;
+    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+        Ok(self.instance_lock_many(&[id]).await?.pop())
+    }
+    /// Locks the rows of the instances `ids` that exist (`FOR UPDATE`, in ascending id order: the
+    /// engine's lock order) in one statement; each is returned with the database's clock read
+    /// after its lock, in id order.
+    async fn instance_lock_many(
+        &mut self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>>;
     async fn instance_pending_oldest(
         &mut self,
         workflow: &str,
@@ -679,7 +702,11 @@ pub trait StoreTx: Send {
     async fn task_attempt_insert(&mut self, a: &AttemptRow) -> Result<()>;
     /// Inserts tasks and returns their ids, in the order given.
     async fn task_insert_many(&mut self, tasks: &[NewTask]) -> Result<Vec<TaskId>>;
-    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>>;
+    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
+        self.task_list_many(&[instance]).await
+    }
+    /// The tasks of the instances `ids`, by instance, then id.
+    async fn task_list_many(&mut self, ids: &[InstanceId]) -> Result<Vec<TaskRow>>;
     /// Like [`Store::task_log_insert_many`], inside this transaction (any number of lines).
     async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()>;
     /// The last `limit` lines of a task's latest attempt, in order.
