@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::advance::{Effect, SUB_WORKFLOW_KIND};
 use super::state::{
     after_attempt, after_lost, lost_budget_error, AfterAttempt, AfterLost, AttemptEnd,
-    AttemptOutcome, InstanceStatus, RetryFacts, TaskId, TaskStatus,
+    AttemptOutcome, InstanceId, InstanceStatus, RetryFacts, TaskId, TaskStatus,
 };
 use super::{Advance, Engine};
 use crate::error::{Error, Result};
@@ -136,6 +136,9 @@ impl Engine {
                 Box::pin(async move {
                     // before any instance lock, so the locks are held no longer than the DAG needs
                     adv.tx().task_log_insert_many(logs).await?;
+                    let instances: Vec<InstanceId> =
+                        order.iter().map(|&i| batch[i].0.instance_id).collect();
+                    adv.lock_all(&instances).await?;
                     let mut cas = vec![Cas::Stale; batch.len()];
                     for &i in order {
                         let (claimed, end) = &batch[i];
@@ -202,6 +205,9 @@ impl Engine {
         let together = self
             .advance(actor, |adv: &mut Advance<'_>| {
                 Box::pin(async move {
+                    let instances: Vec<InstanceId> =
+                        order.iter().map(|&i| lost[i].instance_id).collect();
+                    adv.lock_all(&instances).await?;
                     let mut cas = vec![Cas::Stale; lost.len()];
                     for &i in order {
                         let Some(worker_id) = lost[i].worker_id.clone() else {

@@ -125,6 +125,10 @@ pub(crate) fn task_id_list(ids: &[TaskId]) -> String {
     json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
 }
 
+pub(crate) fn instance_id_list(ids: &[InstanceId]) -> String {
+    json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
+}
+
 /// The invariant checks, shared by every backend: (what is violated, a query returning `id`, `info`).
 /// `?` placeholders take the "stuck" cutoff time; PostgreSQL numbers them with [`numbered`].
 pub(crate) const INVARIANT_CHECKS: &[(&str, &str)] = &[

@@ -251,43 +251,60 @@ impl<'e> Advance<'e> {
     /// Locks instance `id` (once per transaction) and reads its tasks; `None` when it is gone. See
     /// the module doc for the order.
     pub(crate) async fn lock(&mut self, id: InstanceId) -> Result<Option<&mut Held>> {
-        if !self.held.contains_key(&id) {
-            self.flush().await?;
-            let first: Vec<InstanceId> = self
-                .prelock
-                .iter()
-                .copied()
-                .filter(|p| *p < id && !self.held.contains_key(p))
-                .collect();
-            for p in first {
-                self.lock_now(p).await?;
-            }
-            let highest = self
-                .held
-                .keys()
-                .rev()
-                .find(|h| !self.fresh.contains(h))
-                .copied();
-            if highest.is_some_and(|h| h > id) && !self.fresh.contains(&id) {
-                return Err(Error::LockOrder(id));
-            }
-            self.lock_now(id).await?;
-        }
+        self.lock_all(&[id]).await?;
         Ok(self.held.get_mut(&id))
     }
 
-    async fn lock_now(&mut self, id: InstanceId) -> Result<()> {
-        let Some((inst, now)) = self.tx.instance_lock(id).await? else {
+    /// [`Advance::lock`] for several instances (a batch of reports) in two statements, not two
+    /// per instance: every one not yet held is locked by one statement, in id order, and their
+    /// tasks are read by one more.
+    pub(crate) async fn lock_all(&mut self, ids: &[InstanceId]) -> Result<()> {
+        let mut wanted: Vec<InstanceId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.held.contains_key(id))
+            .collect();
+        let Some(&highest_wanted) = wanted.iter().max() else {
             return Ok(());
         };
-        let tasks = self
-            .tx
-            .task_list(id)
-            .await?
-            .into_iter()
-            .map(|t| (t.node.clone(), t))
-            .collect();
-        self.held.insert(id, Held { inst, now, tasks });
+        let highest_held = self
+            .held
+            .keys()
+            .rev()
+            .find(|h| !self.fresh.contains(h))
+            .copied();
+        if let Some(below) = wanted
+            .iter()
+            .filter(|w| highest_held.is_some_and(|h| h > **w) && !self.fresh.contains(w))
+            .min()
+        {
+            return Err(Error::LockOrder(*below));
+        }
+        self.flush().await?;
+        // instances learned to come first join the statement, which locks in id order (one that
+        // is gone is simply not found)
+        wanted.extend(
+            self.prelock
+                .iter()
+                .filter(|p| **p < highest_wanted && !self.held.contains_key(p)),
+        );
+        wanted.sort_unstable();
+        wanted.dedup();
+        let locked = self.tx.instance_lock_many(&wanted).await?;
+        let found: Vec<InstanceId> = locked.iter().map(|(inst, _)| inst.id).collect();
+        let mut tasks: BTreeMap<InstanceId, BTreeMap<String, TaskRow>> = BTreeMap::new();
+        if !found.is_empty() {
+            for t in self.tx.task_list_many(&found).await? {
+                tasks
+                    .entry(t.instance_id)
+                    .or_default()
+                    .insert(t.node.clone(), t);
+            }
+        }
+        for (inst, now) in locked {
+            let tasks = tasks.remove(&inst.id).unwrap_or_default();
+            self.held.insert(inst.id, Held { inst, now, tasks });
+        }
         Ok(())
     }
 

@@ -800,11 +800,11 @@ impl StoreTx for MysqlTx {
         runs::instance_insert(&mut self.tx, p).await
     }
 
-    async fn instance_lock(
+    async fn instance_lock_many(
         &mut self,
-        id: InstanceId,
-    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-        runs::instance_lock(&mut self.tx, id).await
+        ids: &[InstanceId],
+    ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+        runs::instance_lock_many(&mut self.tx, ids).await
     }
 
     async fn instance_pending_oldest(
@@ -860,8 +860,8 @@ impl StoreTx for MysqlTx {
         records::task_log_insert_many_tx(&mut self.tx, lines).await
     }
 
-    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
-        runs::task_list_tx(&mut self.tx, instance).await
+    async fn task_list_many(&mut self, ids: &[InstanceId]) -> Result<Vec<TaskRow>> {
+        runs::task_list_many(&mut self.tx, ids).await
     }
 
     async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas> {

@@ -61,11 +61,11 @@ const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
      ORDER BY i.workflow"
 );
 
-const INSTANCE_LOCK: &str = concat!(
+const INSTANCE_LOCK_MANY: &str = concat!(
     "SELECT ",
     instance_cols!(),
     // SYSDATE, unlike NOW, is read when the row is returned: after the wait for its lock
-    ", SYSDATE(6) AS db_now FROM workflow_instance i WHERE i.id = ? FOR UPDATE"
+    ", SYSDATE(6) AS db_now FROM workflow_instance i WHERE i.id IN "
 );
 
 const TASK_GET: &str = concat!("SELECT ", task_cols!(), " FROM task t WHERE t.id = ?");
@@ -84,6 +84,12 @@ const TASK_LIST: &str = concat!(
     "SELECT ",
     task_cols!(),
     " FROM task t FORCE INDEX (task_node) WHERE t.instance_id = ? ORDER BY t.id"
+);
+
+const TASK_LIST_MANY: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task t FORCE INDEX (task_node) WHERE t.instance_id IN "
 );
 
 const TASK_CLAIM_RESULT: &str = "SELECT t.id, t.instance_id, CAST(t.node AS CHAR) AS node, CAST(t.kind AS CHAR) AS kind, t.attempt, \
@@ -253,15 +259,19 @@ pub(super) async fn instance_search(
     Ok(InstanceSearchPage { rows, total })
 }
 
-pub(super) async fn instance_lock(
+pub(super) async fn instance_lock_many(
     conn: &mut MySqlConnection,
-    id: InstanceId,
-) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-    let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|l| (l.row, l.db_now)))
+    ids: &[InstanceId],
+) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    // InnoDB locks an IN list's rows in index order: ascending ids
+    let mut qb = QueryBuilder::<MySql>::new(INSTANCE_LOCK_MANY);
+    push_list(&mut qb, ids.iter().copied());
+    qb.push(" ORDER BY i.id FOR UPDATE");
+    let rows: Vec<LockedInstance> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(rows.into_iter().map(|l| (l.row, l.db_now)).collect())
 }
 
 pub(super) async fn instance_pending_oldest(
@@ -476,14 +486,17 @@ pub(super) async fn task_list(pool: &MySqlPool, instance: InstanceId) -> Result<
         .await?)
 }
 
-pub(super) async fn task_list_tx(
+pub(super) async fn task_list_many(
     conn: &mut MySqlConnection,
-    instance: InstanceId,
+    ids: &[InstanceId],
 ) -> Result<Vec<TaskRow>> {
-    Ok(sqlx::query_as(TASK_LIST)
-        .bind(instance)
-        .fetch_all(&mut *conn)
-        .await?)
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut qb = QueryBuilder::<MySql>::new(TASK_LIST_MANY);
+    push_list(&mut qb, ids.iter().copied());
+    qb.push(" ORDER BY t.instance_id, t.id");
+    Ok(qb.build_query_as().fetch_all(&mut *conn).await?)
 }
 
 pub(super) async fn task_queue_depth(pool: &MySqlPool) -> Result<Vec<QueueDepth>> {

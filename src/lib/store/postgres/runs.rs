@@ -66,10 +66,12 @@ const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
 
 /// The instance row locked, with the clock read by the outer query: after the locked row was returned (now() is
 /// when the transaction began, and a projection inside the locking scan may run before the wait).
-const INSTANCE_LOCK: &str = concat!(
+/// The rows are locked in id order (the sort runs below the lock).
+const INSTANCE_LOCK_MANY: &str = concat!(
     "WITH l AS (SELECT ",
     instance_cols!(),
-    " FROM workflow_instance WHERE id = $1 FOR UPDATE) SELECT l.*, clock_timestamp() AS db_now FROM l"
+    " FROM workflow_instance WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+     SELECT l.*, clock_timestamp() AS db_now FROM l ORDER BY l.id"
 );
 
 // The picked ids are MATERIALIZED: as a plain `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the
@@ -103,6 +105,12 @@ const TASK_LIST: &str = concat!(
     "SELECT ",
     task_cols!(),
     " FROM task WHERE instance_id = $1 ORDER BY id"
+);
+
+const TASK_LIST_MANY: &str = concat!(
+    "SELECT ",
+    task_cols!(),
+    " FROM task WHERE instance_id = ANY($1) ORDER BY instance_id, id"
 );
 
 pub(super) async fn instance_children_active(
@@ -241,15 +249,15 @@ pub(super) async fn instance_search(
     Ok(InstanceSearchPage { rows, total })
 }
 
-pub(super) async fn instance_lock(
+pub(super) async fn instance_lock_many(
     conn: &mut PgConnection,
-    id: InstanceId,
-) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-    let row: Option<LockedInstance> = sqlx::query_as(INSTANCE_LOCK)
-        .bind(id)
-        .fetch_optional(&mut *conn)
+    ids: &[InstanceId],
+) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+    let rows: Vec<LockedInstance> = sqlx::query_as(INSTANCE_LOCK_MANY)
+        .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(row.map(|l| (l.row, l.db_now)))
+    Ok(rows.into_iter().map(|l| (l.row, l.db_now)).collect())
 }
 
 pub(super) async fn instance_pending_oldest(
@@ -407,12 +415,12 @@ pub(super) async fn task_list(pool: &PgPool, instance: InstanceId) -> Result<Vec
         .await?)
 }
 
-pub(super) async fn task_list_tx(
+pub(super) async fn task_list_many(
     conn: &mut PgConnection,
-    instance: InstanceId,
+    ids: &[InstanceId],
 ) -> Result<Vec<TaskRow>> {
-    Ok(sqlx::query_as(TASK_LIST)
-        .bind(instance)
+    Ok(sqlx::query_as(TASK_LIST_MANY)
+        .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?)
 }

@@ -17,9 +17,10 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, bind_host, fit_in_pool, instance_status_list, json_list, metric_every_secs,
-    normalize_dir_prefix, placeholders, pool_waiting, status_list, task_id_list, INVARIANT_CHECKS,
-    POOL_USED, ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
+    all_applied, bind_host, fit_in_pool, instance_id_list, instance_status_list, json_list,
+    metric_every_secs, normalize_dir_prefix, placeholders, pool_waiting, status_list, task_id_list,
+    INVARIANT_CHECKS, POOL_USED, ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET,
+    WORKER_METRIC_COLUMNS,
 };
 mod alerts;
 mod backfills;
@@ -711,11 +712,11 @@ impl StoreTx for SqliteTx {
         runs::instance_insert(&mut self.tx, p).await
     }
 
-    async fn instance_lock(
+    async fn instance_lock_many(
         &mut self,
-        id: InstanceId,
-    ) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
-        runs::instance_lock(&mut self.tx, id).await
+        ids: &[InstanceId],
+    ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+        runs::instance_lock_many(&mut self.tx, ids).await
     }
 
     async fn instance_pending_oldest(
@@ -771,8 +772,8 @@ impl StoreTx for SqliteTx {
         records::task_log_insert_many_tx(&mut self.tx, lines).await
     }
 
-    async fn task_list(&mut self, instance: InstanceId) -> Result<Vec<TaskRow>> {
-        runs::task_list_tx(&mut self.tx, instance).await
+    async fn task_list_many(&mut self, ids: &[InstanceId]) -> Result<Vec<TaskRow>> {
+        runs::task_list_many(&mut self.tx, ids).await
     }
 
     async fn task_request_kill(&mut self, id: TaskId) -> Result<Cas> {

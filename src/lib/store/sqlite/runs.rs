@@ -175,18 +175,20 @@ pub(super) async fn instance_search(
     Ok(InstanceSearchPage { rows, total })
 }
 
-pub(super) async fn instance_lock(
+pub(super) async fn instance_lock_many(
     conn: &mut SqliteConnection,
-    id: InstanceId,
-) -> Result<Option<(InstanceRow, DateTime<Utc>)>> {
+    ids: &[InstanceId],
+) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
     // BEGIN IMMEDIATE already holds the database's write lock: no wait after this read.
-    let sql =
-        format!("SELECT {INSTANCE_COLUMNS}, {NOW} AS db_now FROM workflow_instance WHERE id = ?");
-    let row: Option<LockedInstance> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS}, {NOW} AS db_now FROM workflow_instance \
+         WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+    );
+    let rows: Vec<LockedInstance> = sqlx::query_as(&sql)
+        .bind(instance_id_list(ids))
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(row.map(|l| (l.row, l.db_now)))
+    Ok(rows.into_iter().map(|l| (l.row, l.db_now)).collect())
 }
 
 pub(super) async fn instance_pending_oldest(
@@ -365,13 +367,16 @@ pub(super) async fn task_list(pool: &SqlitePool, instance: InstanceId) -> Result
     Ok(sqlx::query_as(&sql).bind(instance).fetch_all(pool).await?)
 }
 
-pub(super) async fn task_list_tx(
+pub(super) async fn task_list_many(
     conn: &mut SqliteConnection,
-    instance: InstanceId,
+    ids: &[InstanceId],
 ) -> Result<Vec<TaskRow>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM task WHERE instance_id = ? ORDER BY id");
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM task WHERE instance_id IN (SELECT value FROM json_each(?)) \
+         ORDER BY instance_id, id"
+    );
     Ok(sqlx::query_as(&sql)
-        .bind(instance)
+        .bind(instance_id_list(ids))
         .fetch_all(&mut *conn)
         .await?)
 }
