@@ -167,6 +167,18 @@ impl Db {
         .map_err(db_err)
     }
 
+    /// Refreshes the planner's statistics of the engine's tables. A database the benchmark has
+    /// just reset and filled still plans with an empty table's statistics until the server's
+    /// own background analysis catches up (PostgreSQL's autovacuum naptime, InnoDB's
+    /// recalculation), which makes the figures depend on how long the set-up took.
+    pub(crate) async fn analyze(&self) -> Result<()> {
+        match self {
+            Db::Mysql(_) => self.exec("ANALYZE TABLE workflow_instance, task").await,
+            Db::Postgres(_) => self.exec("ANALYZE workflow_instance, task").await,
+            Db::Sqlite(_) => self.exec("ANALYZE").await,
+        }
+    }
+
     /// One integer from a query without parameters.
     pub(crate) async fn scalar(&self, sql: &str) -> Result<i64> {
         match self {

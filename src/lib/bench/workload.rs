@@ -290,6 +290,7 @@ pub(crate) async fn burn_down(
     let t = Instant::now();
     create_instances(&engine, &name, args.instances, 4).await?;
     report.create_s = Some(t.elapsed().as_secs_f64());
+    db.analyze().await?;
     let before = counters::sample(db).await?;
     let mut fleet = Fleet::spawn(fleet_opts)?;
     let mut rss = Vec::new();
