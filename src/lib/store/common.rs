@@ -107,7 +107,8 @@ macro_rules! id_column {
 
 id_column!(InstanceId, TaskId, BackfillId);
 
-/// A list bound as one JSON array value, so statement text stays the same whatever the length.
+/// A list bound as one JSON array value, so statement text stays the same whatever the length
+/// (ids serialise as their numbers).
 pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("a list of strings or numbers always serialises")
 }
@@ -119,14 +120,6 @@ pub(crate) fn status_list(statuses: &[TaskStatus]) -> String {
 
 pub(crate) fn instance_status_list(statuses: &[InstanceStatus]) -> String {
     json_list(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-}
-
-pub(crate) fn task_id_list(ids: &[TaskId]) -> String {
-    json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
-}
-
-pub(crate) fn instance_id_list(ids: &[InstanceId]) -> String {
-    json_list(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
 }
 
 /// The invariant checks, shared by every backend: (what is violated, a query returning `id`, `info`).

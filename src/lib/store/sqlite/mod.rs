@@ -17,10 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, bind_host, fit_in_pool, instance_id_list, instance_status_list, json_list,
-    metric_every_secs, normalize_dir_prefix, placeholders, pool_waiting, status_list, task_id_list,
-    INVARIANT_CHECKS, POOL_USED, ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET,
-    WORKER_METRIC_COLUMNS,
+    all_applied, bind_host, fit_in_pool, instance_status_list, json_list, metric_every_secs,
+    normalize_dir_prefix, placeholders, pool_waiting, status_list, INVARIANT_CHECKS, POOL_USED,
+    ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };
 mod alerts;
 mod backfills;

@@ -105,7 +105,7 @@ pub(super) async fn task_log_read(pool: &SqlitePool, q: &LogQuery) -> Result<Vec
          AND (?5 IS NULL OR instr(lower(line), lower(?5)) > 0) \
          ORDER BY task_id, attempt, seq LIMIT ?6",
     )
-    .bind(task_id_list(&q.task_ids))
+    .bind(json_list(&q.task_ids))
     .bind(after_task)
     .bind(after_attempt)
     .bind(after_seq)

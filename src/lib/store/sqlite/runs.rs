@@ -185,7 +185,7 @@ pub(super) async fn instance_lock_many(
          WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
     );
     let rows: Vec<LockedInstance> = sqlx::query_as(&sql)
-        .bind(instance_id_list(ids))
+        .bind(json_list(ids))
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().map(|l| (l.row, l.db_now)).collect())
@@ -349,7 +349,7 @@ pub(super) async fn task_kill_check(
         "SELECT id FROM task WHERE id IN (SELECT value FROM json_each(?)) \
          AND (status <> 'running' OR kill_requested = 1 OR worker_id IS NULL OR worker_id <> ?) ORDER BY id",
     )
-    .bind(task_id_list(ids))
+    .bind(json_list(ids))
     .bind(worker_id)
     .fetch_all(pool)
     .await?)
@@ -376,7 +376,7 @@ pub(super) async fn task_list_many(
          ORDER BY instance_id, id"
     );
     Ok(sqlx::query_as(&sql)
-        .bind(instance_id_list(ids))
+        .bind(json_list(ids))
         .fetch_all(&mut *conn)
         .await?)
 }
@@ -422,7 +422,7 @@ pub(super) async fn task_transition_many(
     .bind(p.max_attempts)
     .bind(ts_opt(p.ended_at))
     .bind(p.lost_attempts)
-    .bind(task_id_list(ids))
+    .bind(json_list(ids))
     .bind(status_list(&p.from))
     .bind(fence_worker)
     .bind(fence_worker)
