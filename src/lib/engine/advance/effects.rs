@@ -130,17 +130,13 @@ impl Advance<'_> {
                         .await?;
                 }
             }
-            events.push(NewEvent {
-                workflow: Some(inst.workflow.clone()),
-                instance_id: Some(inst.id),
-                task_id: Some(task.id),
-                node: Some(task.node.clone()),
-                kind: "task_transition",
-                from_status: Some(before.as_str()),
-                to_status: Some(to.as_str()),
-                message: note.clone().unwrap_or_else(|| transition_message(*to)),
-                actor: self.actor.clone(),
-            });
+            events.push(task_transition_event(
+                (&inst.workflow, inst.id),
+                (task.id, &task.node),
+                (before, *to),
+                note.clone(),
+                &self.actor,
+            ));
         }
         self.tx.event_insert_many(&events).await?;
         if plan.made_ready().next().is_some() {
@@ -242,20 +238,16 @@ impl Advance<'_> {
     ) -> Result<()> {
         let mut events = vec![started_event(workflow, id, &self.actor)];
         for u in &plan.updates {
-            let Some(task_id) = tasks.iter().zip(ids).find(|(t, _)| t.node == u.node) else {
+            let Some((_, &task_id)) = tasks.iter().zip(ids).find(|(t, _)| t.node == u.node) else {
                 continue;
             };
-            events.push(NewEvent {
-                workflow: Some(workflow.to_string()),
-                instance_id: Some(id),
-                task_id: Some(*task_id.1),
-                node: Some(u.node.clone()),
-                kind: "task_transition",
-                from_status: Some(TaskStatus::Waiting.as_str()),
-                to_status: Some(u.to.as_str()),
-                message: transition_message(u.to),
-                actor: self.actor.clone(),
-            });
+            events.push(task_transition_event(
+                (workflow, id),
+                (task_id, &u.node),
+                (TaskStatus::Waiting, u.to),
+                u.note.clone(),
+                &self.actor,
+            ));
         }
         self.tx.event_insert_many(&events).await?;
         if plan.made_ready().next().is_some() {
@@ -580,6 +572,27 @@ impl Advance<'_> {
                 not_before: now,
             })
             .collect())
+    }
+}
+
+/// The event of a task's status change written by a plan: its note, or what the change means.
+fn task_transition_event(
+    (workflow, instance): (&str, InstanceId),
+    (task, node): (TaskId, &str),
+    (from, to): (TaskStatus, TaskStatus),
+    note: Option<String>,
+    actor: &str,
+) -> NewEvent {
+    NewEvent {
+        workflow: Some(workflow.to_string()),
+        instance_id: Some(instance),
+        task_id: Some(task),
+        node: Some(node.to_string()),
+        kind: "task_transition",
+        from_status: Some(from.as_str()),
+        to_status: Some(to.as_str()),
+        message: note.unwrap_or_else(|| transition_message(to)),
+        actor: actor.to_string(),
     }
 }
 
