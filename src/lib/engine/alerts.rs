@@ -89,7 +89,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let def = self
-            .definition(&inst.workflow, inst.workflow_version)
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
             .await?;
         let level = match end.status {
             InstanceStatus::Succeeded => Some(MailLevel::Succeeded),
@@ -183,7 +183,7 @@ impl Engine {
             _ => return Ok(()),
         };
         let def = self
-            .definition(&inst.workflow, inst.workflow_version)
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
             .await?;
         let event = match mail {
             Mail::Timeout(_) => "timeout",
@@ -225,7 +225,7 @@ impl Engine {
         error: &str,
     ) -> Result<()> {
         let def = self
-            .definition(&inst.workflow, inst.workflow_version)
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
             .await?;
         let channels = self.channels_for(&def, "lost");
         let (_, recipients) = self.alert_audience(tx, &def).await?;
@@ -244,9 +244,14 @@ impl Engine {
 
     /// The most times a task of `node` may be lost with its worker: the action's `lost-times`, else
     /// the workflow's, else `max_lost_attempts` of the configuration.
-    pub(super) async fn lost_budget(&self, inst: &InstanceRow, node: &str) -> Result<i64> {
+    pub(super) async fn lost_budget(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        node: &str,
+    ) -> Result<i64> {
         let def = self
-            .definition(&inst.workflow, inst.workflow_version)
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
             .await?;
         let action = match def.node(node).map(|n| &n.kind) {
             Some(NodeKind::Action(a)) => a.lost_times,
@@ -268,7 +273,7 @@ impl Engine {
         task: &TaskRow,
     ) -> Result<(TaskStatus, String)> {
         let def = self
-            .definition(&inst.workflow, inst.workflow_version)
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
             .await?;
         let Some(NodeKind::Action(action)) = def.node(&task.node).map(|n| &n.kind) else {
             return Ok((

@@ -126,7 +126,7 @@ impl Engine {
                     )));
                 }
                 let (workflow, version) = (held.inst.workflow.clone(), held.inst.workflow_version);
-                let def = adv.engine.definition(&workflow, version).await?;
+                let def = adv.definition(&workflow, version).await?;
                 let plan = dag::end_instance(
                     &def,
                     &states(&adv.held(id).tasks),
@@ -238,7 +238,7 @@ impl Advance<'_> {
                 head.name, head.version
             )));
         }
-        let def = self.engine.definition(&head.name, version).await?;
+        let def = self.definition(&head.name, version).await?;
         let mut scheduled_for = req.scheduled_for.unwrap_or(now);
         let (params, missing) = evaluate(self.engine.timezone, &def, req, scheduled_for)?;
         // a fire nobody is waiting on records its failure as an instance; a caller is refused
@@ -368,7 +368,6 @@ impl Advance<'_> {
             )));
         }
         let def = self
-            .engine
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
         let tasks = self.held(id).tasks.clone();

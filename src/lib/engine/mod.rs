@@ -89,13 +89,35 @@ impl Engine {
         if let Some(def) = self.defs.get(workflow, version) {
             return Ok(def);
         }
-        let json = self
-            .store
-            .workflow_definition(workflow, version)
-            .await?
-            .ok_or_else(|| {
-                Error::refused(format!("workflow `{workflow}` has no version {version}"))
-            })?;
+        let json = self.store.workflow_definition(workflow, version).await?;
+        self.cache_definition(workflow, version, json)
+    }
+
+    /// [`Engine::definition`] inside transaction `tx`, which reads a definition not cached yet
+    /// itself: a transaction must not wait for a second pooled connection (through a
+    /// transaction-pooling PgBouncer it can wait on others doing the same).
+    pub(crate) async fn definition_in(
+        &self,
+        tx: &mut dyn crate::store::StoreTx,
+        workflow: &str,
+        version: i64,
+    ) -> Result<Arc<Workflow>> {
+        if let Some(def) = self.defs.get(workflow, version) {
+            return Ok(def);
+        }
+        let json = tx.workflow_definition(workflow, version).await?;
+        self.cache_definition(workflow, version, json)
+    }
+
+    fn cache_definition(
+        &self,
+        workflow: &str,
+        version: i64,
+        json: Option<String>,
+    ) -> Result<Arc<Workflow>> {
+        let json = json.ok_or_else(|| {
+            Error::refused(format!("workflow `{workflow}` has no version {version}"))
+        })?;
         Ok(self.defs.put(
             workflow,
             version,

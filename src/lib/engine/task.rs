@@ -507,7 +507,10 @@ impl Advance<'_> {
         if task.lease_until.is_some_and(|l| l >= now) {
             return Ok(Cas::Stale); // heartbeat arrived meanwhile
         }
-        let budget = self.engine.lost_budget(&inst, &task.node).await?;
+        let budget = self
+            .engine
+            .lost_budget(self.tx(), &inst, &task.node)
+            .await?;
         let decision = after_lost(facts(&task), task.lost_attempts, budget);
         let lease = format!(
             "lease expired: worker {} stopped heartbeating during attempt {}",

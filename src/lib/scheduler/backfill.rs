@@ -235,7 +235,7 @@ async fn launch(adv: &mut Advance<'_>, id: BackfillId) -> Result<usize> {
         id,
         priority: b.priority,
     };
-    let now = adv.engine.store.now().await?;
+    let now = adv.now().await?;
     for slot in &picks {
         let req = CreateInstance {
             workflow: b.workflow.clone(),

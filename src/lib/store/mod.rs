@@ -685,6 +685,10 @@ pub trait StoreTx: Send {
     ) -> Result<Vec<InstanceId>>;
     async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas>;
 
+    /// The database's clock, read in this transaction (on its own connection: a transaction that
+    /// waits for a second pooled connection can wait on others doing the same, as through a
+    /// transaction-pooling PgBouncer).
+    async fn now(&mut self) -> Result<DateTime<Utc>>;
     /// Tells other processes' workers at commit that tasks became ready (a no-op without LISTEN/NOTIFY).
     async fn notify_ready(&mut self) -> Result<()>;
 
@@ -725,6 +729,8 @@ pub trait StoreTx: Send {
     /// Revokes a live token by name and ends its sessions.
     async fn token_revoke(&mut self, name: &str) -> Result<Cas>;
 
+    /// The stored definition of `version` of workflow `name` (its JSON), read in this transaction.
+    async fn workflow_definition(&mut self, name: &str, version: i64) -> Result<Option<String>>;
     async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;
     /// Locks the workflow row (`FOR UPDATE`): serialises instance starts against `instance-limit`.
     async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;

@@ -35,7 +35,7 @@ impl Advance<'_> {
             return Ok(vec![]);
         }
         let (workflow, version) = (held.inst.workflow.clone(), held.inst.workflow_version);
-        let def = self.engine.definition(&workflow, version).await?;
+        let def = self.definition(&workflow, version).await?;
         let plan = dag::after_node(&def, &states(&self.held(instance).tasks), node);
         if plan.updates.is_empty() && plan.end.is_none() {
             return Ok(vec![]);
@@ -217,7 +217,6 @@ impl Advance<'_> {
         let event = started_event(&inst.workflow, inst.id, &self.actor);
         self.tx.event_insert_many(&[event]).await?;
         let def = self
-            .engine
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
         let plan = dag::start(&def, &states(&self.held(instance).tasks));
@@ -287,7 +286,6 @@ impl Advance<'_> {
             return Ok(vec![]);
         };
         let def = self
-            .engine
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
         let Some(crate::definition::NodeKind::Action(action)) =
@@ -380,7 +378,7 @@ impl Advance<'_> {
                 continue;
             }
             let (workflow, version) = (held.inst.workflow.clone(), held.inst.workflow_version);
-            let def = self.engine.definition(&workflow, version).await?;
+            let def = self.definition(&workflow, version).await?;
             let plan = dag::end_instance(
                 &def,
                 &states(&self.held(child).tasks),

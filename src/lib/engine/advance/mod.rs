@@ -216,6 +216,22 @@ impl<'e> Advance<'e> {
         &mut *self.tx
     }
 
+    /// The definition an instance runs, read in this transaction when not cached.
+    pub(crate) async fn definition(
+        &mut self,
+        workflow: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<crate::definition::Workflow>> {
+        self.engine
+            .definition_in(&mut *self.tx, workflow, version)
+            .await
+    }
+
+    /// The database's clock, read in this transaction.
+    pub(crate) async fn now(&mut self) -> Result<DateTime<Utc>> {
+        Ok(self.tx.now().await?)
+    }
+
     /// Rolls the transaction back instead of committing it when the operation returns.
     pub(crate) fn abandon(&mut self) {
         self.abandoned = true;

@@ -162,6 +162,18 @@ pub(super) async fn workflow_version_kept_per_version(store: &dyn Store) {
     );
     assert_eq!(def(3).await.unwrap(), None);
     assert_eq!(store.workflow_definition("other", 1).await.unwrap(), None);
+    // the same reads inside a transaction, on its own connection, with the database's clock
+    let before = store.now().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.workflow_definition("报表", 1).await.unwrap().as_deref(),
+        Some(v1.definition.as_str())
+    );
+    assert_eq!(tx.workflow_definition("报表", 3).await.unwrap(), None);
+    let in_tx = tx.now().await.unwrap();
+    tx.rollback().await.unwrap();
+    let after = store.now().await.unwrap();
+    assert!(before <= in_tx && in_tx <= after, "{before} {in_tx} {after}");
     assert_eq!(
         store.workflow_get("报表").await.unwrap().unwrap().version,
         2

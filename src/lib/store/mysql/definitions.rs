@@ -434,7 +434,7 @@ pub(super) async fn file_link_upsert(conn: &mut MySqlConnection, l: &FileLink) -
 }
 
 pub(super) async fn workflow_definition(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     name: &str,
     version: i64,
 ) -> Result<Option<String>> {
@@ -444,7 +444,7 @@ pub(super) async fn workflow_definition(
     )
     .bind(name)
     .bind(version)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 

@@ -464,9 +464,7 @@ impl Store for MysqlStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        Ok(sqlx::query_scalar("SELECT NOW(6)")
-            .fetch_one(&self.pool)
-            .await?)
+        clock(&mut *self.pool.acquire().await?).await
     }
 
     async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
@@ -586,7 +584,7 @@ impl Store for MysqlStore {
     }
 
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
-        definitions::workflow_definition(&self.pool, name, version).await
+        definitions::workflow_definition(&mut *self.pool.acquire().await?, name, version).await
     }
 
     async fn workflow_definitions_current(
@@ -603,6 +601,11 @@ impl Store for MysqlStore {
     async fn workflow_list(&self) -> Result<Vec<WorkflowRow>> {
         definitions::workflow_list(&self.pool).await
     }
+}
+
+/// The database's clock, read on `conn` (the pool's or a transaction's own connection).
+pub(super) async fn clock(conn: &mut MySqlConnection) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("SELECT NOW(6)").fetch_one(conn).await?)
 }
 
 #[cfg(test)]

@@ -414,7 +414,7 @@ pub(super) async fn file_link_upsert(conn: &mut PgConnection, l: &FileLink) -> R
 }
 
 pub(super) async fn workflow_definition(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     name: &str,
     version: i64,
 ) -> Result<Option<String>> {
@@ -423,7 +423,7 @@ pub(super) async fn workflow_definition(
     )
     .bind(name)
     .bind(version)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 

@@ -442,9 +442,7 @@ impl Store for PostgresStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        Ok(sqlx::query_scalar("SELECT now()")
-            .fetch_one(&self.pool)
-            .await?)
+        clock(&mut *self.pool.acquire().await?).await
     }
 
     async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
@@ -564,7 +562,7 @@ impl Store for PostgresStore {
     }
 
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
-        definitions::workflow_definition(&self.pool, name, version).await
+        definitions::workflow_definition(&mut *self.pool.acquire().await?, name, version).await
     }
 
     async fn workflow_definitions_current(
@@ -597,6 +595,11 @@ impl ReadyListener for PgReady {
         self.listener.recv().await?;
         Ok(())
     }
+}
+
+/// The database's clock, read on `conn` (the pool's or a transaction's own connection).
+pub(super) async fn clock(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("SELECT now()").fetch_one(conn).await?)
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ pub(super) async fn file_link_upsert(conn: &mut SqliteConnection, l: &FileLink) 
 }
 
 pub(super) async fn workflow_definition(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     name: &str,
     version: i64,
 ) -> Result<Option<String>> {
@@ -354,7 +354,7 @@ pub(super) async fn workflow_definition(
     )
     .bind(name)
     .bind(version)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 

@@ -367,9 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
-            .fetch_one(&self.pool)
-            .await?)
+        clock(&mut *self.pool.acquire().await?).await
     }
 
     async fn ready_tasks_due(&self, queues: &[String]) -> Result<bool> {
@@ -489,7 +487,7 @@ impl Store for SqliteStore {
     }
 
     async fn workflow_definition(&self, name: &str, version: i64) -> Result<Option<String>> {
-        definitions::workflow_definition(&self.pool, name, version).await
+        definitions::workflow_definition(&mut *self.pool.acquire().await?, name, version).await
     }
 
     async fn workflow_definitions_current(
@@ -514,4 +512,9 @@ pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
         .map(|c| format!("{alias}.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The database's clock, read on `conn` (the pool's or a transaction's own connection).
+pub(super) async fn clock(conn: &mut SqliteConnection) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar(&format!("SELECT {NOW}")).fetch_one(conn).await?)
 }

@@ -172,6 +172,14 @@ impl StoreTx for SqliteTx {
         definitions::db_link_upsert(&mut self.tx, l).await
     }
 
+    async fn now(&mut self) -> Result<DateTime<Utc>> {
+        clock(&mut self.tx).await
+    }
+
+    async fn workflow_definition(&mut self, name: &str, version: i64) -> Result<Option<String>> {
+        definitions::workflow_definition(&mut self.tx, name, version).await
+    }
+
     async fn event_insert_many(&mut self, events: &[NewEvent]) -> Result<()> {
         self.events.extend_from_slice(events);
         Ok(())
