@@ -132,6 +132,57 @@ async fn saturate(srv: &PrivateServer, db: Db, url: &str, fillers: &mut Fillers)
     panic!("could not take every connection slot from the fleet");
 }
 
+/// The test's own connection to the limited server. The fleet starting (each role's migration
+/// check, its pool, the master lock) and the CLI runs before it can hold every slot of so small a
+/// server for a moment: wait for one, and name who holds them all if none comes.
+async fn observer(
+    srv: &PrivateServer,
+    db: Db,
+    url: &str,
+) -> std::sync::Arc<dyn akkaflow::store::Store> {
+    wait_for(LONG, "a connection slot for the test", || async {
+        match akkaflow::store::connect(&akkaflow::store::ConnectOptions::new(url.to_string())).await
+        {
+            Ok(store) => Ok(store),
+            Err(e) => Err(format!("{e}; connections: {}", holders(srv, db).await)),
+        }
+    })
+    .await
+}
+
+/// Who holds the limited user's connections, for a failure message.
+async fn holders(srv: &PrivateServer, db: Db) -> String {
+    let admin = srv.admin_url();
+    let rows: Result<Vec<String>, sqlx::Error> = match db {
+        Db::Mysql => match MySqlConnection::connect(&admin).await {
+            Ok(mut root) => {
+                sqlx::query_scalar(
+                    "SELECT CONCAT(id, ' ', user, ' ', COALESCE(command, ''), ' ', time, ' ', \
+                     COALESCE(LEFT(info, 60), '')) FROM information_schema.processlist",
+                )
+                .fetch_all(&mut root)
+                .await
+            }
+            Err(e) => Err(e),
+        },
+        _ => match PgConnection::connect(&admin).await {
+            Ok(mut su) => {
+                sqlx::query_scalar(
+                    "SELECT pid || ' ' || COALESCE(usename, '') || ' ' || COALESCE(state, '') \
+                     || ' ' || LEFT(COALESCE(query, ''), 60) FROM pg_stat_activity",
+                )
+                .fetch_all(&mut su)
+                .await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match rows {
+        Ok(rows) => format!("{} [{}]", rows.len(), rows.join("; ")),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 async fn running_tasks(
     store: &dyn akkaflow::store::Store,
     id: akkaflow::state::InstanceId,
@@ -183,7 +234,7 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
     env.spawn("worker2", &["worker", "--slots", "2"]);
     let id = common::trigger(&env, "sat");
     {
-        let store = env.store().await;
+        let store = observer(&srv, db, &url).await;
         wait_for(LONG, "the three branches to run", || async {
             match running_tasks(&*store, id).await? {
                 3 => Ok(()),
@@ -221,7 +272,7 @@ async fn a_full_server_refuses_the_cli_and_the_fleet_waits_without_losing_anythi
     tokio::time::sleep(Duration::from_secs(5)).await;
     drop(fillers);
 
-    let store = env.store().await;
+    let store = observer(&srv, db, &url).await;
     wait_for(LONG, "the instance to succeed", || async {
         let i = store
             .instance_get(id)
