@@ -17,6 +17,18 @@ use crate::error::Result;
 use crate::state::{AfterAttempt, AttemptEnd, InstanceStatus, TaskStatus};
 use crate::store::{InstanceRow, NewAlert, StoreTx, TaskRow};
 
+/// What an instance's end sends: mail, and to which chat channels.
+pub(super) struct EndAlert<'a> {
+    pub mail_wanted: bool,
+    pub channels: Vec<&'a ChannelRoute>,
+}
+
+impl EndAlert<'_> {
+    pub(super) fn sends(&self) -> bool {
+        self.mail_wanted || !self.channels.is_empty()
+    }
+}
+
 impl Engine {
     /// The channels that take an alert about `event` of `def`.
     fn channels_for(&self, def: &Workflow, event: &str) -> Vec<&ChannelRoute> {
@@ -80,17 +92,9 @@ impl Engine {
         Ok((downstream, recipients))
     }
 
-    /// The completion mail (per `mail-level`) or the kill node's mail of an instance that just ended.
-    pub(super) async fn alert_instance_end(
-        &self,
-        tx: &mut dyn StoreTx,
-        inst: &InstanceRow,
-        end: &InstanceEnd,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let def = self
-            .definition_in(tx, &inst.workflow, inst.workflow_version)
-            .await?;
+    /// Whether an instance of `def` ending as `end` sends anything: mail (per `mail-level`, or the
+    /// kill node's) and the channels that take its event. Decided before anything is read.
+    pub(super) fn instance_end_alerts(&self, def: &Workflow, end: &InstanceEnd) -> EndAlert<'_> {
         let level = match end.status {
             InstanceStatus::Succeeded => Some(MailLevel::Succeeded),
             InstanceStatus::Failed => Some(MailLevel::Failed),
@@ -103,10 +107,32 @@ impl Engine {
             Some(_) => "killed".to_string(),
             None => end.status.to_string(),
         };
-        let channels = self.channels_for(&def, &event);
-        if !mail_wanted && channels.is_empty() {
+        EndAlert {
+            mail_wanted,
+            channels: self.channels_for(def, &event),
+        }
+    }
+
+    /// The completion mail (per `mail-level`) or the kill node's mail of an instance that just
+    /// ended; it reads the instance's tasks, so their changes must be written.
+    pub(super) async fn alert_instance_end(
+        &self,
+        tx: &mut dyn StoreTx,
+        inst: &InstanceRow,
+        end: &InstanceEnd,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let def = self
+            .definition_in(tx, &inst.workflow, inst.workflow_version)
+            .await?;
+        let alert = self.instance_end_alerts(&def, end);
+        if !alert.sends() {
             return Ok(());
         }
+        let EndAlert {
+            mail_wanted,
+            channels,
+        } = alert;
         let (downstream, mut recipients) = self.alert_audience(tx, &def).await?;
         if !mail_wanted {
             recipients.clear();

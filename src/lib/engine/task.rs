@@ -148,6 +148,7 @@ impl Engine {
                         };
                         cas[i] = adv.finish_attempt(claimed, &fence, end, true).await?;
                     }
+                    adv.drain().await?;
                     Ok(cas)
                 })
             })
@@ -407,9 +408,10 @@ impl Engine {
 
 impl Advance<'_> {
     /// Records how a claimed attempt ended in the instance's held rows, and queues the DAG step
-    /// when the task is done. With `defer`, the task's own change waits to be written with its
-    /// neighbours (the row was read under the instance lock and matched the fence: nothing else
-    /// changes a running attempt's status without that lock, so the write cannot miss).
+    /// when the task is done. With `defer` (a batch), the task's own change waits to be written
+    /// with its neighbours (the row was read under the instance lock and matched the fence:
+    /// nothing else changes a running attempt's status without that lock, so the write cannot
+    /// miss), and the caller drains the queue after the batch's last result.
     async fn finish_attempt(
         &mut self,
         claimed: &ClaimedTask,
@@ -485,7 +487,11 @@ impl Advance<'_> {
                 instance: inst.id,
                 node: task.node.clone(),
             });
-            self.drain().await?;
+            // a batch drains once after its last result, so that its plans' writes and its
+            // instances' ends go out together
+            if !defer {
+                self.drain().await?;
+            }
         } else if to == TaskStatus::Ready {
             self.tasks_made_ready();
         }

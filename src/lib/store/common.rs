@@ -113,6 +113,16 @@ pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("a list of strings or numbers always serialises")
 }
 
+/// Each upstream of `satisfied` with its last instance (the latest success counts).
+pub(crate) fn last_per_upstream(
+    satisfied: &[(String, InstanceId)],
+) -> std::collections::BTreeMap<&str, InstanceId> {
+    satisfied
+        .iter()
+        .map(|(upstream, instance)| (upstream.as_str(), *instance))
+        .collect()
+}
+
 /// Task statuses as a JSON array of their spellings.
 pub(crate) fn status_list(statuses: &[TaskStatus]) -> String {
     json_list(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())

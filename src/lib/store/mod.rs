@@ -612,6 +612,15 @@ pub trait StoreTx: Send {
         &mut self,
         upstream: &str,
         instance: InstanceId,
+    ) -> Result<u64> {
+        self.coordinator_depend_satisfy_many(&[(upstream.to_string(), instance)])
+            .await
+    }
+    /// [`StoreTx::coordinator_depend_satisfy`] of each `(upstream, instance)` in one statement; an
+    /// upstream named twice is satisfied by its last instance. The rows changed.
+    async fn coordinator_depend_satisfy_many(
+        &mut self,
+        satisfied: &[(String, InstanceId)],
     ) -> Result<u64>;
     /// Moves `next_fire_at` from `expected` to `next` and records the slot fired (`None`: the due
     /// slots were skipped, `last_fire_at` stays); the fence against a second master.
@@ -678,12 +687,25 @@ pub trait StoreTx: Send {
         &mut self,
         ids: &[InstanceId],
     ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>>;
+    /// Those of `workflows` that have a pending instance (one statement for a batch's ends).
+    async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>>;
     async fn instance_pending_oldest(
         &mut self,
         workflow: &str,
         limit: i64,
     ) -> Result<Vec<InstanceId>>;
-    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas>;
+    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas> {
+        Ok(Cas::from_rows(
+            self.instance_transition_many(&[p.id], p).await?,
+        ))
+    }
+    /// [`StoreTx::instance_transition`] of every instance in `ids` (`p.id` is not read); how many
+    /// changed.
+    async fn instance_transition_many(
+        &mut self,
+        ids: &[InstanceId],
+        p: &InstanceTransition,
+    ) -> Result<u64>;
 
     /// The database's clock, read in this transaction (on its own connection: a transaction that
     /// waits for a second pooled connection can wait on others doing the same, as through a

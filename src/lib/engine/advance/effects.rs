@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    is_engine_run, node_event, states, transition_message, write_runs, Advance, Effect,
-    SUB_WORKFLOW_KIND,
+    is_engine_run, node_event, states, transition_message, Advance, Effect, SUB_WORKFLOW_KIND,
 };
 use crate::definition::{NodeKind, Workflow};
 use crate::engine::dag::{self, InstanceEnd, Plan};
@@ -92,12 +91,11 @@ impl Advance<'_> {
             current.insert(u.node.clone(), to);
             changes.push((task.clone(), to, t, u.note.clone()));
         }
-        let transitions: Vec<&TaskTransition> = changes.iter().map(|c| &c.2).collect();
-        if let Err(stale) = write_runs(&mut *self.tx, &transitions).await? {
-            let nodes: Vec<&str> = changes[stale].iter().map(|c| c.0.node.as_str()).collect();
-            return Err(Error::Conflict(format!(
-                "task(s) {nodes:?} changed under the instance lock"
-            )));
+        // guarded on the rows read under the instance lock: written with the batch's other changes
+        // before anything reads or locks again (a claim racing a kill of a ready node makes that
+        // write miss, and the whole operation runs again)
+        for (_, _, t, _) in &changes {
+            self.defer(t.clone());
         }
         let mut events = Vec::with_capacity(changes.len());
         let mut engine_runs = Vec::new();
@@ -403,20 +401,18 @@ impl Advance<'_> {
         let held = self.held(instance);
         let (inst, now) = (held.inst.clone(), held.now);
         let (status, reason) = (end.status, end.reason.as_str());
-        let cas = self
-            .tx
-            .instance_transition(&InstanceTransition {
-                id: inst.id,
-                from: vec![InstanceStatus::Running, InstanceStatus::Pending],
-                to: status,
-                started_at: None,
-                ended_at: Some(now),
-                error: (status != InstanceStatus::Succeeded).then(|| reason.to_string()),
-            })
-            .await?;
-        if !cas.applied() {
+        let from = vec![InstanceStatus::Running, InstanceStatus::Pending];
+        if !from.contains(&inst.status) {
             return Ok(vec![]);
         }
+        self.defer_end(InstanceTransition {
+            id: inst.id,
+            from,
+            to: status,
+            started_at: None,
+            ended_at: Some(now),
+            error: (status != InstanceStatus::Succeeded).then(|| reason.to_string()),
+        });
         self.held(instance).inst.status = status;
         self.tx
             .event_insert_many(&[NewEvent {
@@ -431,9 +427,16 @@ impl Advance<'_> {
             }])
             .await?;
         tracing::info!(workflow = %inst.workflow, instance_id = %inst.id, status = %status, "{reason}");
-        self.engine
-            .alert_instance_end(&mut *self.tx, &inst, &end, now)
+        let def = self
+            .definition(&inst.workflow, inst.workflow_version)
             .await?;
+        if self.engine.instance_end_alerts(&def, &end).sends() {
+            // the mail reads the instance's tasks as this transaction leaves them
+            self.flush().await?;
+            self.engine
+                .alert_instance_end(&mut *self.tx, &inst, &end, now)
+                .await?;
+        }
         let mut caused = Vec::new();
         if let (Some(parent), Some(task)) = (inst.parent_instance_id, inst.parent_task_id) {
             caused.push(Effect::ReportToParent {
@@ -453,18 +456,10 @@ impl Advance<'_> {
             }
         }
         // Locking the workflow row to start a waiting instance would make every instance end of a
-        // workflow wait on that one row; most ends have nothing waiting. One created while this
-        // end commits is started by the master's next cycle.
-        if !self
-            .tx
-            .instance_pending_oldest(&inst.workflow, 1)
-            .await?
-            .is_empty()
-        {
-            caused.push(Effect::StartPending {
-                workflow: inst.workflow.clone(),
-            });
-        }
+        // workflow wait on that one row; most ends have nothing waiting, so the drain asks once
+        // for all its ends which workflows have. One created while this end commits is started by
+        // the master's next cycle.
+        self.pending_checks.push(inst.workflow.clone());
         Ok(caused)
     }
 

@@ -11,6 +11,14 @@
 //! back as further effects. The queue is depth first: what an effect causes runs before the effects
 //! queued after it, which keeps the order the events are written in.
 //!
+//! Writes: the DAG step, a plan's task changes and an instance's end only read the held rows, and
+//! their writes are deferred (each is guarded on a row read under the instance lock); the
+//! deferred changes go out together, one statement per run of identical ones, before any effect
+//! that reads, locks or writes a row directly, and when the queue runs dry. A batch of reports thus
+//! writes its tasks' ends, its plans' changes and its instances' ends in a statement each, and asks
+//! once, for all the workflows whose instances ended, which have pending instances to start.
+//! Events and attempt rows are buffered by the transaction itself and inserted at commit.
+//!
 //! Lock order: instance rows are locked in ascending id order within a transaction (batched reports
 //! sort by id, a child's id is above its parent's). Locking an existing instance below one already
 //! held (a child's end reporting to its parent, a pending instance older than the one that ended)
@@ -28,7 +36,7 @@ use super::dag::{InstanceEnd, Plan};
 use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus};
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::store::{InstanceRow, NewEvent, StoreTx, TaskRow, TaskTransition};
+use crate::store::{InstanceRow, InstanceTransition, NewEvent, StoreTx, TaskRow, TaskTransition};
 
 mod effects;
 
@@ -123,6 +131,19 @@ pub(crate) enum Effect {
     StartPending { workflow: String },
 }
 
+impl Effect {
+    /// Whether applying it only reads held rows and defers its task and instance writes.
+    fn defers_writes(&self) -> bool {
+        matches!(
+            self,
+            Effect::NodeEnded { .. }
+                | Effect::Plan { .. }
+                | Effect::EndInstance { .. }
+                | Effect::SatisfyDownstream { .. }
+        )
+    }
+}
+
 /// A transaction moving runs forward. See the module doc.
 pub(crate) struct Advance<'e> {
     pub(crate) engine: &'e Engine,
@@ -135,6 +156,13 @@ pub(crate) struct Advance<'e> {
     fresh: HashSet<InstanceId>,
     /// Task changes known to apply, written together before anything reads or locks again.
     deferred: Vec<TaskTransition>,
+    /// Instance ends known to apply (the row is held), likewise: a batch's ends in one statement.
+    deferred_ends: Vec<InstanceTransition>,
+    /// Workflows an end of this transaction may let a pending instance start in: checked together
+    /// when the queue runs dry.
+    pending_checks: Vec<String>,
+    /// Successful ends that count for the coordinators depending on their workflow, likewise.
+    satisfied: Vec<(String, InstanceId)>,
     queue: VecDeque<Effect>,
     /// Engine-run nodes that finished inside this transaction and are still to be advanced.
     finished_at_once: HashSet<TaskId>,
@@ -203,6 +231,9 @@ impl<'e> Advance<'e> {
             held: BTreeMap::new(),
             fresh: HashSet::new(),
             deferred: Vec::new(),
+            deferred_ends: Vec::new(),
+            pending_checks: Vec::new(),
+            satisfied: Vec::new(),
             queue: VecDeque::new(),
             finished_at_once: HashSet::new(),
             made_ready: false,
@@ -342,17 +373,44 @@ impl<'e> Advance<'e> {
         self.deferred.push(t);
     }
 
-    async fn flush(&mut self) -> Result<()> {
-        if self.deferred.is_empty() {
-            return Ok(());
+    /// Leaves the end of a held instance to be written with its neighbours (its status was read
+    /// under the lock, so the write cannot miss).
+    pub(crate) fn defer_end(&mut self, t: InstanceTransition) {
+        self.deferred_ends.push(t);
+    }
+
+    /// Writes the deferred task changes, instance ends and dependency progress.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        if !self.deferred.is_empty() {
+            let pending = std::mem::take(&mut self.deferred);
+            let refs: Vec<&TaskTransition> = pending.iter().collect();
+            if write_runs(&mut *self.tx, &refs).await?.is_err() {
+                // the whole operation runs again (or one by one): never a result recorded half
+                return Err(Error::Conflict(
+                    "a task changed under its instance's lock".into(),
+                ));
+            }
         }
-        let pending = std::mem::take(&mut self.deferred);
-        let refs: Vec<&TaskTransition> = pending.iter().collect();
-        if write_runs(&mut *self.tx, &refs).await?.is_err() {
-            // the whole operation runs again (or one by one): never a result recorded half
-            return Err(Error::Conflict(
-                "an attempt's task changed under the instance lock".into(),
-            ));
+        let ends = std::mem::take(&mut self.deferred_ends);
+        let mut i = 0;
+        while i < ends.len() {
+            let head = &ends[i];
+            let mut ids = vec![head.id];
+            let mut j = i + 1;
+            while j < ends.len() && head.same_change(&ends[j]) {
+                ids.push(ends[j].id);
+                j += 1;
+            }
+            if self.tx.instance_transition_many(&ids, head).await? != ids.len() as u64 {
+                return Err(Error::Conflict(format!(
+                    "instance(s) {ids:?} changed under their lock"
+                )));
+            }
+            i = j;
+        }
+        let satisfied = std::mem::take(&mut self.satisfied);
+        if !satisfied.is_empty() {
+            self.tx.coordinator_depend_satisfy_many(&satisfied).await?;
         }
         Ok(())
     }
@@ -406,18 +464,32 @@ impl<'e> Advance<'e> {
     /// The one loop: applies queued effects, and what they cause before what was queued after them,
     /// until nothing is left.
     pub(crate) async fn drain(&mut self) -> Result<()> {
-        while let Some(effect) = self.queue.pop_front() {
-            // a DAG step only reads the held rows: deferred changes of a batch stay together
-            // unless it leads to writes
-            if !matches!(effect, Effect::NodeEnded { .. }) {
-                self.flush().await?;
+        loop {
+            while let Some(effect) = self.queue.pop_front() {
+                // the DAG step, a plan's writes and an instance's end only read held rows and
+                // defer their writes: a batch's changes stay together until something reads or
+                // locks rows, or writes one directly
+                if !effect.defers_writes() {
+                    self.flush().await?;
+                }
+                let caused = self.apply(effect).await?;
+                for e in caused.into_iter().rev() {
+                    self.queue.push_front(e);
+                }
             }
-            let caused = self.apply(effect).await?;
-            for e in caused.into_iter().rev() {
-                self.queue.push_front(e);
+            // what the caller reads next sees every change; then one read for every workflow the
+            // ends of this drain may let start
+            self.flush().await?;
+            if self.pending_checks.is_empty() {
+                return Ok(());
+            }
+            let mut workflows = std::mem::take(&mut self.pending_checks);
+            workflows.sort();
+            workflows.dedup();
+            for workflow in self.tx.instance_pending_among(&workflows).await? {
+                self.queue.push_back(Effect::StartPending { workflow });
             }
         }
-        Ok(())
     }
 
     async fn apply(&mut self, effect: Effect) -> Result<Vec<Effect>> {
@@ -479,8 +551,8 @@ impl<'e> Advance<'e> {
             }
             Effect::SatisfyDownstream { instance } => {
                 let inst = &self.held(instance).inst;
-                let (workflow, id) = (inst.workflow.clone(), inst.id);
-                self.tx.coordinator_depend_satisfy(&workflow, id).await?;
+                let satisfied = (inst.workflow.clone(), inst.id);
+                self.satisfied.push(satisfied);
                 Ok(vec![])
             }
             Effect::StartDownstream { instance } => self.start_downstream(instance).await,

@@ -173,7 +173,10 @@ pub(super) async fn workflow_version_kept_per_version(store: &dyn Store) {
     let in_tx = tx.now().await.unwrap();
     tx.rollback().await.unwrap();
     let after = store.now().await.unwrap();
-    assert!(before <= in_tx && in_tx <= after, "{before} {in_tx} {after}");
+    assert!(
+        before <= in_tx && in_tx <= after,
+        "{before} {in_tx} {after}"
+    );
     assert_eq!(
         store.workflow_get("报表").await.unwrap().unwrap().version,
         2
@@ -475,12 +478,32 @@ pub(super) async fn coordinator_depend_clear_is_cas(store: &dyn Store) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let list = store.coordinator_depend_list("down").await.unwrap();
-    let progress: Vec<(&str, Option<i64>)> = list
-        .iter()
-        .map(|d| (d.upstream.as_str(), d.satisfied_instance_id))
-        .collect();
-    assert_eq!(progress, [("up2", Some(9)), ("up3", None)]);
+    let progress = || async move {
+        store
+            .coordinator_depend_list("down")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                (
+                    d.upstream,
+                    d.satisfied_instance_id,
+                    d.satisfied_at.is_some(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let up = |u: &str, i: Option<i64>| (u.to_string(), i, i.is_some());
+    assert_eq!(progress().await, [up("up2", Some(9)), up("up3", None)]);
+
+    // A batch's successes in one statement: an upstream named twice counts its last instance.
+    let mut tx = store.begin().await.unwrap();
+    let batch = [("up3", 10), ("up2", 11), ("up3", 12), ("nobody", 13)]
+        .map(|(u, i)| (u.to_string(), InstanceId(i)));
+    assert_eq!(tx.coordinator_depend_satisfy_many(&batch).await.unwrap(), 2);
+    assert_eq!(tx.coordinator_depend_satisfy_many(&[]).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    assert_eq!(progress().await, [up("up2", Some(11)), up("up3", Some(12))]);
 
     let mut tx = store.begin().await.unwrap();
     tx.coordinator_depend_set("down", &[]).await.unwrap();

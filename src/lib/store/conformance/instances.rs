@@ -109,6 +109,14 @@ pub(super) async fn instance_transition_is_cas(store: &dyn Store) {
     assert_eq!(tx.instance_count_running("w").await.unwrap(), 1);
     assert_eq!(tx.instance_pending_oldest("w", 10).await.unwrap(), [a2, a3]);
     assert_eq!(tx.instance_pending_oldest("w", 1).await.unwrap(), [a2]);
+    let among = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let mut pending = tx
+        .instance_pending_among(&among(&["w", "v", "none"]))
+        .await
+        .unwrap();
+    pending.sort();
+    assert_eq!(pending, ["v", "w"]);
+    assert!(tx.instance_pending_among(&[]).await.unwrap().is_empty());
     tx.commit().await.unwrap();
 
     let ended = ms(store.now().await.unwrap());
@@ -128,6 +136,31 @@ pub(super) async fn instance_transition_is_cas(store: &dyn Store) {
     assert_eq!(row.started_at, Some(started), "kept when not given");
     assert_eq!(row.ended_at, Some(ended));
     assert_eq!(row.error.as_deref(), Some("节点 load 失败"));
+
+    // several instances in one statement: each must be in a `from` status to change
+    let mut tx = store.begin().await.unwrap();
+    let kill = InstanceTransition {
+        id: InstanceId(0),
+        from: vec![InstanceStatus::Pending],
+        to: InstanceStatus::Killed,
+        started_at: None,
+        ended_at: Some(ended),
+        error: Some("killed".to_string()),
+    };
+    assert_eq!(
+        tx.instance_transition_many(&[a1, a2, b1], &kill)
+            .await
+            .unwrap(),
+        2,
+        "a1 has failed already"
+    );
+    assert_eq!(
+        tx.instance_pending_among(&among(&["w", "v"]))
+            .await
+            .unwrap(),
+        ["w"]
+    );
+    tx.rollback().await.unwrap();
 
     let list = |f: InstanceFilter| async move {
         store

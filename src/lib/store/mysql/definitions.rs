@@ -142,18 +142,26 @@ pub(super) async fn coordinator_depend_list(
     .await?)
 }
 
-pub(super) async fn coordinator_depend_satisfy(
+pub(super) async fn coordinator_depend_satisfy_many(
     conn: &mut MySqlConnection,
-    upstream: &str,
-    instance: InstanceId,
+    satisfied: &[(String, InstanceId)],
 ) -> Result<u64> {
-    let r = sqlx::query(
-        "UPDATE coordinator_depend SET satisfied_at = NOW(6), satisfied_instance_id = ? WHERE upstream = ?",
-    )
-    .bind(instance)
-    .bind(upstream)
-    .execute(&mut *conn)
-    .await?;
+    let last = last_per_upstream(satisfied);
+    if last.is_empty() {
+        return Ok(0);
+    }
+    let mut qb = QueryBuilder::<MySql>::new(
+        "UPDATE coordinator_depend SET satisfied_at = NOW(6), satisfied_instance_id = CASE upstream",
+    );
+    for (upstream, instance) in &last {
+        qb.push(" WHEN ");
+        qb.push_bind(*upstream);
+        qb.push(" THEN ");
+        qb.push_bind(*instance);
+    }
+    qb.push(" END WHERE upstream IN ");
+    push_list(&mut qb, last.keys().copied());
+    let r = qb.build().execute(&mut *conn).await?;
     Ok(r.rows_affected())
 }
 

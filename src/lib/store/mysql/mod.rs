@@ -29,7 +29,7 @@ use sqlx::mysql::{
 use sqlx::{Connection, Executor, QueryBuilder, Row, Transaction};
 
 use super::common::{
-    all_applied, bind_host, fit_in_pool, json_list, metric_every_secs, micros,
+    all_applied, bind_host, fit_in_pool, json_list, last_per_upstream, metric_every_secs, micros,
     normalize_dir_prefix, placeholders, pool_waiting, INVARIANT_CHECKS, POOL_USED, ROWS_PER_INSERT,
     WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };

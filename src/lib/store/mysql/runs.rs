@@ -288,6 +288,21 @@ pub(super) async fn instance_pending_oldest(
     .await?)
 }
 
+pub(super) async fn instance_pending_among(
+    conn: &mut MySqlConnection,
+    workflows: &[String],
+) -> Result<Vec<String>> {
+    if workflows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<MySql>::new(
+        "SELECT DISTINCT CAST(workflow AS CHAR) AS workflow FROM workflow_instance \
+         WHERE status = 'pending' AND workflow IN ",
+    );
+    push_list(&mut qb, workflows.iter());
+    Ok(qb.build_query_scalar().fetch_all(&mut *conn).await?)
+}
+
 pub(super) async fn instance_pending_workflows(
     pool: &MySqlPool,
     limit: i64,
@@ -301,12 +316,13 @@ pub(super) async fn instance_pending_workflows(
     .await?)
 }
 
-pub(super) async fn instance_transition(
+pub(super) async fn instance_transition_many(
     conn: &mut MySqlConnection,
+    ids: &[InstanceId],
     p: &InstanceTransition,
-) -> Result<Cas> {
-    if p.from.is_empty() {
-        return Ok(Cas::Stale);
+) -> Result<u64> {
+    if p.from.is_empty() || ids.is_empty() {
+        return Ok(0);
     }
     let mut qb = QueryBuilder::<MySql>::new("UPDATE workflow_instance SET status = ");
     qb.push_bind(p.to);
@@ -316,12 +332,12 @@ pub(super) async fn instance_transition(
     qb.push_bind(p.ended_at);
     qb.push(", error = ");
     qb.push_bind(&p.error);
-    qb.push(" WHERE id = ");
-    qb.push_bind(p.id);
+    qb.push(" WHERE id IN ");
+    push_list(&mut qb, ids.iter().copied());
     qb.push(" AND status IN ");
     push_list(&mut qb, p.from.iter().copied());
     let r = qb.build().execute(&mut *conn).await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn lease_extend_many(

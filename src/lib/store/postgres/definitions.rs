@@ -142,16 +142,20 @@ pub(super) async fn coordinator_depend_list(
     .await?)
 }
 
-pub(super) async fn coordinator_depend_satisfy(
+pub(super) async fn coordinator_depend_satisfy_many(
     conn: &mut PgConnection,
-    upstream: &str,
-    instance: InstanceId,
+    satisfied: &[(String, InstanceId)],
 ) -> Result<u64> {
+    let last = last_per_upstream(satisfied);
+    if last.is_empty() {
+        return Ok(0);
+    }
     let r = sqlx::query(
-        "UPDATE coordinator_depend SET satisfied_at = now(), satisfied_instance_id = $1 WHERE upstream = $2",
+        "UPDATE coordinator_depend d SET satisfied_at = now(), satisfied_instance_id = v.id \
+         FROM unnest($1::text[], $2::bigint[]) AS v(upstream, id) WHERE d.upstream = v.upstream",
     )
-    .bind(instance)
-    .bind(upstream)
+    .bind(last.keys().copied().collect::<Vec<_>>())
+    .bind(last.values().map(|i| i.0).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected())

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Post
 use sqlx::{Connection, QueryBuilder, Transaction};
 
 use super::common::{
-    all_applied, bind_host, fit_in_pool, json_list, metric_every_secs, micros,
+    all_applied, bind_host, fit_in_pool, json_list, last_per_upstream, metric_every_secs, micros,
     normalize_dir_prefix, numbered, placeholders, pool_waiting, INVARIANT_CHECKS, POOL_USED,
     ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
 };

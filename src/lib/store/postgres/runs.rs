@@ -274,6 +274,18 @@ pub(super) async fn instance_pending_oldest(
     .await?)
 }
 
+pub(super) async fn instance_pending_among(
+    conn: &mut PgConnection,
+    workflows: &[String],
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' AND workflow = ANY($1)",
+    )
+    .bind(workflows)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 pub(super) async fn instance_pending_workflows(pool: &PgPool, limit: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT workflow FROM workflow_instance WHERE status = 'pending' GROUP BY workflow \
@@ -284,23 +296,24 @@ pub(super) async fn instance_pending_workflows(pool: &PgPool, limit: i64) -> Res
     .await?)
 }
 
-pub(super) async fn instance_transition(
+pub(super) async fn instance_transition_many(
     conn: &mut PgConnection,
+    ids: &[InstanceId],
     p: &InstanceTransition,
-) -> Result<Cas> {
+) -> Result<u64> {
     let r = sqlx::query(
         "UPDATE workflow_instance SET status = $1, started_at = COALESCE($2, started_at), ended_at = $3, \
-         error = $4 WHERE id = $5 AND status = ANY($6)",
+         error = $4 WHERE id = ANY($5) AND status = ANY($6)",
     )
     .bind(p.to)
     .bind(p.started_at)
     .bind(p.ended_at)
     .bind(&p.error)
-    .bind(p.id)
+    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
     .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn lease_extend_many(

@@ -121,12 +121,11 @@ impl StoreTx for PostgresTx {
         definitions::coordinator_depend_set(&mut self.tx, workflow, upstreams).await
     }
 
-    async fn coordinator_depend_satisfy(
+    async fn coordinator_depend_satisfy_many(
         &mut self,
-        upstream: &str,
-        instance: InstanceId,
+        satisfied: &[(String, InstanceId)],
     ) -> Result<u64> {
-        definitions::coordinator_depend_satisfy(&mut self.tx, upstream, instance).await
+        definitions::coordinator_depend_satisfy_many(&mut self.tx, satisfied).await
     }
 
     async fn coordinator_fire(
@@ -215,6 +214,10 @@ impl StoreTx for PostgresTx {
         runs::instance_lock_many(&mut self.tx, ids).await
     }
 
+    async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>> {
+        runs::instance_pending_among(&mut self.tx, workflows).await
+    }
+
     async fn instance_pending_oldest(
         &mut self,
         workflow: &str,
@@ -223,8 +226,12 @@ impl StoreTx for PostgresTx {
         runs::instance_pending_oldest(&mut self.tx, workflow, limit).await
     }
 
-    async fn instance_transition(&mut self, p: &InstanceTransition) -> Result<Cas> {
-        runs::instance_transition(&mut self.tx, p).await
+    async fn instance_transition_many(
+        &mut self,
+        ids: &[InstanceId],
+        p: &InstanceTransition,
+    ) -> Result<u64> {
+        runs::instance_transition_many(&mut self.tx, ids, p).await
     }
 
     async fn notify_ready(&mut self) -> Result<()> {

@@ -60,16 +60,23 @@ pub(super) async fn coordinator_depend_list(
     .await?)
 }
 
-pub(super) async fn coordinator_depend_satisfy(
+pub(super) async fn coordinator_depend_satisfy_many(
     conn: &mut SqliteConnection,
-    upstream: &str,
-    instance: InstanceId,
+    satisfied: &[(String, InstanceId)],
 ) -> Result<u64> {
+    let last = last_per_upstream(satisfied);
+    if last.is_empty() {
+        return Ok(0);
+    }
+    // {upstream: instance}: the object's keys and values through json_each
+    let by_upstream = serde_json::to_string(&last).expect("names and numbers serialise");
     let r = sqlx::query(&format!(
-        "UPDATE coordinator_depend SET satisfied_at = {NOW}, satisfied_instance_id = ? WHERE upstream = ?"
+        "UPDATE coordinator_depend SET satisfied_at = {NOW}, \
+         satisfied_instance_id = (SELECT j.value FROM json_each(?) j WHERE j.key = upstream) \
+         WHERE upstream IN (SELECT key FROM json_each(?))"
     ))
-    .bind(instance)
-    .bind(upstream)
+    .bind(&by_upstream)
+    .bind(&by_upstream)
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected())

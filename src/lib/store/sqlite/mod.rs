@@ -17,9 +17,10 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{
-    all_applied, bind_host, fit_in_pool, instance_status_list, json_list, metric_every_secs,
-    normalize_dir_prefix, placeholders, pool_waiting, status_list, INVARIANT_CHECKS, POOL_USED,
-    ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET, WORKER_METRIC_COLUMNS,
+    all_applied, bind_host, fit_in_pool, instance_status_list, json_list, last_per_upstream,
+    metric_every_secs, normalize_dir_prefix, placeholders, pool_waiting, status_list,
+    INVARIANT_CHECKS, POOL_USED, ROWS_PER_INSERT, WORKER_HOST_COLUMNS, WORKER_HOST_SET,
+    WORKER_METRIC_COLUMNS,
 };
 mod alerts;
 mod backfills;
@@ -516,5 +517,7 @@ pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
 
 /// The database's clock, read on `conn` (the pool's or a transaction's own connection).
 pub(super) async fn clock(conn: &mut SqliteConnection) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar(&format!("SELECT {NOW}")).fetch_one(conn).await?)
+    Ok(sqlx::query_scalar(&format!("SELECT {NOW}"))
+        .fetch_one(conn)
+        .await?)
 }

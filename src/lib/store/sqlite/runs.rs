@@ -205,6 +205,19 @@ pub(super) async fn instance_pending_oldest(
     .await?)
 }
 
+pub(super) async fn instance_pending_among(
+    conn: &mut SqliteConnection,
+    workflows: &[String],
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' \
+         AND workflow IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json_list(workflows))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 pub(super) async fn instance_pending_workflows(
     pool: &SqlitePool,
     limit: i64,
@@ -217,23 +230,24 @@ pub(super) async fn instance_pending_workflows(
     .await?)
 }
 
-pub(super) async fn instance_transition(
+pub(super) async fn instance_transition_many(
     conn: &mut SqliteConnection,
+    ids: &[InstanceId],
     p: &InstanceTransition,
-) -> Result<Cas> {
+) -> Result<u64> {
     let r = sqlx::query(
         "UPDATE workflow_instance SET status = ?, started_at = COALESCE(?, started_at), ended_at = ?, error = ? \
-         WHERE id = ? AND status IN (SELECT value FROM json_each(?))",
+         WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?))",
     )
     .bind(p.to)
     .bind(ts_opt(p.started_at))
     .bind(ts_opt(p.ended_at))
     .bind(&p.error)
-    .bind(p.id)
+    .bind(json_list(ids))
     .bind(instance_status_list(&p.from))
     .execute(&mut *conn)
     .await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn lease_extend_many(

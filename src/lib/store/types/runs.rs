@@ -137,7 +137,7 @@ pub struct SlotHistory {
 
 /// A guarded instance state change. `started_at: Some` sets it (else kept); `ended_at` and `error`
 /// are written as given.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceTransition {
     pub id: InstanceId,
     pub from: Vec<InstanceStatus>,
@@ -145,6 +145,16 @@ pub struct InstanceTransition {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+impl InstanceTransition {
+    /// Whether `other` changes a row the same way (only the id differs): one statement can do both.
+    pub fn same_change(&self, other: &InstanceTransition) -> bool {
+        InstanceTransition {
+            id: other.id,
+            ..self.clone()
+        } == *other
+    }
 }
 
 /// The instances list's filters (UI and API): each given one is an indexed predicate.
