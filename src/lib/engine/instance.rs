@@ -221,8 +221,7 @@ impl Advance<'_> {
         version: Option<i64>,
     ) -> Result<(Created, Option<Effect>)> {
         let head = self
-            .tx()
-            .workflow_lock(&req.workflow)
+            .workflow(&req.workflow)
             .await?
             .ok_or_else(|| Error::refused(format!("unknown workflow `{}`", req.workflow)))?;
         if !head.enabled {
@@ -249,8 +248,8 @@ impl Advance<'_> {
         };
         // counted before the insert (the new row is not running either way); the workflow row's
         // lock keeps the count true until commit
-        let starts = failure.is_none()
-            && self.tx().instance_count_running(&head.name).await? < head.instance_limit;
+        let starts =
+            failure.is_none() && self.running_count(&head.name).await? < head.instance_limit;
         // most instances are written started: no lock, read or update of their rows after the insert
         let born = starts.then(|| born_started_plan(&def)).flatten();
         let manual = req.scheduled_for.is_none();
@@ -285,6 +284,9 @@ impl Advance<'_> {
             }
         };
         self.created(id);
+        if starts {
+            self.one_more_running(&head.name);
+        }
         let mut tasks = new_tasks(&def, id);
         if let Some(b) = backfill {
             for t in &mut tasks {

@@ -389,6 +389,10 @@ impl Trigger {
             .engine
             .advance(&self.actor, |adv: &mut Advance<'_>| {
                 Box::pin(async move {
+                    // the group's workflow rows locked and their running instances counted in
+                    // two statements, not two per fire
+                    let names: Vec<String> = fires.iter().map(|f| f.req.workflow.clone()).collect();
+                    adv.lock_workflows(&names).await?;
                     let mut fired = Vec::with_capacity(fires.len());
                     for f in fires {
                         match self.fire_in_tx(adv, f, now).await? {

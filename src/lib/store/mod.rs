@@ -670,7 +670,18 @@ pub trait StoreTx: Send {
 
     /// Child instances (of sub-workflow nodes) of `parent` that have not ended.
     async fn instance_children_active(&mut self, parent: InstanceId) -> Result<Vec<InstanceId>>;
-    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64>;
+    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
+        let counts = self
+            .instance_count_running_many(&[workflow.to_string()])
+            .await?;
+        Ok(counts.first().map_or(0, |(_, n)| *n))
+    }
+    /// The running instances of each of `workflows` that has any (one statement for a group of
+    /// fires).
+    async fn instance_count_running_many(
+        &mut self,
+        workflows: &[String],
+    ) -> Result<Vec<(String, i64)>>;
     /// Inserts an instance; `None` when its (workflow, trigger, scheduled_for) slot is taken.
     async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>>;
     /// Locks the instance row (`FOR UPDATE`) and returns it with the database's clock.
@@ -755,7 +766,12 @@ pub trait StoreTx: Send {
     async fn workflow_definition(&mut self, name: &str, version: i64) -> Result<Option<String>>;
     async fn workflow_heads(&mut self) -> Result<Vec<WorkflowHead>>;
     /// Locks the workflow row (`FOR UPDATE`): serialises instance starts against `instance-limit`.
-    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>>;
+    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
+        Ok(self.workflow_lock_many(&[name.to_string()]).await?.pop())
+    }
+    /// [`StoreTx::workflow_lock`] of every named workflow that exists, in one statement, locked in
+    /// name order.
+    async fn workflow_lock_many(&mut self, names: &[String]) -> Result<Vec<WorkflowHead>>;
     /// The `mail_receivers` of each named workflow that exists (comma lists as stored).
     async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>>;
     async fn workflow_set_enabled(&mut self, name: &str, enabled: bool) -> Result<Cas>;

@@ -212,6 +212,7 @@ impl Advance<'_> {
             )));
         }
         self.held(instance).inst.status = InstanceStatus::Running;
+        self.forget_running(&inst.workflow);
         let event = started_event(&inst.workflow, inst.id, &self.actor);
         self.tx.event_insert_many(&[event]).await?;
         let def = self
@@ -414,6 +415,7 @@ impl Advance<'_> {
             error: (status != InstanceStatus::Succeeded).then(|| reason.to_string()),
         });
         self.held(instance).inst.status = status;
+        self.forget_running(&inst.workflow);
         self.tx
             .event_insert_many(&[NewEvent {
                 workflow: Some(inst.workflow.clone()),
@@ -548,10 +550,13 @@ impl Advance<'_> {
 
     /// Starts the oldest pending instances of `workflow` while its `instance-limit` allows.
     pub(super) async fn start_pending(&mut self, workflow: &str) -> Result<Vec<Effect>> {
-        let Some(head) = self.tx.workflow_lock(workflow).await? else {
+        let Some(head) = self.workflow(workflow).await? else {
             return Ok(vec![]);
         };
-        let running = self.tx.instance_count_running(workflow).await?;
+        // counted afresh: the ends that queued this were written just before
+        self.forget_running(workflow);
+        let running = self.running_count(workflow).await?;
+        self.forget_running(workflow);
         let free = head.instance_limit - running;
         if free <= 0 {
             return Ok(vec![]);

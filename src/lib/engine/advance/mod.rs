@@ -26,7 +26,7 @@
 //! [`Error::LockOrder`]; [`Engine::advance`] then rolls back and runs the operation again with that
 //! instance locked first. Instances created in this transaction are invisible to others and exempt.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -36,7 +36,9 @@ use super::dag::{InstanceEnd, Plan};
 use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus};
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::store::{InstanceRow, InstanceTransition, NewEvent, StoreTx, TaskRow, TaskTransition};
+use crate::store::{
+    InstanceRow, InstanceTransition, NewEvent, StoreTx, TaskRow, TaskTransition, WorkflowHead,
+};
 
 mod effects;
 
@@ -163,6 +165,12 @@ pub(crate) struct Advance<'e> {
     pending_checks: Vec<String>,
     /// Successful ends that count for the coordinators depending on their workflow, likewise.
     satisfied: Vec<(String, InstanceId)>,
+    /// Workflow rows this transaction locked, by name: a group of fires locks them in one
+    /// statement ([`Advance::lock_workflows`]), and each creation then reads none again.
+    workflows: HashMap<String, WorkflowHead>,
+    /// Running instances of those workflows as this transaction has left them, while known: a
+    /// start or end in this transaction forgets its workflow's, to be counted again.
+    running: HashMap<String, i64>,
     queue: VecDeque<Effect>,
     /// Engine-run nodes that finished inside this transaction and are still to be advanced.
     finished_at_once: HashSet<TaskId>,
@@ -234,6 +242,8 @@ impl<'e> Advance<'e> {
             deferred_ends: Vec::new(),
             pending_checks: Vec::new(),
             satisfied: Vec::new(),
+            workflows: HashMap::new(),
+            running: HashMap::new(),
             queue: VecDeque::new(),
             finished_at_once: HashSet::new(),
             made_ready: false,
@@ -353,6 +363,70 @@ impl<'e> Advance<'e> {
             self.held.insert(inst.id, Held { inst, now, tasks });
         }
         Ok(())
+    }
+
+    /// Locks the rows of `names` not locked yet (one statement, in name order) and counts their
+    /// running instances (one more): a group of fires creates its instances without a lock or a
+    /// count per fire.
+    pub(crate) async fn lock_workflows(&mut self, names: &[String]) -> Result<()> {
+        let mut wanted: Vec<String> = names
+            .iter()
+            .filter(|n| !self.workflows.contains_key(*n))
+            .cloned()
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        for head in self.tx.workflow_lock_many(&wanted).await? {
+            self.workflows.insert(head.name.clone(), head);
+        }
+        let counts: HashMap<String, i64> = self
+            .tx
+            .instance_count_running_many(&wanted)
+            .await?
+            .into_iter()
+            .collect();
+        for name in wanted {
+            let n = counts.get(&name).copied().unwrap_or(0);
+            self.running.insert(name, n);
+        }
+        Ok(())
+    }
+
+    /// The row of workflow `name`, locked in this transaction (once); `None` when it is gone.
+    pub(crate) async fn workflow(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
+        if let Some(head) = self.workflows.get(name) {
+            return Ok(Some(head.clone()));
+        }
+        let head = self.tx.workflow_lock(name).await?;
+        if let Some(h) = &head {
+            self.workflows.insert(h.name.clone(), h.clone());
+        }
+        Ok(head)
+    }
+
+    /// The running instances of workflow `name` (its row locked by this transaction).
+    pub(crate) async fn running_count(&mut self, name: &str) -> Result<i64> {
+        if let Some(n) = self.running.get(name) {
+            return Ok(*n);
+        }
+        let n = self.tx.instance_count_running(name).await?;
+        self.running.insert(name.to_string(), n);
+        Ok(n)
+    }
+
+    /// An instance of workflow `name` was created running: the count follows.
+    pub(crate) fn one_more_running(&mut self, name: &str) {
+        if let Some(n) = self.running.get_mut(name) {
+            *n += 1;
+        }
+    }
+
+    /// An instance of workflow `name` started or ended some other way: count again when asked.
+    pub(crate) fn forget_running(&mut self, name: &str) {
+        self.running.remove(name);
     }
 
     /// An instance this transaction holds.

@@ -122,6 +122,13 @@ pub(super) async fn workflow_round_trip(store: &dyn Store) {
         Some(&heads[3])
     );
     assert_eq!(tx.workflow_lock("missing").await.unwrap(), None);
+    // several in one statement, in name order, the missing ones left out
+    let names = ["日报_汇总", "missing", "a", "A"].map(String::from);
+    assert_eq!(
+        tx.workflow_lock_many(&names).await.unwrap(),
+        [heads[0].clone(), heads[1].clone(), heads[3].clone()]
+    );
+    assert!(tx.workflow_lock_many(&[]).await.unwrap().is_empty());
     assert_eq!(
         tx.workflow_set_enabled("b", false).await.unwrap(),
         Cas::Applied

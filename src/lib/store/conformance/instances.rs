@@ -107,6 +107,16 @@ pub(super) async fn instance_transition_is_cas(store: &dyn Store) {
         Cas::Stale
     );
     assert_eq!(tx.instance_count_running("w").await.unwrap(), 1);
+    let names = ["w", "v", "none"].map(String::from);
+    assert_eq!(
+        tx.instance_count_running_many(&names).await.unwrap(),
+        [("w".to_string(), 1)]
+    );
+    assert!(tx
+        .instance_count_running_many(&[])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(tx.instance_pending_oldest("w", 10).await.unwrap(), [a2, a3]);
     assert_eq!(tx.instance_pending_oldest("w", 1).await.unwrap(), [a2]);
     let among = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();

@@ -87,12 +87,6 @@ const WORKFLOW_LIST: &str = concat!(
 
 const WORKFLOW_HEADS: &str = concat!("SELECT ", head_cols!(), " FROM workflow w ORDER BY w.name");
 
-const WORKFLOW_LOCK: &str = concat!(
-    "SELECT ",
-    head_cols!(),
-    " FROM workflow w WHERE w.name = ? FOR UPDATE"
-);
-
 pub(super) async fn coordinator_delete(conn: &mut MySqlConnection, workflow: &str) -> Result<()> {
     sqlx::query("DELETE FROM coordinator_depend WHERE workflow = ?")
         .bind(workflow)
@@ -486,14 +480,21 @@ pub(super) async fn workflow_list(pool: &MySqlPool) -> Result<Vec<WorkflowRow>> 
     Ok(sqlx::query_as(WORKFLOW_LIST).fetch_all(pool).await?)
 }
 
-pub(super) async fn workflow_lock(
+pub(super) async fn workflow_lock_many(
     conn: &mut MySqlConnection,
-    name: &str,
-) -> Result<Option<WorkflowHead>> {
-    Ok(sqlx::query_as(WORKFLOW_LOCK)
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?)
+    names: &[String],
+) -> Result<Vec<WorkflowHead>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<MySql>::new(concat!(
+        "SELECT ",
+        head_cols!(),
+        " FROM workflow w WHERE w.name IN "
+    ));
+    push_list(&mut qb, names.iter());
+    qb.push(" ORDER BY w.name FOR UPDATE");
+    Ok(qb.build_query_as().fetch_all(&mut *conn).await?)
 }
 
 pub(super) async fn workflow_set_enabled(

@@ -124,16 +124,20 @@ pub(super) async fn instance_count_by_day(
         .await?)
 }
 
-pub(super) async fn instance_count_running(
+pub(super) async fn instance_count_running_many(
     conn: &mut MySqlConnection,
-    workflow: &str,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
-    )
-    .bind(workflow)
-    .fetch_one(&mut *conn)
-    .await?)
+    workflows: &[String],
+) -> Result<Vec<(String, i64)>> {
+    if workflows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<MySql>::new(
+        "SELECT CAST(workflow AS CHAR) AS workflow, COUNT(*) FROM workflow_instance \
+         WHERE status = 'running' AND workflow IN ",
+    );
+    push_list(&mut qb, workflows.iter());
+    qb.push(" GROUP BY workflow");
+    Ok(qb.build_query_as().fetch_all(&mut *conn).await?)
 }
 
 pub(super) async fn instance_get(pool: &MySqlPool, id: InstanceId) -> Result<Option<InstanceRow>> {

@@ -85,10 +85,10 @@ const WORKFLOW_HEADS: &str = concat!(
     " FROM workflow ORDER BY name COLLATE \"C\""
 );
 
-const WORKFLOW_LOCK: &str = concat!(
+const WORKFLOW_LOCK_MANY: &str = concat!(
     "SELECT ",
     head_cols!(),
-    " FROM workflow WHERE name = $1 FOR UPDATE"
+    " FROM workflow WHERE name = ANY($1) ORDER BY name COLLATE \"C\" FOR UPDATE"
 );
 
 pub(super) async fn coordinator_delete(conn: &mut PgConnection, workflow: &str) -> Result<()> {
@@ -460,13 +460,13 @@ pub(super) async fn workflow_list(pool: &PgPool) -> Result<Vec<WorkflowRow>> {
     Ok(sqlx::query_as(WORKFLOW_LIST).fetch_all(pool).await?)
 }
 
-pub(super) async fn workflow_lock(
+pub(super) async fn workflow_lock_many(
     conn: &mut PgConnection,
-    name: &str,
-) -> Result<Option<WorkflowHead>> {
-    Ok(sqlx::query_as(WORKFLOW_LOCK)
-        .bind(name)
-        .fetch_optional(&mut *conn)
+    names: &[String],
+) -> Result<Vec<WorkflowHead>> {
+    Ok(sqlx::query_as(WORKFLOW_LOCK_MANY)
+        .bind(names)
+        .fetch_all(&mut *conn)
         .await?)
 }
 

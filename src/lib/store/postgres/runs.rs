@@ -137,12 +137,16 @@ pub(super) async fn instance_count_by_day(
         .await?)
 }
 
-pub(super) async fn instance_count_running(conn: &mut PgConnection, workflow: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = $1 AND status = 'running'",
+pub(super) async fn instance_count_running_many(
+    conn: &mut PgConnection,
+    workflows: &[String],
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT workflow, COUNT(*) FROM workflow_instance WHERE status = 'running' \
+         AND workflow = ANY($1) GROUP BY workflow",
     )
-    .bind(workflow)
-    .fetch_one(&mut *conn)
+    .bind(workflows)
+    .fetch_all(&mut *conn)
     .await?)
 }
 

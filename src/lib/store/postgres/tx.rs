@@ -199,8 +199,11 @@ impl StoreTx for PostgresTx {
         runs::instance_children_active(&mut self.tx, parent).await
     }
 
-    async fn instance_count_running(&mut self, workflow: &str) -> Result<i64> {
-        runs::instance_count_running(&mut self.tx, workflow).await
+    async fn instance_count_running_many(
+        &mut self,
+        workflows: &[String],
+    ) -> Result<Vec<(String, i64)>> {
+        runs::instance_count_running_many(&mut self.tx, workflows).await
     }
 
     async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
@@ -304,8 +307,8 @@ impl StoreTx for PostgresTx {
         definitions::workflow_heads(&mut self.tx).await
     }
 
-    async fn workflow_lock(&mut self, name: &str) -> Result<Option<WorkflowHead>> {
-        definitions::workflow_lock(&mut self.tx, name).await
+    async fn workflow_lock_many(&mut self, names: &[String]) -> Result<Vec<WorkflowHead>> {
+        definitions::workflow_lock_many(&mut self.tx, names).await
     }
 
     async fn workflow_receivers(&mut self, names: &[String]) -> Result<Vec<String>> {

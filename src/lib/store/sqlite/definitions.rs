@@ -397,15 +397,17 @@ pub(super) async fn workflow_list(pool: &SqlitePool) -> Result<Vec<WorkflowRow>>
     Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
 }
 
-pub(super) async fn workflow_lock(
+pub(super) async fn workflow_lock_many(
     conn: &mut SqliteConnection,
-    name: &str,
-) -> Result<Option<WorkflowHead>> {
+    names: &[String],
+) -> Result<Vec<WorkflowHead>> {
+    // the transaction holds SQLite's one write lock already: nothing to lock row by row
     Ok(sqlx::query_as(
-        "SELECT name, version, content_hash, enabled, instance_limit, file_path, rolled_back_to FROM workflow WHERE name = ?",
+        "SELECT name, version, content_hash, enabled, instance_limit, file_path, rolled_back_to \
+         FROM workflow WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name",
     )
-    .bind(name)
-    .fetch_optional(&mut *conn)
+    .bind(json_list(names))
+    .fetch_all(&mut *conn)
     .await?)
 }
 

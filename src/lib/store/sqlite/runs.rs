@@ -47,15 +47,16 @@ pub(super) async fn instance_count_by_day(
         .await?)
 }
 
-pub(super) async fn instance_count_running(
+pub(super) async fn instance_count_running_many(
     conn: &mut SqliteConnection,
-    workflow: &str,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM workflow_instance WHERE workflow = ? AND status = 'running'",
+    workflows: &[String],
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT workflow, COUNT(*) FROM workflow_instance WHERE status = 'running' \
+         AND workflow IN (SELECT value FROM json_each(?)) GROUP BY workflow",
     )
-    .bind(workflow)
-    .fetch_one(&mut *conn)
+    .bind(json_list(workflows))
+    .fetch_all(&mut *conn)
     .await?)
 }
 
