@@ -455,32 +455,35 @@ impl<'e> Advance<'e> {
 
     /// Writes the deferred task changes, instance ends and dependency progress.
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        if !self.deferred.is_empty() {
-            let pending = std::mem::take(&mut self.deferred);
-            let refs: Vec<&TaskTransition> = pending.iter().collect();
-            if write_runs(&mut *self.tx, &refs).await?.is_err() {
-                // the whole operation runs again (or one by one): never a result recorded half
-                return Err(Error::Conflict(
-                    "a task changed under its instance's lock".into(),
-                ));
+        // every row must change: a miss runs the whole operation again (or one by one), never
+        // a result recorded half
+        let tasks = std::mem::take(&mut self.deferred);
+        for run in runs(&tasks, TaskTransition::same_change, |t| t.id) {
+            let ids: Vec<TaskId> = tasks[run.clone()].iter().map(|t| t.id).collect();
+            if self
+                .tx
+                .task_transition_many(&ids, &tasks[run.start])
+                .await?
+                != ids.len() as u64
+            {
+                return Err(Error::Conflict(format!(
+                    "task(s) {ids:?} changed under their instance's lock"
+                )));
             }
         }
         let ends = std::mem::take(&mut self.deferred_ends);
-        let mut i = 0;
-        while i < ends.len() {
-            let head = &ends[i];
-            let mut ids = vec![head.id];
-            let mut j = i + 1;
-            while j < ends.len() && head.same_change(&ends[j]) {
-                ids.push(ends[j].id);
-                j += 1;
-            }
-            if self.tx.instance_transition_many(&ids, head).await? != ids.len() as u64 {
+        for run in runs(&ends, InstanceTransition::same_change, |t| t.id) {
+            let ids: Vec<InstanceId> = ends[run.clone()].iter().map(|t| t.id).collect();
+            if self
+                .tx
+                .instance_transition_many(&ids, &ends[run.start])
+                .await?
+                != ids.len() as u64
+            {
                 return Err(Error::Conflict(format!(
                     "instance(s) {ids:?} changed under their lock"
                 )));
             }
-            i = j;
         }
         let satisfied = std::mem::take(&mut self.satisfied);
         if !satisfied.is_empty() {
@@ -648,30 +651,26 @@ impl<'e> Advance<'e> {
     }
 }
 
-/// Writes task changes, one statement per run of identical ones (only the ids differ). Every row
-/// must change; `Err(range)` names the run where one did not.
-pub(crate) async fn write_runs(
-    tx: &mut dyn StoreTx,
-    transitions: &[&TaskTransition],
-) -> Result<std::result::Result<(), std::ops::Range<usize>>> {
+/// The runs of neighbouring `items` that `same` says change their rows the same way (only the
+/// ids differ), no run naming a row twice: one statement writes each.
+fn runs<T, K: PartialEq>(
+    items: &[T],
+    same: impl Fn(&T, &T) -> bool,
+    id: impl Fn(&T) -> K,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
     let mut i = 0;
-    while i < transitions.len() {
-        let head = transitions[i];
-        let mut ids = vec![head.id];
+    while i < items.len() {
+        let mut ids = vec![id(&items[i])];
         let mut j = i + 1;
-        while j < transitions.len()
-            && head.same_change(transitions[j])
-            && !ids.contains(&transitions[j].id)
-        {
-            ids.push(transitions[j].id);
+        while j < items.len() && same(&items[i], &items[j]) && !ids.contains(&id(&items[j])) {
+            ids.push(id(&items[j]));
             j += 1;
         }
-        if tx.task_transition_many(&ids, head).await? != ids.len() as u64 {
-            return Ok(Err(i..j));
-        }
+        out.push(i..j);
         i = j;
     }
-    Ok(Ok(()))
+    out
 }
 
 /// The event of an engine-run node (`to` is `None` while it waits).
