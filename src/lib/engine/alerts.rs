@@ -113,27 +113,22 @@ impl Engine {
         }
     }
 
-    /// The completion mail (per `mail-level`) or the kill node's mail of an instance that just
-    /// ended; it reads the instance's tasks, so their changes must be written.
+    /// The completion mail (per `mail-level`) or the kill node's mail of an instance of `def` that
+    /// just ended, as [`Engine::instance_end_alerts`] decided; it reads the instance's tasks, so
+    /// their changes must be written.
     pub(super) async fn alert_instance_end(
         &self,
         tx: &mut dyn StoreTx,
-        inst: &InstanceRow,
+        (inst, def): (&InstanceRow, &Workflow),
         end: &InstanceEnd,
+        alert: EndAlert<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let def = self
-            .definition_in(tx, &inst.workflow, inst.workflow_version)
-            .await?;
-        let alert = self.instance_end_alerts(&def, end);
-        if !alert.sends() {
-            return Ok(());
-        }
         let EndAlert {
             mail_wanted,
             channels,
         } = alert;
-        let (downstream, mut recipients) = self.alert_audience(tx, &def).await?;
+        let (downstream, mut recipients) = self.alert_audience(tx, def).await?;
         if !mail_wanted {
             recipients.clear();
         }

@@ -432,11 +432,12 @@ impl Advance<'_> {
         let def = self
             .definition(&inst.workflow, inst.workflow_version)
             .await?;
-        if self.engine.instance_end_alerts(&def, &end).sends() {
+        let alert = self.engine.instance_end_alerts(&def, &end);
+        if alert.sends() {
             // the mail reads the instance's tasks as this transaction leaves them
             self.flush().await?;
             self.engine
-                .alert_instance_end(&mut *self.tx, &inst, &end, now)
+                .alert_instance_end(&mut *self.tx, (&inst, &def), &end, alert, now)
                 .await?;
         }
         let mut caused = Vec::new();
@@ -553,10 +554,9 @@ impl Advance<'_> {
         let Some(head) = self.workflow(workflow).await? else {
             return Ok(vec![]);
         };
-        // counted afresh: the ends that queued this were written just before
-        self.forget_running(workflow);
-        let running = self.running_count(workflow).await?;
-        self.forget_running(workflow);
+        // counted afresh: the ends that queued this were written just before (each start below
+        // forgets the count this transaction keeps)
+        let running = self.tx.instance_count_running(workflow).await?;
         let free = head.instance_limit - running;
         if free <= 0 {
             return Ok(vec![]);
