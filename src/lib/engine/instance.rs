@@ -68,16 +68,9 @@ impl Engine {
         req: &CreateInstance,
         version: Option<i64>,
     ) -> Result<Created> {
-        // read before the transaction: through a transaction-pooling PgBouncer a transaction that
-        // waits for a second pooled connection can wait on others doing the same (seen in CI:
-        // the pool's acquire timed out with two server connections each held by such a wait)
-        let now = self.store.now().await?;
-        if version.is_none() {
-            self.warm_definitions(std::slice::from_ref(&req.workflow))
-                .await;
-        }
         self.advance(&req.actor, |adv: &mut Advance<'_>| {
             Box::pin(async move {
+                let now = adv.now().await?;
                 let (created, start) = adv.create_rows_at(req, now, version).await?;
                 if let Some(start) = start {
                     adv.push(start);

@@ -548,12 +548,11 @@ impl Trigger {
             .await?;
         let req = &self.request(c, TriggerKind::Dependency, None);
         let deps = &deps;
-        // before the transaction, which must not wait for a second pooled connection (PgBouncer)
-        let now = self.engine.store.now().await?;
         let fired = self
             .engine
             .advance(&self.actor, |adv: &mut Advance<'_>| {
                 Box::pin(async move {
+                    let now = adv.now().await?;
                     if !clear_dependencies(adv.tx(), &c.workflow, deps.len()).await? {
                         adv.abandon();
                         return Ok(None);
