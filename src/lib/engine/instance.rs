@@ -150,6 +150,19 @@ impl Engine {
     }
 }
 
+/// The workflow `found` under `name` if instances can be created of it: it exists and is enabled.
+pub(crate) fn runnable<W>(
+    name: &str,
+    found: Option<W>,
+    enabled: impl FnOnce(&W) -> bool,
+) -> Result<W> {
+    let workflow = found.ok_or_else(|| Error::refused(format!("unknown workflow `{name}`")))?;
+    if !enabled(&workflow) {
+        return Err(Error::refused(format!("workflow `{name}` is disabled")));
+    }
+    Ok(workflow)
+}
+
 impl Advance<'_> {
     /// Creates (and maybe starts) an instance in this transaction, and applies its start.
     pub(crate) async fn create(
@@ -213,16 +226,8 @@ impl Advance<'_> {
         now: DateTime<Utc>,
         version: Option<i64>,
     ) -> Result<(Created, Option<Effect>)> {
-        let head = self
-            .workflow(&req.workflow)
-            .await?
-            .ok_or_else(|| Error::refused(format!("unknown workflow `{}`", req.workflow)))?;
-        if !head.enabled {
-            return Err(Error::refused(format!(
-                "workflow `{}` is disabled",
-                req.workflow
-            )));
-        }
+        let found = self.workflow(&req.workflow).await?;
+        let head = runnable(&req.workflow, found, |h| h.enabled)?;
         let version = version.unwrap_or(head.version);
         if !(1..=head.version).contains(&version) {
             return Err(Error::refused(format!(

@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub(crate) use advance::Advance;
+pub(crate) use instance::runnable;
 pub use instance::{BackfillLink, CreateInstance, Created, BACKFILL_PRIORITY_DROP};
 
 /// Shared handle on the store plus what every operation needs.

@@ -64,16 +64,8 @@ pub async fn plan(engine: &Engine, req: &BackfillRequest) -> Result<BackfillPlan
             req.parallel
         )));
     }
-    let head = store
-        .workflow_get(&req.workflow)
-        .await?
-        .ok_or_else(|| Error::refused(format!("unknown workflow `{}`", req.workflow)))?;
-    if !head.enabled {
-        return Err(Error::refused(format!(
-            "workflow `{}` is disabled",
-            req.workflow
-        )));
-    }
+    let found = store.workflow_get(&req.workflow).await?;
+    let head = crate::engine::runnable(&req.workflow, found, |w| w.enabled)?;
     let def = engine.definition(&head.name, head.version).await?;
     def.check_given_params(req.params.keys())
         .map_err(Error::refused)?;
