@@ -19,7 +19,7 @@ use crate::definition::Catchup;
 use crate::engine::{Advance, CreateInstance, Engine};
 use crate::error::{Error, Result};
 use crate::state::TriggerKind;
-use crate::store::{CoordinatorRow, NewEvent, Store, StoreTx};
+use crate::store::{CoordinatorFire, CoordinatorRow, NewEvent, Store, StoreTx};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -393,20 +393,12 @@ impl Trigger {
                     // two statements, not two per fire
                     let names: Vec<String> = fires.iter().map(|f| f.req.workflow.clone()).collect();
                     adv.lock_workflows(&names).await?;
-                    let mut fired = Vec::with_capacity(fires.len());
-                    for f in fires {
-                        match self.fire_in_tx(adv, f, now).await? {
-                            Some(created) => fired.push(Some(created)),
-                            // a race lost part-way (the slot won, the dependencies not) must not
-                            // commit the part that won
-                            None if f.deps > 0 => {
-                                adv.abandon();
-                                return Ok(None);
-                            }
-                            None => fired.push(None),
-                        }
+                    let fired = self.fire_group_in_tx(adv, fires, now).await?;
+                    if fired.is_none() {
+                        // a slot another master fired (or one fired before): one by one
+                        adv.abandon();
                     }
-                    Ok(Some(fired))
+                    Ok(fired)
                 })
             })
             .await;
@@ -490,6 +482,48 @@ impl Trigger {
             .await
     }
 
+    /// Fires a group's slots with one statement each for their compare-and-sets, their instances
+    /// and their tasks: whether each created an instance; `None` when a slot was fired already
+    /// (the transaction must then be rolled back).
+    async fn fire_group_in_tx(
+        &self,
+        adv: &mut Advance<'_>,
+        fires: &[CronFire],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Option<bool>>>> {
+        let cas: Vec<CoordinatorFire> = fires
+            .iter()
+            .map(|f| CoordinatorFire {
+                workflow: f.req.workflow.clone(),
+                expected: f.due,
+                next: f.next,
+                fired: f.slots.last().copied(),
+            })
+            .collect();
+        if adv.tx().coordinator_fire_many(&cas).await? < cas.len() as u64 {
+            return Ok(None);
+        }
+        for f in fires {
+            if !self.settle(adv, f).await? {
+                return Ok(None);
+            }
+        }
+        let reqs: Vec<CreateInstance> = fires.iter().flat_map(slot_requests).collect();
+        let Some(created) = adv.create_many(&reqs, now).await? else {
+            return Ok(None);
+        };
+        let mut created = created.into_iter();
+        Ok(Some(
+            fires
+                .iter()
+                .map(|f| {
+                    let made = created.by_ref().take(f.slots.len());
+                    Some(made.filter(|c| c.id.is_some()).count() > 0)
+                })
+                .collect(),
+        ))
+    }
+
     /// CAS the slot, clear the dependency progress, record skipped slots, create the instances.
     /// `None` when another master fired the slot first: the transaction must then be rolled back.
     async fn fire_in_tx(
@@ -498,15 +532,28 @@ impl Trigger {
         f: &CronFire,
         now: DateTime<Utc>,
     ) -> Result<Option<bool>> {
-        let workflow = &f.req.workflow;
         if !adv
             .tx()
-            .coordinator_fire(workflow, f.due, f.next, f.slots.last().copied())
+            .coordinator_fire(&f.req.workflow, f.due, f.next, f.slots.last().copied())
             .await?
             .applied()
-            || !clear_dependencies(adv.tx(), workflow, f.deps).await?
+            || !self.settle(adv, f).await?
         {
             return Ok(None);
+        }
+        let mut created_any = false;
+        for req in slot_requests(f) {
+            created_any |= adv.create(&req, now).await?.id.is_some();
+        }
+        Ok(Some(created_any))
+    }
+
+    /// A fire's slot won: clear its dependency progress (false when another master cleared it
+    /// first) and record the slots it skipped.
+    async fn settle(&self, adv: &mut Advance<'_>, f: &CronFire) -> Result<bool> {
+        let workflow = &f.req.workflow;
+        if !clear_dependencies(adv.tx(), workflow, f.deps).await? {
+            return Ok(false);
         }
         if let Some(s) = &f.skipped {
             let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
@@ -525,15 +572,7 @@ impl Trigger {
             };
             adv.tx().event_insert_many(&[event]).await?;
         }
-        let mut created_any = false;
-        for slot in &f.slots {
-            let req = CreateInstance {
-                scheduled_for: Some(*slot),
-                ..f.req.clone()
-            };
-            created_any |= adv.create(&req, now).await?.id.is_some();
-        }
-        Ok(Some(created_any))
+        Ok(true)
     }
 
     async fn fire_dependencies(
@@ -600,6 +639,14 @@ impl Trigger {
         }
         Ok(())
     }
+}
+
+/// The instance requests of a fire's slots, oldest first.
+fn slot_requests(f: &CronFire) -> impl Iterator<Item = CreateInstance> + '_ {
+    f.slots.iter().map(|slot| CreateInstance {
+        scheduled_for: Some(*slot),
+        ..f.req.clone()
+    })
 }
 
 /// Clears dependency progress; false when another master cleared it first.

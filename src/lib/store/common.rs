@@ -334,6 +334,64 @@ where
     qb
 }
 
+/// The multi-row `workflow_instance` INSERT of every backend; `now` is the backend's clock
+/// expression (`created_at`, and `started_at` of a row inserted running), `time` how it binds a
+/// timestamp.
+pub(crate) fn instance_insert<'a, DB, T>(
+    rows: &'a [super::NewInstance],
+    now: &'static str,
+    time: fn(chrono::DateTime<chrono::Utc>) -> T,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    &'a String: Encode<'a, DB> + Type<DB>,
+    TriggerKind: Encode<'a, DB> + Type<DB>,
+    Option<InstanceId>: Encode<'a, DB> + Type<DB>,
+    Option<TaskId>: Encode<'a, DB> + Type<DB>,
+    BackfillId: Encode<'a, DB> + Type<DB>,
+    T: 'a + Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
+         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) ",
+    );
+    qb.push_values(rows, |mut b, r| {
+        let status: &'a str = if r.started { "running" } else { "pending" };
+        b.push_bind(&r.workflow)
+            .push_bind(r.workflow_version)
+            .push_bind(status)
+            .push_bind(&r.params);
+        b.push_bind(r.trigger_kind)
+            .push_bind(time(r.scheduled_for))
+            .push_bind(r.parent_instance_id)
+            .push_bind(r.parent_task_id);
+        b.push_bind(&r.created_by)
+            .push(now)
+            .push(if r.started { now } else { "NULL" })
+            .push_bind(r.backfill_id);
+    });
+    qb
+}
+
+/// The ids one multi-row INSERT of `rows` rows gave, in the order of its rows: every backend
+/// numbers the rows of one statement upwards in their order.
+pub(crate) fn ids_in_insert_order(
+    mut ids: Vec<i64>,
+    rows: usize,
+) -> Result<Vec<InstanceId>, super::StoreError> {
+    if ids.len() != rows {
+        return Err(sqlx::Error::Protocol(format!(
+            "{rows} instances inserted, {} ids read back",
+            ids.len()
+        ))
+        .into());
+    }
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(InstanceId).collect())
+}
+
 /// The ids of inserted `tasks` in their order, from the `(instance_id, node, id)` rows the insert
 /// returned in any order (a node is unique within its instance).
 pub(crate) fn task_ids_in_order(

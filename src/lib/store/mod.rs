@@ -630,7 +630,18 @@ pub trait StoreTx: Send {
         expected: DateTime<Utc>,
         next: Option<DateTime<Utc>>,
         fired: Option<DateTime<Utc>>,
-    ) -> Result<Cas>;
+    ) -> Result<Cas> {
+        let fire = CoordinatorFire {
+            workflow: workflow.to_string(),
+            expected,
+            next,
+            fired,
+        };
+        Ok(Cas::from_rows(self.coordinator_fire_many(&[fire]).await?))
+    }
+    /// [`StoreTx::coordinator_fire`] for many coordinators (each named once) in one statement;
+    /// how many applied.
+    async fn coordinator_fire_many(&mut self, fires: &[CoordinatorFire]) -> Result<u64>;
     async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>>;
     async fn coordinator_upsert(&mut self, c: &CoordinatorRow) -> Result<()>;
     /// Sets (or, with `None`, drops) a coordinator's deadline; how far it was checked stays.
@@ -683,7 +694,16 @@ pub trait StoreTx: Send {
         workflows: &[String],
     ) -> Result<Vec<(String, i64)>>;
     /// Inserts an instance; `None` when its (workflow, trigger, scheduled_for) slot is taken.
-    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>>;
+    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
+        let ids = self.instance_insert_many(std::slice::from_ref(p)).await?;
+        Ok(ids.and_then(|ids| ids.first().copied()))
+    }
+    /// Inserts instances in one statement, all or none: their ids in the order given, or `None`
+    /// (nothing written) when a slot is taken.
+    async fn instance_insert_many(
+        &mut self,
+        rows: &[NewInstance],
+    ) -> Result<Option<Vec<InstanceId>>>;
     /// Locks the instance row (`FOR UPDATE`) and returns it with the database's clock.
     async fn instance_lock(
         &mut self,

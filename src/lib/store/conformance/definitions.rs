@@ -656,3 +656,69 @@ pub(super) async fn workflow_rollback_mark_round_trips(store: &dyn Store) {
     mark(None).await;
     assert_eq!(seen().await, none);
 }
+
+pub(super) async fn coordinator_fire_many_applies_each_cas(store: &dyn Store) {
+    workflows(store, &["a", "b", "c"]).await;
+    let (t1, t2, t3) = (
+        at(2024, 1, 1, 8, 0),
+        at(2024, 1, 1, 9, 0),
+        at(2024, 1, 1, 10, 0),
+    );
+    let mut tx = store.begin().await.unwrap();
+    for name in ["a", "b", "c"] {
+        let mut c = coordinator(name, Some("0 * * * *"), Some(t1));
+        c.last_fire_at = Some(t1 - chrono::Duration::hours(1));
+        tx.coordinator_upsert(&c).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let fire = |workflow: &str, expected, next, fired| CoordinatorFire {
+        workflow: workflow.to_string(),
+        expected,
+        next,
+        fired,
+    };
+
+    // a fires its slot, b skips its slots (last_fire_at stays), c's ends its schedule
+    let mut tx = store.begin().await.unwrap();
+    let applied = tx
+        .coordinator_fire_many(&[
+            fire("a", t1, Some(t2), Some(t1)),
+            fire("b", t1, Some(t3), None),
+            fire("c", t1, None, Some(t1)),
+        ])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied, 3);
+    let row = |name: &'static str| async move {
+        let c = store.coordinator_get(name).await.unwrap().unwrap();
+        (c.next_fire_at, c.last_fire_at)
+    };
+    assert_eq!(row("a").await, (Some(t2), Some(t1)));
+    assert_eq!(
+        row("b").await,
+        (Some(t3), Some(t1 - chrono::Duration::hours(1)))
+    );
+    assert_eq!(row("c").await, (None, Some(t1)));
+
+    // a stale expectation (b's), an unknown coordinator and a fresh one: only the fresh applies
+    let mut tx = store.begin().await.unwrap();
+    let applied = tx
+        .coordinator_fire_many(&[
+            fire("a", t2, Some(t3), Some(t2)),
+            fire("b", t1, Some(t2), Some(t1)),
+            fire("missing", t1, Some(t2), Some(t1)),
+        ])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(row("a").await, (Some(t3), Some(t2)));
+    assert_eq!(
+        row("b").await,
+        (Some(t3), Some(t1 - chrono::Duration::hours(1)))
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.coordinator_fire_many(&[]).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+}

@@ -354,3 +354,68 @@ pub(super) async fn instance_search_filters_counts_and_pages(store: &dyn Store) 
     };
     assert_eq!(search(capped).await.1, 2);
 }
+
+pub(super) async fn instance_insert_many_is_all_or_none(store: &dyn Store) {
+    workflows(store, &["w", "v"]).await;
+    let slots: Vec<_> = (0..5).map(|h| at(2024, 1, 1, h, 0)).collect();
+    let rows: Vec<NewInstance> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut row = new_instance(if i % 2 == 0 { "w" } else { "v" }, TriggerKind::Cron, *s);
+            row.started = i == 1;
+            row
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx
+        .instance_insert_many(&rows)
+        .await
+        .unwrap()
+        .expect("every slot was free");
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), rows.len());
+    // the ids come in the order of the rows: each names the row given at its place
+    for (id, row) in ids.iter().zip(&rows) {
+        let got = store.instance_get(*id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.workflow.as_str(), got.scheduled_for, got.status),
+            (
+                row.workflow.as_str(),
+                row.scheduled_for,
+                match row.started {
+                    true => InstanceStatus::Running,
+                    false => InstanceStatus::Pending,
+                }
+            )
+        );
+        assert_eq!(got.started_at.is_some(), row.started);
+    }
+
+    // one taken slot among free ones: none is written, and the transaction goes on
+    let fresh = |h| new_instance("w", TriggerKind::Cron, at(2024, 1, 2, h, 0));
+    let mut tx = store.begin().await.unwrap();
+    let taken = tx
+        .instance_insert_many(&[fresh(1), rows[2].clone(), fresh(2)])
+        .await
+        .unwrap();
+    assert_eq!(taken, None);
+    let again = tx.instance_insert_many(&[fresh(1)]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(again.is_some_and(|ids| ids.len() == 1));
+    let day2 = store
+        .instance_list(&InstanceFilter {
+            workflow: Some("w".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.scheduled_for >= at(2024, 1, 2, 0, 0))
+        .count();
+    assert_eq!(
+        day2, 1,
+        "only the slot inserted after the refusal is written"
+    );
+}

@@ -34,7 +34,9 @@ conformance!(
     coordinator_due_follows_db_clock,
     coordinator_set_next_and_fire_are_cas,
     coordinator_depend_clear_is_cas,
+    coordinator_fire_many_applies_each_cas,
     instance_slot_is_unique,
+    instance_insert_many_is_all_or_none,
     instance_lock_returns_row_and_db_time,
     instance_transition_is_cas,
     instance_search_filters_counts_and_pages,
@@ -98,6 +100,15 @@ mod processes;
 mod records;
 mod retention;
 mod tasks;
+
+// MySQL 8 has no INSERT … RETURNING: its read-back of inserted ids, run on MariaDB.
+suite!(
+    mysql_reading_ids_back,
+    crate::store::mysql::MysqlStore::open_reading_ids_back;
+    instance_insert_many_is_all_or_none,
+    task_insert_many_and_list,
+    instance_and_tasks_inserted_started
+);
 
 /// Every case by name, for the macros.
 mod cases {

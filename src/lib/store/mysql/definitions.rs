@@ -212,24 +212,34 @@ pub(super) async fn coordinator_next_due_micros(pool: &MySqlPool) -> Result<Opti
     .await?)
 }
 
-pub(super) async fn coordinator_fire(
+pub(super) async fn coordinator_fire_many(
     conn: &mut MySqlConnection,
-    workflow: &str,
-    expected: DateTime<Utc>,
-    next: Option<DateTime<Utc>>,
-    fired: Option<DateTime<Utc>>,
-) -> Result<Cas> {
-    let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = COALESCE(?, last_fire_at) \
-         WHERE workflow = ? AND next_fire_at = ?",
-    )
-    .bind(next)
-    .bind(fired)
-    .bind(workflow)
-    .bind(expected)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    fires: &[CoordinatorFire],
+) -> Result<u64> {
+    if fires.is_empty() {
+        return Ok(0);
+    }
+    // the primary key finds the rows (`workflow IN`); each row's CAS is its own CASE arm
+    let mut qb = QueryBuilder::<MySql>::new("UPDATE coordinator SET next_fire_at = CASE workflow");
+    for f in fires {
+        qb.push(" WHEN ").push_bind(&f.workflow);
+        qb.push(" THEN ").push_bind(f.next);
+    }
+    qb.push(" END, last_fire_at = CASE workflow");
+    for f in fires {
+        qb.push(" WHEN ").push_bind(&f.workflow);
+        qb.push(" THEN COALESCE(").push_bind(f.fired);
+        qb.push(", last_fire_at)");
+    }
+    qb.push(" END WHERE workflow IN ");
+    push_list(&mut qb, fires.iter().map(|f| &f.workflow));
+    qb.push(" AND next_fire_at = CASE workflow");
+    for f in fires {
+        qb.push(" WHEN ").push_bind(&f.workflow);
+        qb.push(" THEN ").push_bind(f.expected);
+    }
+    qb.push(" END");
+    Ok(qb.build().execute(&mut *conn).await?.rows_affected())
 }
 
 pub(super) async fn coordinator_get(

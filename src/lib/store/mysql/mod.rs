@@ -74,6 +74,10 @@ pub(crate) struct MysqlStore {
 
 impl MysqlStore {
     pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+        Ok(Arc::new(Self::open(opts).await?))
+    }
+
+    async fn open(opts: &ConnectOptions) -> Result<MysqlStore> {
         let unreachable = |e: sqlx::Error| StoreError::on_connect(&opts.url, e);
         // sqlx knows `mysql://` only; `mariadb://` is our alias for the same protocol.
         let url = match opts.url.strip_prefix("mariadb:") {
@@ -129,13 +133,24 @@ impl MysqlStore {
                 redact_url(&opts.url)
             )));
         };
-        Ok(Arc::new(MysqlStore {
+        Ok(MysqlStore {
             _trim: budget::trim_idle(pool.clone(), opts.idle_timeout),
             pool,
             options,
             lock_name: lock_name(&database),
             insert_returns_rows: insert_returns_rows(&version),
-        }))
+        })
+    }
+
+    /// A store on a fresh test database that reads inserted ids back as on MySQL 8, which has no
+    /// `INSERT … RETURNING`, for the conformance cases of that path on MariaDB.
+    #[cfg(test)]
+    pub(crate) async fn open_reading_ids_back(name: &str) -> Option<Arc<dyn Store>> {
+        let url = crate::testkit::fresh_database_url(Backend::Mysql, name).await?;
+        let mut store = Self::open(&ConnectOptions::new(url)).await.unwrap();
+        store.insert_returns_rows = false;
+        store.migrate().await.unwrap();
+        Some(Arc::new(store))
     }
 }
 

@@ -147,35 +147,48 @@ pub(super) async fn instance_get(pool: &MySqlPool, id: InstanceId) -> Result<Opt
         .await?)
 }
 
-pub(super) async fn instance_insert(
+pub(super) async fn instance_insert_many(
     conn: &mut MySqlConnection,
-    p: &NewInstance,
-) -> Result<Option<InstanceId>> {
+    rows: &[NewInstance],
+    returning: bool,
+) -> Result<Option<Vec<InstanceId>>> {
+    if rows.is_empty() {
+        return Ok(Some(vec![]));
+    }
     // Not INSERT IGNORE: it would also swallow bad values and foreign-key errors. A duplicate key
-    // only fails this statement; the transaction goes on.
-    let r = sqlx::query(
-        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES (?, ?, IF(?, 'running', 'pending'), ?, ?, ?, ?, ?, ?, NOW(6), IF(?, NOW(6), NULL), ?)",
-    )
-    .bind(&p.workflow)
-    .bind(p.workflow_version)
-    .bind(p.started)
-    .bind(&p.params)
-    .bind(p.trigger_kind)
-    .bind(p.scheduled_for)
-    .bind(p.parent_instance_id)
-    .bind(p.parent_task_id)
-    .bind(&p.created_by)
-    .bind(p.started)
-    .bind(p.backfill_id)
-    .execute(&mut *conn)
-    .await;
-    match r {
-        Ok(done) => {
-            let id = i64::try_from(done.last_insert_id())
-                .expect("AUTO_INCREMENT of a BIGINT column fits in i64");
-            Ok(Some(InstanceId(id)))
+    // fails this statement only (none of its rows is written); the transaction goes on.
+    let mut qb =
+        super::super::common::instance_insert::<MySql, _>(rows, "NOW(6)", std::convert::identity);
+    let inserted = if returning {
+        qb.push(" RETURNING id");
+        qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await
+    } else {
+        match qb.build().execute(&mut *conn).await {
+            Ok(done) if rows.len() == 1 => Ok(vec![i64::try_from(done.last_insert_id())
+                .expect("AUTO_INCREMENT of a BIGINT column fits in i64")]),
+            // MySQL 8 has no RETURNING, and its ids of one statement need not be consecutive:
+            // read them back by their slot keys
+            Ok(done) => {
+                let mut read =
+                    QueryBuilder::<MySql>::new("SELECT id FROM workflow_instance WHERE id >= ");
+                read.push_bind(done.last_insert_id());
+                read.push(" AND (workflow, trigger_kind, scheduled_for, backfill_id) IN ");
+                read.push_tuples(rows, |mut b, r| {
+                    b.push_bind(&r.workflow)
+                        .push_bind(r.trigger_kind)
+                        .push_bind(r.scheduled_for)
+                        .push_bind(r.backfill_id);
+                });
+                read.build_query_scalar::<i64>().fetch_all(&mut *conn).await
+            }
+            Err(e) => Err(e),
         }
+    };
+    match inserted {
+        Ok(ids) => Ok(Some(super::super::common::ids_in_insert_order(
+            ids,
+            rows.len(),
+        )?)),
         Err(e) if is_duplicate_on(&e, "workflow_instance_slot") => Ok(None),
         Err(e) => Err(e.into()),
     }

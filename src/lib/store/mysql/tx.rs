@@ -129,14 +129,8 @@ impl StoreTx for MysqlTx {
         definitions::coordinator_depend_satisfy_many(&mut self.tx, satisfied).await
     }
 
-    async fn coordinator_fire(
-        &mut self,
-        workflow: &str,
-        expected: DateTime<Utc>,
-        next: Option<DateTime<Utc>>,
-        fired: Option<DateTime<Utc>>,
-    ) -> Result<Cas> {
-        definitions::coordinator_fire(&mut self.tx, workflow, expected, next, fired).await
+    async fn coordinator_fire_many(&mut self, fires: &[CoordinatorFire]) -> Result<u64> {
+        definitions::coordinator_fire_many(&mut self.tx, fires).await
     }
 
     async fn coordinator_list_all(&mut self) -> Result<Vec<CoordinatorRow>> {
@@ -207,8 +201,11 @@ impl StoreTx for MysqlTx {
         runs::instance_count_running_many(&mut self.tx, workflows).await
     }
 
-    async fn instance_insert(&mut self, p: &NewInstance) -> Result<Option<InstanceId>> {
-        runs::instance_insert(&mut self.tx, p).await
+    async fn instance_insert_many(
+        &mut self,
+        rows: &[NewInstance],
+    ) -> Result<Option<Vec<InstanceId>>> {
+        runs::instance_insert_many(&mut self.tx, rows, self.insert_returns_rows).await
     }
 
     async fn instance_lock_many(

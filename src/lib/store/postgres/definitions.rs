@@ -211,24 +211,26 @@ pub(super) async fn coordinator_next_due_micros(pool: &PgPool) -> Result<Option<
     .await?)
 }
 
-pub(super) async fn coordinator_fire(
+pub(super) async fn coordinator_fire_many(
     conn: &mut PgConnection,
-    workflow: &str,
-    expected: DateTime<Utc>,
-    next: Option<DateTime<Utc>>,
-    fired: Option<DateTime<Utc>>,
-) -> Result<Cas> {
+    fires: &[CoordinatorFire],
+) -> Result<u64> {
+    if fires.is_empty() {
+        return Ok(0);
+    }
     let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = $1, last_fire_at = COALESCE($2, last_fire_at) \
-         WHERE workflow = $3 AND next_fire_at = $4",
+        "UPDATE coordinator c SET next_fire_at = f.next, last_fire_at = COALESCE(f.fired, c.last_fire_at) \
+         FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[]) \
+           AS f(workflow, expected, next, fired) \
+         WHERE c.workflow = f.workflow AND c.next_fire_at = f.expected",
     )
-    .bind(next)
-    .bind(fired)
-    .bind(workflow)
-    .bind(expected)
+    .bind(fires.iter().map(|f| f.workflow.as_str()).collect::<Vec<_>>())
+    .bind(fires.iter().map(|f| f.expected).collect::<Vec<_>>())
+    .bind(fires.iter().map(|f| f.next).collect::<Vec<_>>())
+    .bind(fires.iter().map(|f| f.fired).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn coordinator_get(

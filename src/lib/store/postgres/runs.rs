@@ -157,30 +157,36 @@ pub(super) async fn instance_get(pool: &PgPool, id: InstanceId) -> Result<Option
         .await?)
 }
 
-pub(super) async fn instance_insert(
+pub(super) async fn instance_insert_many(
     conn: &mut PgConnection,
-    p: &NewInstance,
-) -> Result<Option<InstanceId>> {
-    // ON CONFLICT, not a caught unique violation: an error would abort the whole transaction.
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES ($1, $2, CASE WHEN $10 THEN 'running' ELSE 'pending' END, $3, $4, $5, $6, $7, $8, now(), \
-         CASE WHEN $10 THEN now() END, $9) \
-         ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id",
-    )
-    .bind(&p.workflow)
-    .bind(p.workflow_version)
-    .bind(&p.params)
-    .bind(p.trigger_kind)
-    .bind(p.scheduled_for)
-    .bind(p.parent_instance_id)
-    .bind(p.parent_task_id)
-    .bind(&p.created_by)
-    .bind(p.backfill_id)
-    .bind(p.started)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(id.map(InstanceId))
+    rows: &[NewInstance],
+) -> Result<Option<Vec<InstanceId>>> {
+    if rows.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    // ON CONFLICT, not a caught unique violation: an error would abort a PostgreSQL transaction
+    let mut qb =
+        super::super::common::instance_insert::<Postgres, _>(rows, "now()", std::convert::identity);
+    qb.push(
+        " ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id",
+    );
+    let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    if ids.len() == rows.len() {
+        return Ok(Some(super::super::common::ids_in_insert_order(
+            ids,
+            rows.len(),
+        )?));
+    }
+    // a slot was taken: take back the rows written beside it, so that none is
+    if !ids.is_empty() {
+        let mut undo =
+            sqlx::QueryBuilder::<Postgres>::new("DELETE FROM workflow_instance WHERE id IN ");
+        undo.push_tuples(ids, |mut b, id| {
+            b.push_bind(id);
+        });
+        undo.build().execute(&mut *conn).await?;
+    }
+    Ok(None)
 }
 
 pub(super) async fn instance_latest_by_workflow(pool: &PgPool) -> Result<Vec<InstanceRow>> {

@@ -142,24 +142,28 @@ pub(super) async fn coordinator_next_due_micros(pool: &SqlitePool) -> Result<Opt
     Ok(sqlx::query_scalar(&sql).fetch_optional(pool).await?)
 }
 
-pub(super) async fn coordinator_fire(
+pub(super) async fn coordinator_fire_many(
     conn: &mut SqliteConnection,
-    workflow: &str,
-    expected: DateTime<Utc>,
-    next: Option<DateTime<Utc>>,
-    fired: Option<DateTime<Utc>>,
-) -> Result<Cas> {
+    fires: &[CoordinatorFire],
+) -> Result<u64> {
+    if fires.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<_> = fires
+        .iter()
+        .map(|f| (&f.workflow, ts(f.expected), ts_opt(f.next), ts_opt(f.fired)))
+        .collect();
     let r = sqlx::query(
-        "UPDATE coordinator SET next_fire_at = ?, last_fire_at = COALESCE(?, last_fire_at) \
-         WHERE workflow = ? AND next_fire_at = ?",
+        "UPDATE coordinator SET next_fire_at = f.next, last_fire_at = COALESCE(f.fired, coordinator.last_fire_at) \
+         FROM (SELECT json_extract(value, '$[0]') AS workflow, json_extract(value, '$[1]') AS expected, \
+                      json_extract(value, '$[2]') AS next, json_extract(value, '$[3]') AS fired \
+               FROM json_each(?)) AS f \
+         WHERE coordinator.workflow = f.workflow AND coordinator.next_fire_at = f.expected",
     )
-    .bind(ts_opt(next))
-    .bind(ts_opt(fired))
-    .bind(workflow)
-    .bind(ts(expected))
+    .bind(serde_json::to_string(&rows).expect("strings serialise"))
     .execute(&mut *conn)
     .await?;
-    Ok(Cas::from_rows(r.rows_affected()))
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn coordinator_get(

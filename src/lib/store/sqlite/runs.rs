@@ -65,29 +65,35 @@ pub(super) async fn instance_get(pool: &SqlitePool, id: InstanceId) -> Result<Op
     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
 }
 
-pub(super) async fn instance_insert(
+pub(super) async fn instance_insert_many(
     conn: &mut SqliteConnection,
-    p: &NewInstance,
-) -> Result<Option<InstanceId>> {
-    let id: Option<i64> = sqlx::query_scalar(&format!(
-        "INSERT INTO workflow_instance (workflow, workflow_version, status, params, trigger_kind, scheduled_for, \
-         parent_instance_id, parent_task_id, created_by, created_at, started_at, backfill_id) VALUES (?, ?, IIF(?, 'running', 'pending'), ?, ?, ?, ?, ?, ?, {NOW}, IIF(?, {NOW}, NULL), ?) \
-         ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id"
-    ))
-    .bind(&p.workflow)
-    .bind(p.workflow_version)
-    .bind(p.started)
-    .bind(&p.params)
-    .bind(p.trigger_kind)
-    .bind(ts(p.scheduled_for))
-    .bind(p.parent_instance_id)
-    .bind(p.parent_task_id)
-    .bind(&p.created_by)
-    .bind(p.started)
-    .bind(p.backfill_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(id.map(InstanceId))
+    rows: &[NewInstance],
+) -> Result<Option<Vec<InstanceId>>> {
+    if rows.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    // ON CONFLICT, not a caught unique violation: an error would abort a PostgreSQL transaction
+    let mut qb = super::super::common::instance_insert::<Sqlite, _>(rows, NOW, ts);
+    qb.push(
+        " ON CONFLICT (workflow, trigger_kind, scheduled_for, backfill_id) DO NOTHING RETURNING id",
+    );
+    let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+    if ids.len() == rows.len() {
+        return Ok(Some(super::super::common::ids_in_insert_order(
+            ids,
+            rows.len(),
+        )?));
+    }
+    // a slot was taken: take back the rows written beside it, so that none is
+    if !ids.is_empty() {
+        let mut undo =
+            sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM workflow_instance WHERE id IN ");
+        undo.push_tuples(ids, |mut b, id| {
+            b.push_bind(id);
+        });
+        undo.build().execute(&mut *conn).await?;
+    }
+    Ok(None)
 }
 
 pub(super) async fn instance_latest_by_workflow(pool: &SqlitePool) -> Result<Vec<InstanceRow>> {

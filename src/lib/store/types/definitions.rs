@@ -65,6 +65,16 @@ pub struct WorkflowUpsert {
     pub retention_days: Option<i64>,
 }
 
+/// A due cron slot's compare-and-set: `next_fire_at` from `expected` to `next`, recording the
+/// slot `fired` (`None`: the due slots were skipped, `last_fire_at` stays).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorFire {
+    pub workflow: String,
+    pub expected: DateTime<Utc>,
+    pub next: Option<DateTime<Utc>>,
+    pub fired: Option<DateTime<Utc>>,
+}
+
 /// A `coordinator` row.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow, Serialize, ToSchema)]
 pub struct CoordinatorRow {
