@@ -348,8 +348,10 @@ mod cases {
                 .filter(|w| w.stopped_at.is_none())
                 .map(|w| (w.name, w.running_tasks))
                 .collect();
-            match running.iter().find(|(_, n)| *n >= 1) {
-                Some((name, _)) if done >= 1 => Ok(name.clone()),
+            // the busiest, with two tasks at least: one that ends before the kill leaves it
+            // holding another
+            match running.iter().max_by_key(|(_, n)| *n) {
+                Some((name, n)) if done >= 1 && *n >= 2 => Ok(name.clone()),
                 _ => Err(format!("{done} ended, running by worker: {running:?}")),
             }
         })
@@ -363,8 +365,9 @@ mod cases {
         } else {
             s2
         };
-        env.stop(victim, Signal::SIGKILL);
+        // the worker first: its tasks are the ones that must still be running when it dies
         env.stop(victim_worker, Signal::SIGKILL);
+        env.stop(victim, Signal::SIGKILL);
         // what the worker held when it died (a task may have ended between the check above and the
         // kill): nothing changes these rows until their lease expires and they are rescued
         let held: i64 = store
