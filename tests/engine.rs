@@ -843,6 +843,67 @@ mod cases {
         );
     }
 
+    /// A group of fires that meets a slot fired already falls back to firing one by one, where
+    /// the taken slot creates nothing and leaves room under `instance-limit`: the next missed
+    /// slot is created running (written started), not held pending by a count of the instance
+    /// that was not created.
+    pub async fn a_taken_slot_does_not_count_against_the_instance_limit(env: &mut Env) {
+        env.sync(&[(
+            "lim.xml",
+            r#"<work-flow name="lim" instance-limit="1"><coordinator catchup="all" max-catchup="5">
+    <depend-list cron="* * * * *"/>
+  </coordinator>
+  <start name="start" to="a"/><action name="a"><shell><command>true</command></shell><ok to="end"/></action><end name="end"/></work-flow>"#,
+        )]);
+        let store = env.store().await;
+        let now = store.now().await.unwrap();
+        let taken = now.duration_trunc(chrono::Duration::minutes(1)).unwrap()
+            - chrono::Duration::minutes(3);
+        // the oldest missed slot fired before (and ended): its row holds the slot
+        let mut tx = store.begin().await.unwrap();
+        let id = tx
+            .instance_insert(&akkaflow::store::NewInstance {
+                workflow: "lim".into(),
+                workflow_version: 1,
+                params: "{}".into(),
+                trigger_kind: akkaflow::state::TriggerKind::Cron,
+                scheduled_for: taken,
+                parent_instance_id: None,
+                parent_task_id: None,
+                created_by: "test".into(),
+                backfill_id: akkaflow::state::BackfillId(0),
+                started: false,
+            })
+            .await
+            .unwrap()
+            .expect("a free slot");
+        tx.commit().await.unwrap();
+        let engine = akkaflow::engine::Engine::new(store.clone(), chrono_tz::UTC);
+        engine.kill_instance(id, "test").await.unwrap();
+        common::set_next_fire_at(env, "lim", taken).await;
+        // no worker: what the fire created stays as it was created
+        env.spawn("scheduler", &["scheduler"]);
+        let next = wait_for(LONG, "the next missed slot to fire", || async {
+            common::instances_of(&*store, "lim")
+                .await?
+                .into_iter()
+                .find(|i| i.scheduled_for == taken + chrono::Duration::minutes(1))
+                .ok_or_else(|| "not yet".to_string())
+        })
+        .await;
+        assert_eq!(
+            (next.status, next.started_at),
+            (InstanceStatus::Running, Some(next.created_at)),
+            "created running: {next:?}"
+        );
+        let all = common::instances_of(&*store, "lim").await.unwrap();
+        assert_eq!(
+            all.iter().filter(|i| i.scheduled_for == taken).count(),
+            1,
+            "the taken slot is not fired again: {all:?}"
+        );
+    }
+
     /// The three missed-run policies after the scheduler was "down" across three daily slots (their
     /// `next_fire_at` moved three days back, the newest missed slot half a day old): `latest` fires
     /// it once, `all` fires all three oldest first (`max-catchup="2"`: the newest two, the third
@@ -1501,6 +1562,7 @@ e2e!(
     output_past_the_cap_is_truncated_with_a_marker,
     missed_slots_fire_once_with_parameters_of_the_slot,
     missed_slots_follow_the_catchup_policy,
+    a_taken_slot_does_not_count_against_the_instance_limit,
     a_calendar_fires_on_business_days_and_counts_workdays,
     sub_workflow_waits_for_its_child_and_takes_its_result,
     killing_the_parent_kills_the_child,

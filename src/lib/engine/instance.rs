@@ -238,6 +238,10 @@ impl Advance<'_> {
                     new.row.scheduled_for += chrono::Duration::milliseconds(1);
                 }
                 None => {
+                    // prepare counted it running: nothing was inserted, so count again when asked
+                    if new.starts {
+                        self.forget_running(&new.row.workflow);
+                    }
                     let created = Created {
                         id: None,
                         status: InstanceStatus::Pending,
