@@ -40,6 +40,10 @@ fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        // a fresh connection per request: a refusal sent before the body was read (a cross-origin
+        // POST) lets the server close its connection, and a POST sent on that pooled connection
+        // a moment later met its end (seen in CI: "Peer disconnected")
+        .max_idle_connections(0)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into()
