@@ -273,17 +273,22 @@ impl Advance<'_> {
             let Some(ids) = self.tx().instance_insert_many(&rows).await? else {
                 return Ok(None);
             };
-            let tasks: Vec<Vec<NewTask>> =
-                news.iter().zip(&ids).map(|(n, &id)| n.tasks(id)).collect();
-            let all: Vec<NewTask> = tasks.iter().flatten().cloned().collect();
-            let mut task_ids = Vec::with_capacity(all.len());
-            for some in all.chunks(TASKS_PER_INSERT) {
+            // every instance's tasks in one list, each instance's at its span
+            let mut tasks = Vec::new();
+            let mut spans = Vec::with_capacity(news.len());
+            for (new, &id) in news.iter().zip(&ids) {
+                let start = tasks.len();
+                tasks.extend(new.tasks(id));
+                spans.push(start..tasks.len());
+            }
+            let mut task_ids = Vec::with_capacity(tasks.len());
+            for some in tasks.chunks(TASKS_PER_INSERT) {
                 task_ids.extend(self.tx().task_insert_many(some).await?);
             }
-            let mut task_ids = task_ids.into_iter();
-            for ((new, id), tasks) in news.into_iter().zip(ids).zip(tasks) {
-                let task_ids: Vec<TaskId> = task_ids.by_ref().take(tasks.len()).collect();
-                let (c, start) = self.inserted(new, id, &tasks, &task_ids).await?;
+            for ((new, id), span) in news.into_iter().zip(ids).zip(spans) {
+                let (c, start) = self
+                    .inserted(new, id, &tasks[span.clone()], &task_ids[span])
+                    .await?;
                 if let Some(start) = start {
                     self.push(start);
                 }
