@@ -11,6 +11,7 @@ mod calendars;
 mod coordinator;
 mod links;
 pub mod schema;
+mod transfer;
 mod workflow;
 
 use std::path::{Path, PathBuf};
