@@ -434,13 +434,19 @@ pub(crate) async fn coordinators(
     let result = async {
         wait_ready(db, &mut fleet).await?;
         let before = counters::sample(db).await?;
-        let deadline = Instant::now()
-            + timeout.min(Duration::from_secs(
-                ((slot - store.now().await?).num_seconds().max(0) + 120) as u64,
-            ));
+        let until_slot = (slot - store.now().await?).to_std().unwrap_or_default();
+        let slot_here = Instant::now() + until_slot;
+        let deadline = Instant::now() + timeout.min(until_slot + Duration::from_secs(120));
         loop {
             fleet.check_alive()?;
             sample_rss(&fleet, &mut rss);
+            // the count joins every instance to its tasks: asked before the slot or often, it
+            // would load the database the figures are taken from (they come from its timestamps,
+            // so polling less only ends the wait up to a poll later)
+            if Instant::now() < slot_here {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let (created, started) = db.started_instances(&prefix).await?;
             if started >= args.instances as i64 && created >= args.instances as i64 {
                 break;
@@ -449,7 +455,7 @@ pub(crate) async fn coordinators(
                 tracing::warn!(created, started, "not every coordinator fired in time");
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
         }
         let after = counters::sample(db).await?;
         report.statements = counters::rate(&before, &after);

@@ -234,6 +234,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
             {
                 Ok(tasks) => {
                     outage.recovered();
+                    tracing::debug!(free, claimed = tasks.len(), "claimed");
                     busy = !tasks.is_empty();
                     // tasks of many workflows (coordinators due together): the definitions this
                     // process has not seen yet in one read, not one per attempt
