@@ -87,7 +87,7 @@ impl MysqlStore {
         let options = MySqlConnectOptions::from_str(&url)
             .map_err(unreachable)?
             .timezone(Some("+00:00".to_string()));
-        let pool = MySqlPoolOptions::new()
+        let pool = budget::ping_when_idle(MySqlPoolOptions::new())
             .max_connections(opts.max_connections.max(1))
             .min_connections(0)
             .idle_timeout(opts.idle_timeout)

@@ -94,7 +94,7 @@ impl PostgresStore {
             None if opts.pgbouncer => None,
             None => Some(options.clone()),
         };
-        let pool = PgPoolOptions::new()
+        let pool = budget::ping_when_idle(PgPoolOptions::new())
             .max_connections(opts.max_connections.max(1))
             .min_connections(0)
             .idle_timeout(opts.idle_timeout)
