@@ -11,11 +11,9 @@ use super::super::model::{Action, ActionKind, DataMonitor, DataSource, FileMonit
 use super::super::template::Template;
 use super::super::xml::Element;
 use super::schema::{self, ElementSpec};
-use super::{dedent, parse_size, Ctx, Edge, RefKind};
-
-/// Attributes that mark an inline connection in the original's pre-db-link files.
-pub(super) const INLINE_CONNECTION: &[&str] = &["jdbc-url", "username", "password"];
-pub(super) const INLINE_DB_TYPES: &[&str] = &["MYSQL", "ORACLE", "HIVE", "POSTGRESQL", "SQLITE"];
+use super::{
+    dedent, is_inline_connection, names_inline_connection, parse_size, Ctx, Edge, RefKind,
+};
 
 pub(super) fn parse(ctx: &mut Ctx<'_>, el: &Element, label: &str, edges: &mut Vec<Edge>) -> Action {
     ctx.allow(el, label, &schema::ACTION);
@@ -230,7 +228,7 @@ fn script(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> 
 }
 
 fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
-    if el.attr("type").is_some() || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some()) {
+    if el.attr("type").is_some() || names_inline_connection(el) {
         ctx.error(
             el,
             format!(
@@ -415,9 +413,7 @@ fn data_monitor(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<Action
 fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSource> {
     let subject = format!("<{}> of {parent}", el.name);
     let ty = ctx.required(el, &subject, "type")?.to_ascii_uppercase();
-    if INLINE_DB_TYPES.contains(&ty.as_str())
-        || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some())
-    {
+    if is_inline_connection(el, &ty) {
         ctx.error(
             el,
             format!(

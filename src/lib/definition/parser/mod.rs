@@ -447,6 +447,21 @@ pub(crate) fn reserved_env_name(name: &str) -> bool {
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Attributes that mark an inline connection in the original's pre-db-link files.
+const INLINE_CONNECTION: &[&str] = &["jdbc-url", "username", "password"];
+const INLINE_DB_TYPES: &[&str] = &["MYSQL", "ORACLE", "HIVE", "POSTGRESQL", "SQLITE"];
+
+/// Whether `el` carries the original's inline connection attributes (jdbc-url, username, password).
+fn names_inline_connection(el: &Element) -> bool {
+    INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some())
+}
+
+/// Whether `el`, declared of type `ty` (upper case), is an inline connection: a database type
+/// where a link is expected, or the connection attributes.
+fn is_inline_connection(el: &Element, ty: &str) -> bool {
+    INLINE_DB_TYPES.contains(&ty) || names_inline_connection(el)
+}
+
 /// Drops leading and trailing blank lines and the indentation common to all non-blank lines, so an
 /// indented `#!/usr/bin/perl` starts at column 0 and Python's relative indentation survives.
 pub(crate) fn dedent(text: &str) -> String {

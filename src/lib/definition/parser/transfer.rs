@@ -4,9 +4,8 @@
 use super::super::model::{ActionKind, Transfer, TransferSource, TransferTarget};
 use super::super::template::Template;
 use super::super::xml::Element;
-use super::actions::{INLINE_CONNECTION, INLINE_DB_TYPES};
 use super::schema::{self, ElementSpec};
-use super::{dedent, Ctx, RefKind};
+use super::{dedent, is_inline_connection, Ctx, RefKind};
 
 pub(super) fn transfer(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
     ctx.allow(el, subject, &schema::TRANSFER);
@@ -69,9 +68,7 @@ fn endpoint_type(
     parent: &str,
 ) -> Option<&'static str> {
     let ty = ctx.required(el, subject, "type")?.to_ascii_uppercase();
-    if INLINE_DB_TYPES.contains(&ty.as_str())
-        || INLINE_CONNECTION.iter().any(|a| el.attr(a).is_some())
-    {
+    if is_inline_connection(el, &ty) {
         ctx.error(
             el,
             format!(
