@@ -238,10 +238,7 @@ fn sql(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
         return None;
     }
     ctx.allow(el, subject, &schema::SQL);
-    let db_link = ctx.required(el, subject, "db-link");
-    if let Some(l) = &db_link {
-        ctx.reference(RefKind::DbLink, l, el);
-    }
+    let db_link = ctx.db_link(el, subject);
     let text = dedent(&el.text());
     if text.is_empty() {
         ctx.error(el, format!("{subject} has no statements"));
@@ -448,8 +445,7 @@ fn data_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<DataSour
     let value = ctx.template(el, &subject, &body);
     match ty.as_str() {
         "SQL" => {
-            let db_link = ctx.required(el, &subject, "db-link")?;
-            ctx.reference(RefKind::DbLink, &db_link, el);
+            let db_link = ctx.db_link(el, &subject)?;
             Some(DataSource::Sql {
                 db_link,
                 query: value,
@@ -497,10 +493,7 @@ fn email(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
 
 fn metadata(ctx: &mut Ctx<'_>, el: &Element, subject: &str) -> Option<ActionKind> {
     ctx.allow(el, subject, &schema::METADATA);
-    let db_link = ctx.required(el, subject, "db-link");
-    if let Some(l) = &db_link {
-        ctx.reference(RefKind::DbLink, l, el);
-    }
+    let db_link = ctx.db_link(el, subject);
     let table = ctx
         .required(el, subject, "table")
         .map(|t| ctx.template(el, subject, &t));

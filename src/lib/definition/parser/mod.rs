@@ -368,6 +368,13 @@ impl<'a> Ctx<'a> {
             site: self.site(el),
         });
     }
+
+    /// The required `db-link` attribute, recorded as a reference to check against the link files.
+    pub fn db_link(&mut self, el: &Element, subject: &str) -> Option<String> {
+        let link = self.required(el, subject, "db-link")?;
+        self.reference(RefKind::DbLink, &link, el);
+        Some(link)
+    }
 }
 
 /// `lost-times="N"` on a workflow or action: `None` when absent; at least 1 (the loss that fails

@@ -134,10 +134,7 @@ fn transfer_source(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
     match endpoint_type(ctx, el, &subject, parent)? {
         "DB" => {
             ctx.allow(el, &subject, &schema::TRANSFER_DB_SOURCE);
-            let db_link = ctx.required(el, &subject, "db-link");
-            if let Some(l) = &db_link {
-                ctx.reference(RefKind::DbLink, l, el);
-            }
+            let db_link = ctx.db_link(el, &subject);
             let text = dedent(&el.text());
             if text.is_empty() {
                 ctx.error(el, format!("{subject} has no table name or SELECT"));
@@ -171,10 +168,7 @@ fn transfer_target(ctx: &mut Ctx<'_>, el: &Element, parent: &str) -> Option<Tran
         "DB" => {
             // `<pre-sql>`/`<after-sql>` are the original's older names.
             ctx.allow(el, &subject, &schema::TRANSFER_DB_TARGET);
-            let db_link = ctx.required(el, &subject, "db-link");
-            if let Some(l) = &db_link {
-                ctx.reference(RefKind::DbLink, l, el);
-            }
+            let db_link = ctx.db_link(el, &subject);
             let table = ctx
                 .required(el, &subject, "table")
                 .map(|t| ctx.template(el, &subject, &t));
