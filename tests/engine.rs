@@ -145,6 +145,66 @@ mod cases {
         assert_eq!(outcomes, vec![(1, "failed"), (2, "succeeded")]);
     }
 
+    /// Each attempt runs in a directory of its own under the work directory (relative by default,
+    /// resolved once by the worker), made when its action starts; one that cannot be made fails
+    /// the attempt saying so.
+    pub async fn each_attempt_runs_in_a_fresh_directory_of_its_own(env: &mut Env) {
+        env.config("work_dir = \"runs\"");
+        env.sync(&[
+            (
+                "wd.xml",
+                &linear(
+                    "wd",
+                    r#"<action name="a" retry-times="2" interval="0"><shell><command>pwd; ls -A | wc -l; [ "$AKKAFLOW_WORK_DIR" = "$(pwd)" ] || exit 3; [ -e ../*-1/left-here ] || { touch left-here; exit 1; }</command></shell><ok to="end"/></action>"#,
+                ),
+            ),
+            (
+                "nowd.xml",
+                &linear(
+                    "nowd",
+                    r#"<action name="a"><shell><command>echo never</command></shell><ok to="end"/></action>"#,
+                ),
+            ),
+        ]);
+        env.spawn("scheduler", &["scheduler"]);
+        let worker = env.spawn("worker", &["worker", "--slots", "4", "--name", "w1"]);
+        let store = env.store().await;
+        let id = trigger(env, "wd");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Succeeded);
+        let a = task(&*store, id, "a").await;
+        assert_eq!(a.attempt, 2, "the first attempt found no earlier one");
+        let root = std::fs::canonicalize(env.path()).unwrap().join("runs");
+        let logs = env.ok(&["logs", &id.to_string()]);
+        for n in [1, 2] {
+            let dir = root.join(id.to_string()).join(format!("{}-{n}", a.id));
+            assert!(
+                logs.contains(&format!("[a#{n}] {}\n", dir.display()))
+                    && logs.contains(&format!("[a#{n}] 0\n")),
+                "attempt {n} runs in {}, empty at its start: {logs}",
+                dir.display()
+            );
+        }
+
+        // a work directory that cannot be made (a file is in the way) fails the attempt, saying why
+        env.stop(worker, Signal::SIGTERM);
+        std::fs::write(root.join("blocked"), "").unwrap();
+        env.vars.push((
+            "AKKAFLOW_WORK_DIR".into(),
+            root.join("blocked").display().to_string(),
+        ));
+        env.spawn("worker2", &["worker", "--slots", "1", "--name", "w2"]);
+        let id = trigger(env, "nowd");
+        assert_eq!(ended(&*store, id).await.status, InstanceStatus::Failed);
+        let a = task(&*store, id, "a").await;
+        assert!(
+            a.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cannot create working directory")),
+            "{:?}",
+            a.error
+        );
+    }
+
     pub async fn a_task_running_again_shows_its_last_error_only_as_an_attempt(env: &mut Env) {
         let marker = env.path().join("marker");
         env.sync(&[(
@@ -1541,6 +1601,7 @@ e2e!(
     fork_join_runs_both_branches_and_joins_once,
     failure_follows_the_error_path,
     retry_then_success_counts_two_attempts,
+    each_attempt_runs_in_a_fresh_directory_of_its_own,
     a_task_running_again_shows_its_last_error_only_as_an_attempt,
     timeout_kills_the_attempt_and_fails,
     ignored_action_succeeds_without_running,

@@ -86,7 +86,7 @@ pub struct AttemptContext {
     pub now: DateTime<Tz>,
     /// The coordinator's business calendar as of the instance's version (for `workday`).
     pub calendar: Option<crate::definition::calendar::Calendar>,
-    /// A fresh directory for this attempt.
+    /// A fresh directory for this attempt, absolute; [`run`] makes it before the action starts.
     pub work_dir: PathBuf,
     pub log: LogSink,
     /// Cancelled when the attempt must stop (kill request, instance ended, worker stopping).
@@ -238,29 +238,15 @@ impl LogSink {
     }
 }
 
-/// Runs one attempt of an action to its end.
+/// Runs one attempt of an action to its end, in its own directory (made here, where the actions
+/// that use it are run: the worker's claim-to-report path makes no file system call of its own).
 pub async fn run(ctx: &AttemptContext) -> AttemptEnd {
     let stop = Stopper::new(ctx);
-    let result = match &ctx.action.kind {
-        ActionKind::Script {
-            code,
-            param_line,
-            attachments,
-        } => process::run_script(ctx, &stop, code, param_line.as_ref(), attachments).await,
-        ActionKind::Shell { command } => process::run_shell(ctx, &stop, command, None).await,
-        ActionKind::FileExecutor {
-            command,
-            dir_of_file,
-        } => process::run_shell(ctx, &stop, command, Some(PathBuf::from(dir_of_file))).await,
-        ActionKind::Sql { db_link, sql } => sql::run(ctx, &stop, db_link, sql).await,
-        ActionKind::FileMonitor(m) => monitor::run_file(ctx, &stop, m).await,
-        ActionKind::DataMonitor(m) => monitor::run_data(ctx, &stop, m).await,
-        ActionKind::Transfer(t) => transfer::run(ctx, &stop, t).await,
-        ActionKind::Metadata(m) => metadata::run(ctx, &stop, m).await,
-        // the engine runs these inside the transaction that reaches them; a worker never should
-        other @ (ActionKind::Email { .. } | ActionKind::SubWorkflow { .. }) => Err(format!(
-            "node kind `{}` is run by the engine when reached, not by a worker",
-            other.kind_name()
+    let result = match tokio::fs::create_dir_all(&ctx.work_dir).await {
+        Ok(()) => run_action(ctx, &stop).await,
+        Err(e) => Err(format!(
+            "cannot create working directory {}: {e}",
+            ctx.work_dir.display()
         )),
     };
     match result {
@@ -272,5 +258,31 @@ pub async fn run(ctx: &AttemptContext) -> AttemptEnd {
                 error,
             }
         }
+    }
+}
+
+/// The action itself: its executor.
+async fn run_action(ctx: &AttemptContext, stop: &Stopper) -> Result<AttemptEnd, String> {
+    match &ctx.action.kind {
+        ActionKind::Script {
+            code,
+            param_line,
+            attachments,
+        } => process::run_script(ctx, stop, code, param_line.as_ref(), attachments).await,
+        ActionKind::Shell { command } => process::run_shell(ctx, stop, command, None).await,
+        ActionKind::FileExecutor {
+            command,
+            dir_of_file,
+        } => process::run_shell(ctx, stop, command, Some(PathBuf::from(dir_of_file))).await,
+        ActionKind::Sql { db_link, sql } => sql::run(ctx, stop, db_link, sql).await,
+        ActionKind::FileMonitor(m) => monitor::run_file(ctx, stop, m).await,
+        ActionKind::DataMonitor(m) => monitor::run_data(ctx, stop, m).await,
+        ActionKind::Transfer(t) => transfer::run(ctx, stop, t).await,
+        ActionKind::Metadata(m) => metadata::run(ctx, stop, m).await,
+        // the engine runs these inside the transaction that reaches them; a worker never should
+        other @ (ActionKind::Email { .. } | ActionKind::SubWorkflow { .. }) => Err(format!(
+            "node kind `{}` is run by the engine when reached, not by a worker",
+            other.kind_name()
+        )),
     }
 }

@@ -95,6 +95,10 @@ pub(crate) type RunningMap = Arc<Mutex<HashMap<TaskId, Running>>>;
 
 /// Runs a worker until `stop` is cancelled, then drains it gracefully.
 pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> Result<()> {
+    let cfg = WorkerConfig {
+        work_dir: absolute_work_dir(&cfg.work_dir).await,
+        ..cfg
+    };
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "localhost".into());
@@ -311,6 +315,19 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     }
     tracing::info!(worker_id = %id, "worker stopped");
     Ok(())
+}
+
+/// The work directory made and resolved once (a relative one against the worker's directory, a
+/// link followed), so each attempt's directory is a join, not a `realpath`. When it cannot be
+/// made, it stays as configured: each attempt then fails saying why, as before.
+async fn absolute_work_dir(dir: &std::path::Path) -> PathBuf {
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        tracing::warn!(work_dir = %dir.display(), error = %e, "cannot create the work directory; attempts will fail until it can be");
+        return dir.to_path_buf();
+    }
+    tokio::fs::canonicalize(dir)
+        .await
+        .unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Turns database notifications into in-process wake-ups of the claim loop.

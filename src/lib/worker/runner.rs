@@ -126,18 +126,12 @@ impl Runner {
         let params = serde_json::from_str(&task.params)
             .map_err(|e| format!("instance parameters unreadable: {e}"))?;
         let tz: Tz = self.engine.zone_of(&def);
+        // made by the executor when the action runs ([`executor::run`]); the root is absolute
         let work_dir = self
             .cfg
             .work_dir
             .join(task.instance_id.to_string())
             .join(format!("{}-{}", task.id, task.attempt));
-        tokio::fs::create_dir_all(&work_dir).await.map_err(|e| {
-            format!(
-                "cannot create working directory {}: {e}",
-                work_dir.display()
-            )
-        })?;
-        let work_dir = tokio::fs::canonicalize(&work_dir).await.unwrap_or(work_dir);
         log.system(format!(
             "[akkaflow] attempt {} of `{}` on worker {} in {}",
             task.attempt,
