@@ -192,14 +192,14 @@ async fn claim(db: &Db, worker: &str, batch: i64) -> Result<Vec<i64>> {
             }
             unreachable!("the loop returns")
         }
+        // the limit in the text, as the engine's claim has it: planned once, not per call
         Db::Postgres(p) => sqlx::query_scalar(&format!(
             "WITH picked AS MATERIALIZED (SELECT id FROM {TABLE} WHERE status = 'ready' AND queue = 'default' \
-             AND run_at <= now() ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             AND run_at <= now() ORDER BY priority, run_at, id LIMIT {batch} FOR UPDATE SKIP LOCKED) \
              UPDATE {TABLE} t SET status = 'running', worker_id = $1, attempt = t.attempt + 1, started_at = now(), \
              lease_until = now() + interval '15 seconds' FROM picked p WHERE t.id = p.id AND t.status = 'ready' RETURNING t.id"
         ))
         .bind(worker)
-        .bind(batch)
         .fetch_all(p)
         .await
         .map_err(db_err),

@@ -370,11 +370,13 @@ pub(super) async fn task_claim(pool: &PgPool, p: &TaskClaimParams) -> Result<Vec
     };
     let left = p.limit.max(0) - claimed.len() as i64;
     if left > 0 {
-        let unpooled: Result<Vec<ClaimedTask>, sqlx::Error> = sqlx::query_as(TASK_CLAIM)
+        // the limit written into the text: with `LIMIT $4` the generic plan is costed for an
+        // unknown limit, never wins over a custom one, and every claim is planned again
+        let sql = TASK_CLAIM.replace("$4", &left.to_string());
+        let unpooled: Result<Vec<ClaimedTask>, sqlx::Error> = sqlx::query_as(&sql)
             .bind(&p.worker_id)
             .bind(micros(p.lease_ttl))
             .bind(&p.queues)
-            .bind(left)
             .fetch_all(pool)
             .await;
         match unpooled {
