@@ -114,6 +114,7 @@ fn worker_config(cfg: &Config, args: &WorkerOptions) -> WorkerConfig {
         poll: cfg.poll,
         grace: cfg.grace,
         work_dir: cfg.work_dir.clone(),
+        work_dir_keep: cfg.retention,
         log_max_lines: cfg.log_max_lines,
         executor: cfg.executor.clone(),
         bench_noop: args.bench_noop,

@@ -15,6 +15,7 @@ mod host;
 mod log_writer;
 mod reporter;
 mod runner;
+mod work_dir_pruner;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,6 +57,9 @@ pub struct WorkerConfig {
     /// How long running tasks may finish after a stop request before they are handed back.
     pub grace: Duration,
     pub work_dir: PathBuf,
+    /// Instance directories in `work_dir` untouched this long are removed (`retention_days`);
+    /// `None` keeps them.
+    pub work_dir_keep: Option<Duration>,
     pub log_max_lines: u64,
     pub executor: crate::executor::ExecutorSettings,
     /// `akkaflow bench` only (a hidden flag): attempts succeed at once without running their action,
@@ -151,6 +155,17 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "no LISTEN connection; relying on polling"),
+    }
+    if let Some(keep) = cfg.work_dir_keep {
+        owned.spawn(work_dir_pruner::run(
+            work_dir_pruner::WorkDirPrunerConfig {
+                root: cfg.work_dir.clone(),
+                keep,
+                every: work_dir_pruner::WorkDirPrunerConfig::EVERY,
+            },
+            running.clone(),
+            services.clone(),
+        ));
     }
     owned.spawn(heartbeat::run(
         engine.clone(),
