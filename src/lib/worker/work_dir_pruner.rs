@@ -5,7 +5,8 @@
 //! millions of directories makes each new one slower to create.
 //!
 //! An instance directory goes when its own modification time (a new attempt directory in it
-//! updates it) is older than the period and none of this worker's running attempts is in it.
+//! updates it) is older than the period, it holds attempt directories and nothing else, and none
+//! of this worker's running attempts is in it.
 //! Each worker prunes its own work directory (workers on one host may share it; removing what
 //! another already removed is not an error).
 
@@ -92,7 +93,7 @@ pub(super) fn run_once(
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|m| m < cutoff);
-        if !old || holds_a_running_attempt(&path, running) {
+        if !old || !made_by_a_worker(&path) || holds_a_running_attempt(&path, running) {
             continue;
         }
         match std::fs::remove_dir_all(&path) {
@@ -104,6 +105,31 @@ pub(super) fn run_once(
         }
     }
     Ok(removed)
+}
+
+/// Whether `dir` holds attempt directories (`<task>-<attempt>`) and nothing else: a `work_dir`
+/// pointed at a directory of the user's (a `2024` folder, say) loses nothing the worker did not
+/// make.
+fn made_by_a_worker(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut any = false;
+    for e in entries {
+        let Ok(e) = e else { return false };
+        let attempt_dir = e.file_type().is_ok_and(|t| t.is_dir())
+            && e.file_name()
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .is_some_and(|(task, attempt)| {
+                    task.parse::<i64>().is_ok() && attempt.parse::<i64>().is_ok()
+                });
+        if !attempt_dir {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// Whether an attempt directory (`<task>-<attempt>`) of a running task is in `dir`.
@@ -153,6 +179,10 @@ mod tests {
         let recent = dir_aged(root, "9", 2 * DAY, now);
         let not_ours = dir_aged(root, "notes", 40 * DAY, now);
         std::fs::write(root.join("42"), "a file named like an instance").unwrap();
+        std::fs::create_dir_all(root.join("2024")).unwrap();
+        std::fs::write(root.join("2024/report.csv"), "the user's").unwrap();
+        let users = dir_aged(root, "2024", 40 * DAY, now);
+        let empty = dir_aged(root, "11", 40 * DAY, now);
 
         let running = HashSet::from([TaskId(80)]);
         assert_eq!(run_once(root, 30 * DAY, &running, now).unwrap(), 1);
@@ -165,6 +195,10 @@ mod tests {
         assert!(
             not_ours.exists() && root.join("42").exists(),
             "not made by a worker"
+        );
+        assert!(
+            users.exists() && empty.exists(),
+            "named like an instance, but holding no attempt directory or something else too"
         );
 
         assert_eq!(run_once(root, 30 * DAY, &HashSet::new(), now).unwrap(), 1);
