@@ -13,7 +13,8 @@
 //! - Text that is sorted for display sorts `COLLATE "C"` (byte order), as SQLite and MySQL's
 //!   `utf8mb4_bin` do, whatever the database's default collation.
 //! - The claim is one statement (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`), so it
-//!   needs no transaction of its own.
+//!   needs no transaction of its own. Its limit is written into the text (one statement per limit),
+//!   so its plan is cached instead of made again on every claim.
 //! - The master lock is a session advisory lock through [`SessionMaster`]; advisory locks are per
 //!   database, so every akkaflow database on a server has its own master.
 

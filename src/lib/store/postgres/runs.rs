@@ -79,11 +79,14 @@ const INSTANCE_LOCK_MANY: &str = concat!(
 /// One index range per queue (LATERAL), merged and cut to the limit: with `queue = ANY(...)` the
 /// index cannot give the ORDER BY and every ready row of those queues would be sorted per claim.
 /// Only tasks outside any pool: pooled ones are claimed under their pool's lock (`pools.rs`).
+/// `{limit}` is replaced by the number of rows to claim, written into the text rather than bound:
+/// with `LIMIT $n` the generic plan is costed for an unknown limit, never wins over a custom one,
+/// and every claim would be planned again. One prepared statement per limit (at most the slots).
 const TASK_CLAIM: &str = "WITH picked AS MATERIALIZED ( \
      SELECT c.id FROM unnest($3::text[]) AS q(queue) CROSS JOIN LATERAL ( \
      SELECT id, priority, run_at FROM task WHERE status = 'ready' AND pool = '' AND queue = q.queue \
-     AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
-     ORDER BY c.priority DESC, c.run_at, c.id LIMIT $4), \
+     AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED) c \
+     ORDER BY c.priority DESC, c.run_at, c.id LIMIT {limit}), \
      claimed AS ( \
      UPDATE task t SET status = 'running', worker_id = $1, attempt = t.attempt + 1, started_at = now(), \
      lease_until = now() + $2 * interval '1 microsecond', ended_at = NULL \
@@ -370,9 +373,7 @@ pub(super) async fn task_claim(pool: &PgPool, p: &TaskClaimParams) -> Result<Vec
     };
     let left = p.limit.max(0) - claimed.len() as i64;
     if left > 0 {
-        // the limit written into the text: with `LIMIT $4` the generic plan is costed for an
-        // unknown limit, never wins over a custom one, and every claim is planned again
-        let sql = TASK_CLAIM.replace("$4", &left.to_string());
+        let sql = TASK_CLAIM.replace("{limit}", &left.to_string());
         let unpooled: Result<Vec<ClaimedTask>, sqlx::Error> = sqlx::query_as(&sql)
             .bind(&p.worker_id)
             .bind(micros(p.lease_ttl))
