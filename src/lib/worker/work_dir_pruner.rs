@@ -93,7 +93,12 @@ pub(super) fn run_once(
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|m| m < cutoff);
-        if !old || !made_by_a_worker(&path) || holds_a_running_attempt(&path, running) {
+        if !old {
+            continue;
+        }
+        let idle =
+            attempt_tasks(&path).is_some_and(|tasks| !tasks.iter().any(|t| running.contains(t)));
+        if !idle {
             continue;
         }
         match std::fs::remove_dir_all(&path) {
@@ -107,46 +112,23 @@ pub(super) fn run_once(
     Ok(removed)
 }
 
-/// Whether `dir` holds attempt directories (`<task>-<attempt>`) and nothing else: a `work_dir`
-/// pointed at a directory of the user's (a `2024` folder, say) loses nothing the worker did not
-/// make.
-fn made_by_a_worker(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut any = false;
-    for e in entries {
-        let Ok(e) = e else { return false };
-        let attempt_dir = e.file_type().is_ok_and(|t| t.is_dir())
-            && e.file_name()
-                .to_str()
-                .and_then(|n| n.split_once('-'))
-                .is_some_and(|(task, attempt)| {
-                    task.parse::<i64>().is_ok() && attempt.parse::<i64>().is_ok()
-                });
-        if !attempt_dir {
-            return false;
+/// The tasks of the attempt directories (`<task>-<attempt>`) in `dir`, when it holds at least one
+/// and nothing else: a `work_dir` pointed at a directory of the user's (a `2024` folder, say)
+/// loses nothing the worker did not make. One read of the directory answers both questions the
+/// pruner asks: is it the worker's, and is any of its attempts still running.
+fn attempt_tasks(dir: &Path) -> Option<Vec<TaskId>> {
+    let mut tasks = Vec::new();
+    for e in std::fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            return None;
         }
-        any = true;
+        let name = e.file_name();
+        let (task, attempt) = name.to_str()?.split_once('-')?;
+        attempt.parse::<i64>().ok()?;
+        tasks.push(TaskId(task.parse().ok()?));
     }
-    any
-}
-
-/// Whether an attempt directory (`<task>-<attempt>`) of a running task is in `dir`.
-fn holds_a_running_attempt(dir: &Path, running: &HashSet<TaskId>) -> bool {
-    if running.is_empty() {
-        return false;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return true;
-    };
-    entries.flatten().any(|e| {
-        e.file_name()
-            .to_str()
-            .and_then(|n| n.split_once('-'))
-            .and_then(|(task, _)| task.parse::<i64>().ok())
-            .is_some_and(|task| running.contains(&TaskId(task)))
-    })
+    (!tasks.is_empty()).then_some(tasks)
 }
 
 #[cfg(test)]
