@@ -79,10 +79,12 @@ pub(crate) enum StopReason {
     Shutdown,
 }
 
-/// An attempt this worker is running.
+/// An attempt this worker claimed and has not yet reported: its lease is kept alive until then.
 pub(crate) struct Running {
     pub stop: CancellationToken,
     pub reason: Arc<Mutex<Option<StopReason>>>,
+    /// Its action has ended and its result waits for the reporter: it no longer takes a slot.
+    pub ended: bool,
 }
 
 impl Running {
@@ -96,6 +98,18 @@ impl Running {
 }
 
 pub(crate) type RunningMap = Arc<Mutex<HashMap<TaskId, Running>>>;
+
+/// Slots free for a claim. A slot runs one action and frees when the action ends, so the next
+/// claim overlaps the report of the results before it (a worker of short tasks would otherwise
+/// wait idle for every report's commit). The results waiting to be recorded count against a
+/// second set of slots: with the database slow to take reports, the worker claims no faster than
+/// they are recorded.
+fn free_slots(slots: usize, running: &HashMap<TaskId, Running>) -> usize {
+    let acting = running.values().filter(|r| !r.ended).count();
+    slots
+        .saturating_sub(acting)
+        .min((2 * slots).saturating_sub(running.len()))
+}
 
 /// Runs a worker until `stop` is cancelled, then drains it gracefully.
 pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> Result<()> {
@@ -193,10 +207,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let mut woken = false;
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
-        let count_free = || {
-            cfg.slots
-                .saturating_sub(running.lock().expect("never poisoned").len())
-        };
+        let count_free = || free_slots(cfg.slots, &running.lock().expect("never poisoned"));
         let mut free = count_free();
         if busy && free > 0 && free * 2 < cfg.slots {
             // slots of a busy worker free one by one: claiming each alone costs a claim
@@ -270,6 +281,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                         let r = Running {
                             stop: CancellationToken::new(),
                             reason: Arc::default(),
+                            ended: false,
                         };
                         let ctx = runner::Runner {
                             engine: engine.clone(),
@@ -412,6 +424,34 @@ pub(crate) fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claimed(acting: usize, ended: usize) -> HashMap<TaskId, Running> {
+        (0..acting + ended)
+            .map(|i| {
+                let r = Running {
+                    stop: CancellationToken::new(),
+                    reason: Arc::default(),
+                    ended: i >= acting,
+                };
+                (TaskId(i as i64), r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slot_frees_when_its_action_ends_while_results_wait_within_the_slots() {
+        assert_eq!(free_slots(4, &claimed(0, 0)), 4);
+        assert_eq!(free_slots(4, &claimed(3, 0)), 1);
+        // three actions ended, their results not yet recorded: their slots take the next claim
+        assert_eq!(free_slots(4, &claimed(1, 3)), 3);
+        assert_eq!(free_slots(4, &claimed(0, 4)), 4);
+        // results waiting count against a second set of slots: the claimed never pass twice the
+        // slots, so a worker whose reports lag stops claiming
+        assert_eq!(free_slots(4, &claimed(2, 4)), 2);
+        assert_eq!(free_slots(4, &claimed(1, 6)), 1);
+        assert_eq!(free_slots(4, &claimed(0, 8)), 0);
+        assert_eq!(free_slots(4, &claimed(4, 4)), 0);
+    }
 
     #[test]
     fn idle_backoff_doubles_to_the_poll_interval_and_resets() {

@@ -1,5 +1,5 @@
 //! One attempt, from claim to reported result: prepare its working directory, run the executor,
-//! report the end with its log (retrying while the database is away), free the slot.
+//! free the slot, report the end with its log (retrying while the database is away).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,6 +67,16 @@ impl Runner {
                 summary(&end, shutdown)
             ))
             .await;
+            // the slot is free for the next claim while the result is recorded
+            if let Some(r) = self
+                .running
+                .lock()
+                .expect("never poisoned")
+                .get_mut(&task.id)
+            {
+                r.ended = true;
+            }
+            self.slot_freed.notify_one();
             self.report(&task, &end, shutdown).await;
             self.running
                 .lock()
@@ -163,7 +173,8 @@ impl Runner {
     }
 
     /// Reports the end, retrying while the database is unreachable: a result is never dropped.
-    /// Hands the result to the reporter and waits until it is recorded, so the slot frees only then.
+    /// Hands the result to the reporter and waits until it is recorded: the task stays in the
+    /// running map (its lease renewed) until then.
     async fn report(&self, task: &ClaimedTask, end: &AttemptEnd, shutdown: bool) {
         let (done, recorded) = tokio::sync::oneshot::channel();
         let report = super::reporter::Report {
