@@ -327,9 +327,10 @@ impl Trigger {
             let before = report.fired + report.already_fired;
             // SQLite has one writer: concurrent fires only wait on each other's locks (measured:
             // 10,000 due slots took twice as long at four)
-            let par = match store.backend() {
-                crate::store::Backend::Sqlite => 1,
-                _ => self.fire_concurrency,
+            let par = if store.backend().has_one_writer() {
+                1
+            } else {
+                self.fire_concurrency
             };
             let groups: Vec<&[CoordinatorRow]> = due.chunks(Self::FIRES_PER_TX).collect();
             for wave in groups.chunks(par) {

@@ -56,6 +56,12 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// SQLite takes one write transaction at a time: writers running side by side only wait for
+    /// each other's lock there.
+    pub fn has_one_writer(self) -> bool {
+        matches!(self, Backend::Sqlite)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
