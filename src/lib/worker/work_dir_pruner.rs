@@ -6,7 +6,8 @@
 //!
 //! An instance directory goes when its own modification time (a new attempt directory in it
 //! updates it) is older than the period, it holds attempt directories and nothing else, and none
-//! of this worker's running attempts is in it.
+//! of this worker's running attempts is in it; an attempt directory made after the look is kept
+//! with its instance directory.
 //! Each worker prunes its own work directory (workers on one host may share it; removing what
 //! another already removed is not an error).
 
@@ -96,14 +97,15 @@ pub(super) fn run_once(
         if !old {
             continue;
         }
-        let idle =
-            attempt_tasks(&path).is_some_and(|tasks| !tasks.iter().any(|t| running.contains(t)));
-        if !idle {
+        let Some(attempts) = attempt_dirs(&path) else {
+            continue;
+        };
+        if attempts.iter().any(|(task, _)| running.contains(task)) {
             continue;
         }
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        match remove_listed(&path, &attempts) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(dir = %path.display(), error = %e, "could not remove an old attempt directory")
             }
@@ -112,12 +114,33 @@ pub(super) fn run_once(
     Ok(removed)
 }
 
-/// The tasks of the attempt directories (`<task>-<attempt>`) in `dir`, when it holds at least one
-/// and nothing else: a `work_dir` pointed at a directory of the user's (a `2024` folder, say)
+/// Removes the attempt directories listed in instance directory `dir`, then `dir` itself unless
+/// something appeared in it meanwhile: an attempt claimed after the listing (the instance was
+/// idle for the whole period, but a retry or a rerun may still come) keeps its directory, and
+/// `dir` is left for a later look. Whether `dir` is gone.
+fn remove_listed(dir: &Path, attempts: &[(TaskId, PathBuf)]) -> std::io::Result<bool> {
+    for (_, attempt) in attempts {
+        match std::fs::remove_dir_all(attempt) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        // another worker sharing the directory removed it first
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The attempt directories (`<task>-<attempt>`) in `dir` with their tasks, when it holds at least
+/// one and nothing else: a `work_dir` pointed at a directory of the user's (a `2024` folder, say)
 /// loses nothing the worker did not make. One read of the directory answers both questions the
 /// pruner asks: is it the worker's, and is any of its attempts still running.
-fn attempt_tasks(dir: &Path) -> Option<Vec<TaskId>> {
-    let mut tasks = Vec::new();
+fn attempt_dirs(dir: &Path) -> Option<Vec<(TaskId, PathBuf)>> {
+    let mut attempts = Vec::new();
     for e in std::fs::read_dir(dir).ok()? {
         let e = e.ok()?;
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -126,9 +149,9 @@ fn attempt_tasks(dir: &Path) -> Option<Vec<TaskId>> {
         let name = e.file_name();
         let (task, attempt) = name.to_str()?.split_once('-')?;
         attempt.parse::<i64>().ok()?;
-        tasks.push(TaskId(task.parse().ok()?));
+        attempts.push((TaskId(task.parse().ok()?), e.path()));
     }
-    (!tasks.is_empty()).then_some(tasks)
+    (!attempts.is_empty()).then_some(attempts)
 }
 
 #[cfg(test)]
@@ -190,5 +213,25 @@ mod tests {
             0,
             "a work directory not made yet is nothing to prune"
         );
+    }
+
+    #[test]
+    fn an_attempt_made_after_the_listing_keeps_its_directory_and_its_instance() {
+        let tmp = tempfile::tempdir().unwrap();
+        let instance = tmp.path().join("12");
+        std::fs::create_dir_all(instance.join("120-1")).unwrap();
+        std::fs::write(instance.join("120-1/out.csv"), "old").unwrap();
+        let listed = attempt_dirs(&instance).unwrap();
+        assert_eq!(listed, vec![(TaskId(120), instance.join("120-1"))]);
+        // a retry claimed between the listing and the removal
+        std::fs::create_dir_all(instance.join("120-2")).unwrap();
+        assert!(!remove_listed(&instance, &listed).unwrap());
+        assert!(!instance.join("120-1").exists(), "the listed attempt went");
+        assert!(
+            instance.join("120-2").exists(),
+            "the new attempt's directory stays"
+        );
+        assert!(remove_listed(&instance, &attempt_dirs(&instance).unwrap()).unwrap());
+        assert!(!instance.exists());
     }
 }
