@@ -36,9 +36,14 @@ pub(super) async fn run(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let tasks = running.lock().expect("never poisoned").len();
+        // every task held keeps its lease, a result waiting for its report too; the slots in
+        // use are the actions still running
+        let (tasks, acting) = {
+            let running = running.lock().expect("never poisoned");
+            (running.len(), super::acting(&running))
+        };
         wait = if tasks == 0 { idle_beat } else { cfg.heartbeat };
-        let host = probe.sample(tasks);
+        let host = probe.sample(acting);
         match beat(&engine, &id, &registration, &running, cfg.lease_ttl, &host).await {
             Ok(()) => {
                 tracing::debug!(

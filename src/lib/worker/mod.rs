@@ -99,13 +99,18 @@ impl Running {
 
 pub(crate) type RunningMap = Arc<Mutex<HashMap<TaskId, Running>>>;
 
+/// The slots in use: tasks whose action still runs (not those waiting for their report).
+pub(crate) fn acting(running: &HashMap<TaskId, Running>) -> usize {
+    running.values().filter(|r| !r.ended).count()
+}
+
 /// Slots free for a claim. A slot runs one action and frees when the action ends, so the next
 /// claim overlaps the report of the results before it (a worker of short tasks would otherwise
 /// wait idle for every report's commit). The results waiting to be recorded count against
 /// `waiting_slots` more: with the database slow to take reports, the worker claims no faster than
 /// they are recorded; with none, a slot frees only once its result is recorded.
 fn free_slots(slots: usize, waiting_slots: usize, running: &HashMap<TaskId, Running>) -> usize {
-    let acting = running.values().filter(|r| !r.ended).count();
+    let acting = acting(running);
     slots
         .saturating_sub(acting)
         .min((slots + waiting_slots).saturating_sub(running.len()))
