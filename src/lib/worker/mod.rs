@@ -19,6 +19,7 @@ mod work_dir_pruner;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -155,6 +156,11 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
         cfg.slots
     };
     let slot_freed = Arc::new(Notify::new());
+    // a slot frees as its action ends only while the last claim took all it asked for (more may
+    // be ready); otherwise the result's report may be what makes the next task ready (a chain),
+    // a claim before it would come back empty and push the idle back-off on, so the slot frees
+    // once the result is recorded
+    let frees_early = Arc::new(AtomicBool::new(false));
     let (log_tx, log_rx) = tokio::sync::mpsc::channel(10_000);
     let services = CancellationToken::new();
     let mut owned = JoinSet::new();
@@ -219,10 +225,15 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
     let mut woken = false;
     while !stop.is_cancelled() {
         while attempts.try_join_next().is_some() {}
+        let waiting_now = if frees_early.load(Ordering::Relaxed) {
+            waiting_slots
+        } else {
+            0
+        };
         let count_free = || {
             free_slots(
                 cfg.slots,
-                waiting_slots,
+                waiting_now,
                 &running.lock().expect("never poisoned"),
             )
         };
@@ -284,6 +295,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                     outage.recovered();
                     tracing::debug!(free, claimed = tasks.len(), "claimed");
                     busy = !tasks.is_empty();
+                    frees_early.store(waiting_slots > 0 && tasks.len() == free, Ordering::Relaxed);
                     // tasks of many workflows (coordinators due together): the definitions this
                     // process has not seen yet in one read, not one per attempt
                     let workflows: Vec<String> = tasks.iter().map(|t| t.workflow.clone()).collect();
@@ -310,6 +322,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                             log_tx: log_tx.clone(),
                             running: running.clone(),
                             slot_freed: slot_freed.clone(),
+                            frees_early: frees_early.clone(),
                             report_tx: report_tx.clone(),
                         };
                         running.lock().expect("never poisoned").insert(task.id, r);
@@ -318,6 +331,7 @@ pub async fn run(engine: Engine, cfg: WorkerConfig, stop: CancellationToken) -> 
                 }
                 Err(e) => {
                     outage.failed(&e);
+                    frees_early.store(false, Ordering::Relaxed);
                     delay = idle.next();
                 }
             }

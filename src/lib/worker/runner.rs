@@ -1,6 +1,7 @@
 //! One attempt, from claim to reported result: prepare its working directory, run the executor,
 //! free the slot, report the end with its log (retrying while the database is away).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub(super) struct Runner {
     pub log_tx: mpsc::Sender<LogMsg>,
     pub running: RunningMap,
     pub slot_freed: Arc<Notify>,
+    /// Whether the slot frees as the action ends (see the claim loop) rather than once recorded.
+    pub frees_early: Arc<AtomicBool>,
     pub report_tx: mpsc::Sender<super::reporter::Report>,
 }
 
@@ -67,7 +70,6 @@ impl Runner {
                 summary(&end, shutdown)
             ))
             .await;
-            // the slot is free for the next claim while the result is recorded
             if let Some(r) = self
                 .running
                 .lock()
@@ -76,7 +78,10 @@ impl Runner {
             {
                 r.ended = true;
             }
-            self.slot_freed.notify_one();
+            if self.frees_early.load(Ordering::Relaxed) {
+                // the slot takes the next claim while the result is recorded
+                self.slot_freed.notify_one();
+            }
             self.report(&task, &end, shutdown).await;
             self.running
                 .lock()
