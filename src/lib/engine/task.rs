@@ -16,6 +16,10 @@ use crate::store::{
     TaskTransition,
 };
 
+fn count_distinct(ids: &[InstanceId]) -> usize {
+    ids.iter().collect::<std::collections::BTreeSet<_>>().len()
+}
+
 fn facts(t: &TaskRow) -> RetryFacts {
     RetryFacts {
         attempt: t.attempt,
@@ -116,15 +120,24 @@ impl Engine {
     /// other than the database being away, each result is recorded on its own, so one bad result
     /// cannot hold back the others.
     /// `logs` (the worker's output lines not yet written) are inserted in the same transaction.
+    ///
+    /// An instance another transaction holds (the other worker's report on the same fork) is not
+    /// waited for: its results come back as `None`, to be handed in again with the next batch,
+    /// while the rest are recorded now. The instances in `put_off` (results handed back before)
+    /// are waited for, so no result is put off twice; so is everything when nothing could be
+    /// locked without waiting.
     pub async fn complete_attempts(
         &self,
         worker_id: &str,
         batch: &[(ClaimedTask, AttemptEnd)],
         logs: &[LogLine],
-    ) -> Result<Vec<Cas>> {
+        put_off: &[InstanceId],
+    ) -> Result<Vec<Option<Cas>>> {
         if logs.is_empty() {
             if let [(claimed, end)] = batch {
-                return Ok(vec![self.complete_attempt(claimed, worker_id, end).await?]);
+                return Ok(vec![Some(
+                    self.complete_attempt(claimed, worker_id, end).await?,
+                )]);
             }
         }
         let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -136,17 +149,27 @@ impl Engine {
                 Box::pin(async move {
                     // before any instance lock, so the locks are held no longer than the DAG needs
                     adv.tx().task_log_insert_many(logs).await?;
-                    let instances: Vec<InstanceId> =
-                        order.iter().map(|&i| batch[i].0.instance_id).collect();
-                    adv.lock_all(&instances).await?;
-                    let mut cas = vec![Cas::Stale; batch.len()];
+                    let (patient, rest): (Vec<InstanceId>, Vec<InstanceId>) = order
+                        .iter()
+                        .map(|&i| batch[i].0.instance_id)
+                        .partition(|id| put_off.contains(id));
+                    adv.lock_all(&patient).await?;
+                    let mut busy = adv.lock_free(&rest).await?;
+                    if patient.is_empty() && busy.len() == count_distinct(&rest) {
+                        adv.lock_all(&busy).await?;
+                        busy.clear();
+                    }
+                    let mut cas = vec![None; batch.len()];
                     for &i in order {
                         let (claimed, end) = &batch[i];
+                        if busy.contains(&claimed.instance_id) {
+                            continue;
+                        }
                         let fence = Fence {
                             worker_id: worker_id.to_string(),
                             attempt: claimed.attempt,
                         };
-                        cas[i] = adv.finish_attempt(claimed, &fence, end, true).await?;
+                        cas[i] = Some(adv.finish_attempt(claimed, &fence, end, true).await?);
                     }
                     adv.drain().await?;
                     Ok(cas)
@@ -162,7 +185,7 @@ impl Engine {
                 }
                 let mut out = Vec::with_capacity(batch.len());
                 for (claimed, end) in batch {
-                    out.push(self.complete_attempt(claimed, worker_id, end).await?);
+                    out.push(Some(self.complete_attempt(claimed, worker_id, end).await?));
                 }
                 Ok(out)
             }

@@ -642,6 +642,15 @@ pub trait StoreTx: Send {
         &mut self,
         ids: &[InstanceId],
     ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>>;
+    /// [`StoreTx::instance_lock_many`] without waiting: the rows another transaction holds are
+    /// skipped (`SKIP LOCKED`) and left out of the answer, as are those that do not exist. With
+    /// one writer (SQLite) no other transaction holds a row: every existing one is returned.
+    async fn instance_lock_free(
+        &mut self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+        self.instance_lock_many(ids).await
+    }
     /// Those of `workflows` that have a pending instance (one statement for a batch's ends).
     async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>>;
     async fn instance_pending_oldest(

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::Engine;
 use crate::executor::LogMsg;
 use crate::state::AttemptEnd;
+use crate::state::InstanceId;
 use crate::store::{Cas, ClaimedTask};
 
 /// Results per transaction at most: bounds how long one report holds its instance locks.
@@ -21,6 +22,8 @@ pub(super) struct Report {
     pub end: AttemptEnd,
     /// Stopped by the worker's shutdown: hand the task back instead (attempt not counted).
     pub hand_back: bool,
+    /// Handed back once by a report (its instance was held by another): waited for next time.
+    pub put_off: bool,
     pub done: oneshot::Sender<()>,
 }
 
@@ -31,8 +34,17 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Report>,
     log_tx: mpsc::Sender<LogMsg>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+    // results the last report put off (their instance was held by another report): they lead
+    // the next batch, which waits for their instances
+    let mut put_off: Vec<Report> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut put_off);
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+        }
         // attempts that ended together (a claim's batch of short tasks) send their results a
         // moment apart: letting the runtime run them once more before the transaction puts
         // them in this report, not the next (no timed wait: a lone result goes at once)
@@ -50,16 +62,21 @@ pub(super) async fn run(
             }
         }
         let logs = super::log_writer::take(&log_tx).await;
+        let patient: Vec<InstanceId> = batch
+            .iter()
+            .filter(|r| r.put_off)
+            .map(|r| r.task.instance_id)
+            .collect();
         let mut items = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
         let mut hand_backs = Vec::new();
-        let mut acks = Vec::with_capacity(batch.len());
         for r in batch {
             if r.hand_back {
-                hand_backs.push(r.task);
+                hand_backs.push(r);
             } else {
-                items.push((r.task, r.end));
+                items.push((r.task.clone(), r.end.clone()));
+                waiting.push(r);
             }
-            acks.push(r.done);
         }
         if items.is_empty() {
             until_reachable(|| async {
@@ -67,20 +84,31 @@ pub(super) async fn run(
             })
             .await;
         } else if let Some(done) =
-            until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs)).await
+            until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs, &patient)).await
         {
             tracing::debug!(results = items.len(), "results recorded");
-            for ((task, _), cas) in items.iter().zip(done) {
-                refused(task, cas);
+            for (mut r, cas) in waiting.into_iter().zip(done) {
+                match cas {
+                    Some(cas) => {
+                        refused(&r.task, cas);
+                        let _ = r.done.send(());
+                    }
+                    None => {
+                        r.put_off = true;
+                        put_off.push(r);
+                    }
+                }
+            }
+        } else {
+            for r in waiting {
+                let _ = r.done.send(());
             }
         }
-        for task in &hand_backs {
-            if let Some(cas) = until_reachable(|| engine.hand_back(task, &worker_id)).await {
-                refused(task, cas);
+        for r in hand_backs {
+            if let Some(cas) = until_reachable(|| engine.hand_back(&r.task, &worker_id)).await {
+                refused(&r.task, cas);
             }
-        }
-        for ack in acks {
-            let _ = ack.send(());
+            let _ = r.done.send(());
         }
     }
 }

@@ -186,6 +186,7 @@ impl Runner {
             task: task.clone(),
             end: end.clone(),
             hand_back: shutdown,
+            put_off: false,
             done,
         };
         if self.report_tx.send(report).await.is_ok() {

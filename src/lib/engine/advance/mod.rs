@@ -348,6 +348,43 @@ impl<'e> Advance<'e> {
         wanted.sort_unstable();
         wanted.dedup();
         let locked = self.tx.instance_lock_many(&wanted).await?;
+        self.hold(locked).await
+    }
+
+    /// Locks those of `ids` that no other transaction holds, without waiting (`SKIP LOCKED`), and
+    /// reads their tasks; returns those it did not lock (held elsewhere, or gone). A batch of
+    /// reports takes what it can this way, so that the results of an instance another report is
+    /// advancing wait for the next batch instead of holding this batch's other instances while
+    /// it waits. It cannot close a deadlock: it never waits, and every later wait of this
+    /// transaction is checked against all it holds, these included.
+    pub(crate) async fn lock_free(&mut self, ids: &[InstanceId]) -> Result<Vec<InstanceId>> {
+        // instances an earlier try learned must come first are waited for, as `lock_all` would
+        let first: Vec<InstanceId> = self
+            .prelock
+            .iter()
+            .copied()
+            .filter(|p| !self.held.contains_key(p))
+            .collect();
+        self.lock_all(&first).await?;
+        let mut wanted: Vec<InstanceId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.held.contains_key(id))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        self.flush().await?;
+        let locked = self.tx.instance_lock_free(&wanted).await?;
+        self.hold(locked).await?;
+        wanted.retain(|id| !self.held.contains_key(id));
+        Ok(wanted)
+    }
+
+    /// Reads the tasks of instances just locked and holds them.
+    async fn hold(&mut self, locked: Vec<(InstanceRow, DateTime<Utc>)>) -> Result<()> {
         let found: Vec<InstanceId> = locked.iter().map(|(inst, _)| inst.id).collect();
         let mut tasks: BTreeMap<InstanceId, BTreeMap<String, TaskRow>> = BTreeMap::new();
         if !found.is_empty() {

@@ -77,6 +77,42 @@ pub(super) async fn instance_lock_returns_row_and_db_time(store: &dyn Store) {
     );
 }
 
+pub(super) async fn instance_lock_free_skips_rows_held_elsewhere(store: &dyn Store) {
+    let held = instance(store, "held", 0).await;
+    let free = instance(store, "free", 0).await;
+    let gone = InstanceId(free.0 + 1000);
+    let lock_free = |mut tx: Box<dyn crate::store::StoreTx>| async move {
+        let locked: Vec<InstanceId> = tx
+            .instance_lock_free(&[held, free, gone])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(row, _)| row.id)
+            .collect();
+        tx.commit().await.unwrap();
+        locked
+    };
+    if store.backend().has_one_writer() {
+        // no other transaction can hold a row while this one writes: every existing one is free
+        let locked = lock_free(store.begin().await.unwrap()).await;
+        assert_eq!(locked, vec![held, free]);
+        return;
+    }
+    let mut holder = store.begin().await.unwrap();
+    holder
+        .instance_lock(held)
+        .await
+        .unwrap()
+        .expect("the row exists");
+    let locked = lock_free(store.begin().await.unwrap()).await;
+    holder.commit().await.unwrap();
+    assert_eq!(
+        locked,
+        vec![free],
+        "the row another transaction holds is skipped"
+    );
+}
+
 pub(super) async fn instance_transition_is_cas(store: &dyn Store) {
     let a1 = instance(store, "w", 1).await;
     let a2 = instance(store, "w", 2).await;

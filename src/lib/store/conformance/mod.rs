@@ -38,6 +38,7 @@ conformance!(
     instance_slot_is_unique,
     instance_insert_many_is_all_or_none,
     instance_lock_returns_row_and_db_time,
+    instance_lock_free_skips_rows_held_elsewhere,
     instance_transition_is_cas,
     instance_search_filters_counts_and_pages,
     task_insert_many_and_list,

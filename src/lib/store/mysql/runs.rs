@@ -279,6 +279,7 @@ pub(super) async fn instance_search(
 pub(super) async fn instance_lock_many(
     conn: &mut MySqlConnection,
     ids: &[InstanceId],
+    skip_locked: bool,
 ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
     if ids.is_empty() {
         return Ok(vec![]);
@@ -286,7 +287,10 @@ pub(super) async fn instance_lock_many(
     // InnoDB locks an IN list's rows in index order: ascending ids
     let mut qb = QueryBuilder::<MySql>::new(INSTANCE_LOCK_MANY);
     push_list(&mut qb, ids.iter().copied());
-    qb.push(" ORDER BY i.id FOR UPDATE");
+    qb.push(match skip_locked {
+        false => " ORDER BY i.id FOR UPDATE",
+        true => " ORDER BY i.id FOR UPDATE SKIP LOCKED",
+    });
     let rows: Vec<LockedInstance> = qb.build_query_as().fetch_all(&mut *conn).await?;
     Ok(rows.into_iter().map(|l| (l.row, l.db_now)).collect())
 }

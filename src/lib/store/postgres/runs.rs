@@ -67,12 +67,20 @@ const INSTANCE_LATEST_BY_WORKFLOW: &str = concat!(
 /// The instance row locked, with the clock read by the outer query: after the locked row was returned (now() is
 /// when the transaction began, and a projection inside the locking scan may run before the wait).
 /// The rows are locked in id order (the sort runs below the lock).
-const INSTANCE_LOCK_MANY: &str = concat!(
-    "WITH l AS (SELECT ",
-    instance_cols!(),
-    " FROM workflow_instance WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
-     SELECT l.*, clock_timestamp() AS db_now FROM l ORDER BY l.id"
-);
+macro_rules! instance_lock_sql {
+    ($lock:literal) => {
+        concat!(
+            "WITH l AS (SELECT ",
+            instance_cols!(),
+            " FROM workflow_instance WHERE id = ANY($1) ORDER BY id ",
+            $lock,
+            ") SELECT l.*, clock_timestamp() AS db_now FROM l ORDER BY l.id"
+        )
+    };
+}
+
+const INSTANCE_LOCK_MANY: &str = instance_lock_sql!("FOR UPDATE");
+const INSTANCE_LOCK_FREE: &str = instance_lock_sql!("FOR UPDATE SKIP LOCKED");
 
 // The picked ids are MATERIALIZED: as a plain `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the
 // planner may rescan the subquery and claim more than `n` rows.
@@ -266,8 +274,13 @@ pub(super) async fn instance_search(
 pub(super) async fn instance_lock_many(
     conn: &mut PgConnection,
     ids: &[InstanceId],
+    skip_locked: bool,
 ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
-    let rows: Vec<LockedInstance> = sqlx::query_as(INSTANCE_LOCK_MANY)
+    let sql = match skip_locked {
+        false => INSTANCE_LOCK_MANY,
+        true => INSTANCE_LOCK_FREE,
+    };
+    let rows: Vec<LockedInstance> = sqlx::query_as(sql)
         .persistent(false)
         .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
         .fetch_all(&mut *conn)

@@ -211,7 +211,14 @@ impl StoreTx for PostgresTx {
         &mut self,
         ids: &[InstanceId],
     ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
-        runs::instance_lock_many(&mut self.tx, ids).await
+        runs::instance_lock_many(&mut self.tx, ids, false).await
+    }
+
+    async fn instance_lock_free(
+        &mut self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<(InstanceRow, DateTime<Utc>)>> {
+        runs::instance_lock_many(&mut self.tx, ids, true).await
     }
 
     async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>> {
