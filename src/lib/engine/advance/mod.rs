@@ -395,7 +395,12 @@ impl<'e> Advance<'e> {
                     .insert(t.node.clone(), t);
             }
         }
-        for (inst, now) in locked {
+        // one time for the instances one statement locked (its last lock's, so after every
+        // wait): their changes are then the same and are written in one statement, not one
+        // per instance
+        let now = locked.iter().map(|(_, now)| *now).max();
+        for (inst, _) in locked {
+            let now = now.expect("a row was locked");
             let tasks = tasks.remove(&inst.id).unwrap_or_default();
             self.held.insert(inst.id, Held { inst, now, tasks });
         }
