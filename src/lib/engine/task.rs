@@ -16,10 +16,6 @@ use crate::store::{
     TaskTransition,
 };
 
-fn count_distinct(ids: &[InstanceId]) -> usize {
-    ids.iter().collect::<std::collections::BTreeSet<_>>().len()
-}
-
 fn facts(t: &TaskRow) -> RetryFacts {
     RetryFacts {
         attempt: t.attempt,
@@ -155,7 +151,8 @@ impl Engine {
                         .partition(|id| put_off.contains(id));
                     adv.lock_all(&patient).await?;
                     let mut busy = adv.lock_free(&rest).await?;
-                    if patient.is_empty() && busy.len() == count_distinct(&rest) {
+                    // nothing could be taken without waiting: wait, as a lone report would
+                    if patient.is_empty() && rest.iter().all(|id| busy.contains(id)) {
                         adv.lock_all(&busy).await?;
                         busy.clear();
                     }

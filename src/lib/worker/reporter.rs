@@ -9,8 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Engine;
 use crate::executor::LogMsg;
-use crate::state::AttemptEnd;
-use crate::state::InstanceId;
+use crate::state::{AttemptEnd, InstanceId};
 use crate::store::{Cas, ClaimedTask};
 
 /// Results per transaction at most: bounds how long one report holds its instance locks.
@@ -68,14 +67,14 @@ pub(super) async fn run(
             .map(|r| r.task.instance_id)
             .collect();
         let mut items = Vec::with_capacity(batch.len());
-        let mut waiting = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
         let mut hand_backs = Vec::new();
         for r in batch {
             if r.hand_back {
                 hand_backs.push(r);
             } else {
-                items.push((r.task.clone(), r.end.clone()));
-                waiting.push(r);
+                items.push((r.task, r.end));
+                acks.push(r.done);
             }
         }
         if items.is_empty() {
@@ -83,25 +82,28 @@ pub(super) async fn run(
                 Ok::<_, crate::Error>(engine.store.task_log_insert_many(&logs).await?)
             })
             .await;
-        } else if let Some(done) =
+        } else if let Some(recorded) =
             until_reachable(|| engine.complete_attempts(&worker_id, &items, &logs, &patient)).await
         {
             tracing::debug!(results = items.len(), "results recorded");
-            for (mut r, cas) in waiting.into_iter().zip(done) {
+            for (((task, end), done), cas) in items.into_iter().zip(acks).zip(recorded) {
                 match cas {
                     Some(cas) => {
-                        refused(&r.task, cas);
-                        let _ = r.done.send(());
+                        refused(&task, cas);
+                        let _ = done.send(());
                     }
-                    None => {
-                        r.put_off = true;
-                        put_off.push(r);
-                    }
+                    None => put_off.push(Report {
+                        task,
+                        end,
+                        hand_back: false,
+                        put_off: true,
+                        done,
+                    }),
                 }
             }
         } else {
-            for r in waiting {
-                let _ = r.done.send(());
+            for done in acks {
+                let _ = done.send(());
             }
         }
         for r in hand_backs {

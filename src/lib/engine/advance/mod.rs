@@ -316,11 +316,7 @@ impl<'e> Advance<'e> {
     /// per instance: every one not yet held is locked by one statement, in id order, and their
     /// tasks are read by one more.
     pub(crate) async fn lock_all(&mut self, ids: &[InstanceId]) -> Result<()> {
-        let mut wanted: Vec<InstanceId> = ids
-            .iter()
-            .copied()
-            .filter(|id| !self.held.contains_key(id))
-            .collect();
+        let mut wanted = self.unheld(ids);
         let Some(&highest_wanted) = wanted.iter().max() else {
             return Ok(());
         };
@@ -359,20 +355,9 @@ impl<'e> Advance<'e> {
     /// transaction is checked against all it holds, these included.
     pub(crate) async fn lock_free(&mut self, ids: &[InstanceId]) -> Result<Vec<InstanceId>> {
         // instances an earlier try learned must come first are waited for, as `lock_all` would
-        let first: Vec<InstanceId> = self
-            .prelock
-            .iter()
-            .copied()
-            .filter(|p| !self.held.contains_key(p))
-            .collect();
+        let first = self.unheld(&self.prelock);
         self.lock_all(&first).await?;
-        let mut wanted: Vec<InstanceId> = ids
-            .iter()
-            .copied()
-            .filter(|id| !self.held.contains_key(id))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let mut wanted = self.unheld(ids);
         if wanted.is_empty() {
             return Ok(wanted);
         }
@@ -383,24 +368,35 @@ impl<'e> Advance<'e> {
         Ok(wanted)
     }
 
+    /// Those of `ids` this transaction does not hold yet, ascending and without repeats.
+    fn unheld(&self, ids: &[InstanceId]) -> Vec<InstanceId> {
+        let mut out: Vec<InstanceId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.held.contains_key(id))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Reads the tasks of instances just locked and holds them.
     async fn hold(&mut self, locked: Vec<(InstanceRow, DateTime<Utc>)>) -> Result<()> {
-        let found: Vec<InstanceId> = locked.iter().map(|(inst, _)| inst.id).collect();
-        let mut tasks: BTreeMap<InstanceId, BTreeMap<String, TaskRow>> = BTreeMap::new();
-        if !found.is_empty() {
-            for t in self.tx.task_list_many(&found).await? {
-                tasks
-                    .entry(t.instance_id)
-                    .or_default()
-                    .insert(t.node.clone(), t);
-            }
-        }
         // one time for the instances one statement locked (its last lock's, so after every
         // wait): their changes are then the same and are written in one statement, not one
         // per instance
-        let now = locked.iter().map(|(_, now)| *now).max();
+        let Some(now) = locked.iter().map(|(_, now)| *now).max() else {
+            return Ok(());
+        };
+        let found: Vec<InstanceId> = locked.iter().map(|(inst, _)| inst.id).collect();
+        let mut tasks: BTreeMap<InstanceId, BTreeMap<String, TaskRow>> = BTreeMap::new();
+        for t in self.tx.task_list_many(&found).await? {
+            tasks
+                .entry(t.instance_id)
+                .or_default()
+                .insert(t.node.clone(), t);
+        }
         for (inst, _) in locked {
-            let now = now.expect("a row was locked");
             let tasks = tasks.remove(&inst.id).unwrap_or_default();
             self.held.insert(inst.id, Held { inst, now, tasks });
         }
