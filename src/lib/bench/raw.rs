@@ -46,12 +46,20 @@ fn ddl(db: &Db) -> String {
             exit_code BIGINT, error TEXT, created_at TIMESTAMPTZ NOT NULL, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, \
             UNIQUE (instance_id, node)",
     };
-    format!(
-        "DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} ({body}); \
-         CREATE INDEX {TABLE}_claim ON {TABLE} (status, queue, priority, run_at, id); \
-         CREATE INDEX {TABLE}_worker ON {TABLE} (worker_id, status); \
-         CREATE INDEX {TABLE}_lease ON {TABLE} (status, lease_until)"
-    )
+    // the task table's indexes on each backend: partial on the two that have them, not MariaDB
+    let indexes = match db {
+        Db::Postgres(_) | Db::Sqlite(_) => format!(
+            "CREATE INDEX {TABLE}_ready ON {TABLE} (queue, priority, run_at, id) WHERE status = 'ready'; \
+             CREATE INDEX {TABLE}_running ON {TABLE} (worker_id) WHERE status = 'running'; \
+             CREATE INDEX {TABLE}_lease ON {TABLE} (lease_until) WHERE status = 'running'"
+        ),
+        Db::Mysql(_) => format!(
+            "CREATE INDEX {TABLE}_claim ON {TABLE} (status, queue, priority, run_at, id); \
+             CREATE INDEX {TABLE}_worker ON {TABLE} (worker_id, status); \
+             CREATE INDEX {TABLE}_lease ON {TABLE} (status, lease_until)"
+        ),
+    };
+    format!("DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} ({body}); {indexes}")
 }
 
 fn now_sql(db: &Db) -> &'static str {

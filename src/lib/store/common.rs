@@ -143,7 +143,7 @@ pub(crate) const INVARIANT_CHECKS: &[(&str, &str)] = &[
     (
         "task still active in an ended instance",
         "SELECT t.id AS id, t.node AS info FROM task t JOIN workflow_instance i ON i.id = t.instance_id \
-         WHERE i.status IN ('succeeded', 'failed', 'killed') AND t.status IN ('ready', 'running')",
+         WHERE i.status IN ('succeeded', 'failed', 'killed') AND (t.status = 'ready' OR t.status = 'running')",
     ),
     (
         "cron slot fired twice",

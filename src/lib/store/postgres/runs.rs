@@ -468,11 +468,14 @@ pub(super) async fn task_list_many(
         .await?)
 }
 
+// one read per status: each uses its partial index, where `status IN (...)` would read the table
 pub(super) async fn task_queue_depth(pool: &PgPool) -> Result<Vec<QueueDepth>> {
     Ok(sqlx::query_as(
-        "SELECT queue, COUNT(*) FILTER (WHERE status = 'ready' AND run_at <= now()) AS ready, \
-         COUNT(*) FILTER (WHERE status = 'running') AS running \
-         FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue",
+        "SELECT queue, SUM(ready)::bigint AS ready, SUM(running)::bigint AS running FROM ( \
+         SELECT queue, CASE WHEN run_at <= now() THEN 1 ELSE 0 END AS ready, 0 AS running \
+         FROM task WHERE status = 'ready' \
+         UNION ALL SELECT queue, 0, 1 FROM task WHERE status = 'running') depth \
+         GROUP BY queue ORDER BY queue",
     )
     .fetch_all(pool)
     .await?)

@@ -402,11 +402,14 @@ pub(super) async fn task_list_many(
         .await?)
 }
 
+// one read per status: each uses its partial index, where `status IN (...)` would read the table
 pub(super) async fn task_queue_depth(pool: &SqlitePool) -> Result<Vec<QueueDepth>> {
     let sql = format!(
-        "SELECT queue, SUM(CASE WHEN status = 'ready' AND run_at <= {NOW} THEN 1 ELSE 0 END) AS ready, \
-         SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running \
-         FROM task WHERE status IN ('ready', 'running') GROUP BY queue ORDER BY queue"
+        "SELECT queue, SUM(ready) AS ready, SUM(running) AS running FROM ( \
+         SELECT queue, CASE WHEN run_at <= {NOW} THEN 1 ELSE 0 END AS ready, 0 AS running \
+         FROM task WHERE status = 'ready' \
+         UNION ALL SELECT queue, 0, 1 FROM task WHERE status = 'running') \
+         GROUP BY queue ORDER BY queue"
     );
     Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
 }
