@@ -220,6 +220,7 @@ impl Store for PostgresStore {
             tx: self.pool.begin().await?,
             events: Vec::new(),
             attempts: Vec::new(),
+            logs: Vec::new(),
         }))
     }
 

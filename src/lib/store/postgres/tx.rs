@@ -9,30 +9,17 @@ pub(super) struct PostgresTx {
     pub(super) events: Vec<NewEvent>,
     /// Attempt rows, likewise inserted together at commit (a duplicate fails the commit).
     pub(super) attempts: Vec<AttemptRow>,
+    /// Log lines, likewise: written with the attempts and events in one statement.
+    pub(super) logs: Vec<LogLine>,
 }
 
 impl PostgresTx {
-    /// Writes what this transaction buffered: its attempt rows, then its events.
+    /// Writes what this transaction buffered: its attempt rows, log lines and events.
     async fn flush_buffered(&mut self) -> Result<()> {
         let attempts = std::mem::take(&mut self.attempts);
-        for attempts in attempts.chunks(ROWS_PER_INSERT) {
-            super::common::attempt_insert::<Postgres, _>(attempts, std::convert::identity)
-                .build()
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        self.flush_events().await
-    }
-
-    async fn flush_events(&mut self) -> Result<()> {
+        let logs = std::mem::take(&mut self.logs);
         let events = std::mem::take(&mut self.events);
-        for events in events.chunks(ROWS_PER_INSERT) {
-            super::common::event_insert::<Postgres>(events, "now()")
-                .build()
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        Ok(())
+        records::records_insert(&mut self.tx, &attempts, &logs, &events).await
     }
 }
 
@@ -280,11 +267,14 @@ impl StoreTx for PostgresTx {
     }
 
     async fn task_log_tail(&mut self, id: TaskId, limit: i64) -> Result<Vec<String>> {
+        // the tail includes the lines this transaction is still holding
+        self.flush_buffered().await?;
         alerts::log_tail(&mut self.tx, id, limit).await
     }
 
     async fn task_log_insert_many(&mut self, lines: &[LogLine]) -> Result<()> {
-        records::task_log_insert_many_tx(&mut self.tx, lines).await
+        self.logs.extend_from_slice(lines);
+        Ok(())
     }
 
     async fn task_list_many(&mut self, ids: &[InstanceId]) -> Result<Vec<TaskRow>> {
