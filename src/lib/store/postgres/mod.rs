@@ -4,12 +4,14 @@
 //!   outside one is the statement itself. Where a transaction may have waited for a lock before it
 //!   reads the time (`instance_lock`), `clock_timestamp()` gives the real time.
 //! - Sets are bound as one array value (`= ANY($1)`), so statement text never changes with their size.
-//! - The advance's reads of a set of runs (`instance_lock_many`, `task_list_many`, the running
-//!   counts and pending check) are not prepared (`persistent(false)`): each is planned with its own
-//!   array. A prepared statement's generic plan, chosen while the run tables were still small (a
-//!   fresh database, before autovacuum's first ANALYZE), is a sequential scan that the connection
-//!   keeps: with 10,000 instances it made each read 4 ms instead of a few index pages. All four run
-//!   inside the advance's transaction, where an unnamed statement is safe through PgBouncer too.
+//! - A store transaction ([`BEGIN_RUNS`]) runs its prepared statements on their generic plans, made
+//!   without sequential scans. Its statements find rows by key (arrays of ids, a status literal),
+//!   so a custom plan for each call's values was the same plan made again: a quarter of a drain's
+//!   statement time was planning. A generic plan chosen while the run tables were still small (a
+//!   fresh database, before autovacuum's first ANALYZE) would be a sequential scan the connection
+//!   keeps (with 10,000 instances a task list took 4 ms instead of a few index pages, session 10),
+//!   hence no sequential scans where an index serves. Both settings are `SET LOCAL`: they end with
+//!   the transaction, through a transaction-pooling PgBouncer too.
 //! - Text that is sorted for display sorts `COLLATE "C"` (byte order), as SQLite and MySQL's
 //!   `utf8mb4_bin` do, whatever the database's default collation.
 //! - The claim is one statement (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`), so it
@@ -217,7 +219,7 @@ impl Store for PostgresStore {
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         Ok(Box::new(PostgresTx {
-            tx: self.pool.begin().await?,
+            tx: self.pool.begin_with(BEGIN_RUNS).await?,
             events: Vec::new(),
             attempts: Vec::new(),
             logs: Vec::new(),
@@ -591,6 +593,10 @@ impl Store for PostgresStore {
 
 /// The LISTEN/NOTIFY channel for "tasks became ready".
 const READY_CHANNEL: &str = "akkaflow_ready";
+
+/// How a store transaction begins (one round trip): see the module doc.
+const BEGIN_RUNS: &str =
+    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 struct PgReady {
     listener: sqlx::postgres::PgListener,

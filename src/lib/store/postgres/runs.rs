@@ -156,7 +156,6 @@ pub(super) async fn instance_count_running_many(
         "SELECT workflow, COUNT(*) FROM workflow_instance WHERE status = 'running' \
          AND workflow = ANY($1) GROUP BY workflow",
     )
-    .persistent(false)
     .bind(workflows)
     .fetch_all(&mut *conn)
     .await?)
@@ -281,7 +280,6 @@ pub(super) async fn instance_lock_many(
         true => INSTANCE_LOCK_FREE,
     };
     let rows: Vec<LockedInstance> = sqlx::query_as(sql)
-        .persistent(false)
         .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
@@ -309,7 +307,6 @@ pub(super) async fn instance_pending_among(
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' AND workflow = ANY($1)",
     )
-    .persistent(false)
     .bind(workflows)
     .fetch_all(&mut *conn)
     .await?)
@@ -462,7 +459,6 @@ pub(super) async fn task_list_many(
     ids: &[InstanceId],
 ) -> Result<Vec<TaskRow>> {
     Ok(sqlx::query_as(TASK_LIST_MANY)
-        .persistent(false)
         .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?)
