@@ -497,6 +497,26 @@ pub trait Store: Send + Sync + 'static {
     async fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowVersionRow>>;
 }
 
+/// [`StoreTx::changes_write`] one statement per part, in order.
+pub(crate) async fn changes_write_each<T: StoreTx + ?Sized>(
+    tx: &mut T,
+    c: &Changes,
+) -> Result<ChangesWritten> {
+    let mut written = ChangesWritten::default();
+    for (ids, t) in &c.tasks {
+        written.tasks.push(tx.task_transition_many(ids, t).await?);
+    }
+    for (ids, t) in &c.instances {
+        written
+            .instances
+            .push(tx.instance_transition_many(ids, t).await?);
+    }
+    if !c.pending_of.is_empty() {
+        written.pending = tx.instance_pending_among(&c.pending_of).await?;
+    }
+    Ok(written)
+}
+
 /// One open write transaction; dropped without `commit`, it rolls back. Methods are alphabetical.
 #[async_trait]
 pub trait StoreTx: Send {
@@ -653,6 +673,11 @@ pub trait StoreTx: Send {
     }
     /// Those of `workflows` that have a pending instance (one statement for a batch's ends).
     async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>>;
+    /// Writes `c`'s runs in order and reads its pending check; a backend may do it all in one
+    /// statement.
+    async fn changes_write(&mut self, c: &Changes) -> Result<ChangesWritten> {
+        changes_write_each(self, c).await
+    }
     async fn instance_pending_oldest(
         &mut self,
         workflow: &str,

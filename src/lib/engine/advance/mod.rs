@@ -37,7 +37,8 @@ use super::state::{InstanceId, InstanceStatus, TaskId, TaskStatus};
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::store::{
-    InstanceRow, InstanceTransition, NewEvent, StoreTx, TaskRow, TaskTransition, WorkflowHead,
+    Changes, InstanceRow, InstanceTransition, NewEvent, StoreTx, TaskRow, TaskTransition,
+    WorkflowHead,
 };
 
 mod effects;
@@ -493,41 +494,45 @@ impl<'e> Advance<'e> {
 
     /// Writes the deferred task changes, instance ends and dependency progress.
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        // every row must change: a miss runs the whole operation again (or one by one), never
-        // a result recorded half
+        self.flush_and_check(Vec::new()).await.map(drop)
+    }
+
+    /// [`Advance::flush`], and which of `pending_of` have a pending instance (read after the
+    /// changes, with them where the backend can).
+    async fn flush_and_check(&mut self, pending_of: Vec<String>) -> Result<Vec<String>> {
         let tasks = std::mem::take(&mut self.deferred);
-        for run in runs(&tasks, TaskTransition::same_change, |t| t.id) {
-            let ids: Vec<TaskId> = tasks[run.clone()].iter().map(|t| t.id).collect();
-            if self
-                .tx
-                .task_transition_many(&ids, &tasks[run.start])
-                .await?
-                != ids.len() as u64
-            {
-                return Err(Error::Conflict(format!(
-                    "task(s) {ids:?} changed under their instance's lock"
-                )));
-            }
-        }
         let ends = std::mem::take(&mut self.deferred_ends);
-        for run in runs(&ends, InstanceTransition::same_change, |t| t.id) {
-            let ids: Vec<InstanceId> = ends[run.clone()].iter().map(|t| t.id).collect();
-            if self
-                .tx
-                .instance_transition_many(&ids, &ends[run.start])
-                .await?
-                != ids.len() as u64
-            {
-                return Err(Error::Conflict(format!(
-                    "instance(s) {ids:?} changed under their lock"
-                )));
+        let changes = Changes {
+            tasks: runs(&tasks, TaskTransition::same_change, |t| t.id),
+            instances: runs(&ends, InstanceTransition::same_change, |t| t.id),
+            pending_of,
+        };
+        let mut pending = Vec::new();
+        if !changes.is_empty() {
+            let written = self.tx.changes_write(&changes).await?;
+            // every row must change: a miss runs the whole operation again (or one by one),
+            // never a result recorded half
+            for ((ids, _), n) in changes.tasks.iter().zip(&written.tasks) {
+                if *n != ids.len() as u64 {
+                    return Err(Error::Conflict(format!(
+                        "task(s) {ids:?} changed under their instance's lock"
+                    )));
+                }
             }
+            for ((ids, _), n) in changes.instances.iter().zip(&written.instances) {
+                if *n != ids.len() as u64 {
+                    return Err(Error::Conflict(format!(
+                        "instance(s) {ids:?} changed under their lock"
+                    )));
+                }
+            }
+            pending = written.pending;
         }
         let satisfied = std::mem::take(&mut self.satisfied);
         if !satisfied.is_empty() {
             self.tx.coordinator_depend_satisfy_many(&satisfied).await?;
         }
-        Ok(())
+        Ok(pending)
     }
 
     /// Writes a task change guarded by its `from` and keeps the held row in step; `Stale` when the
@@ -592,17 +597,17 @@ impl<'e> Advance<'e> {
                     self.queue.push_front(e);
                 }
             }
-            // what the caller reads next sees every change; then one read for every workflow the
-            // ends of this drain may let start
-            self.flush().await?;
-            if self.pending_checks.is_empty() {
-                return Ok(());
-            }
+            // what the caller reads next sees every change; with them, one read for every
+            // workflow the ends of this drain may let start
             let mut workflows = std::mem::take(&mut self.pending_checks);
             workflows.sort();
             workflows.dedup();
-            for workflow in self.tx.instance_pending_among(&workflows).await? {
+            let checked = !workflows.is_empty();
+            for workflow in self.flush_and_check(workflows).await? {
                 self.queue.push_back(Effect::StartPending { workflow });
+            }
+            if !checked {
+                return Ok(());
             }
         }
     }
@@ -690,12 +695,13 @@ impl<'e> Advance<'e> {
 }
 
 /// The runs of neighbouring `items` that `same` says change their rows the same way (only the
-/// ids differ), no run naming a row twice: one statement writes each.
-fn runs<T, K: PartialEq>(
+/// ids differ), no run naming a row twice, each as its ids and its first change: one statement
+/// writes each.
+fn runs<T: Clone, K: PartialEq>(
     items: &[T],
     same: impl Fn(&T, &T) -> bool,
     id: impl Fn(&T) -> K,
-) -> Vec<std::ops::Range<usize>> {
+) -> Vec<(Vec<K>, T)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < items.len() {
@@ -705,7 +711,7 @@ fn runs<T, K: PartialEq>(
             ids.push(id(&items[j]));
             j += 1;
         }
-        out.push(i..j);
+        out.push((ids, items[i].clone()));
         i = j;
     }
     out

@@ -1,7 +1,7 @@
 //! Cases for workflow instances: the unique fire slot, the instance lock and guarded transitions.
 
 use super::fixtures::*;
-use crate::state::{InstanceId, InstanceStatus, TriggerKind};
+use crate::state::{InstanceId, InstanceStatus, TaskStatus, TriggerKind};
 use crate::store::*;
 
 pub(super) async fn instance_slot_is_unique(store: &dyn Store) {
@@ -454,4 +454,92 @@ pub(super) async fn instance_insert_many_is_all_or_none(store: &dyn Store) {
         day2, 1,
         "only the slot inserted after the refusal is written"
     );
+}
+
+pub(super) async fn changes_write_applies_each_run_and_reads_pending(store: &dyn Store) {
+    let ids = tasks(
+        store,
+        &[("a", "q", 0), ("b", "q", 0), ("c", "q", 0), ("d", "q", 0)],
+    )
+    .await;
+    let (w1, w2) = (instance(store, "w", 1).await, instance(store, "w", 2).await);
+    let v1 = instance(store, "v", 3).await;
+    let task = |id, from, to| TaskTransition::new(id, vec![from], to);
+    let instance_run = |ids, from, to| {
+        let t = InstanceTransition {
+            id: InstanceId(0),
+            from: vec![from],
+            to,
+            started_at: None,
+            ended_at: None,
+            error: None,
+        };
+        (ids, t)
+    };
+    let changes = Changes {
+        tasks: vec![
+            (
+                vec![ids[0], ids[1]],
+                task(ids[0], TaskStatus::Waiting, TaskStatus::Ready),
+            ),
+            (
+                vec![ids[2]],
+                task(ids[2], TaskStatus::Waiting, TaskStatus::Skipped),
+            ),
+            // `d` is waiting, not ready: nothing changes
+            (
+                vec![ids[3]],
+                task(ids[3], TaskStatus::Ready, TaskStatus::Skipped),
+            ),
+        ],
+        instances: vec![
+            instance_run(vec![w1], InstanceStatus::Pending, InstanceStatus::Running),
+            // pending, not running: nothing changes
+            instance_run(vec![v1], InstanceStatus::Running, InstanceStatus::Succeeded),
+        ],
+        pending_of: vec!["w".into(), "v".into(), "none".into()],
+    };
+    let mut tx = store.begin().await.unwrap();
+    let written = tx.changes_write(&changes).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(written.tasks, vec![2, 1, 0]);
+    assert_eq!(written.instances, vec![1, 0]);
+    let mut pending = written.pending;
+    pending.sort();
+    assert_eq!(
+        pending,
+        vec!["v".to_string(), "w".to_string()],
+        "w2 and v1 wait"
+    );
+    let status = |id| async move { store.task_get(id).await.unwrap().unwrap().status };
+    assert_eq!(status(ids[0]).await, TaskStatus::Ready);
+    assert_eq!(status(ids[1]).await, TaskStatus::Ready);
+    assert_eq!(status(ids[2]).await, TaskStatus::Skipped);
+    assert_eq!(status(ids[3]).await, TaskStatus::Waiting);
+    let inst = |id| async move { store.instance_get(id).await.unwrap().unwrap().status };
+    assert_eq!(inst(w1).await, InstanceStatus::Running);
+    assert_eq!(inst(w2).await, InstanceStatus::Pending);
+    assert_eq!(inst(v1).await, InstanceStatus::Pending);
+
+    // one row in two runs: the second sees the first's change, as separate statements would
+    let changes = Changes {
+        tasks: vec![
+            (
+                vec![ids[1]],
+                task(ids[1], TaskStatus::Ready, TaskStatus::Waiting),
+            ),
+            (
+                vec![ids[1]],
+                task(ids[1], TaskStatus::Waiting, TaskStatus::Skipped),
+            ),
+        ],
+        instances: vec![],
+        pending_of: vec![],
+    };
+    let mut tx = store.begin().await.unwrap();
+    let written = tx.changes_write(&changes).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(written.tasks, vec![1, 1]);
+    assert!(written.pending.is_empty());
+    assert_eq!(status(ids[1]).await, TaskStatus::Skipped);
 }

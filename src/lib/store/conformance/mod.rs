@@ -40,6 +40,7 @@ conformance!(
     instance_lock_returns_row_and_db_time,
     instance_lock_free_skips_rows_held_elsewhere,
     instance_transition_is_cas,
+    changes_write_applies_each_run_and_reads_pending,
     instance_search_filters_counts_and_pages,
     task_insert_many_and_list,
     instance_and_tasks_inserted_started,

@@ -322,23 +322,45 @@ pub(super) async fn instance_pending_workflows(pool: &PgPool, limit: i64) -> Res
     .await?)
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// The guarded instance change, its parameters numbered from `$(base + 1)` (6 of them).
+fn instance_update_sql(base: usize) -> String {
+    let n = |k: usize| format!("${}", base + k);
+    format!(
+        "UPDATE workflow_instance SET status = {}, started_at = COALESCE({}, started_at), ended_at = {}, \
+         error = {} WHERE id = ANY({}) AND status = ANY({})",
+        n(1),
+        n(2),
+        n(3),
+        n(4),
+        n(5),
+        n(6)
+    )
+}
+
+fn instance_update_bind<'q>(
+    q: PgQuery<'q>,
+    ids: &[InstanceId],
+    p: &'q InstanceTransition,
+) -> PgQuery<'q> {
+    q.bind(p.to)
+        .bind(p.started_at)
+        .bind(p.ended_at)
+        .bind(&p.error)
+        .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+        .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
 pub(super) async fn instance_transition_many(
     conn: &mut PgConnection,
     ids: &[InstanceId],
     p: &InstanceTransition,
 ) -> Result<u64> {
-    let r = sqlx::query(
-        "UPDATE workflow_instance SET status = $1, started_at = COALESCE($2, started_at), ended_at = $3, \
-         error = $4 WHERE id = ANY($5) AND status = ANY($6)",
-    )
-    .bind(p.to)
-    .bind(p.started_at)
-    .bind(p.ended_at)
-    .bind(&p.error)
-    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
-    .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
+    let sql = instance_update_sql(0);
+    let r = instance_update_bind(sqlx::query(&sql), ids, p)
+        .execute(&mut *conn)
+        .await?;
     Ok(r.rows_affected())
 }
 
@@ -486,35 +508,151 @@ pub(super) async fn task_request_kill(conn: &mut PgConnection, id: TaskId) -> Re
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
+/// The guarded task change, its parameters numbered from `$(base + 1)` (12 of them).
+fn task_update_sql(base: usize) -> String {
+    let n = |k: usize| format!("${}", base + k);
+    format!(
+        "UPDATE task SET status = {}, run_at = {}, exit_code = {}, error = {}, kill_requested = {}, \
+         max_attempts = COALESCE({}, max_attempts), ended_at = {}, \
+         worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE({}, lost_attempts) \
+         WHERE id = ANY({}) AND status = ANY({}) \
+         AND ({}::text IS NULL OR worker_id = {}) AND ({}::bigint IS NULL OR attempt = {})",
+        n(1),
+        n(2),
+        n(3),
+        n(4),
+        n(5),
+        n(6),
+        n(7),
+        n(12),
+        n(8),
+        n(9),
+        n(10),
+        n(10),
+        n(11),
+        n(11)
+    )
+}
+
+fn task_update_bind<'q>(q: PgQuery<'q>, ids: &[TaskId], p: &'q TaskTransition) -> PgQuery<'q> {
+    let (fence_worker, fence_attempt) = match &p.fence {
+        Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
+        None => (None, None),
+    };
+    q.bind(p.to)
+        .bind(p.run_at)
+        .bind(p.exit_code)
+        .bind(&p.error)
+        .bind(p.kill_requested)
+        .bind(p.max_attempts)
+        .bind(p.ended_at)
+        .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+        .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .bind(fence_worker)
+        .bind(fence_attempt)
+        .bind(p.lost_attempts)
+}
+
 pub(super) async fn task_transition_many(
     conn: &mut PgConnection,
     ids: &[TaskId],
     p: &TaskTransition,
 ) -> Result<u64> {
-    let (fence_worker, fence_attempt) = match &p.fence {
-        Some(f) => (Some(f.worker_id.as_str()), Some(f.attempt)),
-        None => (None, None),
-    };
-    let r = sqlx::query(
-        "UPDATE task SET status = $1, run_at = $2, exit_code = $3, error = $4, kill_requested = $5, \
-         max_attempts = COALESCE($6, max_attempts), ended_at = $7, \
-         worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE($12, lost_attempts) \
-         WHERE id = ANY($8) AND status = ANY($9) \
-         AND ($10::text IS NULL OR worker_id = $10) AND ($11::bigint IS NULL OR attempt = $11)",
-    )
-    .bind(p.to)
-    .bind(p.run_at)
-    .bind(p.exit_code)
-    .bind(&p.error)
-    .bind(p.kill_requested)
-    .bind(p.max_attempts)
-    .bind(p.ended_at)
-    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
-    .bind(p.from.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-    .bind(fence_worker)
-    .bind(fence_attempt)
-    .bind(p.lost_attempts)
-    .execute(&mut *conn)
-    .await?;
+    let sql = task_update_sql(0);
+    let r = task_update_bind(sqlx::query(&sql), ids, p)
+        .execute(&mut *conn)
+        .await?;
     Ok(r.rows_affected())
+}
+
+/// Every run of `c` as one data-modifying `WITH` and the pending check in the same statement:
+/// one round trip and one plan for a batch's task ends, its instances' ends and the check, instead
+/// of one each. `None` when that statement could not say what separate ones would: a row in two
+/// runs (each part of one statement sees the rows as they were before it), or a single part.
+pub(super) async fn changes_write(
+    conn: &mut PgConnection,
+    c: &Changes,
+) -> Result<Option<ChangesWritten>> {
+    let parts = c.tasks.len() + c.instances.len() + usize::from(!c.pending_of.is_empty());
+    let disjoint = |mut all: Vec<i64>| {
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        all.len() == n
+    };
+    if parts < 2
+        || !disjoint(
+            c.tasks
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().map(|i| i.0))
+                .collect(),
+        )
+        || !disjoint(
+            c.instances
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().map(|i| i.0))
+                .collect(),
+        )
+    {
+        return Ok(None);
+    }
+    let mut ctes = Vec::new();
+    let mut base = 0;
+    for k in 0..c.tasks.len() {
+        ctes.push(format!("t{k} AS ({} RETURNING 1)", task_update_sql(base)));
+        base += 12;
+    }
+    for k in 0..c.instances.len() {
+        ctes.push(format!(
+            "i{k} AS ({} RETURNING 1)",
+            instance_update_sql(base)
+        ));
+        base += 6;
+    }
+    let counts = |prefix: &str, n: usize| {
+        if n == 0 {
+            "'{}'::bigint[]".to_string()
+        } else {
+            let each: Vec<String> = (0..n)
+                .map(|k| format!("(SELECT COUNT(*) FROM {prefix}{k})"))
+                .collect();
+            format!("ARRAY[{}]::bigint[]", each.join(", "))
+        }
+    };
+    let pending = if c.pending_of.is_empty() {
+        "'{}'::text[]".to_string()
+    } else {
+        format!(
+            "ARRAY(SELECT DISTINCT workflow FROM workflow_instance WHERE status = 'pending' \
+             AND workflow = ANY(${}))",
+            base + 1
+        )
+    };
+    let with = if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", ctes.join(", "))
+    };
+    let sql = format!(
+        "{with}SELECT {} AS tasks, {} AS instances, {pending} AS pending",
+        counts("t", c.tasks.len()),
+        counts("i", c.instances.len()),
+    );
+    let mut q = sqlx::query(&sql);
+    for (ids, t) in &c.tasks {
+        q = task_update_bind(q, ids, t);
+    }
+    for (ids, t) in &c.instances {
+        q = instance_update_bind(q, ids, t);
+    }
+    if !c.pending_of.is_empty() {
+        q = q.bind(&c.pending_of);
+    }
+    let row = q.fetch_one(&mut *conn).await?;
+    let count = |v: Vec<i64>| v.into_iter().map(|n| n as u64).collect();
+    Ok(Some(ChangesWritten {
+        tasks: count(sqlx::Row::try_get(&row, "tasks")?),
+        instances: count(sqlx::Row::try_get(&row, "instances")?),
+        pending: sqlx::Row::try_get(&row, "pending")?,
+    }))
 }

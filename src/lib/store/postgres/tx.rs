@@ -208,6 +208,13 @@ impl StoreTx for PostgresTx {
         runs::instance_lock_many(&mut self.tx, ids, true).await
     }
 
+    async fn changes_write(&mut self, c: &Changes) -> Result<ChangesWritten> {
+        match runs::changes_write(&mut self.tx, c).await? {
+            Some(written) => Ok(written),
+            None => super::super::changes_write_each(self, c).await,
+        }
+    }
+
     async fn instance_pending_among(&mut self, workflows: &[String]) -> Result<Vec<String>> {
         runs::instance_pending_among(&mut self.tx, workflows).await
     }

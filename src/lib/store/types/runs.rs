@@ -157,6 +157,31 @@ impl InstanceTransition {
     }
 }
 
+/// Deferred run changes written together ([`crate::store::StoreTx::changes_write`]): runs of
+/// identical task changes, then runs of identical instance changes, then which of `pending_of`
+/// have a pending instance (a read the ends may call for).
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub tasks: Vec<(Vec<TaskId>, TaskTransition)>,
+    pub instances: Vec<(Vec<InstanceId>, InstanceTransition)>,
+    pub pending_of: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty() && self.instances.is_empty() && self.pending_of.is_empty()
+    }
+}
+
+/// What [`Changes`] did: the rows each run changed, in order, and the workflows with a pending
+/// instance.
+#[derive(Clone, Debug, Default)]
+pub struct ChangesWritten {
+    pub tasks: Vec<u64>,
+    pub instances: Vec<u64>,
+    pub pending: Vec<String>,
+}
+
 /// The instances list's filters (UI and API): each given one is an indexed predicate.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceSearch {
