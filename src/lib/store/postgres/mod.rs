@@ -594,6 +594,22 @@ impl Store for PostgresStore {
 /// The LISTEN/NOTIFY channel for "tasks became ready".
 const READY_CHANNEL: &str = "akkaflow_ready";
 
+/// `sql` with its parameters `$1..` renumbered from `$(base + 1)`.
+pub(super) fn renumbered(sql: &str, base: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let n: usize = rest[..digits].parse().expect("parameters are numbered");
+        out.push_str(&(n + base).to_string());
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// How a store transaction begins (one round trip): see the module doc.
 const BEGIN_RUNS: &str =
     "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";

@@ -2,60 +2,96 @@
 
 use super::*;
 
-/// Attempt rows, log lines and events in one statement: a report's records cost one round trip
-/// and one plan at commit, whatever their numbers (the rows travel as one array per column, so the
-/// text never changes and stays prepared).
-const RECORDS_INSERT: &str = "WITH attempts AS ( \
-     INSERT INTO task_attempt (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) \
+/// The attempt rows' INSERT from one array per column.
+const ATTEMPTS_INSERT: &str = "INSERT INTO task_attempt \
+     (task_id, attempt, worker_id, outcome, exit_code, error, started_at, ended_at) \
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], \
-     $7::timestamptz[], $8::timestamptz[])), \
-     logs AS ( \
-     INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) \
-     SELECT * FROM unnest($9::bigint[], $10::bigint[], $11::bigint[], $12::timestamptz[], $13::text[], $14::text[]) \
-     ON CONFLICT (task_id, attempt, seq) DO NOTHING) \
-     INSERT INTO event (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) \
-     SELECT now(), * FROM unnest($15::text[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::text[], \
-     $21::text[], $22::text[], $23::text[])";
+     $7::timestamptz[], $8::timestamptz[])";
 
-/// Inserts the rows a transaction buffered (or the log writer's lines) with [`RECORDS_INSERT`].
+/// The log lines' INSERT, likewise (a line written twice, by a report retried, is kept once).
+const LOGS_INSERT: &str = "INSERT INTO task_log (task_id, attempt, seq, logged_at, stream, line) \
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[]) \
+     ON CONFLICT (task_id, attempt, seq) DO NOTHING";
+
+/// The events' INSERT, likewise.
+const EVENTS_INSERT: &str = "INSERT INTO event \
+     (created_at, workflow, instance_id, task_id, node, kind, from_status, to_status, message, actor) \
+     SELECT now(), * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::text[], $9::text[])";
+
+/// Attempt rows, log lines and events in one statement (a data-modifying `WITH` for all but the
+/// last kind present): a report's records cost one round trip at commit whatever their numbers.
+/// The rows travel as one array per column, so each of the seven texts stays prepared. Only the
+/// tables written are named: a role may lack `INSERT` on the others (the HTTP role on `task_log`).
 pub(super) async fn records_insert(
     conn: &mut PgConnection,
     attempts: &[AttemptRow],
     logs: &[LogLine],
     events: &[NewEvent],
 ) -> Result<()> {
-    if attempts.is_empty() && logs.is_empty() && events.is_empty() {
-        return Ok(());
+    let kinds = [
+        (!attempts.is_empty(), ATTEMPTS_INSERT, 8),
+        (!logs.is_empty(), LOGS_INSERT, 6),
+        (!events.is_empty(), EVENTS_INSERT, 9),
+    ];
+    let mut parts = Vec::new();
+    let mut base = 0;
+    for (present, sql, params) in kinds {
+        if present {
+            parts.push(renumbered(sql, base));
+            base += params;
+        }
     }
+    let Some(last) = parts.pop() else {
+        return Ok(());
+    };
+    let ctes: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(k, part)| format!("r{k} AS ({part})"))
+        .collect();
+    let sql = if ctes.is_empty() {
+        last
+    } else {
+        format!("WITH {} {last}", ctes.join(", "))
+    };
     fn column<'r, T, U: 'r>(rows: &'r [T], f: impl Fn(&'r T) -> U) -> Vec<U> {
         rows.iter().map(f).collect()
     }
-    sqlx::query(RECORDS_INSERT)
-        .bind(column(attempts, |a| a.task_id.0))
-        .bind(column(attempts, |a| a.attempt))
-        .bind(column(attempts, |a| a.worker_id.as_deref()))
-        .bind(column(attempts, |a| a.outcome.as_str()))
-        .bind(column(attempts, |a| a.exit_code))
-        .bind(column(attempts, |a| a.error.as_deref()))
-        .bind(column(attempts, |a| a.started_at))
-        .bind(column(attempts, |a| a.ended_at))
-        .bind(column(logs, |l| l.task_id.0))
-        .bind(column(logs, |l| l.attempt))
-        .bind(column(logs, |l| l.seq))
-        .bind(column(logs, |l| l.logged_at))
-        .bind(column(logs, |l| l.stream.as_str()))
-        .bind(column(logs, |l| l.line.as_str()))
-        .bind(column(events, |e| e.workflow.as_deref()))
-        .bind(column(events, |e| e.instance_id.map(|i| i.0)))
-        .bind(column(events, |e| e.task_id.map(|t| t.0)))
-        .bind(column(events, |e| e.node.as_deref()))
-        .bind(column(events, |e| e.kind))
-        .bind(column(events, |e| e.from_status))
-        .bind(column(events, |e| e.to_status))
-        .bind(column(events, |e| e.message.as_str()))
-        .bind(column(events, |e| e.actor.as_str()))
-        .execute(&mut *conn)
-        .await?;
+    let mut q = sqlx::query(&sql);
+    if !attempts.is_empty() {
+        q = q
+            .bind(column(attempts, |a| a.task_id.0))
+            .bind(column(attempts, |a| a.attempt))
+            .bind(column(attempts, |a| a.worker_id.as_deref()))
+            .bind(column(attempts, |a| a.outcome.as_str()))
+            .bind(column(attempts, |a| a.exit_code))
+            .bind(column(attempts, |a| a.error.as_deref()))
+            .bind(column(attempts, |a| a.started_at))
+            .bind(column(attempts, |a| a.ended_at));
+    }
+    if !logs.is_empty() {
+        q = q
+            .bind(column(logs, |l| l.task_id.0))
+            .bind(column(logs, |l| l.attempt))
+            .bind(column(logs, |l| l.seq))
+            .bind(column(logs, |l| l.logged_at))
+            .bind(column(logs, |l| l.stream.as_str()))
+            .bind(column(logs, |l| l.line.as_str()));
+    }
+    if !events.is_empty() {
+        q = q
+            .bind(column(events, |e| e.workflow.as_deref()))
+            .bind(column(events, |e| e.instance_id.map(|i| i.0)))
+            .bind(column(events, |e| e.task_id.map(|t| t.0)))
+            .bind(column(events, |e| e.node.as_deref()))
+            .bind(column(events, |e| e.kind))
+            .bind(column(events, |e| e.from_status))
+            .bind(column(events, |e| e.to_status))
+            .bind(column(events, |e| e.message.as_str()))
+            .bind(column(events, |e| e.actor.as_str()));
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -324,20 +324,10 @@ pub(super) async fn instance_pending_workflows(pool: &PgPool, limit: i64) -> Res
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
-/// The guarded instance change, its parameters numbered from `$(base + 1)` (6 of them).
-fn instance_update_sql(base: usize) -> String {
-    let n = |k: usize| format!("${}", base + k);
-    format!(
-        "UPDATE workflow_instance SET status = {}, started_at = COALESCE({}, started_at), ended_at = {}, \
-         error = {} WHERE id = ANY({}) AND status = ANY({})",
-        n(1),
-        n(2),
-        n(3),
-        n(4),
-        n(5),
-        n(6)
-    )
-}
+/// The guarded instance change (6 parameters; see [`renumbered`]).
+const INSTANCE_UPDATE: &str = "UPDATE workflow_instance SET status = $1, \
+     started_at = COALESCE($2, started_at), ended_at = $3, error = $4 \
+     WHERE id = ANY($5) AND status = ANY($6)";
 
 fn instance_update_bind<'q>(
     q: PgQuery<'q>,
@@ -357,8 +347,7 @@ pub(super) async fn instance_transition_many(
     ids: &[InstanceId],
     p: &InstanceTransition,
 ) -> Result<u64> {
-    let sql = instance_update_sql(0);
-    let r = instance_update_bind(sqlx::query(&sql), ids, p)
+    let r = instance_update_bind(sqlx::query(INSTANCE_UPDATE), ids, p)
         .execute(&mut *conn)
         .await?;
     Ok(r.rows_affected())
@@ -508,31 +497,12 @@ pub(super) async fn task_request_kill(conn: &mut PgConnection, id: TaskId) -> Re
     Ok(Cas::from_rows(r.rows_affected()))
 }
 
-/// The guarded task change, its parameters numbered from `$(base + 1)` (12 of them).
-fn task_update_sql(base: usize) -> String {
-    let n = |k: usize| format!("${}", base + k);
-    format!(
-        "UPDATE task SET status = {}, run_at = {}, exit_code = {}, error = {}, kill_requested = {}, \
-         max_attempts = COALESCE({}, max_attempts), ended_at = {}, \
-         worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE({}, lost_attempts) \
-         WHERE id = ANY({}) AND status = ANY({}) \
-         AND ({}::text IS NULL OR worker_id = {}) AND ({}::bigint IS NULL OR attempt = {})",
-        n(1),
-        n(2),
-        n(3),
-        n(4),
-        n(5),
-        n(6),
-        n(7),
-        n(12),
-        n(8),
-        n(9),
-        n(10),
-        n(10),
-        n(11),
-        n(11)
-    )
-}
+/// The guarded task change (12 parameters; see [`renumbered`]).
+const TASK_UPDATE: &str = "UPDATE task SET status = $1, run_at = $2, exit_code = $3, error = $4, \
+     kill_requested = $5, max_attempts = COALESCE($6, max_attempts), ended_at = $7, \
+     worker_id = NULL, lease_until = NULL, lost_attempts = COALESCE($12, lost_attempts) \
+     WHERE id = ANY($8) AND status = ANY($9) \
+     AND ($10::text IS NULL OR worker_id = $10) AND ($11::bigint IS NULL OR attempt = $11)";
 
 fn task_update_bind<'q>(q: PgQuery<'q>, ids: &[TaskId], p: &'q TaskTransition) -> PgQuery<'q> {
     let (fence_worker, fence_attempt) = match &p.fence {
@@ -558,8 +528,7 @@ pub(super) async fn task_transition_many(
     ids: &[TaskId],
     p: &TaskTransition,
 ) -> Result<u64> {
-    let sql = task_update_sql(0);
-    let r = task_update_bind(sqlx::query(&sql), ids, p)
+    let r = task_update_bind(sqlx::query(TASK_UPDATE), ids, p)
         .execute(&mut *conn)
         .await?;
     Ok(r.rows_affected())
@@ -599,13 +568,16 @@ pub(super) async fn changes_write(
     let mut ctes = Vec::new();
     let mut base = 0;
     for k in 0..c.tasks.len() {
-        ctes.push(format!("t{k} AS ({} RETURNING 1)", task_update_sql(base)));
+        ctes.push(format!(
+            "t{k} AS ({} RETURNING 1)",
+            renumbered(TASK_UPDATE, base)
+        ));
         base += 12;
     }
     for k in 0..c.instances.len() {
         ctes.push(format!(
             "i{k} AS ({} RETURNING 1)",
-            instance_update_sql(base)
+            renumbered(INSTANCE_UPDATE, base)
         ));
         base += 6;
     }
